@@ -1,0 +1,9 @@
+//! dat-social: Dat-style social networking and WebRTC signalling over hypercore logs.
+//!
+//! The layers, bottom up: [`identity`] (ed25519 key pairs and `dat://` URLs), hypercore cores and
+//! their replication, the archive holding `profile.json` / `session.json`, the signalling logs of a
+//! lobby, and WebRTC data channels. See `README.md` for the map.
+
+pub mod identity;
+pub mod schema;
+pub mod signal;
