@@ -262,8 +262,10 @@ impl Identity {
         };
         let file: KeyFile =
             serde_json::from_slice(&bytes).map_err(|e| corrupt(format!("not a key file: {e}")))?;
-        let seed = parse_key_hex(&file.secret_key).map_err(|r| corrupt(format!("secret_key: {r}")))?;
-        let public = parse_key_hex(&file.public_key).map_err(|r| corrupt(format!("public_key: {r}")))?;
+        let seed =
+            parse_key_hex(&file.secret_key).map_err(|r| corrupt(format!("secret_key: {r}")))?;
+        let public =
+            parse_key_hex(&file.public_key).map_err(|r| corrupt(format!("public_key: {r}")))?;
         let identity = Identity::from_seed(seed);
         if identity.public_key() != public {
             return Err(corrupt(
@@ -298,7 +300,10 @@ mod tests {
         let mut url = DatUrl::new(key);
         url.peer = Some("127.0.0.1:4000".into());
         let text = url.to_string();
-        assert_eq!(text, format!("dat://{}?peer=127.0.0.1:4000", "ab".repeat(32)));
+        assert_eq!(
+            text,
+            format!("dat://{}?peer=127.0.0.1:4000", "ab".repeat(32))
+        );
         assert_eq!(text.parse::<DatUrl>().unwrap(), url);
         let upper = format!("dat://{}/", "AB".repeat(32));
         assert_eq!(upper.parse::<DatUrl>().unwrap().key, key);
@@ -310,7 +315,10 @@ mod tests {
             ("http://abc", "dat://"),
             ("dat://abcd", "64 hex"),
             (&format!("dat://{}", "zz".repeat(32)), "not hex"),
-            (&format!("dat://{}?peer=localhost", "00".repeat(32)), "host:port"),
+            (
+                &format!("dat://{}?peer=localhost", "00".repeat(32)),
+                "host:port",
+            ),
             (&format!("dat://{}?peer=h:99999", "00".repeat(32)), "port"),
         ] {
             let err = text.parse::<DatUrl>().unwrap_err().to_string();
@@ -339,9 +347,15 @@ mod tests {
     fn corrupt_and_missing_key_files_give_clear_errors() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("identity.key");
-        assert!(matches!(Identity::load(&path), Err(IdentityError::Missing(_))));
+        assert!(matches!(
+            Identity::load(&path),
+            Err(IdentityError::Missing(_))
+        ));
         std::fs::write(&path, b"{not json").unwrap();
-        assert!(matches!(Identity::load(&path), Err(IdentityError::Corrupt { .. })));
+        assert!(matches!(
+            Identity::load(&path),
+            Err(IdentityError::Corrupt { .. })
+        ));
         let a = Identity::from_seed([1; 32]);
         let mismatched = format!(
             r#"{{"public_key":"{}","secret_key":"{}"}}"#,

@@ -4,6 +4,12 @@
 //! their replication, the archive holding `profile.json` / `session.json`, the signalling logs of a
 //! lobby, and WebRTC data channels. See `README.md` for the map.
 
+pub mod archive;
+pub mod home;
+pub mod hypercore;
 pub mod identity;
+pub mod lobby;
+pub mod net;
+pub mod rtc;
 pub mod schema;
 pub mod signal;

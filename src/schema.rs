@@ -133,7 +133,10 @@ fn check_dat_url(file: &'static str, field: &'static str, url: &str) -> Result<(
     Ok(())
 }
 
-fn parse<T: serde::de::DeserializeOwned>(file: &'static str, bytes: &[u8]) -> Result<T, SchemaError> {
+fn parse<T: serde::de::DeserializeOwned>(
+    file: &'static str,
+    bytes: &[u8],
+) -> Result<T, SchemaError> {
     if bytes.len() > MAX_FILE_BYTES {
         return Err(SchemaError::TooLarge {
             file,
@@ -159,7 +162,11 @@ impl Profile {
         for friend in &self.friends {
             check_dat_url(FILE, "friends", friend)?;
             if !seen.insert(friend) {
-                return Err(invalid(FILE, "friends", format!("{friend} is listed twice")));
+                return Err(invalid(
+                    FILE,
+                    "friends",
+                    format!("{friend} is listed twice"),
+                ));
             }
         }
         Ok(())
@@ -249,7 +256,10 @@ mod tests {
         assert!(Profile::from_json(br#"{"name":"a","created":1}"#).is_err());
         assert!(Profile::from_json(br#"{"name":"","created":1,"friends":[]}"#).is_err());
         assert!(Profile::from_json(br#"{"name":"a","created":1,"friends":["dat://x"]}"#).is_err());
-        let long = format!(r#"{{"name":"{}","created":1,"friends":[]}}"#, "x".repeat(101));
+        let long = format!(
+            r#"{{"name":"{}","created":1,"friends":[]}}"#,
+            "x".repeat(101)
+        );
         assert!(Profile::from_json(long.as_bytes()).is_err());
         let mut s = session();
         s.peers = 9;

@@ -1,1 +1,338 @@
-fn main() {}
+//! `dat-social`: the command-line program. One sub-command per user task; `--json` prints one JSON
+//! object per line on stdout, each with an `"event"` field.
+
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use dat_social::home::Home;
+use dat_social::identity::DatUrl;
+use dat_social::lobby::{self, HostOptions, JoinError, JoinOptions, LobbyEvent};
+use dat_social::schema::Profile;
+use dat_social::signal::RejectReason;
+use output::Output;
+
+/// Exit codes of `dat-social join` besides 0 (success), 1 (any other error) and 2 (usage).
+mod exit {
+    /// The host could not be reached (connection refused, timed out, or it vanished mid-handshake).
+    pub const UNREACHABLE: u8 = 3;
+    /// The lobby is full.
+    pub const FULL: u8 = 4;
+    /// The password is wrong or missing.
+    pub const PASSWORD: u8 = 5;
+    /// Rejected for another reason (the lobby ended, friends only, protocol error).
+    pub const REJECTED: u8 = 6;
+    /// The lobby did not answer, or the data channel did not open, in time.
+    pub const TIMEOUT: u8 = 7;
+}
+
+#[derive(Parser)]
+#[command(
+    name = "dat-social",
+    version,
+    about = "Dat-style identities and game lobbies: WebRTC signalling over hypercore logs",
+    after_help = "Examples:\n  dat-social init --name alice\n  dat-social host --max-peers 8\n  dat-social join 'dat://<key>?peer=192.168.1.5:41234'\n\nExit codes: 0 ok, 1 error, 2 usage, 3 host unreachable, 4 lobby full, 5 wrong password,\n6 rejected (other reason), 7 timed out."
+)]
+struct Cli {
+    /// Data directory (default: the platform data directory, e.g. ~/.local/share/dat-social).
+    #[arg(long, global = true, env = "DAT_SOCIAL_HOME", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Print one JSON object per line on stdout, each with an "event" field.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create your identity (an ed25519 key pair) and your archive with profile.json.
+    #[command(after_help = "Example:\n  dat-social init --name alice")]
+    Init {
+        /// Your display name (1 to 100 characters).
+        #[arg(long)]
+        name: String,
+    },
+    /// Print your dat:// URL and your profile.
+    #[command(after_help = "Example:\n  dat-social whoami --json")]
+    Whoami,
+    /// Change your profile.
+    #[command(subcommand)]
+    Profile(ProfileCommand),
+    /// Host a game lobby until Ctrl-C; each line on stdin is a chat message to every player.
+    #[command(
+        after_help = "Example:\n  dat-social host --name 'friday game' --max-peers 8 --listen 0.0.0.0:41234"
+    )]
+    Host(HostArgs),
+    /// Join a lobby; each line on stdin is a chat message to the lobby.
+    #[command(
+        after_help = "Example:\n  dat-social join 'dat://<host key>?peer=192.168.1.5:41234'\n\nExit codes: 3 host unreachable, 4 lobby full, 5 wrong password, 6 rejected, 7 timed out."
+    )]
+    Join(JoinArgs),
+}
+
+#[derive(Subcommand)]
+enum ProfileCommand {
+    /// Set fields of profile.json.
+    #[command(after_help = "Example:\n  dat-social profile set --name 'Alice B.'")]
+    Set {
+        /// New display name.
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+#[derive(Args)]
+struct HostArgs {
+    /// The lobby's name (default: your profile name).
+    #[arg(long)]
+    name: Option<String>,
+    /// Most players the lobby admits (1-256).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
+    max_peers: u32,
+    /// A file whose first line is the lobby password (the lobby is open without it).
+    #[arg(long, value_name = "FILE")]
+    password_file: Option<PathBuf>,
+    /// TCP address to accept players on.
+    #[arg(long, default_value = "0.0.0.0:0", value_name = "ADDR")]
+    listen: String,
+    /// Seconds between heartbeats (rewrites of last_update in session.json).
+    #[arg(long, default_value_t = 300, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    heartbeat: u64,
+}
+
+#[derive(Args)]
+struct JoinArgs {
+    /// The host's dat:// URL (an invite link, usually with ?peer=host:port).
+    url: String,
+    /// The host's TCP address, if the URL has no peer hint.
+    #[arg(long, value_name = "ADDR")]
+    peer: Option<String>,
+    /// A file whose first line is the lobby password.
+    #[arg(long, value_name = "FILE")]
+    password_file: Option<PathBuf>,
+    /// Seconds to wait for the host and the data channel.
+    #[arg(long, default_value_t = 15, value_name = "SECS")]
+    timeout: u64,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let out = Output::new(cli.json);
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    match runtime.block_on(run(cli, &out)) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            out.error(&err);
+            ExitCode::from(exit_code(&err))
+        }
+    }
+}
+
+fn exit_code(err: &anyhow::Error) -> u8 {
+    match err.downcast_ref::<JoinError>() {
+        Some(JoinError::Unreachable { .. }) => exit::UNREACHABLE,
+        Some(JoinError::Rejected(RejectReason::Full)) => exit::FULL,
+        Some(JoinError::Rejected(RejectReason::Password)) => exit::PASSWORD,
+        Some(JoinError::Rejected(_)) | Some(JoinError::NotHosting(_)) => exit::REJECTED,
+        Some(JoinError::Timeout(_)) => exit::TIMEOUT,
+        _ => 1,
+    }
+}
+
+fn home(cli: &Cli) -> Result<Home> {
+    if let Some(dir) = &cli.data_dir {
+        return Ok(Home::new(dir));
+    }
+    let dirs = directories::ProjectDirs::from("", "", "dat-social")
+        .context("cannot find a home directory; pass --data-dir or set DAT_SOCIAL_HOME")?;
+    Ok(Home::new(dirs.data_dir()))
+}
+
+async fn run(cli: Cli, out: &Output) -> Result<u8> {
+    let home = home(&cli)?;
+    match cli.command {
+        Command::Init { name } => init(&home, &name, out),
+        Command::Whoami => whoami(&home, out),
+        Command::Profile(ProfileCommand::Set { name }) => profile_set(&home, name, out),
+        Command::Host(args) => host(&home, args, out).await,
+        Command::Join(args) => join(&home, args, out).await,
+    }
+}
+
+fn init(home: &Home, name: &str, out: &Output) -> Result<u8> {
+    let (identity, profile) = home.init(name)?;
+    out.event(
+        "initialized",
+        serde_json::json!({ "url": identity.url().to_string(), "profile": profile, "data_dir": home.root() }),
+        &format!("created identity {}\nname: {}", identity.url(), profile.name),
+    );
+    Ok(0)
+}
+
+fn whoami(home: &Home, out: &Output) -> Result<u8> {
+    let identity = home.identity()?;
+    let files = home.files(&identity)?;
+    let profile = files.profile.context("your archive has no profile.json")?;
+    out.event(
+        "whoami",
+        serde_json::json!({ "url": identity.url().to_string(), "profile": profile }),
+        &format!(
+            "{}\nname: {}\ncreated: {}\nfriends: {}",
+            identity.url(),
+            profile.name,
+            profile.created,
+            profile.friends.len()
+        ),
+    );
+    Ok(0)
+}
+
+fn profile_set(home: &Home, name: Option<String>, out: &Output) -> Result<u8> {
+    let Some(name) = name else {
+        bail!("nothing to set: give --name NAME");
+    };
+    let identity = home.identity()?;
+    let _lock = home.lock_archive()?;
+    let mut core = home.open_archive(&identity)?;
+    let current = dat_social::archive::read_files(&core)?
+        .profile
+        .context("your archive has no profile.json")?;
+    let profile = Profile { name, ..current };
+    dat_social::archive::put_profile(&mut core, &profile)?;
+    out.event(
+        "profile",
+        serde_json::json!({ "url": identity.url().to_string(), "profile": profile }),
+        &format!("profile updated: name = {}", profile.name),
+    );
+    Ok(0)
+}
+
+fn read_password(path: &Option<PathBuf>) -> Result<Option<Vec<u8>>> {
+    let Some(path) = path else { return Ok(None) };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the password file {}", path.display()))?;
+    let line = text.lines().next().unwrap_or("");
+    if line.is_empty() {
+        bail!("the password file {} is empty", path.display());
+    }
+    Ok(Some(line.as_bytes().to_vec()))
+}
+
+async fn host(home: &Home, args: HostArgs, out: &Output) -> Result<u8> {
+    let identity = home.identity()?;
+    let options = HostOptions {
+        name: args.name,
+        max_peers: args.max_peers,
+        password: read_password(&args.password_file)?,
+        listen: args.listen,
+        heartbeat: Duration::from_secs(args.heartbeat),
+        ..HostOptions::default()
+    };
+    let mut lobby = lobby::Host::start(home, identity, options).await?;
+    let info = lobby.info();
+    out.event(
+        "hosting",
+        serde_json::json!({
+            "url": info.url, "invite": info.invite, "lobby": info.lobby,
+            "max_peers": info.max_peers, "listen": info.listen.to_string(),
+        }),
+        &format!(
+            "hosting {:?} for up to {} players\ninvite: {}\n(type a line to chat, Ctrl-C to end)",
+            info.name, info.max_peers, info.invite
+        ),
+    );
+    let mut stdin = output::stdin_lines();
+    let mut stop = output::shutdown_signal();
+    loop {
+        tokio::select! {
+            event = lobby.next_event() => match event {
+                Some(event) => out.lobby_event(&event),
+                None => break,
+            },
+            line = stdin.recv() => match line {
+                Some(text) => lobby.say(&text),
+                None => stdin = output::never_lines(),
+            },
+            _ = &mut stop => break,
+        }
+    }
+    lobby.shutdown().await?;
+    out.event("ended", serde_json::json!({}), "lobby ended");
+    Ok(0)
+}
+
+async fn join(home: &Home, args: JoinArgs, out: &Output) -> Result<u8> {
+    let started = Instant::now();
+    let identity = home.identity()?;
+    let name = home
+        .files(&identity)?
+        .profile
+        .map(|p| p.name)
+        .unwrap_or_else(|| "anonymous".to_string());
+    let url: DatUrl = args.url.parse()?;
+    let options = JoinOptions {
+        url,
+        peer: args.peer,
+        password: read_password(&args.password_file)?,
+        name,
+        timeout: Duration::from_secs(args.timeout),
+        ..JoinOptions::default()
+    };
+    let mut joined = match lobby::join(&identity, options).await {
+        Ok(joined) => joined,
+        Err(JoinError::Rejected(reason)) => {
+            out.event(
+                "rejected",
+                serde_json::json!({ "reason": reason }),
+                &format!("rejected by the host: {}", reason.as_str()),
+            );
+            return Ok(exit_code(&JoinError::Rejected(reason).into()));
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let info = joined.info();
+    out.event(
+        "connected",
+        serde_json::json!({
+            "peer": info.host, "name": info.lobby_name, "host_name": info.host_name,
+            "ms": started.elapsed().as_millis() as u64,
+        }),
+        &format!(
+            "joined {:?} hosted by {} ({} ms)\n(type a line to chat, Ctrl-C to leave)",
+            info.lobby_name,
+            info.host_name,
+            started.elapsed().as_millis()
+        ),
+    );
+    let mut stdin = output::stdin_lines();
+    let mut stop = output::shutdown_signal();
+    loop {
+        tokio::select! {
+            event = joined.next_event() => match event {
+                Some(LobbyEvent::Disconnected) | None => {
+                    out.lobby_event(&LobbyEvent::Disconnected);
+                    break;
+                }
+                Some(event) => out.lobby_event(&event),
+            },
+            line = stdin.recv() => match line {
+                Some(text) => joined.say(&text),
+                None => stdin = output::never_lines(),
+            },
+            _ = &mut stop => break,
+        }
+    }
+    joined.leave().await;
+    Ok(0)
+}

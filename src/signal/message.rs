@@ -128,7 +128,11 @@ pub fn offer_signable(lobby_log: &[u8; 32], joiner_log: &[u8; 32]) -> Vec<u8> {
 
 /// Signs an offer's binding of `joiner_log` to `identity` for `lobby_log`; 128 hex characters.
 pub fn sign_offer(identity: &SigningKey, lobby_log: &[u8; 32], joiner_log: &[u8; 32]) -> String {
-    hex::encode(identity.sign(&offer_signable(lobby_log, joiner_log)).to_bytes())
+    hex::encode(
+        identity
+            .sign(&offer_signable(lobby_log, joiner_log))
+            .to_bytes(),
+    )
 }
 
 /// Checks an offer's `identity` and `signature` fields; returns the identity key.
@@ -139,7 +143,8 @@ pub fn verify_offer(
     lobby_log: &[u8; 32],
     joiner_log: &[u8; 32],
 ) -> Result<[u8; 32], SignalError> {
-    let key = crate::identity::parse_key_hex(identity_hex).map_err(|_| SignalError::BadSignature)?;
+    let key =
+        crate::identity::parse_key_hex(identity_hex).map_err(|_| SignalError::BadSignature)?;
     let mut sig = [0u8; 64];
     hex::decode_to_slice(signature_hex, &mut sig).map_err(|_| SignalError::BadSignature)?;
     let vk = VerifyingKey::from_bytes(&key).map_err(|_| SignalError::BadSignature)?;

@@ -75,10 +75,7 @@ impl Joiner {
     /// Finishes with the host's `msg_b` and `host_mac`; returns the `joiner_mac` (32 bytes) for
     /// the confirm. Errors: [`PakeError::WrongPassword`] if the host's MAC does not match.
     pub fn finish(self, msg_b: &[u8], host_mac: &[u8]) -> Result<[u8; 32], PakeError> {
-        let key = self
-            .state
-            .finish(msg_b)
-            .map_err(|_| PakeError::Malformed)?;
+        let key = self.state.finish(msg_b).map_err(|_| PakeError::Malformed)?;
         let transcript = [self.msg_a.as_slice(), msg_b];
         if !mac_matches(&key, b"dat-social/pake/host", &transcript, host_mac) {
             return Err(PakeError::WrongPassword);
@@ -119,7 +116,12 @@ impl Host {
     /// Checks the joiner's confirm. Errors: [`PakeError::WrongPassword`].
     pub fn check(&self, joiner_mac: &[u8]) -> Result<(), PakeError> {
         let transcript = [self.msg_a.as_slice(), self.msg_b.as_slice()];
-        if mac_matches(&self.key, b"dat-social/pake/joiner", &transcript, joiner_mac) {
+        if mac_matches(
+            &self.key,
+            b"dat-social/pake/joiner",
+            &transcript,
+            joiner_mac,
+        ) {
             Ok(())
         } else {
             Err(PakeError::WrongPassword)
@@ -142,7 +144,10 @@ mod tests {
     #[test]
     fn same_password_confirms_and_different_fails() {
         run(b"hunter2", b"hunter2").unwrap();
-        assert!(matches!(run(b"hunter3", b"hunter2"), Err(PakeError::WrongPassword)));
+        assert!(matches!(
+            run(b"hunter3", b"hunter2"),
+            Err(PakeError::WrongPassword)
+        ));
     }
 
     #[test]

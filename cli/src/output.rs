@@ -1,0 +1,122 @@
+//! What the CLI prints (human text, or one JSON object per line with `--json`), and the inputs it
+//! waits on besides the network: stdin lines and shutdown signals.
+
+use std::io::Write;
+use std::pin::Pin;
+
+use dat_social::lobby::LobbyEvent;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+/// Where events go.
+pub struct Output {
+    json: bool,
+}
+
+impl Output {
+    pub fn new(json: bool) -> Self {
+        Output { json }
+    }
+
+    /// Prints one event: `{"event": name, ...fields}` with `--json`, else `text`.
+    pub fn event(&self, name: &str, fields: Value, text: &str) {
+        let mut stdout = std::io::stdout().lock();
+        let line = if self.json {
+            let mut obj = serde_json::Map::new();
+            obj.insert("event".into(), json!(name));
+            if let Value::Object(map) = fields {
+                obj.extend(map);
+            }
+            Value::Object(obj).to_string()
+        } else {
+            text.to_string()
+        };
+        // A closed stdout (e.g. `| head`) must not panic the program.
+        let _ = writeln!(stdout, "{line}");
+        let _ = stdout.flush();
+    }
+
+    /// Prints an error: on stderr as text, and with `--json` also as an `error` event on stdout.
+    pub fn error(&self, err: &anyhow::Error) {
+        let message = format!("{err:#}");
+        if self.json {
+            self.event("error", json!({ "message": message }), "");
+        }
+        eprintln!("error: {message}");
+    }
+
+    /// Prints a lobby event.
+    pub fn lobby_event(&self, event: &LobbyEvent) {
+        match event {
+            LobbyEvent::PeerJoined { peer, name, peers } => self.event(
+                "peer-joined",
+                json!({ "peer": peer, "name": name, "peers": peers }),
+                &format!("* {name} joined ({peers} players)"),
+            ),
+            LobbyEvent::PeerLeft { peer, name, peers } => self.event(
+                "peer-left",
+                json!({ "peer": peer, "name": name, "peers": peers }),
+                &format!("* {name} left ({peers} players)"),
+            ),
+            LobbyEvent::Rejected { peer, reason } => self.event(
+                "peer-rejected",
+                json!({ "peer": peer, "reason": reason }),
+                &format!("* turned away {peer}: {}", reason.as_str()),
+            ),
+            LobbyEvent::Message { from, name, text } => self.event(
+                "message",
+                json!({ "from": from, "name": name, "text": text }),
+                &format!("<{name}> {text}"),
+            ),
+            LobbyEvent::Warning { message } => self.event(
+                "warning",
+                json!({ "message": message }),
+                &format!("! {message}"),
+            ),
+            LobbyEvent::Disconnected => {
+                self.event("disconnected", json!({}), "* disconnected from the lobby")
+            }
+        }
+    }
+}
+
+/// Lines typed on stdin, read on a blocking thread; the channel closes at end of input.
+pub fn stdin_lines() -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel(64);
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines() {
+            let Ok(line) = line else { break };
+            if tx.blocking_send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// A receiver that never yields: stands in for stdin after end of input, so that the program
+/// keeps running until Ctrl-C.
+pub fn never_lines() -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel(1);
+    std::mem::forget(tx);
+    rx
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM.
+pub fn shutdown_signal() -> Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+    Box::pin(async {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    })
+}

@@ -1,0 +1,340 @@
+//! Joining a lobby: find the host, read its `session.json`, offer, wait for the answer, open the
+//! data channel.
+
+use std::time::Duration;
+
+use ed25519_dalek::SigningKey;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use super::{rtc_config_for, ChatIn, ChatOut, Hello, LobbyEvent, CHAT_LABEL, LOBBY_PROTOCOL};
+use crate::archive::{self, ArchiveError};
+use crate::hypercore::Core;
+use crate::identity::{DatUrl, Identity};
+use crate::net::{Connection, NetError, SharedCore};
+use crate::rtc::{self, ChannelId, PeerConnection, Reliability, RtcEvent};
+use crate::schema::now_ms;
+use crate::signal::message::{b64, sign_offer, unb64};
+use crate::signal::{pake, RejectReason, Signal, SignalError};
+
+/// How to join.
+#[derive(Clone, Debug)]
+pub struct JoinOptions {
+    /// The host's archive URL; its `peer` hint is used when `peer` is `None`.
+    pub url: DatUrl,
+    /// The host's TCP address `host:port`, overriding the URL's hint.
+    pub peer: Option<String>,
+    /// The lobby password, if it is protected.
+    pub password: Option<Vec<u8>>,
+    /// The name the host shows for this player.
+    pub name: String,
+    /// How long the whole join may take, from connecting to an open data channel. Default 15 s.
+    pub timeout: Duration,
+}
+
+impl Default for JoinOptions {
+    fn default() -> Self {
+        JoinOptions {
+            url: DatUrl::new([0; 32]),
+            peer: None,
+            password: None,
+            name: "player".to_string(),
+            timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+/// Errors of [`join()`]. The CLI maps each to its own exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    /// Neither the URL nor the options give the host's address.
+    #[error("no address for the host: the URL has no ?peer= hint; pass --peer HOST:PORT")]
+    NoAddress,
+    /// The host could not be reached, or the connection broke before the lobby answered.
+    #[error("cannot reach the host at {addr}: {reason}")]
+    Unreachable {
+        /// The address tried.
+        addr: String,
+        /// What happened.
+        reason: String,
+    },
+    /// The host turned us away.
+    #[error("the host rejected the join: {}", .0.as_str())]
+    Rejected(RejectReason),
+    /// The host hosts no lobby now (no `session.json`, or it is marked ended).
+    #[error("{0} is not hosting a lobby")]
+    NotHosting(String),
+    /// A step did not finish within the timeout.
+    #[error("timed out waiting for {0}")]
+    Timeout(&'static str),
+    /// The host's archive or signals are invalid.
+    #[error("the host broke the protocol: {0}")]
+    Protocol(String),
+    /// The host's archive could not be read or verified.
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    /// WebRTC failed.
+    #[error(transparent)]
+    Rtc(#[from] rtc::RtcError),
+}
+
+impl From<SignalError> for JoinError {
+    fn from(e: SignalError) -> Self {
+        JoinError::Protocol(e.to_string())
+    }
+}
+
+impl From<crate::hypercore::Error> for JoinError {
+    fn from(e: crate::hypercore::Error) -> Self {
+        JoinError::Archive(e.into())
+    }
+}
+
+/// About the lobby that was joined.
+#[derive(Clone, Debug)]
+pub struct JoinedInfo {
+    /// The host's identity URL.
+    pub host: String,
+    /// The host's profile name.
+    pub host_name: String,
+    /// The lobby's name.
+    pub lobby_name: String,
+}
+
+/// A player's place in a lobby: the data channel to the host.
+pub struct Joined {
+    info: JoinedInfo,
+    pc: PeerConnection,
+    chat: ChannelId,
+    /// Kept open: the host's archive stays live-replicated while we play.
+    _conn: Connection,
+}
+
+/// Joins the lobby hosted by `options.url` as `identity`.
+///
+/// Errors: see [`JoinError`]; every wait is bounded by `options.timeout`.
+pub async fn join(identity: &Identity, options: JoinOptions) -> Result<Joined, JoinError> {
+    let deadline = Instant::now() + options.timeout;
+    let addr = options
+        .peer
+        .clone()
+        .or_else(|| options.url.peer.clone())
+        .ok_or(JoinError::NoAddress)?;
+    let unreachable = |reason: String| JoinError::Unreachable {
+        addr: addr.clone(),
+        reason,
+    };
+    let tcp = tokio::time::timeout_at(deadline, TcpStream::connect(&addr))
+        .await
+        .map_err(|_| unreachable("connection timed out".into()))?
+        .map_err(|e| unreachable(e.to_string()))?;
+    let _ = tcp.set_nodelay(true);
+    let local_ip = tcp
+        .local_addr()
+        .map_err(|e| unreachable(e.to_string()))?
+        .ip();
+    let conn = Connection::connect(tcp, identity.signing_key(), true)
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+    if conn.remote_public_key() != options.url.key {
+        return Err(JoinError::Protocol(
+            "the peer at that address is not the host the URL names".into(),
+        ));
+    }
+    let net = |e: NetError| unreachable(e.to_string());
+
+    // The host's archive: its session.json names the lobby log.
+    let host_archive = SharedCore::new(Core::in_memory_replica(options.url.key));
+    conn.replicate(host_archive.clone()).await.map_err(net)?;
+    let files = read_remote_files(&host_archive, deadline).await?;
+    let host_name = files.profile.map(|p| p.name).unwrap_or_default();
+    let host_url = options.url.base();
+    let session = files
+        .session
+        .filter(|s| s.ended.is_none() && s.is_live(now_ms()))
+        .ok_or_else(|| JoinError::NotHosting(host_url.clone()))?;
+    let lobby_url: DatUrl = session
+        .url
+        .parse()
+        .map_err(|e| JoinError::Protocol(format!("session.json url: {e}")))?;
+    let lobby_key = lobby_url.key;
+    let lobby = SharedCore::new(Core::in_memory_replica(lobby_key));
+    conn.replicate(lobby.clone()).await.map_err(net)?;
+
+    // Our signalling log, announced on the lobby channel.
+    let log_key = SigningKey::generate(&mut rand::rngs::OsRng);
+    let log_pub = log_key.verifying_key().to_bytes();
+    let log = SharedCore::new(Core::in_memory(log_key.clone()));
+    conn.replicate(log.clone()).await.map_err(net)?;
+    let channel = conn
+        .open_app_channel(LOBBY_PROTOCOL, Some(&lobby_key))
+        .await
+        .map_err(net)?;
+    let hello = serde_json::to_vec(&Hello {
+        log: hex::encode(log_pub),
+    })
+    .expect("hello serializes");
+    channel.send(&hello).map_err(net)?;
+
+    let cfg = rtc_config_for(local_ip, options.timeout);
+    let (pending, offer) = rtc::create_offer(&cfg, &[(CHAT_LABEL, Reliability::Reliable)]).await?;
+    let (pake_state, pake_a) = match &options.password {
+        Some(pw) => {
+            let (state, msg_a) = pake::Joiner::start(pw, &log_pub, &lobby_key);
+            (Some(state), Some(b64(&msg_a)))
+        }
+        None => (None, None),
+    };
+    let start = lobby.status().length;
+    let offer = Signal::Offer {
+        sdp: offer,
+        identity: identity.url().key_hex(),
+        name: options.name.clone(),
+        signature: sign_offer(identity.signing_key(), &lobby_key, &log_pub),
+        pake: pake_a,
+    };
+    log.append(&offer.to_block(&lobby_key)?)?;
+
+    let mut replies = Replies {
+        lobby: &lobby,
+        me: &log_key,
+        next: start,
+        deadline,
+    };
+    let mut pake_state = pake_state;
+    let answer = loop {
+        match replies.next().await? {
+            Signal::Challenge { pake, mac } => {
+                let state = pake_state
+                    .take()
+                    .ok_or(JoinError::Rejected(RejectReason::Password))?;
+                let confirm = match state.finish(&unb64(&pake)?, &unb64(&mac)?) {
+                    Ok(mac) => b64(&mac),
+                    // Wrong password: confirm with garbage so the host answers with its reject.
+                    Err(_) => b64(&[0u8; 32]),
+                };
+                log.append(&Signal::Confirm { mac: confirm }.to_block(&lobby_key)?)?;
+            }
+            Signal::Answer { sdp } => break sdp,
+            Signal::Reject { reason } => return Err(JoinError::Rejected(reason)),
+            other => return Err(JoinError::Protocol(format!("unexpected signal {other:?}"))),
+        }
+    };
+    let mut pc = pending.accept_answer(&answer).await?;
+    let chat = loop {
+        match tokio::time::timeout_at(deadline, pc.next_event()).await {
+            Ok(Some(RtcEvent::ChannelOpen { channel, label, .. })) if label == CHAT_LABEL => {
+                break channel
+            }
+            Ok(Some(RtcEvent::Disconnected { reason })) => {
+                return Err(JoinError::Unreachable {
+                    addr: addr.clone(),
+                    reason: format!("the data channel did not open: {reason}"),
+                })
+            }
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => return Err(JoinError::Timeout("the data channel to open")),
+        }
+    };
+    Ok(Joined {
+        info: JoinedInfo {
+            host: host_url,
+            host_name,
+            lobby_name: session.name,
+        },
+        pc,
+        chat,
+        _conn: conn,
+    })
+}
+
+/// Waits until the replica has every block up to the host's length, then reads its files.
+async fn read_remote_files(
+    core: &SharedCore,
+    deadline: Instant,
+) -> Result<archive::Files, JoinError> {
+    let mut status = core.subscribe();
+    let wait = status.wait_for(|s| s.length > 0 && s.contiguous_length >= s.length);
+    match tokio::time::timeout_at(deadline, wait).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(_)) | Err(_) => return Err(JoinError::Timeout("the host's archive")),
+    }
+    Ok(core.with_core(|c| archive::read_files(c))?)
+}
+
+/// The host's replies to us on the lobby log, in order.
+struct Replies<'a> {
+    lobby: &'a SharedCore,
+    me: &'a SigningKey,
+    next: u64,
+    deadline: Instant,
+}
+
+impl Replies<'_> {
+    async fn next(&mut self) -> Result<Signal, JoinError> {
+        loop {
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            let block = self
+                .lobby
+                .get_wait_timeout(self.next, left)
+                .await?
+                .ok_or(JoinError::Timeout("the host's answer"))?;
+            self.next += 1;
+            // Blocks for other joiners are skipped; a block for us that does not open is an error.
+            if let Some(signal) = Signal::from_block(&block, self.me)? {
+                return Ok(signal);
+            }
+        }
+    }
+}
+
+impl Joined {
+    /// About the lobby.
+    pub fn info(&self) -> JoinedInfo {
+        self.info.clone()
+    }
+
+    /// Sends a chat line to the host (which passes it to every other player).
+    pub fn say(&self, text: &str) {
+        let line = serde_json::to_string(&ChatIn {
+            text: text.to_string(),
+        })
+        .expect("chat serializes");
+        if let Err(e) = self.pc.send_text(self.chat, &line) {
+            tracing::warn!("chat not sent: {e}");
+        }
+    }
+
+    /// The next event: chat from the lobby, or [`LobbyEvent::Disconnected`] (then `None`).
+    pub async fn next_event(&mut self) -> Option<LobbyEvent> {
+        loop {
+            match self.pc.next_event().await? {
+                RtcEvent::Message { channel, data, .. } if channel == self.chat => {
+                    if let Ok(chat) = serde_json::from_slice::<ChatOut>(&data) {
+                        return Some(LobbyEvent::Message {
+                            from: chat.from,
+                            name: chat.name,
+                            text: chat.text,
+                        });
+                    }
+                }
+                RtcEvent::ChannelClosed { channel } if channel == self.chat => {
+                    return Some(LobbyEvent::Disconnected)
+                }
+                RtcEvent::Disconnected { .. } => return Some(LobbyEvent::Disconnected),
+                _ => {}
+            }
+        }
+    }
+
+    /// The data channel connection, for opening more channels (e.g. an unreliable one for game
+    /// state with [`PeerConnection::open_channel`]).
+    pub fn peer_connection(&self) -> &PeerConnection {
+        &self.pc
+    }
+
+    /// Leaves the lobby: closes the data channel, which frees the slot at the host.
+    pub async fn leave(self) {
+        self.pc.close().await;
+    }
+}

@@ -1,0 +1,119 @@
+//! Game lobbies: a host admits up to `max_peers` players; each player's WebRTC offer and the
+//! host's answer travel through hypercore logs (see `docs/PROTOCOL.md`).
+//!
+//! - [`Host`] ([`host`]): publishes `session.json`, accepts connections, replicates its archive
+//!   and lobby log to each, reads offers from the players' signalling logs, answers, relays chat.
+//! - [`join`] ([`join()`]): finds the host, reads its `session.json`, writes an offer to a fresh
+//!   signalling log, waits for the answer, and opens the data channel.
+//!
+//! Chat travels on the reliable data channel labelled [`CHAT_LABEL`] as JSON: a player sends
+//! `{"text": "..."}`; the host sends every player `{"from": "dat://<key>", "name": "...",
+//! "text": "..."}`.
+
+pub mod host;
+pub mod join;
+
+use serde::{Deserialize, Serialize};
+
+pub use host::{Host, HostOptions, HostingInfo, LobbyError};
+pub use join::{join, JoinError, JoinOptions, Joined, JoinedInfo};
+
+use crate::signal::RejectReason;
+
+/// Label of the reliable, ordered data channel that carries chat.
+pub const CHAT_LABEL: &str = "chat";
+/// Label of the unreliable, unordered data channel a game may use for state updates.
+pub const GAME_LABEL: &str = "game";
+/// The protomux protocol of the lobby's application channel; its id is the lobby log key and its
+/// one message is a [`Hello`].
+pub const LOBBY_PROTOCOL: &str = "dat-social/lobby";
+/// Longest chat message, in bytes.
+pub const MAX_CHAT_BYTES: usize = 16 * 1024;
+
+/// What happens in a lobby, as the host or a player sees it. `peer` and `from` are `dat://`
+/// URLs of identities.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LobbyEvent {
+    /// (host) A player's data channel opened; `peers` is the new count.
+    PeerJoined {
+        /// The player's identity URL.
+        peer: String,
+        /// The player's name, as their offer gave it.
+        name: String,
+        /// Players connected now.
+        peers: u32,
+    },
+    /// (host) A player left or vanished; `peers` is the new count.
+    PeerLeft {
+        /// The player's identity URL.
+        peer: String,
+        /// The player's name.
+        name: String,
+        /// Players connected now.
+        peers: u32,
+    },
+    /// (host) A joiner was turned away.
+    Rejected {
+        /// The joiner's identity URL, or their address if they never sent a valid offer.
+        peer: String,
+        /// Why.
+        reason: RejectReason,
+    },
+    /// A chat message.
+    Message {
+        /// The sender's identity URL.
+        from: String,
+        /// The sender's name.
+        name: String,
+        /// The text.
+        text: String,
+    },
+    /// (host) Something went wrong with one connection; the lobby goes on.
+    Warning {
+        /// What happened.
+        message: String,
+    },
+    /// (player) The data channel to the host closed.
+    Disconnected,
+}
+
+/// The first message on the lobby channel: the player's signalling log key, so that the host
+/// can replicate it.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Hello {
+    /// 64 hex.
+    pub log: String,
+}
+
+/// Chat as a player sends it.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct ChatIn {
+    pub text: String,
+}
+
+/// Chat as the host relays it.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct ChatOut {
+    pub from: String,
+    pub name: String,
+    pub text: String,
+}
+
+/// The RTC settings for a connection reached over a TCP socket whose local address is `local`:
+/// loopback stays on loopback (a machine whose only interface is `lo`), anything else binds
+/// every interface so that the peer can pick a route.
+pub(crate) fn rtc_config_for(
+    local: std::net::IpAddr,
+    timeout: std::time::Duration,
+) -> crate::rtc::RtcConfig {
+    let mut cfg = if local.is_loopback() {
+        crate::rtc::RtcConfig {
+            bind_ip: local,
+            ..crate::rtc::RtcConfig::default()
+        }
+    } else {
+        crate::rtc::RtcConfig::all_interfaces()
+    };
+    cfg.connect_timeout = timeout;
+    cfg
+}

@@ -1,0 +1,717 @@
+//! The tokio driver: a [`Connection`] is one secret stream + one protomux + the replication of
+//! any number of cores and application channels, over one socket (TCP now, anything
+//! `AsyncRead + AsyncWrite` later).
+//!
+//! Tasks per connection: an actor that owns the read half, the [`Mux`] and the
+//! [`Replicator`]s; a writer that owns the write half and the [`Encryptor`] (so a slow socket
+//! never blocks reading); and one tiny forwarder per replicated core that turns its
+//! [`SharedCore`] change feed into a command for the actor (so local appends are announced at
+//! once). Everything that fails ends only this connection, with the error in
+//! [`Connection::closed`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ed25519_dalek::SigningKey;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::protomux::{ChannelId, ChannelKey, Mux, MuxEvent};
+use super::replication::{Replicator, PROTOCOL};
+use super::secret_stream::{
+    handshake, Decryptor, Encryptor, FrameDecoder, SessionInfo, DEFAULT_HANDSHAKE_TIMEOUT,
+};
+use super::shared_core::SharedCore;
+use super::NetError;
+
+/// Settings of a [`Connection`].
+#[derive(Debug, Clone)]
+pub struct ConnectionConfig {
+    /// Limit for the whole secret-stream handshake (default 10 s).
+    pub handshake_timeout: Duration,
+    /// Requests in flight per replicated core (default 64).
+    pub max_inflight: usize,
+    /// Send an empty keep-alive message after this much send silence (default 5 s, as JS
+    /// hypercore's `setKeepAlive(5000)`); `None` disables.
+    pub keep_alive: Option<Duration>,
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> Self {
+        Self {
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            max_inflight: super::replication::DEFAULT_MAX_INFLIGHT,
+            keep_alive: Some(Duration::from_secs(5)),
+        }
+    }
+}
+
+/// Something the application may want to react to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectionEvent {
+    /// The remote opened a channel nobody opened here yet (an app protocol, or a core we don't
+    /// replicate). Call [`Connection::open_app_channel`] / [`Connection::replicate`] to accept it;
+    /// it stays pending (its messages buffered) until then.
+    RemoteOpen(ChannelKey),
+    /// Replication of the core with this discovery key started (both sides opened the channel,
+    /// capabilities checked).
+    ReplicationStarted([u8; 32]),
+    /// The remote closed replication of this core.
+    ReplicationClosed([u8; 32]),
+}
+
+/// State of an application channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelState {
+    /// We opened it; the remote has not opened its side yet.
+    Opening,
+    /// Both sides opened it.
+    Open,
+    /// Closed by either side, or the connection ended.
+    Closed,
+}
+
+enum Command {
+    Replicate {
+        core: SharedCore,
+        reply: oneshot::Sender<Result<(), NetError>>,
+    },
+    CoreChanged([u8; 32]),
+    OpenApp {
+        key: ChannelKey,
+        reply: oneshot::Sender<Result<AppChannel, NetError>>,
+    },
+    AppSend {
+        channel: ChannelId,
+        message_type: u64,
+        payload: Vec<u8>,
+    },
+    AppClose(ChannelId),
+    Close,
+}
+
+/// An encrypted, multiplexed connection to one peer. Dropping it closes the connection.
+pub struct Connection {
+    info: SessionInfo,
+    cmd: mpsc::UnboundedSender<Command>,
+    closed: watch::Receiver<Option<Result<(), Arc<NetError>>>>,
+    events: std::sync::Mutex<Option<mpsc::UnboundedReceiver<ConnectionEvent>>>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field(
+                "remote_public_key",
+                &hex::encode(self.info.remote_public_key),
+            )
+            .field("is_initiator", &self.info.is_initiator)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    /// Runs the secret-stream handshake on `io` as `is_initiator` with our `identity` key, and
+    /// starts the connection's tasks (requires a tokio runtime).
+    ///
+    /// Errors: [`NetError::SecretStream`] if the handshake fails, times out (10 s) or the peer
+    /// disconnects during it.
+    pub async fn connect<S>(
+        io: S,
+        identity: &SigningKey,
+        is_initiator: bool,
+    ) -> Result<Self, NetError>
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        Self::connect_with(io, identity, is_initiator, ConnectionConfig::default()).await
+    }
+
+    /// [`Connection::connect`] with explicit settings.
+    pub async fn connect_with<S>(
+        mut io: S,
+        identity: &SigningKey,
+        is_initiator: bool,
+        config: ConnectionConfig,
+    ) -> Result<Self, NetError>
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let (info, encryptor, decryptor, rest) =
+            handshake(&mut io, identity, is_initiator, config.handshake_timeout).await?;
+        let (reader, writer) = tokio::io::split(io);
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let (out_tx, out_rx) = mpsc::unbounded_channel();
+        let (closed_tx, closed_rx) = watch::channel(None);
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let writer_task = tokio::spawn(run_writer(writer, encryptor, out_rx));
+        let mut frames = FrameDecoder::new();
+        frames.push(&rest);
+        let actor = Actor {
+            info: info.clone(),
+            config,
+            mux: Mux::new(),
+            decryptor,
+            frames,
+            out: out_tx,
+            cmd_tx: cmd_tx.downgrade(),
+            events: events_tx,
+            cores: HashMap::new(),
+            replicas: HashMap::new(),
+            apps: HashMap::new(),
+            last_send: tokio::time::Instant::now(),
+        };
+        tokio::spawn(async move {
+            let result = actor.run(reader, cmd_rx, writer_task).await;
+            if let Err(e) = &result {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            let _ = closed_tx.send(Some(result.map_err(Arc::new)));
+        });
+        Ok(Self {
+            info,
+            cmd: cmd_tx,
+            closed: closed_rx,
+            events: std::sync::Mutex::new(Some(events_rx)),
+        })
+    }
+
+    /// The remote's ed25519 public key, proven by the handshake.
+    pub fn remote_public_key(&self) -> [u8; 32] {
+        self.info.remote_public_key
+    }
+
+    /// Whether we initiated the handshake.
+    pub fn is_initiator(&self) -> bool {
+        self.info.is_initiator
+    }
+
+    /// The 64-byte Noise handshake hash of this session.
+    pub fn handshake_hash(&self) -> [u8; 64] {
+        self.info.handshake_hash
+    }
+
+    /// Starts replicating `core` with the peer (either side may call it first; cores pair by
+    /// discovery key). Returns once the channel is opened locally; replication then runs until
+    /// the connection ends: missing blocks are downloaded, requests are answered, and local
+    /// appends are announced at once.
+    ///
+    /// Errors: [`NetError::Closed`] if the connection ended; [`NetError::AlreadyReplicating`] if
+    /// this core already replicates on this connection.
+    pub async fn replicate(&self, core: SharedCore) -> Result<(), NetError> {
+        let (reply, rx) = oneshot::channel();
+        self.command(Command::Replicate { core, reply })?;
+        rx.await.map_err(|_| NetError::Closed)?
+    }
+
+    /// Opens an application channel `protocol` (with optional `id` bytes) on this connection,
+    /// e.g. `"dat-social/lobby"`. It pairs with the remote's channel of the same protocol and id
+    /// whenever the remote opens it (before or after us). Messages sent before that are buffered
+    /// by the remote.
+    ///
+    /// Errors: [`NetError::Closed`]; [`NetError::Channel`] if the same channel is already open.
+    pub async fn open_app_channel(
+        &self,
+        protocol: &str,
+        id: Option<&[u8]>,
+    ) -> Result<AppChannel, NetError> {
+        let (reply, rx) = oneshot::channel();
+        self.command(Command::OpenApp {
+            key: ChannelKey::new(protocol, id),
+            reply,
+        })?;
+        rx.await.map_err(|_| NetError::Closed)?
+    }
+
+    /// The event stream ([`ConnectionEvent`]). Can be taken once; later calls return `None`.
+    pub fn take_events(&self) -> Option<mpsc::UnboundedReceiver<ConnectionEvent>> {
+        self.events.lock().ok()?.take()
+    }
+
+    /// Closes the connection (pending outgoing messages are still sent).
+    pub fn close(&self) {
+        let _ = self.cmd.send(Command::Close);
+    }
+
+    /// Waits until the connection has ended. `Ok(())` for a clean end (either side closed),
+    /// `Err` with the reason otherwise (bad data from the peer, socket error...).
+    pub async fn closed(&self) -> Result<(), Arc<NetError>> {
+        let mut rx = self.closed.clone();
+        loop {
+            if let Some(r) = rx.borrow_and_update().clone() {
+                return r;
+            }
+            if rx.changed().await.is_err() {
+                return Err(Arc::new(NetError::Closed));
+            }
+        }
+    }
+
+    /// True once the connection has ended.
+    pub fn is_closed(&self) -> bool {
+        self.closed.borrow().is_some()
+    }
+
+    fn command(&self, c: Command) -> Result<(), NetError> {
+        self.cmd.send(c).map_err(|_| NetError::Closed)
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        let _ = self.cmd.send(Command::Close);
+    }
+}
+
+/// A message received on an [`AppChannel`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppMessage {
+    /// The protomux message type (0 for [`AppChannel::send`]).
+    pub message_type: u64,
+    /// The bytes as sent.
+    pub payload: Vec<u8>,
+}
+
+/// An application channel on a [`Connection`] (JS: a protomux channel with raw messages).
+pub struct AppChannel {
+    channel: ChannelId,
+    key: ChannelKey,
+    cmd: mpsc::WeakUnboundedSender<Command>,
+    messages: mpsc::UnboundedReceiver<AppMessage>,
+    state: watch::Receiver<ChannelState>,
+}
+
+impl std::fmt::Debug for AppChannel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppChannel")
+            .field("key", &self.key.to_string())
+            .field("state", &*self.state.borrow())
+            .finish()
+    }
+}
+
+impl AppChannel {
+    /// The channel's protocol and id.
+    pub fn key(&self) -> &ChannelKey {
+        &self.key
+    }
+
+    /// Current state.
+    pub fn state(&self) -> ChannelState {
+        *self.state.borrow()
+    }
+
+    /// Waits until the remote has opened its side. Errors: [`NetError::Closed`] if the channel
+    /// closed (rejected by the remote, or the connection ended) instead.
+    pub async fn opened(&self) -> Result<(), NetError> {
+        let mut rx = self.state.clone();
+        loop {
+            match *rx.borrow_and_update() {
+                ChannelState::Open => return Ok(()),
+                ChannelState::Closed => return Err(NetError::Closed),
+                ChannelState::Opening => {}
+            }
+            if rx.changed().await.is_err() {
+                return Err(NetError::Closed);
+            }
+        }
+    }
+
+    /// Sends `payload` as message type 0.
+    ///
+    /// Errors: [`NetError::Closed`] if the connection ended.
+    pub fn send(&self, payload: &[u8]) -> Result<(), NetError> {
+        self.send_typed(0, payload)
+    }
+
+    /// Sends `payload` as message type `message_type`.
+    ///
+    /// Errors: [`NetError::Closed`] if the connection ended or the channel is closed.
+    pub fn send_typed(&self, message_type: u64, payload: &[u8]) -> Result<(), NetError> {
+        if self.state() == ChannelState::Closed {
+            return Err(NetError::Closed);
+        }
+        let cmd = self.cmd.upgrade().ok_or(NetError::Closed)?;
+        cmd.send(Command::AppSend {
+            channel: self.channel,
+            message_type,
+            payload: payload.to_vec(),
+        })
+        .map_err(|_| NetError::Closed)
+    }
+
+    /// The next message; `None` once the channel is closed and everything was read.
+    pub async fn recv(&mut self) -> Option<AppMessage> {
+        self.messages.recv().await
+    }
+
+    /// Closes the channel (the remote sees it closed).
+    pub fn close(&self) {
+        if let Some(cmd) = self.cmd.upgrade() {
+            let _ = cmd.send(Command::AppClose(self.channel));
+        }
+    }
+}
+
+struct CoreEntry {
+    core: SharedCore,
+    channel: Option<ChannelId>,
+}
+
+struct AppEntry {
+    messages: mpsc::UnboundedSender<AppMessage>,
+    state: watch::Sender<ChannelState>,
+}
+
+/// Owns the protocol state of one connection. Runs in its own task.
+struct Actor {
+    info: SessionInfo,
+    config: ConnectionConfig,
+    mux: Mux,
+    decryptor: Decryptor,
+    frames: FrameDecoder,
+    /// Plaintext messages for the writer task.
+    out: mpsc::UnboundedSender<Vec<u8>>,
+    /// For forwarders; weak so that they don't keep the connection alive.
+    cmd_tx: mpsc::WeakUnboundedSender<Command>,
+    events: mpsc::UnboundedSender<ConnectionEvent>,
+    /// Cores replicated here, by discovery key.
+    cores: HashMap<[u8; 32], CoreEntry>,
+    replicas: HashMap<ChannelId, ([u8; 32], Replicator)>,
+    apps: HashMap<ChannelId, AppEntry>,
+    last_send: tokio::time::Instant,
+}
+
+impl Actor {
+    async fn run<R>(
+        mut self,
+        mut reader: ReadHalf<R>,
+        mut cmd_rx: mpsc::UnboundedReceiver<Command>,
+        mut writer: tokio::task::JoinHandle<Result<(), NetError>>,
+    ) -> Result<(), NetError>
+    where
+        R: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let result = self.run_loop(&mut reader, &mut cmd_rx, &mut writer).await;
+        self.shutdown_channels();
+        // Let the writer send what is queued (e.g. our close), then end the socket.
+        drop(self.out);
+        if !writer.is_finished() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), &mut writer).await;
+            writer.abort();
+        }
+        result
+    }
+
+    async fn run_loop<R>(
+        &mut self,
+        reader: &mut ReadHalf<R>,
+        cmd_rx: &mut mpsc::UnboundedReceiver<Command>,
+        writer: &mut tokio::task::JoinHandle<Result<(), NetError>>,
+    ) -> Result<(), NetError>
+    where
+        R: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        // Bytes that arrived together with the end of the handshake.
+        self.process_frames()?;
+        self.flush();
+        let mut buf = vec![0u8; 64 * 1024];
+        let keep_alive = self.config.keep_alive.unwrap_or(Duration::from_secs(3600));
+        loop {
+            let ka_deadline = self.last_send + keep_alive;
+            tokio::select! {
+                cmd = cmd_rx.recv() => match cmd {
+                    None | Some(Command::Close) => return Ok(()),
+                    Some(c) => self.on_command(c)?,
+                },
+                n = reader.read(&mut buf) => {
+                    let n = n?;
+                    if n == 0 {
+                        return Ok(()); // the remote ended the stream
+                    }
+                    self.frames.push(&buf[..n]);
+                    self.process_frames()?;
+                }
+                w = &mut *writer => {
+                    return match w {
+                        Ok(Ok(())) => Ok(()),
+                        Ok(Err(e)) => Err(e),
+                        Err(e) => Err(NetError::Io(std::io::Error::other(e))),
+                    };
+                }
+                _ = tokio::time::sleep_until(ka_deadline), if self.config.keep_alive.is_some() => {
+                    self.send_raw(Vec::new());
+                }
+            }
+            self.flush();
+        }
+    }
+
+    fn send_raw(&mut self, m: Vec<u8>) {
+        self.last_send = tokio::time::Instant::now();
+        let _ = self.out.send(m);
+    }
+
+    /// Moves everything protomux queued to the writer.
+    fn flush(&mut self) {
+        while let Some(m) = self.mux.poll_transmit() {
+            self.send_raw(m);
+        }
+    }
+
+    fn process_frames(&mut self) -> Result<(), NetError> {
+        while let Some(frame) = self.frames.next_frame() {
+            let plain = self.decryptor.decrypt(&frame)?;
+            self.mux.on_message(&plain)?;
+            self.process_mux_events()?;
+        }
+        Ok(())
+    }
+
+    fn process_mux_events(&mut self) -> Result<(), NetError> {
+        while let Some(ev) = self.mux.poll_event() {
+            match ev {
+                MuxEvent::RemoteOpen { key } => self.on_remote_open(key)?,
+                MuxEvent::Opened {
+                    channel, handshake, ..
+                } => self.on_opened(channel, &handshake)?,
+                MuxEvent::Message {
+                    channel,
+                    message_type,
+                    payload,
+                } => self.on_channel_message(channel, message_type, &payload)?,
+                MuxEvent::Closed { channel, .. } => self.on_closed(channel),
+            }
+        }
+        Ok(())
+    }
+
+    fn on_remote_open(&mut self, key: ChannelKey) -> Result<(), NetError> {
+        // A core we replicate whose channel is not open (e.g. the remote re-opened it): accept.
+        if key.protocol == PROTOCOL {
+            if let Some(dk) = key
+                .id
+                .as_deref()
+                .and_then(|id| <[u8; 32]>::try_from(id).ok())
+            {
+                if self.cores.get(&dk).is_some_and(|c| c.channel.is_none()) {
+                    return self.open_replica_channel(dk);
+                }
+            }
+        }
+        let _ = self.events.send(ConnectionEvent::RemoteOpen(key));
+        Ok(())
+    }
+
+    fn on_opened(&mut self, channel: ChannelId, handshake: &[u8]) -> Result<(), NetError> {
+        if let Some(app) = self.apps.get(&channel) {
+            app.state.send_replace(ChannelState::Open);
+            return Ok(());
+        }
+        let Some((dk, rep)) = self.replicas.get_mut(&channel) else {
+            return Ok(());
+        };
+        let dk = *dk;
+        let core = self.cores[&dk].core.clone();
+        core.with_core(|c| rep.on_open(c, handshake))?;
+        let out = rep.take_outgoing();
+        self.send_channel(channel, out);
+        let _ = self.events.send(ConnectionEvent::ReplicationStarted(dk));
+        Ok(())
+    }
+
+    fn on_channel_message(
+        &mut self,
+        channel: ChannelId,
+        message_type: u64,
+        payload: &[u8],
+    ) -> Result<(), NetError> {
+        if let Some(app) = self.apps.get(&channel) {
+            let _ = app.messages.send(AppMessage {
+                message_type,
+                payload: payload.to_vec(),
+            });
+            return Ok(());
+        }
+        let Some((dk, rep)) = self.replicas.get_mut(&channel) else {
+            return Ok(());
+        };
+        let core = self.cores[&*dk].core.clone();
+        core.with_core_flag(|c| {
+            let before = rep.stats().data_applied;
+            let r = rep.on_message(c, message_type, payload);
+            (r, rep.stats().data_applied != before)
+        })?;
+        let out = rep.take_outgoing();
+        self.send_channel(channel, out);
+        Ok(())
+    }
+
+    fn on_closed(&mut self, channel: ChannelId) {
+        if let Some(app) = self.apps.remove(&channel) {
+            app.state.send_replace(ChannelState::Closed);
+            return;
+        }
+        if let Some((dk, _)) = self.replicas.remove(&channel) {
+            if let Some(c) = self.cores.get_mut(&dk) {
+                c.channel = None;
+            }
+            let _ = self.events.send(ConnectionEvent::ReplicationClosed(dk));
+        }
+    }
+
+    fn send_channel(&mut self, channel: ChannelId, msgs: Vec<(u64, Vec<u8>)>) {
+        for (t, p) in msgs {
+            // The channel exists: it was just looked up, and sends don't close it.
+            let _ = self.mux.send(channel, t, &p);
+        }
+    }
+
+    fn on_command(&mut self, c: Command) -> Result<(), NetError> {
+        match c {
+            Command::Replicate { core, reply } => {
+                let _ = reply.send(self.add_core(core));
+                self.process_mux_events()?;
+            }
+            Command::CoreChanged(dk) => self.on_core_changed(dk),
+            Command::OpenApp { key, reply } => {
+                let r = self.open_app(key);
+                let _ = reply.send(r);
+                self.process_mux_events()?;
+            }
+            Command::AppSend {
+                channel,
+                message_type,
+                payload,
+            } => {
+                // A send racing a close is dropped, like a JS send on a closed channel.
+                let _ = self.mux.send(channel, message_type, &payload);
+            }
+            Command::AppClose(channel) => {
+                self.mux.close(channel);
+                if let Some(app) = self.apps.remove(&channel) {
+                    app.state.send_replace(ChannelState::Closed);
+                }
+            }
+            Command::Close => {}
+        }
+        Ok(())
+    }
+
+    fn add_core(&mut self, core: SharedCore) -> Result<(), NetError> {
+        let dk = core.discovery_key();
+        if self.cores.contains_key(&dk) {
+            return Err(NetError::AlreadyReplicating(hex::encode(core.key())));
+        }
+        spawn_forwarder(&core, dk, self.cmd_tx.clone());
+        self.cores.insert(
+            dk,
+            CoreEntry {
+                core,
+                channel: None,
+            },
+        );
+        self.open_replica_channel(dk)
+    }
+
+    fn open_replica_channel(&mut self, dk: [u8; 32]) -> Result<(), NetError> {
+        let entry = self.cores.get_mut(&dk).ok_or(NetError::Closed)?;
+        let mut rep = Replicator::new(
+            entry.core.key(),
+            self.info.is_initiator,
+            self.info.handshake_hash,
+        );
+        rep.set_max_inflight(self.config.max_inflight);
+        let channel = self.mux.open(PROTOCOL, Some(&dk), &rep.local_handshake())?;
+        entry.channel = Some(channel);
+        self.replicas.insert(channel, (dk, rep));
+        Ok(())
+    }
+
+    fn on_core_changed(&mut self, dk: [u8; 32]) {
+        let Some(entry) = self.cores.get(&dk) else {
+            return;
+        };
+        let Some(channel) = entry.channel else {
+            return;
+        };
+        let core = entry.core.clone();
+        let Some((_, rep)) = self.replicas.get_mut(&channel) else {
+            return;
+        };
+        core.with_core(|c| rep.on_local_change(c));
+        let out = rep.take_outgoing();
+        self.send_channel(channel, out);
+    }
+
+    fn open_app(&mut self, key: ChannelKey) -> Result<AppChannel, NetError> {
+        let channel = self.mux.open(&key.protocol, key.id.as_deref(), &[])?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (state_tx, state_rx) = watch::channel(ChannelState::Opening);
+        self.apps.insert(
+            channel,
+            AppEntry {
+                messages: tx,
+                state: state_tx,
+            },
+        );
+        Ok(AppChannel {
+            channel,
+            key,
+            cmd: self.cmd_tx.clone(),
+            messages: rx,
+            state: state_rx,
+        })
+    }
+
+    fn shutdown_channels(&mut self) {
+        for (_, app) in self.apps.drain() {
+            app.state.send_replace(ChannelState::Closed);
+        }
+    }
+}
+
+/// Forwards a core's change notifications to the actor until the connection ends.
+fn spawn_forwarder(core: &SharedCore, dk: [u8; 32], cmd: mpsc::WeakUnboundedSender<Command>) {
+    let mut rx = core.subscribe();
+    tokio::spawn(async move {
+        loop {
+            let Some(tx) = cmd.upgrade() else { break };
+            tokio::select! {
+                changed = rx.changed() => {
+                    if changed.is_err() || tx.send(Command::CoreChanged(dk)).is_err() {
+                        break;
+                    }
+                }
+                _ = tx.closed() => break,
+            }
+        }
+    });
+}
+
+/// Encrypts queued messages and writes them, coalescing bursts into one socket write.
+async fn run_writer<W>(
+    mut w: WriteHalf<W>,
+    mut enc: Encryptor,
+    mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
+) -> Result<(), NetError>
+where
+    W: AsyncRead + AsyncWrite + Send + Unpin,
+{
+    const MAX_WRITE: usize = 256 * 1024;
+    let mut buf = Vec::with_capacity(MAX_WRITE);
+    while let Some(m) = rx.recv().await {
+        buf.clear();
+        enc.encrypt_into(&m, &mut buf)?;
+        while buf.len() < MAX_WRITE {
+            match rx.try_recv() {
+                Ok(m) => enc.encrypt_into(&m, &mut buf)?,
+                Err(_) => break,
+            }
+        }
+        w.write_all(&buf).await?;
+    }
+    let _ = w.shutdown().await;
+    Ok(())
+}

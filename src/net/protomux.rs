@@ -1,0 +1,707 @@
+//! Sans-IO protocol multiplexer, wire-compatible with npm `protomux` 3.12.1.
+//!
+//! Every secret-stream message is one protomux frame: `uint channel || uint type || payload`,
+//! where `channel` is the **sender's** local channel id. Channel 0 is the control channel:
+//! - type 0 `batch`: `uint channel`, then repeated `uint len || item`; a `len` of 0 is followed by
+//!   a new `uint channel`. Each item is `uint type || payload` for that channel.
+//! - type 1 `open`: `uint localId || string protocol || optionalBuffer id || handshake bytes`.
+//! - type 2 `reject`: `uint localId` (the opener's id being refused).
+//! - type 3 `close`: `uint localId` (the closer's id).
+//!
+//! Channels are paired by `(protocol, id)`: an `open` from the remote pairs with our own
+//! not-yet-paired channel of the same key; otherwise it waits (its messages buffered) until we open
+//! the same key ([`Mux::open`] accepts it) or [`Mux::reject`] it. [`Mux`] takes received messages
+//! with [`Mux::on_message`] and gives out events ([`Mux::poll_event`]) and messages to send
+//! ([`Mux::poll_transmit`]). It never does IO and never panics on input.
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::hypercore::encoding::{DecodeError, Decoder, Encoder};
+
+/// A local channel id (`>= 1`), unique for the life of the [`Mux`] (ids are never reused, so a
+/// stale id can't address a newer channel).
+pub type ChannelId = u64;
+
+/// Most incoming opens we keep waiting for an accept/reject before we call the peer hostile.
+pub const MAX_PENDING_OPENS: usize = 256;
+/// Most bytes we buffer for channels the remote opened and we have not accepted yet.
+pub const MAX_BUFFERED_BYTES: usize = 4 * 1024 * 1024;
+
+/// A protocol error from the remote. The connection should be closed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MuxError {
+    /// A message could not be decoded (truncated, bad varint, bad UTF-8...).
+    #[error("protomux: malformed message: {0}")]
+    Decode(#[from] DecodeError),
+    /// An `open` reused a live remote id, or skipped ahead more than one id.
+    #[error("protomux: invalid open message (remote channel id {0})")]
+    InvalidOpen(u64),
+    /// A `reject` named a channel we never opened.
+    #[error("protomux: invalid reject message (local channel id {0})")]
+    InvalidReject(u64),
+    /// The remote opened more than [`MAX_PENDING_OPENS`] channels that nobody accepted.
+    #[error("protomux: remote opened too many channels nobody accepted")]
+    TooManyPendingOpens,
+    /// The remote sent more than [`MAX_BUFFERED_BYTES`] to channels nobody accepted.
+    #[error("protomux: remote buffered too much data on unaccepted channels")]
+    BufferOverflow,
+}
+
+/// Local misuse of the API (not a remote fault).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChannelError {
+    /// A channel with this protocol and id is already open on this connection.
+    #[error("protomux: channel {0} is already open")]
+    AlreadyOpen(String),
+    /// The channel was closed or never existed.
+    #[error("protomux: channel {0} is closed")]
+    Closed(ChannelId),
+}
+
+/// What identifies a channel kind: protocol name and optional id bytes (JS `toKey`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ChannelKey {
+    /// Protocol name, e.g. `hypercore/alpha`.
+    pub protocol: String,
+    /// Optional id, e.g. a core's 32-byte discovery key. JS treats an empty id as none.
+    pub id: Option<Vec<u8>>,
+}
+
+impl ChannelKey {
+    /// Builds a key; an empty `id` is normalized to `None` as JS `optionalBuffer` does.
+    pub fn new(protocol: &str, id: Option<&[u8]>) -> Self {
+        Self {
+            protocol: protocol.to_string(),
+            id: id.filter(|b| !b.is_empty()).map(|b| b.to_vec()),
+        }
+    }
+}
+
+impl std::fmt::Display for ChannelKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.id {
+            Some(id) => write!(f, "{}##{}", self.protocol, hex::encode(id)),
+            None => write!(f, "{}##", self.protocol),
+        }
+    }
+}
+
+/// What happened on the multiplexer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MuxEvent {
+    /// The remote opened a channel we have not opened. Accept with [`Mux::open`] on the same key,
+    /// or refuse with [`Mux::reject`]. Its messages are buffered meanwhile.
+    RemoteOpen {
+        /// Protocol and id of the channel.
+        key: ChannelKey,
+    },
+    /// One of our channels is now paired with the remote's; `handshake` is the remote's handshake
+    /// bytes from its `open` message (empty if the protocol has none).
+    Opened {
+        /// Our channel.
+        channel: ChannelId,
+        /// Its key.
+        key: ChannelKey,
+        /// Raw handshake bytes sent by the remote.
+        handshake: Vec<u8>,
+    },
+    /// A message on an open channel.
+    Message {
+        /// Our channel.
+        channel: ChannelId,
+        /// Message type (index in the protocol's message list).
+        message_type: u64,
+        /// The encoded message.
+        payload: Vec<u8>,
+    },
+    /// The remote closed or rejected one of our channels.
+    Closed {
+        /// Our channel (now gone).
+        channel: ChannelId,
+        /// Its key.
+        key: ChannelKey,
+    },
+}
+
+#[derive(Debug)]
+struct LocalChannel {
+    key: ChannelKey,
+    /// The remote's id for the paired channel, 0 while unpaired.
+    remote_id: u64,
+}
+
+#[derive(Debug)]
+enum RemoteSlot {
+    /// Paired with our channel.
+    Paired(ChannelId),
+    /// Opened by the remote, waiting for us; messages buffered.
+    Pending {
+        key: ChannelKey,
+        handshake: Vec<u8>,
+        buffered: Vec<(u64, Vec<u8>)>,
+    },
+    /// Paired with a channel we closed before the remote's open arrived: ignore its traffic.
+    Ignored,
+}
+
+/// The multiplexer state of one connection.
+#[derive(Debug, Default)]
+pub struct Mux {
+    next_local: ChannelId,
+    local: HashMap<ChannelId, LocalChannel>,
+    /// Index = remote id - 1; `None` = free/closed.
+    remote: Vec<Option<RemoteSlot>>,
+    /// Our opened channels waiting for the remote's open, oldest first, per key. Holds ids of
+    /// channels we already closed too (so the remote's late open is matched and ignored).
+    outgoing: HashMap<ChannelKey, VecDeque<ChannelId>>,
+    /// Remote opens waiting for us, oldest first, per key.
+    incoming: HashMap<ChannelKey, VecDeque<u64>>,
+    pending_opens: usize,
+    buffered_bytes: usize,
+    events: VecDeque<MuxEvent>,
+    transmit: VecDeque<Vec<u8>>,
+}
+
+impl Mux {
+    /// A multiplexer with no channels.
+    pub fn new() -> Self {
+        Self {
+            next_local: 1,
+            ..Self::default()
+        }
+    }
+
+    /// Next event, if any.
+    pub fn poll_event(&mut self) -> Option<MuxEvent> {
+        self.events.pop_front()
+    }
+
+    /// Next message to send (one secret-stream message each), if any.
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        self.transmit.pop_front()
+    }
+
+    /// True if one of our channels with this key is open or opening.
+    pub fn is_open(&self, key: &ChannelKey) -> bool {
+        self.local.values().any(|c| &c.key == key)
+    }
+
+    /// Keys the remote opened that wait for [`Mux::open`] or [`Mux::reject`].
+    pub fn pending_remote_opens(&self) -> Vec<ChannelKey> {
+        self.incoming
+            .iter()
+            .filter(|(_, q)| !q.is_empty())
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// Opens a channel (JS `createChannel` + `open`) with our `handshake` bytes. If the remote
+    /// already opened this key, the channel pairs at once: an [`MuxEvent::Opened`] is queued,
+    /// followed by the messages the remote sent meanwhile.
+    ///
+    /// Errors: [`ChannelError::AlreadyOpen`] if this key is already open here (channels are unique
+    /// per key, as JS `unique: true`).
+    pub fn open(
+        &mut self,
+        protocol: &str,
+        id: Option<&[u8]>,
+        handshake: &[u8],
+    ) -> Result<ChannelId, ChannelError> {
+        let key = ChannelKey::new(protocol, id);
+        if self.is_open(&key) {
+            return Err(ChannelError::AlreadyOpen(key.to_string()));
+        }
+        let local_id = self.next_local;
+        self.next_local += 1;
+
+        let mut enc = Encoder::new();
+        enc.uint(0).uint(1).uint(local_id).string(&key.protocol);
+        enc.optional_buffer(key.id.as_deref()).raw(handshake);
+        self.transmit.push_back(enc.into_vec());
+
+        let waiting = self.incoming.get_mut(&key).and_then(|q| q.pop_front());
+        let mut chan = LocalChannel {
+            key: key.clone(),
+            remote_id: 0,
+        };
+        match waiting {
+            Some(remote_id) => {
+                chan.remote_id = remote_id;
+                self.pending_opens = self.pending_opens.saturating_sub(1);
+                let slot = self
+                    .remote
+                    .get_mut(remote_id as usize - 1)
+                    .and_then(|s| s.replace(RemoteSlot::Paired(local_id)));
+                self.local.insert(local_id, chan);
+                if let Some(RemoteSlot::Pending {
+                    handshake,
+                    buffered,
+                    ..
+                }) = slot
+                {
+                    self.events.push_back(MuxEvent::Opened {
+                        channel: local_id,
+                        key,
+                        handshake,
+                    });
+                    for (message_type, payload) in buffered {
+                        self.buffered_bytes = self.buffered_bytes.saturating_sub(payload.len());
+                        self.events.push_back(MuxEvent::Message {
+                            channel: local_id,
+                            message_type,
+                            payload,
+                        });
+                    }
+                }
+            }
+            None => {
+                self.outgoing.entry(key).or_default().push_back(local_id);
+                self.local.insert(local_id, chan);
+            }
+        }
+        Ok(local_id)
+    }
+
+    /// Queues a message of `message_type` on `channel`.
+    ///
+    /// Errors: [`ChannelError::Closed`] if the channel is gone.
+    pub fn send(
+        &mut self,
+        channel: ChannelId,
+        message_type: u64,
+        payload: &[u8],
+    ) -> Result<(), ChannelError> {
+        if !self.local.contains_key(&channel) {
+            return Err(ChannelError::Closed(channel));
+        }
+        self.transmit
+            .push_back(encode_message(channel, message_type, payload));
+        Ok(())
+    }
+
+    /// Closes our channel (sends `close`). Closing a closed channel does nothing.
+    pub fn close(&mut self, channel: ChannelId) {
+        let Some(chan) = self.local.remove(&channel) else {
+            return;
+        };
+        if chan.remote_id > 0 {
+            if let Some(slot) = self.remote.get_mut(chan.remote_id as usize - 1) {
+                *slot = None;
+            }
+        }
+        // If still unpaired, the id stays in `outgoing` so the remote's late open is matched.
+        let mut enc = Encoder::new();
+        enc.uint(0).uint(3).uint(channel);
+        self.transmit.push_back(enc.into_vec());
+    }
+
+    /// Refuses the oldest waiting remote open for `key` (sends `reject`). Does nothing if none.
+    pub fn reject(&mut self, key: &ChannelKey) {
+        let Some(remote_id) = self.incoming.get_mut(key).and_then(|q| q.pop_front()) else {
+            return;
+        };
+        self.pending_opens = self.pending_opens.saturating_sub(1);
+        if let Some(slot) = self.remote.get_mut(remote_id as usize - 1) {
+            if let Some(RemoteSlot::Pending { buffered, .. }) = slot.take() {
+                let bytes: usize = buffered.iter().map(|(_, p)| p.len()).sum();
+                self.buffered_bytes = self.buffered_bytes.saturating_sub(bytes);
+            }
+        }
+        let mut enc = Encoder::new();
+        enc.uint(0).uint(2).uint(remote_id);
+        self.transmit.push_back(enc.into_vec());
+    }
+
+    /// Processes one received (decrypted) message.
+    ///
+    /// Errors: any [`MuxError`]; the caller should close the connection.
+    pub fn on_message(&mut self, msg: &[u8]) -> Result<(), MuxError> {
+        if msg.is_empty() {
+            return Ok(()); // keep-alive
+        }
+        let mut dec = Decoder::new(msg);
+        let remote_id = dec.uint()?;
+        self.decode_one(remote_id, &mut dec)
+    }
+
+    fn decode_one(&mut self, remote_id: u64, dec: &mut Decoder<'_>) -> Result<(), MuxError> {
+        let message_type = dec.uint()?;
+        if remote_id == 0 {
+            return self.on_control(message_type, dec);
+        }
+        let payload = dec.rest();
+        let Some(slot) = self
+            .remote
+            .get_mut((remote_id - 1) as usize)
+            .and_then(|s| s.as_mut())
+        else {
+            return Ok(()); // closed channel: could be a message in flight, ignore as JS does
+        };
+        match slot {
+            RemoteSlot::Paired(channel) => self.events.push_back(MuxEvent::Message {
+                channel: *channel,
+                message_type,
+                payload: payload.to_vec(),
+            }),
+            RemoteSlot::Pending { buffered, .. } => {
+                self.buffered_bytes += payload.len();
+                if self.buffered_bytes > MAX_BUFFERED_BYTES {
+                    return Err(MuxError::BufferOverflow);
+                }
+                buffered.push((message_type, payload.to_vec()));
+            }
+            RemoteSlot::Ignored => {}
+        }
+        Ok(())
+    }
+
+    fn on_control(&mut self, message_type: u64, dec: &mut Decoder<'_>) -> Result<(), MuxError> {
+        match message_type {
+            0 => self.on_batch(dec),
+            1 => self.on_open(dec),
+            2 => self.on_reject(dec),
+            3 => self.on_close(dec),
+            _ => Ok(()), // unknown control messages are ignored, as JS does
+        }
+    }
+
+    fn on_batch(&mut self, dec: &mut Decoder<'_>) -> Result<(), MuxError> {
+        let mut remote_id = dec.uint()?;
+        while !dec.is_empty() {
+            let len = dec.uint()?;
+            if len == 0 {
+                remote_id = dec.uint()?;
+                continue;
+            }
+            let item = dec.take(len)?;
+            self.decode_one(remote_id, &mut Decoder::new(item))?;
+        }
+        Ok(())
+    }
+
+    fn on_open(&mut self, dec: &mut Decoder<'_>) -> Result<(), MuxError> {
+        let remote_id = dec.uint()?;
+        let protocol = dec.string()?;
+        let id = dec.optional_buffer()?;
+        let handshake = dec.rest().to_vec();
+        let key = ChannelKey::new(protocol, id);
+        if remote_id == 0 {
+            // The control channel can't be opened: reject, as JS does.
+            let mut enc = Encoder::new();
+            enc.uint(0).uint(2).uint(0);
+            self.transmit.push_back(enc.into_vec());
+            return Ok(());
+        }
+        let rid = (remote_id - 1) as usize;
+        // The remote may grow its ids by one at a time only (bounds our table).
+        if rid == self.remote.len() {
+            self.remote.push(None);
+        }
+        if rid >= self.remote.len() || self.remote[rid].is_some() {
+            return Err(MuxError::InvalidOpen(remote_id));
+        }
+        if let Some(local_id) = self.outgoing.get_mut(&key).and_then(|q| q.pop_front()) {
+            self.gc_outgoing(&key);
+            match self.local.get_mut(&local_id) {
+                Some(chan) => {
+                    chan.remote_id = remote_id;
+                    self.remote[rid] = Some(RemoteSlot::Paired(local_id));
+                    self.events.push_back(MuxEvent::Opened {
+                        channel: local_id,
+                        key,
+                        handshake,
+                    });
+                }
+                // We closed it before the remote answered; our close is on its way.
+                None => self.remote[rid] = Some(RemoteSlot::Ignored),
+            }
+            return Ok(());
+        }
+        self.pending_opens += 1;
+        if self.pending_opens > MAX_PENDING_OPENS {
+            return Err(MuxError::TooManyPendingOpens);
+        }
+        self.remote[rid] = Some(RemoteSlot::Pending {
+            key: key.clone(),
+            handshake,
+            buffered: Vec::new(),
+        });
+        self.incoming
+            .entry(key.clone())
+            .or_default()
+            .push_back(remote_id);
+        self.events.push_back(MuxEvent::RemoteOpen { key });
+        Ok(())
+    }
+
+    fn on_reject(&mut self, dec: &mut Decoder<'_>) -> Result<(), MuxError> {
+        let local_id = dec.uint()?;
+        let key = self
+            .outgoing
+            .iter()
+            .find(|(_, q)| q.contains(&local_id))
+            .map(|(k, _)| k.clone())
+            .ok_or(MuxError::InvalidReject(local_id))?;
+        if let Some(q) = self.outgoing.get_mut(&key) {
+            q.retain(|id| *id != local_id);
+        }
+        self.gc_outgoing(&key);
+        if self.local.remove(&local_id).is_some() {
+            self.events.push_back(MuxEvent::Closed {
+                channel: local_id,
+                key,
+            });
+        }
+        Ok(())
+    }
+
+    fn on_close(&mut self, dec: &mut Decoder<'_>) -> Result<(), MuxError> {
+        let remote_id = dec.uint()?;
+        if remote_id == 0 {
+            return Ok(());
+        }
+        let Some(slot) = self
+            .remote
+            .get_mut((remote_id - 1) as usize)
+            .and_then(|s| s.take())
+        else {
+            return Ok(());
+        };
+        match slot {
+            RemoteSlot::Paired(channel) => {
+                if let Some(chan) = self.local.remove(&channel) {
+                    self.events.push_back(MuxEvent::Closed {
+                        channel,
+                        key: chan.key,
+                    });
+                }
+            }
+            RemoteSlot::Pending { key, buffered, .. } => {
+                // Opened and closed before we accepted: forget it.
+                let bytes: usize = buffered.iter().map(|(_, p)| p.len()).sum();
+                self.buffered_bytes = self.buffered_bytes.saturating_sub(bytes);
+                if let Some(q) = self.incoming.get_mut(&key) {
+                    q.retain(|id| *id != remote_id);
+                    if q.is_empty() {
+                        self.incoming.remove(&key);
+                    }
+                }
+                self.pending_opens = self.pending_opens.saturating_sub(1);
+            }
+            RemoteSlot::Ignored => {}
+        }
+        Ok(())
+    }
+
+    fn gc_outgoing(&mut self, key: &ChannelKey) {
+        if self.outgoing.get(key).is_some_and(|q| q.is_empty()) {
+            self.outgoing.remove(key);
+        }
+    }
+}
+
+/// `uint channel || uint type || payload`: one channel message.
+pub fn encode_message(channel: ChannelId, message_type: u64, payload: &[u8]) -> Vec<u8> {
+    let mut enc = Encoder::with_capacity(payload.len() + 4);
+    enc.uint(channel).uint(message_type).raw(payload);
+    enc.into_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Moves every queued message from `a` to `b`.
+    fn pump(a: &mut Mux, b: &mut Mux) {
+        while let Some(m) = a.poll_transmit() {
+            b.on_message(&m).unwrap();
+        }
+    }
+
+    fn events(m: &mut Mux) -> Vec<MuxEvent> {
+        std::iter::from_fn(|| m.poll_event()).collect()
+    }
+
+    #[test]
+    fn open_bytes_match_js_protomux() {
+        // protomux 3.12.1: mux.createChannel({ protocol: 'test', id: Buffer.from([1,2]),
+        // handshake: c.uint }).open(5) writes 00 01 01 04 't' 'e' 's' 't' 02 01 02 05.
+        let mut m = Mux::new();
+        m.open("test", Some(&[1, 2]), &[5]).unwrap();
+        assert_eq!(
+            m.poll_transmit().unwrap(),
+            vec![0, 1, 1, 4, b't', b'e', b's', b't', 2, 1, 2, 5]
+        );
+        // message type 1 with raw payload "hi" on channel 1: 01 01 'h' 'i'.
+        m.send(1, 1, b"hi").unwrap();
+        assert_eq!(m.poll_transmit().unwrap(), vec![1, 1, b'h', b'i']);
+        m.close(1);
+        assert_eq!(m.poll_transmit().unwrap(), vec![0, 3, 1]);
+    }
+
+    #[test]
+    fn both_sides_open_pairs_channels() {
+        let (mut a, mut b) = (Mux::new(), Mux::new());
+        let ca = a.open("p", Some(b"x"), b"ha").unwrap();
+        let cb = b.open("p", Some(b"x"), b"hb").unwrap();
+        pump(&mut a, &mut b);
+        pump(&mut b, &mut a);
+        assert_eq!(
+            events(&mut a),
+            vec![MuxEvent::Opened {
+                channel: ca,
+                key: ChannelKey::new("p", Some(b"x")),
+                handshake: b"hb".to_vec()
+            }]
+        );
+        assert!(
+            matches!(&events(&mut b)[..], [MuxEvent::Opened { handshake, .. }] if handshake == b"ha")
+        );
+        a.send(ca, 3, b"m").unwrap();
+        pump(&mut a, &mut b);
+        assert_eq!(
+            events(&mut b),
+            vec![MuxEvent::Message {
+                channel: cb,
+                message_type: 3,
+                payload: b"m".to_vec()
+            }]
+        );
+    }
+
+    #[test]
+    fn remote_open_waits_buffers_and_accepts() {
+        let (mut a, mut b) = (Mux::new(), Mux::new());
+        let ca = a.open("lobby", None, b"").unwrap();
+        a.send(ca, 0, b"early").unwrap();
+        pump(&mut a, &mut b);
+        assert_eq!(
+            events(&mut b),
+            vec![MuxEvent::RemoteOpen {
+                key: ChannelKey::new("lobby", None)
+            }]
+        );
+        let cb = b.open("lobby", None, b"").unwrap();
+        let ev = events(&mut b);
+        assert!(matches!(ev[0], MuxEvent::Opened { channel, .. } if channel == cb));
+        assert_eq!(
+            ev[1],
+            MuxEvent::Message {
+                channel: cb,
+                message_type: 0,
+                payload: b"early".to_vec()
+            }
+        );
+        pump(&mut b, &mut a);
+        assert!(matches!(events(&mut a)[..], [MuxEvent::Opened { .. }]));
+    }
+
+    #[test]
+    fn reject_and_close_notify_the_opener() {
+        let (mut a, mut b) = (Mux::new(), Mux::new());
+        let ca = a.open("nope", None, b"").unwrap();
+        pump(&mut a, &mut b);
+        events(&mut b);
+        b.reject(&ChannelKey::new("nope", None));
+        pump(&mut b, &mut a);
+        assert!(matches!(events(&mut a)[..], [MuxEvent::Closed { channel, .. }] if channel == ca));
+        assert_eq!(a.send(ca, 0, b""), Err(ChannelError::Closed(ca)));
+
+        let ca = a.open("yes", None, b"").unwrap();
+        let cb = b.open("yes", None, b"").unwrap();
+        pump(&mut a, &mut b);
+        pump(&mut b, &mut a);
+        events(&mut a);
+        events(&mut b);
+        b.close(cb);
+        pump(&mut b, &mut a);
+        assert!(matches!(events(&mut a)[..], [MuxEvent::Closed { channel, .. }] if channel == ca));
+    }
+
+    #[test]
+    fn batch_frames_are_split_per_channel() {
+        let (mut a, mut b) = (Mux::new(), Mux::new());
+        let ca1 = a.open("one", None, b"").unwrap();
+        let ca2 = a.open("two", None, b"").unwrap();
+        let cb1 = b.open("one", None, b"").unwrap();
+        let cb2 = b.open("two", None, b"").unwrap();
+        pump(&mut a, &mut b);
+        pump(&mut b, &mut a);
+        events(&mut a);
+        events(&mut b);
+        // protomux batch: 00 00 <id> (len item)* 00 <id> (len item)*; items are "type payload".
+        let batch = vec![
+            0, 0, ca1 as u8, 2, 7, b'a', 3, 8, b'b', b'c', 0, ca2 as u8, 1, 9,
+        ];
+        b.on_message(&batch).unwrap();
+        assert_eq!(
+            events(&mut b),
+            vec![
+                MuxEvent::Message {
+                    channel: cb1,
+                    message_type: 7,
+                    payload: b"a".to_vec()
+                },
+                MuxEvent::Message {
+                    channel: cb1,
+                    message_type: 8,
+                    payload: b"bc".to_vec()
+                },
+                MuxEvent::Message {
+                    channel: cb2,
+                    message_type: 9,
+                    payload: vec![]
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn hostile_input_is_an_error_not_a_panic() {
+        let mut m = Mux::new();
+        // Opens skipping ids, reusing ids, truncated fields, bogus lengths.
+        assert!(m.on_message(&[0, 1, 5, 1, b'p', 0]).is_err());
+        assert!(m.on_message(&[0, 1, 1, 1, b'p', 0]).is_ok());
+        assert!(m.on_message(&[0, 1, 1, 1, b'p', 0]).is_err());
+        assert!(m.on_message(&[0, 1, 2, 9, b'p']).is_err());
+        assert!(m
+            .on_message(&[0, 0, 1, 0xfe, 0xff, 0xff, 0xff, 0x7f])
+            .is_err());
+        assert!(m.on_message(&[0, 2, 77]).is_err());
+        assert!(m.on_message(&[0xff]).is_err());
+        assert!(m.on_message(&[]).is_ok());
+        assert!(m.on_message(&[42, 1, 2, 3]).is_ok()); // unknown channel: ignored
+                                                       // Deterministic pseudo-random garbage never panics.
+        let mut x: u32 = 0x1234_5678;
+        for _ in 0..20_000 {
+            let len = (x % 24) as usize;
+            let mut buf = Vec::with_capacity(len);
+            for _ in 0..len {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                buf.push((x & 0x7) as u8);
+            }
+            let _ = m.on_message(&buf);
+        }
+    }
+
+    #[test]
+    fn too_many_pending_opens_is_an_error() {
+        let mut m = Mux::new();
+        let mut err = None;
+        for i in 1..=(MAX_PENDING_OPENS as u64 + 1) {
+            let mut enc = Encoder::new();
+            enc.uint(0)
+                .uint(1)
+                .uint(i)
+                .string("p")
+                .optional_buffer(Some(&i.to_le_bytes()));
+            if let Err(e) = m.on_message(enc.as_slice()) {
+                err = Some(e);
+                break;
+            }
+        }
+        assert_eq!(err, Some(MuxError::TooManyPendingOpens));
+    }
+}

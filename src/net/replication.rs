@@ -1,0 +1,716 @@
+//! Sans-IO hypercore replication of one core over one protomux channel, following JS hypercore
+//! 11.37.1 `lib/replicator.js` (the `hypercore/alpha` protocol) and `lib/messages.js`.
+//!
+//! One [`Replicator`] per (connection, core). The driver feeds it the channel's open handshake
+//! ([`Replicator::on_open`]), every channel message ([`Replicator::on_message`]) and every local
+//! change of the core ([`Replicator::on_local_change`]), and sends what
+//! [`Replicator::take_outgoing`] returns as protomux messages `(type, payload)` on the channel.
+//!
+//! Behaviour (the parts of JS `Peer` a live, full replica needs):
+//! - open: the channel handshake carries `caps.replicate(isInitiator, key, handshakeHash)`; the
+//!   remote's must equal `caps.replicate(!isInitiator, ...)`, else the connection is refused.
+//!   Then `sync` and `range { start: 0, length: contiguous }` are sent.
+//! - uploader: `request` → `create_proof` → `data`, or `noData` (reason 1 not available,
+//!   2 invalid request). `want` → `range` of what we have.
+//! - downloader (eager, live): when the remote's `sync` says it is longer, it can upgrade us, and
+//!   it has acknowledged our length, request the upgrade (one at a time, as JS); request every
+//!   block below our length that we miss and the remote has announced (`range`/`bitfield`), with
+//!   at most [`DEFAULT_MAX_INFLIGHT`] requests in flight.
+//! - on every local change (append, or data verified from any peer) send `sync` with the new
+//!   length and `range` with the new contiguous length, so the remote can ask at once.
+//!
+//! Not implemented (JS features this project does not use): seeks, hash requests, pushes,
+//! extensions (received ones are ignored), forks/truncation (a fork mismatch just stops the
+//! download from that peer), manifests of non-compat cores.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use crate::hypercore::encoding::{CompactEncoding, DecodeError};
+use crate::hypercore::messages::{
+    Bitfield, Cancel, Data, Extension, Handshake, NoData, Range, Request, RequestBlock,
+    RequestUpgrade, Sync, Want,
+};
+
+/// Protocol name of the hypercore channel (JS also accepts the alias `hypercore`).
+pub const PROTOCOL: &str = "hypercore/alpha";
+/// JS alias of [`PROTOCOL`], accepted on incoming opens.
+pub const PROTOCOL_ALIAS: &str = "hypercore";
+
+/// Message type ids on a hypercore channel, in JS `_makePeer` order.
+pub mod msg_type {
+    /// `wire.sync`
+    pub const SYNC: u64 = 0;
+    /// `wire.request`
+    pub const REQUEST: u64 = 1;
+    /// `wire.cancel`
+    pub const CANCEL: u64 = 2;
+    /// `wire.data`
+    pub const DATA: u64 = 3;
+    /// `wire.noData`
+    pub const NO_DATA: u64 = 4;
+    /// `wire.want`
+    pub const WANT: u64 = 5;
+    /// `wire.unwant`
+    pub const UNWANT: u64 = 6;
+    /// `wire.bitfield`
+    pub const BITFIELD: u64 = 7;
+    /// `wire.range`
+    pub const RANGE: u64 = 8;
+    /// `wire.extension`
+    pub const EXTENSION: u64 = 9;
+}
+
+/// JS `NOT_AVAILABLE` noData reason.
+pub const NOT_AVAILABLE: u64 = 1;
+/// JS `INVALID_REQUEST` noData reason.
+pub const INVALID_REQUEST: u64 = 2;
+/// Default bound on requests in flight per peer (JS uses 16..512 depending on latency).
+pub const DEFAULT_MAX_INFLIGHT: usize = 64;
+/// While downloading, `range` announcements are sent every this many new contiguous blocks.
+pub const RANGE_STEP: u64 = 256;
+/// Invalid data messages tolerated before the peer is dropped (JS `MAX_INVALID_REQUESTS`).
+pub const MAX_INVALID: u32 = 64;
+
+/// What the replicator needs from a core. Implemented for [`crate::hypercore::Core`] in
+/// `shared_core`; a trait so the protocol logic does not depend on storage details.
+pub trait ReplicaCore {
+    /// The 32-byte core key.
+    fn key(&self) -> [u8; 32];
+    /// Current fork id.
+    fn fork(&self) -> u64;
+    /// Current length in blocks (the signed tree length; blocks may be missing in a replica).
+    fn length(&self) -> u64;
+    /// Number of blocks from 0 we hold without a gap.
+    fn contiguous_length(&self) -> u64;
+    /// Whether block `index` is stored.
+    fn has(&self, index: u64) -> bool;
+    /// JS `MerkleTree.missingNodes(2 * index, length)`: tree levels we lack above the leaf.
+    fn missing_nodes(&self, index: u64) -> u64;
+    /// JS `MerkleTree.proof`: `Ok(None)` when we cannot serve it, `Err` for an invalid request.
+    fn create_proof(&mut self, request: &Request) -> Result<Option<Data>, String>;
+    /// Verifies a proof and stores what it brings (an upgrade and/or a block).
+    fn verify_and_apply(&mut self, data: &Data) -> Result<(), String>;
+}
+
+/// Why replication with a peer failed; the connection should be closed (as JS destroys the
+/// stream on these).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplicationError {
+    /// The remote's channel handshake capability does not prove it knows the core key in this
+    /// session (JS `INVALID_CAPABILITY`).
+    #[error("remote sent an invalid replication capability for core {0}")]
+    InvalidCapability(String),
+    /// A message on the channel could not be decoded.
+    #[error("malformed hypercore message (type {message_type}): {source}")]
+    Decode {
+        /// The message type id.
+        message_type: u64,
+        /// What was wrong.
+        source: DecodeError,
+    },
+    /// The remote sent more than [`MAX_INVALID`] proofs that did not verify.
+    #[error("remote sent {0} invalid proofs; giving up on it")]
+    TooManyInvalid(u32),
+}
+
+/// Counters for tests, benchmarks and logs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReplicationStats {
+    /// `data` messages we verified and applied.
+    pub data_applied: u64,
+    /// `data` messages whose proof failed.
+    pub data_invalid: u64,
+    /// Requests we answered with `data`.
+    pub requests_served: u64,
+    /// Requests we answered with `noData`.
+    pub requests_refused: u64,
+    /// `sync` messages sent.
+    pub syncs_sent: u64,
+}
+
+/// What a request id was for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Inflight {
+    Upgrade,
+    Block(u64),
+}
+
+/// The remote's state as its `sync`, `range` and `bitfield` messages told us.
+#[derive(Debug, Default)]
+struct Remote {
+    opened: bool,
+    synced: bool,
+    fork: u64,
+    length: u64,
+    /// Our length as the remote last acknowledged it (`sync.remoteLength`).
+    length_acked: u64,
+    can_upgrade: bool,
+    uploading: bool,
+    /// Blocks `0..contiguous` the remote has.
+    contiguous: u64,
+    /// Other block ranges the remote has: start -> end (exclusive), non-overlapping.
+    ranges: BTreeMap<u64, u64>,
+}
+
+impl Remote {
+    fn has(&self, index: u64) -> bool {
+        if index < self.contiguous {
+            return true;
+        }
+        self.ranges
+            .range(..=index)
+            .next_back()
+            .is_some_and(|(_, end)| index < *end)
+    }
+
+    /// Marks `start..end` as present (`has`) or dropped.
+    fn set_range(&mut self, start: u64, end: u64, has: bool) {
+        if start >= end {
+            return;
+        }
+        if has && start <= self.contiguous {
+            self.contiguous = self.contiguous.max(end);
+        } else if !has && start < self.contiguous {
+            // Keep what survives after the dropped part as a separate range.
+            if end < self.contiguous {
+                self.ranges.insert(end, self.contiguous);
+            }
+            self.contiguous = start;
+        }
+        // Cut [start, end) out of the stored ranges, re-adding the parts outside it.
+        let overlapping: Vec<(u64, u64)> = self
+            .ranges
+            .range(..end)
+            .filter(|(_, e)| **e > start)
+            .map(|(s, e)| (*s, *e))
+            .collect();
+        let (mut lo, mut hi) = (start, end);
+        for (s, e) in overlapping {
+            self.ranges.remove(&s);
+            if has {
+                lo = lo.min(s);
+                hi = hi.max(e);
+            } else {
+                if s < start {
+                    self.ranges.insert(s, start);
+                }
+                if e > end {
+                    self.ranges.insert(end, e);
+                }
+            }
+        }
+        if has && lo > self.contiguous {
+            self.ranges.insert(lo, hi);
+        }
+        // Fold ranges that now touch the contiguous prefix into it.
+        while let Some((&s, &e)) = self.ranges.iter().next() {
+            if s > self.contiguous {
+                break;
+            }
+            self.ranges.remove(&s);
+            self.contiguous = self.contiguous.max(e);
+        }
+    }
+}
+
+/// Replication state of one core with one peer. See the module docs.
+#[derive(Debug)]
+pub struct Replicator {
+    key: [u8; 32],
+    is_initiator: bool,
+    handshake_hash: [u8; 64],
+    max_inflight: usize,
+    remote: Remote,
+    next_id: u64,
+    inflight: HashMap<u64, Inflight>,
+    upgrade_inflight: bool,
+    blocks_inflight: HashSet<u64>,
+    /// Blocks the remote answered `noData` for; retried after its next `sync`/`range`.
+    unavailable: HashSet<u64>,
+    /// Remote length for which it refused an upgrade; retried when its length changes.
+    upgrade_refused_at: Option<u64>,
+    /// Lowest block index that may be missing locally.
+    cursor: u64,
+    /// (fork, length, remote length, can upgrade) of the last `sync` we sent.
+    last_sync: Option<(u64, u64, u64, bool)>,
+    /// Contiguous length we last announced with `range`.
+    announced: u64,
+    invalid: u32,
+    stats: ReplicationStats,
+    out: Vec<(u64, Vec<u8>)>,
+}
+
+impl Replicator {
+    /// A replicator for the core with `key`, on a connection where we are `is_initiator` and whose
+    /// Noise handshake hash is `handshake_hash` (64 bytes).
+    pub fn new(key: [u8; 32], is_initiator: bool, handshake_hash: [u8; 64]) -> Self {
+        Self {
+            key,
+            is_initiator,
+            handshake_hash,
+            max_inflight: DEFAULT_MAX_INFLIGHT,
+            remote: Remote {
+                uploading: true,
+                ..Remote::default()
+            },
+            next_id: 1,
+            inflight: HashMap::new(),
+            upgrade_inflight: false,
+            blocks_inflight: HashSet::new(),
+            unavailable: HashSet::new(),
+            upgrade_refused_at: None,
+            cursor: 0,
+            last_sync: None,
+            announced: 0,
+            invalid: 0,
+            stats: ReplicationStats::default(),
+            out: Vec::new(),
+        }
+    }
+
+    /// Sets the bound on requests in flight (at least 1).
+    pub fn set_max_inflight(&mut self, max: usize) {
+        self.max_inflight = max.max(1);
+    }
+
+    /// Our channel handshake (`wire.handshake { seeks: false, capability }`), encoded, to put in
+    /// the protomux `open` message.
+    pub fn local_handshake(&self) -> Vec<u8> {
+        Handshake {
+            seeks: false,
+            capability: crate::hypercore::crypto::replicate_capability(
+                self.is_initiator,
+                &self.key,
+                &self.handshake_hash,
+            ),
+        }
+        .to_bytes()
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> ReplicationStats {
+        self.stats
+    }
+
+    /// Whether the remote's channel is open and its capability checked.
+    pub fn is_open(&self) -> bool {
+        self.remote.opened
+    }
+
+    /// The remote's length as its last `sync` said.
+    pub fn remote_length(&self) -> u64 {
+        self.remote.length
+    }
+
+    /// Messages to send on the channel, `(message type, payload)`, oldest first.
+    pub fn take_outgoing(&mut self) -> Vec<(u64, Vec<u8>)> {
+        std::mem::take(&mut self.out)
+    }
+
+    /// The channel paired: checks the remote's capability, then announces our state.
+    ///
+    /// Errors: [`ReplicationError::InvalidCapability`], or [`ReplicationError::Decode`] (type 0
+    /// stands for the handshake here).
+    pub fn on_open(
+        &mut self,
+        core: &mut dyn ReplicaCore,
+        remote_handshake: &[u8],
+    ) -> Result<(), ReplicationError> {
+        let hs =
+            Handshake::from_bytes(remote_handshake).map_err(|source| ReplicationError::Decode {
+                message_type: 0,
+                source,
+            })?;
+        let expected = crate::hypercore::crypto::replicate_capability(
+            !self.is_initiator,
+            &self.key,
+            &self.handshake_hash,
+        );
+        if hs.capability != expected {
+            return Err(ReplicationError::InvalidCapability(hex::encode(self.key)));
+        }
+        if self.remote.opened {
+            return Ok(());
+        }
+        self.remote.opened = true;
+        self.send_sync(core, true);
+        self.announce_range(core);
+        Ok(())
+    }
+
+    /// Our core changed (local append, or data applied from any peer): tell the remote, and ask for
+    /// whatever is now requestable.
+    pub fn on_local_change(&mut self, core: &mut dyn ReplicaCore) {
+        if !self.remote.opened {
+            return;
+        }
+        self.send_sync(core, false);
+        self.announce_range(core);
+        self.update(core);
+    }
+
+    /// Handles one message received on the channel.
+    ///
+    /// Errors: [`ReplicationError::Decode`] for malformed messages,
+    /// [`ReplicationError::TooManyInvalid`] after too many bad proofs.
+    pub fn on_message(
+        &mut self,
+        core: &mut dyn ReplicaCore,
+        message_type: u64,
+        payload: &[u8],
+    ) -> Result<(), ReplicationError> {
+        let dec = |source| ReplicationError::Decode {
+            message_type,
+            source,
+        };
+        match message_type {
+            msg_type::SYNC => self.on_sync(core, Sync::from_bytes(payload).map_err(dec)?),
+            msg_type::REQUEST => self.on_request(core, Request::from_bytes(payload).map_err(dec)?),
+            msg_type::CANCEL => {
+                // Requests are answered as they arrive, so there is nothing left to cancel.
+                Cancel::from_bytes(payload).map_err(dec)?;
+            }
+            msg_type::DATA => return self.on_data(core, Data::from_bytes(payload).map_err(dec)?),
+            msg_type::NO_DATA => self.on_no_data(core, NoData::from_bytes(payload).map_err(dec)?),
+            msg_type::WANT => self.on_want(core, Want::from_bytes(payload).map_err(dec)?),
+            msg_type::UNWANT => {
+                Want::from_bytes(payload).map_err(dec)?;
+            }
+            msg_type::BITFIELD => {
+                self.on_bitfield(core, Bitfield::from_bytes(payload).map_err(dec)?)
+            }
+            msg_type::RANGE => self.on_range(core, Range::from_bytes(payload).map_err(dec)?),
+            msg_type::EXTENSION => {
+                let ext = Extension::from_bytes(payload).map_err(dec)?;
+                tracing::debug!(name = %ext.name, "ignoring hypercore extension message");
+            }
+            other => tracing::debug!(other, "ignoring unknown hypercore message type"),
+        }
+        Ok(())
+    }
+
+    fn push<M: CompactEncoding>(&mut self, message_type: u64, m: &M) {
+        self.out.push((message_type, m.to_bytes()));
+    }
+
+    /// JS `sendSync`. Skips a sync identical to the last one unless `force`.
+    fn send_sync(&mut self, core: &mut dyn ReplicaCore, force: bool) {
+        let (fork, length) = (core.fork(), core.length());
+        let same_fork = fork == self.remote.fork;
+        let remote_length = if same_fork { self.remote.length } else { 0 };
+        // JS `_canUpgrade`: we can prove an upgrade from the remote's length to ours.
+        let can_upgrade = same_fork && (self.remote.length == 0 || self.remote.length < length);
+        let state = (fork, length, remote_length, can_upgrade);
+        if !force && self.last_sync == Some(state) {
+            return;
+        }
+        self.last_sync = Some(state);
+        self.stats.syncs_sent += 1;
+        self.push(
+            msg_type::SYNC,
+            &Sync {
+                fork,
+                length,
+                remote_length,
+                can_upgrade,
+                uploading: true,
+                downloading: true,
+                has_manifest: false,
+                allow_push: false,
+            },
+        );
+    }
+
+    /// JS `broadcastRange(0, contiguous)`: readers only request blocks we announced. While we
+    /// are still downloading, announce in steps of [`RANGE_STEP`] blocks instead of after every
+    /// block (JS likewise skips per-block broadcasts far below the head).
+    fn announce_range(&mut self, core: &mut dyn ReplicaCore) {
+        let contig = core.contiguous_length();
+        if contig == 0 || contig <= self.announced {
+            return;
+        }
+        if contig < core.length() && contig - self.announced < RANGE_STEP {
+            return;
+        }
+        self.announced = contig;
+        self.push(
+            msg_type::RANGE,
+            &Range {
+                drop: false,
+                start: 0,
+                length: contig,
+            },
+        );
+    }
+
+    fn on_sync(&mut self, core: &mut dyn ReplicaCore, m: Sync) {
+        let length_changed = m.length != self.remote.length;
+        self.remote.synced = true;
+        self.remote.fork = m.fork;
+        self.remote.length = m.length;
+        self.remote.length_acked = if m.fork == core.fork() {
+            m.remote_length
+        } else {
+            0
+        };
+        self.remote.can_upgrade = m.can_upgrade;
+        self.remote.uploading = m.uploading;
+        if length_changed {
+            self.upgrade_refused_at = None;
+            self.unavailable.clear();
+        }
+        // JS onsync: if we are ahead (or the remote has our length wrong), tell it.
+        if core.fork() == self.remote.fork
+            && (core.length() > self.remote.length || self.remote.length_acked != core.length())
+        {
+            self.send_sync(core, false);
+        }
+        self.update(core);
+    }
+
+    fn on_request(&mut self, core: &mut dyn ReplicaCore, req: Request) {
+        let refuse = |this: &mut Self, reason| {
+            this.stats.requests_refused += 1;
+            this.push(
+                msg_type::NO_DATA,
+                &NoData {
+                    request: req.id,
+                    reason,
+                },
+            );
+        };
+        if req.fork != core.fork() {
+            return refuse(self, NOT_AVAILABLE);
+        }
+        if let Some(b) = &req.block {
+            if !core.has(b.index) {
+                return refuse(self, NOT_AVAILABLE);
+            }
+        }
+        match core.create_proof(&req) {
+            Ok(Some(data)) => {
+                self.stats.requests_served += 1;
+                self.push(msg_type::DATA, &data);
+            }
+            Ok(None) => refuse(self, NOT_AVAILABLE),
+            Err(e) => {
+                tracing::debug!(error = %e, id = req.id, "invalid hypercore request");
+                refuse(self, INVALID_REQUEST)
+            }
+        }
+    }
+
+    fn on_data(&mut self, core: &mut dyn ReplicaCore, data: Data) -> Result<(), ReplicationError> {
+        // Unsolicited data (JS "push") is ignored unless it answers one of our requests.
+        let Some(kind) = self.inflight.remove(&data.request) else {
+            return Ok(());
+        };
+        self.clear_inflight(kind);
+        match core.verify_and_apply(&data) {
+            Ok(()) => self.stats.data_applied += 1,
+            Err(e) => {
+                self.stats.data_invalid += 1;
+                self.invalid += 1;
+                tracing::debug!(error = %e, "invalid data from peer");
+                if self.invalid >= MAX_INVALID {
+                    return Err(ReplicationError::TooManyInvalid(self.invalid));
+                }
+                if let Inflight::Upgrade = kind {
+                    self.upgrade_refused_at = Some(self.remote.length);
+                }
+                if let Inflight::Block(i) = kind {
+                    self.unavailable.insert(i);
+                }
+            }
+        }
+        // The driver calls `on_local_change` for all peers after a change; still refill here so
+        // a failed proof doesn't leave the pipeline empty.
+        self.update(core);
+        Ok(())
+    }
+
+    fn on_no_data(&mut self, core: &mut dyn ReplicaCore, m: NoData) {
+        let Some(kind) = self.inflight.remove(&m.request) else {
+            return;
+        };
+        self.clear_inflight(kind);
+        match kind {
+            Inflight::Upgrade => self.upgrade_refused_at = Some(self.remote.length),
+            Inflight::Block(i) => {
+                self.unavailable.insert(i);
+            }
+        }
+        self.update(core);
+    }
+
+    fn on_want(&mut self, core: &mut dyn ReplicaCore, _m: Want) {
+        // JS `_onwant`: answer with what we have contiguously (all our cores are contiguous
+        // or nearly so); re-send even if announced before, the remote asked.
+        let contig = core.contiguous_length();
+        if contig > 0 {
+            self.push(
+                msg_type::RANGE,
+                &Range {
+                    drop: false,
+                    start: 0,
+                    length: contig,
+                },
+            );
+        }
+    }
+
+    fn on_range(&mut self, core: &mut dyn ReplicaCore, m: Range) {
+        let end = m.start.saturating_add(m.length);
+        self.remote.set_range(m.start, end, !m.drop);
+        if !m.drop {
+            self.unavailable.clear();
+            self.update(core);
+        }
+    }
+
+    fn on_bitfield(&mut self, core: &mut dyn ReplicaCore, m: Bitfield) {
+        // Bit i of word w is block start + 32 * w + i; turn runs of set bits into ranges.
+        let mut run: Option<u64> = None;
+        let total = m.bitfield.len() as u64 * 32;
+        for bit in 0..=total {
+            let set = bit < total && m.bitfield[(bit / 32) as usize] & (1 << (bit % 32)) != 0;
+            match (set, run) {
+                (true, None) => run = Some(bit),
+                (false, Some(s)) => {
+                    let start = m.start.saturating_add(s);
+                    self.remote
+                        .set_range(start, m.start.saturating_add(bit), true);
+                    run = None;
+                }
+                _ => {}
+            }
+        }
+        self.update(core);
+    }
+
+    fn clear_inflight(&mut self, kind: Inflight) {
+        match kind {
+            Inflight::Upgrade => self.upgrade_inflight = false,
+            Inflight::Block(i) => {
+                self.blocks_inflight.remove(&i);
+            }
+        }
+    }
+
+    fn next_request_id(&mut self) -> u64 {
+        let id = self.next_id;
+        // Ids are uints on the wire; wrap far before any limit, skipping 0 (JS "no request").
+        self.next_id = if self.next_id >= u32::MAX as u64 {
+            1
+        } else {
+            self.next_id + 1
+        };
+        id
+    }
+
+    /// The downloader: issue the upgrade and block requests that are possible now.
+    fn update(&mut self, core: &mut dyn ReplicaCore) {
+        if !self.remote.opened || !self.remote.uploading {
+            return;
+        }
+        let (fork, length) = (core.fork(), core.length());
+        if self.remote.fork != fork {
+            return; // forks are not supported; don't ask for proofs that can't verify
+        }
+        // JS `_shouldUpgrade`: one upgrade in flight; the remote must be longer, say it can
+        // upgrade us and have acknowledged our length (else its proof would start elsewhere).
+        if !self.upgrade_inflight
+            && self.inflight.len() < self.max_inflight
+            && self.remote.length > length
+            && self.remote.can_upgrade
+            && self.remote.length_acked == length
+            && self.upgrade_refused_at != Some(self.remote.length)
+        {
+            let id = self.next_request_id();
+            self.inflight.insert(id, Inflight::Upgrade);
+            self.upgrade_inflight = true;
+            self.push(
+                msg_type::REQUEST,
+                &Request {
+                    id,
+                    fork,
+                    upgrade: Some(RequestUpgrade {
+                        start: length,
+                        length: self.remote.length - length,
+                    }),
+                    ..Request::default()
+                },
+            );
+        }
+        // Blocks below our (verified) length that we miss and the remote announced.
+        while self.cursor < length && core.has(self.cursor) {
+            self.cursor += 1;
+        }
+        let mut index = self.cursor;
+        // Bound the scan so a remote that announced little can't make every update O(length).
+        let scan_end = length.min(
+            self.cursor
+                .saturating_add(4 * self.max_inflight as u64 + 1024),
+        );
+        while self.inflight.len() < self.max_inflight && index < scan_end {
+            if !core.has(index)
+                && !self.blocks_inflight.contains(&index)
+                && !self.unavailable.contains(&index)
+                && self.remote.has(index)
+            {
+                let id = self.next_request_id();
+                self.inflight.insert(id, Inflight::Block(index));
+                self.blocks_inflight.insert(index);
+                let nodes = core.missing_nodes(index);
+                self.push(
+                    msg_type::REQUEST,
+                    &Request {
+                        id,
+                        fork,
+                        block: Some(RequestBlock { index, nodes }),
+                        ..Request::default()
+                    },
+                );
+            }
+            index += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remote_ranges_track_has_and_drop() {
+        let mut r = Remote::default();
+        r.set_range(10, 20, true);
+        assert!(!r.has(9) && r.has(10) && r.has(19) && !r.has(20));
+        r.set_range(0, 10, true);
+        assert_eq!(r.contiguous, 20);
+        assert!(r.ranges.is_empty());
+        r.set_range(5, 8, false);
+        assert!(r.has(4) && !r.has(5) && !r.has(7) && r.has(8) && r.has(19));
+        r.set_range(30, 40, true);
+        r.set_range(35, 50, true);
+        assert!(r.has(45) && !r.has(50) && !r.has(29));
+        r.set_range(0, u64::MAX, false);
+        assert!(!r.has(0) && !r.has(45));
+        r.set_range(u64::MAX - 1, u64::MAX, true);
+        assert!(r.has(u64::MAX - 1));
+    }
+
+    #[test]
+    fn capability_is_checked_against_the_other_role() {
+        let key = [7u8; 32];
+        let hash = [9u8; 64];
+        let a = Replicator::new(key, true, hash);
+        let b = Replicator::new(key, false, hash);
+        let ha = Handshake::from_bytes(&a.local_handshake()).unwrap();
+        let hb = Handshake::from_bytes(&b.local_handshake()).unwrap();
+        assert_ne!(ha.capability, hb.capability);
+        // What b expects from a is a's capability.
+        let expected_by_b = crate::hypercore::crypto::replicate_capability(true, &key, &hash);
+        assert_eq!(ha.capability, expected_by_b);
+    }
+}

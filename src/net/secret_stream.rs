@@ -1,0 +1,595 @@
+//! The encrypted, authenticated byte-message stream of npm `@hyperswarm/secret-stream` 6.9.2
+//! (what JS `core.replicate(isInitiator)` speaks on a raw socket).
+//!
+//! Wire format, all frames `uint24le length || body`:
+//! 1. Noise XX handshake ([`super::noise`]), three frames, initiator first.
+//! 2. Each side then sends one 56-byte frame: `stream id (32) || secretstream header (24)`, where
+//!    the id is `BLAKE2b-256(key = handshake hash, NS_INITIATOR | NS_RESPONDER)` of the sender's
+//!    role (namespace `hyperswarm/secret-stream`).
+//! 3. Every later frame is one message encrypted with libsodium
+//!    `crypto_secretstream_xchacha20poly1305` (TAG_MESSAGE, no AD): `len = plaintext + 17`.
+//!    Zero-length plaintexts are keep-alives (JS sends one every 5 s from hypercore).
+//!
+//! The pieces here are sans-IO: [`FrameDecoder`] (bytes in, frames out), [`Handshake`] (frames
+//! in, frames out, outcome), [`Encryptor`] / [`Decryptor`] (plaintext <-> frames). The async
+//! [`handshake`] drives them over any tokio `AsyncRead + AsyncWrite`.
+
+use std::time::Duration;
+
+use crypto_secretstream::{Header, Key, PullStream, PushStream, Tag};
+use ed25519_dalek::SigningKey;
+use rand::rngs::OsRng;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::noise::{keyed_hash32, HandshakeOutcome, NoiseError, NoiseXx};
+use crate::hypercore::crypto::namespace;
+
+/// Largest frame body: the uint24 length prefix allows 2^24 - 1 bytes (JS `MAX_ATOMIC_WRITE`).
+pub const MAX_FRAME: usize = 0xff_ffff;
+/// Bytes secretstream adds to each message (tag byte + Poly1305 MAC).
+pub const ABYTES: usize = 17;
+/// Largest plaintext one message can carry.
+pub const MAX_MESSAGE: usize = MAX_FRAME - ABYTES;
+/// Size of the id+header frame sent after the handshake.
+const ID_HEADER_BYTES: usize = 32 + Header::BYTES;
+/// Default limit for the whole handshake (3 Noise messages + header frames).
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why the secure stream failed. Every variant ends the connection it happened on.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretStreamError {
+    /// The Noise handshake failed (bad message, bad key, tampering).
+    #[error(transparent)]
+    Noise(#[from] NoiseError),
+    /// The frame after the handshake was not `id || header` of 56 bytes.
+    #[error("secret-stream: invalid header message ({0} bytes, expected 56)")]
+    BadHeaderLength(usize),
+    /// The header's stream id does not match the handshake (wrong peer or replayed header).
+    #[error("secret-stream: invalid header received (stream id mismatch)")]
+    BadStreamId,
+    /// A frame shorter than the 17-byte secretstream overhead.
+    #[error("secret-stream: message of {0} bytes is shorter than the 17-byte overhead")]
+    ShortMessage(usize),
+    /// A message failed to decrypt/authenticate (tampering, or the stream lost sync).
+    #[error("secret-stream: message failed authentication")]
+    Decrypt,
+    /// The remote ended the secretstream with a FINAL tag and then sent more.
+    #[error("secret-stream: message after the final tag")]
+    AfterFinal,
+    /// A plaintext larger than [`MAX_MESSAGE`] was given to [`Encryptor::encrypt`].
+    #[error("secret-stream: message of {0} bytes exceeds the maximum of {MAX_MESSAGE}")]
+    TooLarge(usize),
+    /// The peer closed the connection before the handshake finished.
+    #[error("secret-stream: connection closed during the handshake")]
+    ClosedDuringHandshake,
+    /// The handshake did not finish in time.
+    #[error("secret-stream: handshake timed out after {0:?}")]
+    Timeout(Duration),
+    /// Socket error.
+    #[error("secret-stream: io error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Splits a byte stream into `uint24le`-prefixed frames. Never panics; a frame is at most
+/// [`MAX_FRAME`] bytes by construction, so memory per frame is bounded at 16 MiB.
+#[derive(Debug, Default)]
+pub struct FrameDecoder {
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl FrameDecoder {
+    /// An empty decoder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends received bytes.
+    pub fn push(&mut self, data: &[u8]) {
+        // Compact lazily so that a stream of small frames does not shift the buffer every time.
+        if self.pos > 0 && self.pos >= self.buf.len() / 2 {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        self.buf.extend_from_slice(data);
+    }
+
+    /// The next complete frame body, if one has fully arrived.
+    pub fn next_frame(&mut self) -> Option<Vec<u8>> {
+        let avail = &self.buf[self.pos..];
+        if avail.len() < 3 {
+            return None;
+        }
+        let len = avail[0] as usize | (avail[1] as usize) << 8 | (avail[2] as usize) << 16;
+        if avail.len() < 3 + len {
+            return None;
+        }
+        let frame = avail[3..3 + len].to_vec();
+        self.pos += 3 + len;
+        Some(frame)
+    }
+
+    /// Bytes received but not yet returned as frames.
+    pub fn buffered(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    /// Takes the unconsumed bytes (e.g. to hand them from the handshake to the transport).
+    pub fn take_rest(&mut self) -> Vec<u8> {
+        let rest = self.buf[self.pos..].to_vec();
+        self.buf.clear();
+        self.pos = 0;
+        rest
+    }
+}
+
+/// Prefixes `body` with its `uint24le` length. `body.len()` must be at most [`MAX_FRAME`].
+pub fn frame(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(3 + body.len());
+    write_frame_header(&mut out, body.len());
+    out.extend_from_slice(body);
+    out
+}
+
+fn write_frame_header(out: &mut Vec<u8>, len: usize) {
+    debug_assert!(len <= MAX_FRAME);
+    out.extend_from_slice(&[len as u8, (len >> 8) as u8, (len >> 16) as u8]);
+}
+
+/// `streamId(handshakeHash, isInitiator)` of secret-stream: keyed BLAKE2b-256 of the role's
+/// namespace constant, keyed with the 64-byte handshake hash.
+pub fn stream_id(handshake_hash: &[u8; 64], is_initiator: bool) -> [u8; 32] {
+    let ns = namespace(b"hyperswarm/secret-stream", 2);
+    let input = if is_initiator { ns[0] } else { ns[1] };
+    keyed_hash32(handshake_hash, &[&input])
+}
+
+/// What both sides know after a successful handshake.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    /// Whether we initiated (sent Noise message 1).
+    pub is_initiator: bool,
+    /// Our ed25519 public key.
+    pub public_key: [u8; 32],
+    /// The remote's ed25519 public key, proven by the handshake.
+    pub remote_public_key: [u8; 32],
+    /// The 64-byte Noise handshake hash (input of hypercore capabilities).
+    pub handshake_hash: [u8; 64],
+}
+
+/// Sans-IO secret-stream handshake: feed received frames with [`Handshake::on_frame`], send what
+/// [`Handshake::take_outgoing`] returns, until [`Handshake::is_done`].
+pub struct Handshake {
+    noise: NoiseXx,
+    is_initiator: bool,
+    public_key: [u8; 32],
+    outgoing: Vec<u8>,
+    keys: Option<HandshakeOutcome>,
+    decryptor: Option<Decryptor>,
+    encryptor: Option<Encryptor>,
+}
+
+impl std::fmt::Debug for Handshake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handshake")
+            .field("is_initiator", &self.is_initiator)
+            .field("done", &self.is_done())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Handshake {
+    /// Starts a handshake with our identity key. The initiator's first message is queued at once.
+    pub fn new(is_initiator: bool, key: &SigningKey) -> Result<Self, SecretStreamError> {
+        let mut hs = Self {
+            noise: NoiseXx::new(is_initiator, key),
+            is_initiator,
+            public_key: key.verifying_key().to_bytes(),
+            outgoing: Vec::new(),
+            keys: None,
+            decryptor: None,
+            encryptor: None,
+        };
+        if is_initiator {
+            let m = hs.noise.write_message()?;
+            hs.outgoing.extend(frame(&m));
+        }
+        Ok(hs)
+    }
+
+    /// Bytes (already framed) to write to the socket now.
+    pub fn take_outgoing(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.outgoing)
+    }
+
+    /// True when the Noise handshake and the remote's header have both been processed.
+    pub fn is_done(&self) -> bool {
+        self.decryptor.as_ref().is_some_and(|d| d.is_ready())
+    }
+
+    /// Processes one received frame body.
+    ///
+    /// Errors: any [`NoiseError`], a bad header ([`SecretStreamError::BadHeaderLength`],
+    /// [`SecretStreamError::BadStreamId`]), or a frame arriving after the handshake is done.
+    pub fn on_frame(&mut self, body: &[u8]) -> Result<(), SecretStreamError> {
+        if let Some(dec) = self.decryptor.as_mut() {
+            if dec.is_ready() {
+                return Err(NoiseError::OutOfTurn.into());
+            }
+            return dec.on_header(body);
+        }
+        self.noise.read_message(body)?;
+        if self.noise.is_my_turn() {
+            let m = self.noise.write_message()?;
+            self.outgoing.extend(frame(&m));
+        }
+        if let Some(out) = self.noise.outcome().cloned() {
+            // Handshake complete: send our id+header, expect theirs next.
+            let (enc, header_frame) = Encryptor::new(&out, self.is_initiator);
+            self.outgoing.extend(header_frame);
+            self.decryptor = Some(Decryptor::new(&out, self.is_initiator));
+            self.encryptor = Some(enc);
+            self.keys = Some(out);
+        }
+        Ok(())
+    }
+
+    /// After [`Handshake::is_done`]: the session info and the two transport halves.
+    /// Returns `None` before that.
+    pub fn finish(self) -> Option<(SessionInfo, Encryptor, Decryptor)> {
+        if !self.is_done() {
+            return None;
+        }
+        let keys = self.keys?;
+        let info = SessionInfo {
+            is_initiator: self.is_initiator,
+            public_key: self.public_key,
+            remote_public_key: keys.remote_public_key,
+            handshake_hash: keys.handshake_hash,
+        };
+        Some((info, self.encryptor?, self.decryptor?))
+    }
+}
+
+/// Encrypts outgoing messages into frames (libsodium secretstream push, TAG_MESSAGE).
+pub struct Encryptor {
+    push: PushStream,
+}
+
+impl std::fmt::Debug for Encryptor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Encryptor")
+    }
+}
+
+impl Encryptor {
+    /// A new push stream keyed with the handshake's `tx`, and the 56-byte id+header frame (framed)
+    /// that must be sent before any message.
+    fn new(keys: &HandshakeOutcome, is_initiator: bool) -> (Self, Vec<u8>) {
+        let key = Key::from(keys.tx);
+        let (header, push) = PushStream::init(OsRng, &key);
+        let mut body = Vec::with_capacity(ID_HEADER_BYTES);
+        body.extend_from_slice(&stream_id(&keys.handshake_hash, is_initiator));
+        body.extend_from_slice(header.as_ref());
+        (Self { push }, frame(&body))
+    }
+
+    /// Encrypts `plaintext` and appends the framed ciphertext (`3 + len + 17` bytes) to `out`.
+    ///
+    /// Errors: [`SecretStreamError::TooLarge`] above [`MAX_MESSAGE`] bytes.
+    pub fn encrypt_into(
+        &mut self,
+        plaintext: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), SecretStreamError> {
+        if plaintext.len() > MAX_MESSAGE {
+            return Err(SecretStreamError::TooLarge(plaintext.len()));
+        }
+        let mut buf = Vec::with_capacity(plaintext.len() + ABYTES);
+        buf.extend_from_slice(plaintext);
+        self.push
+            .push(&mut buf, &[], Tag::Message)
+            .map_err(|_| SecretStreamError::Decrypt)?;
+        write_frame_header(out, buf.len());
+        out.extend_from_slice(&buf);
+        Ok(())
+    }
+
+    /// Encrypts one message into a fresh framed buffer.
+    pub fn encrypt(&mut self, plaintext: &[u8]) -> Result<Vec<u8>, SecretStreamError> {
+        let mut out = Vec::with_capacity(3 + plaintext.len() + ABYTES);
+        self.encrypt_into(plaintext, &mut out)?;
+        Ok(out)
+    }
+}
+
+/// Decrypts incoming frames: first the remote's id+header, then messages.
+pub struct Decryptor {
+    key: Key,
+    expected_id: [u8; 32],
+    pull: Option<PullStream>,
+    finished: bool,
+}
+
+impl std::fmt::Debug for Decryptor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decryptor")
+            .field("ready", &self.is_ready())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Decryptor {
+    fn new(keys: &HandshakeOutcome, is_initiator: bool) -> Self {
+        Self {
+            key: Key::from(keys.rx),
+            expected_id: stream_id(&keys.handshake_hash, !is_initiator),
+            pull: None,
+            finished: false,
+        }
+    }
+
+    /// True once the remote's header has been accepted.
+    pub fn is_ready(&self) -> bool {
+        self.pull.is_some()
+    }
+
+    fn on_header(&mut self, body: &[u8]) -> Result<(), SecretStreamError> {
+        if body.len() != ID_HEADER_BYTES {
+            return Err(SecretStreamError::BadHeaderLength(body.len()));
+        }
+        if body[..32] != self.expected_id {
+            return Err(SecretStreamError::BadStreamId);
+        }
+        let header = Header::try_from(&body[32..]).map_err(|_| SecretStreamError::Decrypt)?;
+        self.pull = Some(PullStream::init(header, &self.key));
+        Ok(())
+    }
+
+    /// Decrypts one frame body into its plaintext (possibly empty: a keep-alive).
+    ///
+    /// Errors: [`SecretStreamError::ShortMessage`], [`SecretStreamError::Decrypt`] on
+    /// tampering, [`SecretStreamError::AfterFinal`] after a FINAL tag.
+    pub fn decrypt(&mut self, body: &[u8]) -> Result<Vec<u8>, SecretStreamError> {
+        let Some(pull) = self.pull.as_mut() else {
+            // Before the header, the first frame *is* the header.
+            self.on_header(body)?;
+            return Ok(Vec::new());
+        };
+        if self.finished {
+            return Err(SecretStreamError::AfterFinal);
+        }
+        if body.len() < ABYTES {
+            return Err(SecretStreamError::ShortMessage(body.len()));
+        }
+        let mut buf = body.to_vec();
+        let tag = pull
+            .pull(&mut buf, &[])
+            .map_err(|_| SecretStreamError::Decrypt)?;
+        if tag == Tag::Final {
+            self.finished = true;
+        }
+        Ok(buf)
+    }
+}
+
+/// Runs the whole secret-stream handshake on `io` with a deadline.
+///
+/// Returns the session info, the two transport halves, and any bytes that arrived after the
+/// remote's header (the start of the first messages: feed them to a [`FrameDecoder`]).
+///
+/// Errors: [`SecretStreamError::Timeout`] after `timeout`; [`SecretStreamError::ClosedDuringHandshake`]
+/// if the peer hangs up; handshake / header errors as [`Handshake::on_frame`]; socket errors.
+pub async fn handshake<S>(
+    io: &mut S,
+    key: &SigningKey,
+    is_initiator: bool,
+    timeout: Duration,
+) -> Result<(SessionInfo, Encryptor, Decryptor, Vec<u8>), SecretStreamError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    match tokio::time::timeout(timeout, handshake_inner(io, key, is_initiator)).await {
+        Ok(r) => r,
+        Err(_) => Err(SecretStreamError::Timeout(timeout)),
+    }
+}
+
+async fn handshake_inner<S>(
+    io: &mut S,
+    key: &SigningKey,
+    is_initiator: bool,
+) -> Result<(SessionInfo, Encryptor, Decryptor, Vec<u8>), SecretStreamError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut hs = Handshake::new(is_initiator, key)?;
+    let mut frames = FrameDecoder::new();
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let out = hs.take_outgoing();
+        if !out.is_empty() {
+            io.write_all(&out).await?;
+            io.flush().await?;
+        }
+        if hs.is_done() {
+            break;
+        }
+        // Only handshake-sized frames are legal here: refuse to buffer a huge bogus frame.
+        if frames.buffered() > 4096 {
+            return Err(NoiseError::BadLength {
+                step: 0,
+                expected: 96,
+                got: frames.buffered(),
+            }
+            .into());
+        }
+        let n = io.read(&mut buf).await?;
+        if n == 0 {
+            return Err(SecretStreamError::ClosedDuringHandshake);
+        }
+        frames.push(&buf[..n]);
+        while !hs.is_done() {
+            let Some(f) = frames.next_frame() else { break };
+            hs.on_frame(&f)?;
+        }
+    }
+    let rest = frames.take_rest();
+    let (info, enc, dec) = hs
+        .finish()
+        .ok_or(SecretStreamError::ClosedDuringHandshake)?;
+    tracing::debug!(
+        remote = %hex::encode(info.remote_public_key),
+        is_initiator,
+        "secret-stream handshake done"
+    );
+    Ok((info, enc, dec, rest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_pair() -> (
+        SessionInfo,
+        Encryptor,
+        Decryptor,
+        SessionInfo,
+        Encryptor,
+        Decryptor,
+    ) {
+        let ka = SigningKey::generate(&mut OsRng);
+        let kb = SigningKey::generate(&mut OsRng);
+        let mut a = Handshake::new(true, &ka).unwrap();
+        let mut b = Handshake::new(false, &kb).unwrap();
+        let (mut fa, mut fb) = (FrameDecoder::new(), FrameDecoder::new());
+        for _ in 0..10 {
+            fb.push(&a.take_outgoing());
+            while let Some(f) = fb.next_frame() {
+                b.on_frame(&f).unwrap();
+            }
+            fa.push(&b.take_outgoing());
+            while let Some(f) = fa.next_frame() {
+                a.on_frame(&f).unwrap();
+            }
+            if a.is_done() && b.is_done() {
+                break;
+            }
+        }
+        let (ia, ea, da) = a.finish().unwrap();
+        let (ib, eb, db) = b.finish().unwrap();
+        (ia, ea, da, ib, eb, db)
+    }
+
+    #[test]
+    fn frame_decoder_handles_split_and_joined_input() {
+        let mut d = FrameDecoder::new();
+        let mut bytes = frame(b"hello");
+        bytes.extend(frame(b""));
+        bytes.extend(frame(&[7u8; 300]));
+        for chunk in bytes.chunks(2) {
+            d.push(chunk);
+        }
+        assert_eq!(d.next_frame().unwrap(), b"hello");
+        assert_eq!(d.next_frame().unwrap(), b"");
+        assert_eq!(d.next_frame().unwrap(), vec![7u8; 300]);
+        assert!(d.next_frame().is_none());
+        // A max-length prefix with no body just waits for more.
+        d.push(&[0xff, 0xff, 0xff, 1, 2]);
+        assert!(d.next_frame().is_none());
+        assert_eq!(d.buffered(), 5);
+    }
+
+    #[test]
+    fn handshake_then_messages_both_ways() {
+        let (ia, mut ea, mut da, ib, mut eb, mut db) = run_pair();
+        assert_eq!(ia.handshake_hash, ib.handshake_hash);
+        assert_eq!(ia.remote_public_key, ib.public_key);
+        assert_eq!(ib.remote_public_key, ia.public_key);
+        let mut dec = FrameDecoder::new();
+        for msg in [&b"one"[..], b"", &[9u8; 5000]] {
+            dec.push(&ea.encrypt(msg).unwrap());
+            let f = dec.next_frame().unwrap();
+            assert_eq!(f.len(), msg.len() + ABYTES);
+            assert_eq!(db.decrypt(&f).unwrap(), msg);
+        }
+        dec.push(&eb.encrypt(b"back").unwrap());
+        assert_eq!(da.decrypt(&dec.next_frame().unwrap()).unwrap(), b"back");
+    }
+
+    #[test]
+    fn tampered_or_short_messages_are_errors() {
+        let (_, mut ea, _, _, _, mut db) = run_pair();
+        let mut f = ea.encrypt(b"payload").unwrap();
+        f[5] ^= 0x80;
+        assert!(matches!(
+            db.decrypt(&f[3..]),
+            Err(SecretStreamError::Decrypt)
+        ));
+        assert!(matches!(
+            db.decrypt(&[1, 2, 3]),
+            Err(SecretStreamError::ShortMessage(3))
+        ));
+    }
+
+    #[test]
+    fn garbage_handshake_frames_are_errors() {
+        let kb = SigningKey::generate(&mut OsRng);
+        let mut b = Handshake::new(false, &kb).unwrap();
+        assert!(b.on_frame(&[0u8; 3]).is_err());
+        let mut b = Handshake::new(false, &kb).unwrap();
+        // A well-sized message 1 carrying a small-order point fails when we reply.
+        let mut m = [0u8; 32];
+        m[0] = 1;
+        assert!(b.on_frame(&m).is_err());
+    }
+
+    #[test]
+    fn wrong_header_is_rejected() {
+        let ka = SigningKey::generate(&mut OsRng);
+        let kb = SigningKey::generate(&mut OsRng);
+        let mut a = Handshake::new(true, &ka).unwrap();
+        let mut b = Handshake::new(false, &kb).unwrap();
+        let mut fb = FrameDecoder::new();
+        fb.push(&a.take_outgoing());
+        b.on_frame(&fb.next_frame().unwrap()).unwrap();
+        let mut fa = FrameDecoder::new();
+        fa.push(&b.take_outgoing());
+        a.on_frame(&fa.next_frame().unwrap()).unwrap();
+        fb.push(&a.take_outgoing());
+        b.on_frame(&fb.next_frame().unwrap()).unwrap(); // msg3
+        let mut hdr = fb.next_frame().unwrap(); // a's id+header
+        hdr[0] ^= 1;
+        assert!(matches!(
+            b.on_frame(&hdr),
+            Err(SecretStreamError::BadStreamId)
+        ));
+    }
+
+    #[tokio::test]
+    async fn async_handshake_over_duplex_and_peer_vanishing() {
+        let ka = SigningKey::generate(&mut OsRng);
+        let kb = SigningKey::generate(&mut OsRng);
+        let (mut x, mut y) = tokio::io::duplex(1 << 16);
+        let t = Duration::from_secs(5);
+        let (ra, rb) = tokio::join!(
+            handshake(&mut x, &ka, true, t),
+            handshake(&mut y, &kb, false, t)
+        );
+        let (ia, ..) = ra.unwrap();
+        let (ib, ..) = rb.unwrap();
+        assert_eq!(ia.remote_public_key, kb.verifying_key().to_bytes());
+        assert_eq!(ib.remote_public_key, ka.verifying_key().to_bytes());
+
+        // Peer closes right after connecting.
+        let (mut x, y) = tokio::io::duplex(1 << 16);
+        drop(y);
+        let r = handshake(&mut x, &ka, true, t).await;
+        assert!(r.is_err());
+
+        // Peer never answers: timeout.
+        let (mut x, _y) = tokio::io::duplex(1 << 16);
+        let r = handshake(&mut x, &ka, true, Duration::from_millis(50)).await;
+        assert!(matches!(r, Err(SecretStreamError::Timeout(_))));
+    }
+}

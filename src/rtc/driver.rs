@@ -1,0 +1,696 @@
+//! The tokio task that owns one peer connection: its UDP sockets and its str0m `Rtc`.
+//!
+//! str0m is sans-IO (str0m 0.25, "Run loop" in its crate docs): every mutation of the `Rtc`
+//! (a datagram, a timeout, a write, a candidate) must be followed by polling its output until it
+//! returns a timeout. This task is the only place that touches the `Rtc`; the application talks
+//! to it through a command queue (many senders) and reads its events from a bounded queue, so
+//! an application that stops reading stops this task reading the network, and SCTP flow
+//! control slows the peer down.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::future::poll_fn;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use str0m::change::SdpApi;
+use str0m::channel::{ChannelConfig, ChannelId};
+use str0m::net::{Protocol, Receive, Transmit};
+use str0m::{Candidate, Event, Input, Output, Rtc};
+use tokio::io::ReadBuf;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{ChannelParams, DisconnectReason, RtcError, RtcEvent};
+
+/// How long a local close may take to flush SCTP shutdown and DTLS close_notify.
+const CLOSE_LINGER: Duration = Duration::from_millis(500);
+
+/// Receive buffer: larger than any datagram str0m or a browser sends (MTU ~1200-1500).
+const RECV_BUF: usize = 2048;
+
+/// Events the application may leave unread before this task stops reading the network.
+const EVENT_QUEUE: usize = 1024;
+
+/// What [`Driver::spawn`] gives the application.
+pub(crate) struct Handles {
+    pub cmd_tx: mpsc::UnboundedSender<Command>,
+    pub ev_rx: mpsc::Receiver<RtcEvent>,
+    pub shared: Arc<Shared>,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+/// A request from the application to the task.
+pub(crate) enum Command {
+    /// Queue one message on a channel.
+    Send {
+        channel: ChannelId,
+        data: Vec<u8>,
+        binary: bool,
+    },
+    /// Open a new channel; the reply carries its id.
+    Open {
+        config: ChannelConfig,
+        reply: oneshot::Sender<Result<ChannelId, RtcError>>,
+    },
+    /// Close one channel (SCTP stream reset).
+    CloseChannel(ChannelId),
+    /// A trickled remote ICE candidate.
+    AddCandidate(Candidate),
+    /// Close the whole connection gracefully.
+    Close,
+}
+
+/// State the task shares with the application's handles.
+pub(crate) struct Shared {
+    /// Set once the connection is ending; sends are refused from then on.
+    pub closed: AtomicBool,
+    /// Bytes handed to `send` and not yet accepted by SCTP (or dropped).
+    pub queued_bytes: AtomicUsize,
+    pub bytes_sent: AtomicU64,
+    pub bytes_received: AtomicU64,
+    pub messages_dropped: AtomicU64,
+    pub remote_addr: Mutex<Option<SocketAddr>>,
+    pub local_addrs: Vec<SocketAddr>,
+}
+
+impl Shared {
+    pub(crate) fn new(local_addrs: Vec<SocketAddr>) -> Self {
+        Shared {
+            closed: AtomicBool::new(false),
+            queued_bytes: AtomicUsize::new(0),
+            bytes_sent: AtomicU64::new(0),
+            bytes_received: AtomicU64::new(0),
+            messages_dropped: AtomicU64::new(0),
+            remote_addr: Mutex::new(None),
+            local_addrs,
+        }
+    }
+}
+
+/// One data channel as the task tracks it.
+struct Chan {
+    /// Opened (str0m said `ChannelOpen`): writable.
+    open: bool,
+    /// Partially reliable or unordered: a message SCTP has no room for is dropped, not queued,
+    /// since stale game state is worth less than fresh.
+    lossy: bool,
+    /// Messages waiting for SCTP buffer space: (bytes, binary).
+    queue: VecDeque<(Vec<u8>, bool)>,
+}
+
+/// Timing knobs, from [`super::RtcConfig`].
+pub(crate) struct Timing {
+    pub connect_timeout: Duration,
+    pub idle_timeout: Duration,
+}
+
+pub(crate) struct Driver {
+    rtc: Rtc,
+    sockets: Vec<UdpSocket>,
+    addrs: Vec<SocketAddr>,
+    buf: Vec<u8>,
+    next_socket: usize,
+    cmd_rx: mpsc::UnboundedReceiver<Command>,
+    cmd_closed: bool,
+    ev_tx: mpsc::Sender<RtcEvent>,
+    owner_gone: bool,
+    shared: Arc<Shared>,
+    chans: HashMap<ChannelId, Chan>,
+    /// Messages queued over all channels; 0 lets `flush` return at once.
+    queued: usize,
+    /// When str0m next wants `Input::Timeout`.
+    rtc_timeout: Instant,
+    /// Channels that must open before the connection counts as up (the offerer's own).
+    waiting: HashSet<ChannelId>,
+    connected: bool,
+    /// Until the connection is up; `None` after.
+    connect_deadline: Option<Instant>,
+    timing: Timing,
+    last_recv: Instant,
+    remote: Option<SocketAddr>,
+    /// Why the connection is ending, once it is.
+    ending: Option<DisconnectReason>,
+    close_deadline: Option<Instant>,
+}
+
+impl Driver {
+    /// Starts the task for `rtc`, whose local candidates are `sockets`' addresses, and returns
+    /// the application's handles. `local_channels` are the channels created with the offer;
+    /// with `wait_for_local` (the offerer) they must open before the connect deadline,
+    /// otherwise (the answerer) the connection is up once ICE and DTLS are.
+    pub(crate) fn spawn(
+        rtc: Rtc,
+        sockets: Vec<(UdpSocket, SocketAddr)>,
+        local_channels: &[(ChannelId, ChannelConfig)],
+        wait_for_local: bool,
+        timing: Timing,
+    ) -> Handles {
+        let now = Instant::now();
+        let (sockets, addrs): (Vec<_>, Vec<_>) = sockets.into_iter().unzip();
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
+        let shared = Arc::new(Shared::new(addrs.clone()));
+        let mut chans = HashMap::new();
+        let mut waiting = HashSet::new();
+        for (id, cfg) in local_channels {
+            chans.insert(*id, Chan::new(cfg));
+            if wait_for_local {
+                waiting.insert(*id);
+            }
+        }
+        let span = tracing::debug_span!("rtc", local = %addrs[0]);
+        let driver = Driver {
+            rtc,
+            sockets,
+            addrs,
+            buf: vec![0; RECV_BUF],
+            next_socket: 0,
+            cmd_rx,
+            cmd_closed: false,
+            ev_tx,
+            owner_gone: false,
+            shared: shared.clone(),
+            chans,
+            queued: 0,
+            rtc_timeout: now,
+            waiting,
+            connected: false,
+            connect_deadline: Some(now + timing.connect_timeout),
+            timing,
+            last_recv: now,
+            remote: None,
+            ending: None,
+            close_deadline: None,
+        };
+        let task = tokio::spawn(tracing::Instrument::instrument(driver.run(), span));
+        Handles {
+            cmd_tx,
+            ev_rx,
+            shared,
+            task,
+        }
+    }
+
+    /// Runs the connection until it ends, then reports the end as events.
+    pub(crate) async fn run(mut self) {
+        // The Rtc was mutated (offer/answer applied) before it reached us.
+        self.drain().await;
+        // The ICE agent schedules nothing until its first timeout input; without this kick
+        // the answerer would send no check until the offerer's first one arrives.
+        if let Err(e) = self.rtc.handle_input(Input::Timeout(Instant::now())) {
+            self.fail_now(DisconnectReason::Error(e.to_string()));
+        }
+        self.drain().await;
+        while !self.finished() {
+            let wake = self.next_wake();
+            tokio::select! {
+                r = recv_any(&self.sockets, &mut self.buf, &mut self.next_socket) => {
+                    self.on_datagram(r).await;
+                }
+                c = self.cmd_rx.recv(), if !self.cmd_closed => match c {
+                    Some(c) => self.on_command(c).await,
+                    None => self.cmd_closed = true,
+                },
+                _ = self.ev_tx.closed(), if !self.owner_gone => {
+                    // The PeerConnection was dropped: nobody will read events any more.
+                    self.owner_gone = true;
+                    self.end(DisconnectReason::LocalClosed).await;
+                }
+                _ = tokio::time::sleep_until(wake.into()) => {}
+            }
+            self.on_time().await;
+            if self.queued > 0 && self.ending.is_none() {
+                self.flush().await;
+            }
+        }
+        self.finish().await;
+    }
+
+    fn finished(&self) -> bool {
+        match (&self.ending, self.close_deadline) {
+            (None, _) => false,
+            (Some(_), Some(d)) => !self.rtc.is_alive() || Instant::now() >= d,
+            (Some(_), None) => true,
+        }
+    }
+
+    /// The earliest instant something is due: str0m's timer or one of our deadlines.
+    fn next_wake(&self) -> Instant {
+        let mut wake = self.rtc_timeout;
+        if let Some(d) = self.connect_deadline {
+            wake = wake.min(d);
+        }
+        if self.connected {
+            wake = wake.min(self.last_recv + self.timing.idle_timeout);
+        }
+        if let Some(d) = self.close_deadline {
+            wake = wake.min(d);
+        }
+        wake
+    }
+
+    /// Feeds str0m its due timeout and enforces the connect and idle deadlines. Called after
+    /// every wake-up, so timers run even while traffic keeps the other branches busy.
+    async fn on_time(&mut self) {
+        let now = Instant::now();
+        if now >= self.rtc_timeout && self.rtc.is_alive() {
+            if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
+                self.end(DisconnectReason::Error(e.to_string())).await;
+                return;
+            }
+            self.drain().await;
+        }
+        if self.ending.is_some() {
+            return;
+        }
+        if self.connect_deadline.is_some_and(|d| now >= d) {
+            self.end(DisconnectReason::ConnectTimeout).await;
+        } else if self.connected && now >= self.last_recv + self.timing.idle_timeout {
+            // Both ends run ICE consent checks every keepalive interval (< idle_timeout / 3),
+            // so this much silence means the peer is gone.
+            self.end(DisconnectReason::Timeout).await;
+        }
+    }
+
+    async fn on_datagram(&mut self, r: (usize, io::Result<(usize, SocketAddr)>)) {
+        let (idx, res) = r;
+        let (len, source) = match res {
+            Ok(v) => v,
+            // ICMP port unreachable from a peer that is gone, reported on the next read: the
+            // idle timer decides, not one error.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset
+                ) =>
+            {
+                return;
+            }
+            Err(e) => {
+                tracing::warn!("UDP receive failed: {e}");
+                self.end(DisconnectReason::Error(format!("UDP receive: {e}")))
+                    .await;
+                return;
+            }
+        };
+        let now = Instant::now();
+        let Ok(receive) = Receive::new(Protocol::Udp, source, self.addrs[idx], &self.buf[..len])
+        else {
+            // Not STUN, DTLS or RTP: not for us.
+            return;
+        };
+        let input = Input::Receive(now, receive);
+        if !self.rtc.accepts(&input) {
+            tracing::trace!("ignoring a datagram from {source}");
+            return;
+        }
+        let res = self.rtc.handle_input(input);
+        self.last_recv = now;
+        self.shared
+            .bytes_received
+            .fetch_add(len as u64, Ordering::Relaxed);
+        if self.connected && self.remote != Some(source) {
+            self.remote = Some(source);
+            *lock(&self.shared.remote_addr) = Some(source);
+        }
+        if let Err(e) = res {
+            self.end(DisconnectReason::Error(e.to_string())).await;
+            return;
+        }
+        self.drain().await;
+    }
+
+    async fn on_command(&mut self, c: Command) {
+        match c {
+            Command::Send {
+                channel,
+                data,
+                binary,
+            } => {
+                if self.ending.is_some() {
+                    self.release(data.len(), true);
+                    return;
+                }
+                match self.chans.get_mut(&channel) {
+                    Some(ch) => {
+                        ch.queue.push_back((data, binary));
+                        self.queued += 1;
+                    }
+                    None => {
+                        tracing::debug!("dropping a message for unknown channel {channel:?}");
+                        self.release(data.len(), true);
+                    }
+                }
+                // `run` flushes after every command.
+            }
+            Command::Open { config, reply } => {
+                let result = self.open_channel(config);
+                let _ = reply.send(result);
+                self.drain().await;
+            }
+            Command::CloseChannel(id) => {
+                if self.chans.contains_key(&id) {
+                    self.drop_queue(id);
+                    self.rtc.direct_api().close_data_channel(id);
+                    self.drain().await;
+                }
+            }
+            Command::AddCandidate(c) => {
+                self.rtc.add_remote_candidate(c);
+                self.drain().await;
+            }
+            Command::Close => self.end(DisconnectReason::LocalClosed).await,
+        }
+    }
+
+    fn open_channel(&mut self, config: ChannelConfig) -> Result<ChannelId, RtcError> {
+        if self.ending.is_some() {
+            return Err(RtcError::Closed);
+        }
+        let chan = Chan::new(&config);
+        let mut api: SdpApi = self.rtc.sdp_api();
+        let id = api.add_channel_with_config(config);
+        // Both descriptions had a data channel section, so a further channel is announced
+        // in-band (DCEP) and needs no new offer/answer.
+        if api.apply().is_some() {
+            return Err(RtcError::Negotiation(
+                "opening this channel would need a new offer/answer".into(),
+            ));
+        }
+        self.chans.insert(id, chan);
+        Ok(id)
+    }
+
+    /// Writes queued messages while SCTP has room. Each accepted write is followed by a drain,
+    /// as str0m requires.
+    async fn flush(&mut self) {
+        let ids: Vec<ChannelId> = self
+            .chans
+            .iter()
+            .filter(|(_, c)| c.open && !c.queue.is_empty())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            loop {
+                let Some(ch) = self.chans.get_mut(&id) else {
+                    break;
+                };
+                let Some((data, binary)) = ch.queue.front() else {
+                    break;
+                };
+                let lossy = ch.lossy;
+                let len = data.len();
+                let res = match self.rtc.channel(id) {
+                    Some(mut w) => Some(w.write(*binary, data)),
+                    None => None,
+                };
+                match res {
+                    Some(Ok(true)) => {
+                        self.pop(id, len, false);
+                        self.drain().await;
+                    }
+                    Some(Ok(false)) if lossy => self.pop(id, len, true),
+                    // Reliable and SCTP's buffer is full: wait for acknowledgements.
+                    Some(Ok(false)) => break,
+                    Some(Err(e)) => {
+                        tracing::warn!("dropping a {len} byte message on {id:?}: {e}");
+                        self.pop(id, len, true);
+                    }
+                    None => {
+                        // Not writable although announced open: closed under us.
+                        self.drop_queue(id);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    fn pop(&mut self, id: ChannelId, len: usize, dropped: bool) {
+        if let Some(ch) = self.chans.get_mut(&id) {
+            ch.queue.pop_front();
+            self.queued = self.queued.saturating_sub(1);
+        }
+        self.release(len, dropped);
+    }
+
+    fn drop_queue(&mut self, id: ChannelId) {
+        if let Some(ch) = self.chans.get_mut(&id) {
+            let n = ch.queue.len();
+            let bytes: usize = ch.queue.drain(..).map(|(d, _)| d.len()).sum();
+            self.queued = self.queued.saturating_sub(n);
+            self.shared
+                .messages_dropped
+                .fetch_add(n as u64, Ordering::Relaxed);
+            self.release(bytes, false);
+        }
+    }
+
+    fn release(&self, bytes: usize, dropped: bool) {
+        self.shared.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+        if dropped {
+            self.shared.messages_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Polls str0m until it returns its next timeout: sends its datagrams, reports its events.
+    async fn drain(&mut self) {
+        while self.rtc.is_alive() {
+            match self.rtc.poll_output() {
+                Ok(Output::Timeout(t)) => {
+                    self.rtc_timeout = t;
+                    return;
+                }
+                Ok(Output::Transmit(t)) => self.transmit(t).await,
+                Ok(Output::Event(e)) => self.on_rtc_event(e).await,
+                Err(e) => {
+                    tracing::warn!("str0m failed: {e}");
+                    self.fail_now(DisconnectReason::Error(e.to_string()));
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn transmit(&mut self, t: Transmit) {
+        // str0m names the local candidate to send from; that is one of our sockets.
+        let idx = self.addrs.iter().position(|a| *a == t.source).or_else(|| {
+            self.addrs
+                .iter()
+                .position(|a| a.is_ipv4() == t.destination.is_ipv4())
+        });
+        let Some(idx) = idx else {
+            tracing::debug!("no socket for {} -> {}", t.source, t.destination);
+            return;
+        };
+        let sock = &self.sockets[idx];
+        let res = match sock.try_send_to(&t.contents, t.destination) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                sock.send_to(&t.contents, t.destination).await
+            }
+            r => r,
+        };
+        match res {
+            Ok(n) => {
+                self.shared
+                    .bytes_sent
+                    .fetch_add(n as u64, Ordering::Relaxed);
+            }
+            // A candidate pair that cannot route is normal during ICE checks.
+            Err(e) => tracing::debug!("send to {} failed: {e}", t.destination),
+        }
+    }
+
+    async fn on_rtc_event(&mut self, e: Event) {
+        match e {
+            Event::Connected => {
+                tracing::debug!("ICE and DTLS connected");
+                self.connected = true;
+                self.last_recv = Instant::now();
+                self.check_up();
+            }
+            Event::ChannelOpen(id, label) => {
+                let params = self
+                    .rtc
+                    .channel(id)
+                    .and_then(|c| c.config().map(ChannelParams::from_config))
+                    .unwrap_or_default();
+                let ch = self.chans.entry(id).or_insert_with(|| Chan {
+                    open: false,
+                    lossy: params.is_lossy(),
+                    queue: VecDeque::new(),
+                });
+                ch.open = true;
+                self.waiting.remove(&id);
+                self.check_up();
+                self.emit(RtcEvent::ChannelOpen {
+                    channel: id,
+                    label,
+                    params,
+                })
+                .await;
+            }
+            Event::ChannelData(d) => {
+                self.emit(RtcEvent::Message {
+                    channel: d.id,
+                    data: d.data,
+                    binary: d.binary,
+                })
+                .await;
+            }
+            Event::ChannelClose(id) => self.channel_closed(id).await,
+            Event::Closed => {
+                tracing::debug!("the peer closed the connection");
+                self.begin_end(DisconnectReason::RemoteClosed);
+            }
+            Event::IceConnectionStateChange(s) => tracing::debug!("ICE state {s:?}"),
+            _ => {}
+        }
+    }
+
+    /// Clears the connect deadline once ICE+DTLS are up and our own channels are open.
+    fn check_up(&mut self) {
+        if self.connected && self.waiting.is_empty() {
+            self.connect_deadline = None;
+        }
+    }
+
+    async fn channel_closed(&mut self, id: ChannelId) {
+        if let Some(ch) = self.chans.get(&id) {
+            let was_open = ch.open;
+            self.drop_queue(id);
+            self.chans.remove(&id);
+            if was_open {
+                self.emit(RtcEvent::ChannelClosed { channel: id }).await;
+            }
+        }
+    }
+
+    /// Reports an event; waits while the application's queue is full.
+    async fn emit(&mut self, ev: RtcEvent) {
+        if self.owner_gone {
+            return;
+        }
+        if self.ev_tx.send(ev).await.is_err() {
+            self.owner_gone = true;
+            self.begin_end(DisconnectReason::LocalClosed);
+        }
+    }
+
+    /// Records why the connection ends and refuses further sends.
+    fn begin_end(&mut self, reason: DisconnectReason) {
+        if self.ending.is_none() {
+            tracing::debug!("connection ending: {reason}");
+            self.ending = Some(reason);
+            self.shared.closed.store(true, Ordering::Release);
+            // Closing flushes SCTP shutdown and DTLS close_notify; give it a moment.
+            self.close_deadline = Some(Instant::now() + CLOSE_LINGER);
+            self.connect_deadline = None;
+        }
+    }
+
+    /// Ends the connection: gracefully (SCTP shutdown, DTLS close_notify) when we close it,
+    /// at once when it failed.
+    async fn end(&mut self, reason: DisconnectReason) {
+        if self.ending.is_some() {
+            return;
+        }
+        let graceful = reason == DisconnectReason::LocalClosed;
+        self.begin_end(reason);
+        if graceful {
+            if let Err(e) = self.rtc.close() {
+                tracing::debug!("close: {e}");
+                self.rtc.disconnect();
+            }
+            self.drain().await;
+        } else {
+            self.rtc.disconnect();
+        }
+    }
+
+    fn fail_now(&mut self, reason: DisconnectReason) {
+        self.begin_end(reason);
+        self.rtc.disconnect();
+    }
+
+    /// Reports the end: every open channel closed, then `Disconnected`. Sockets and the `Rtc`
+    /// are released first, so a slow reader holds no network resources.
+    async fn finish(self) {
+        let Driver {
+            rtc,
+            sockets,
+            chans,
+            ev_tx,
+            shared,
+            ending,
+            owner_gone,
+            ..
+        } = self;
+        drop(rtc);
+        drop(sockets);
+        shared.closed.store(true, Ordering::Release);
+        let queued: usize = chans
+            .values()
+            .flat_map(|c| c.queue.iter())
+            .map(|(d, _)| d.len())
+            .sum();
+        shared.queued_bytes.fetch_sub(queued, Ordering::AcqRel);
+        if owner_gone {
+            return;
+        }
+        let open = chans.iter().filter(|(_, c)| c.open).map(|(id, _)| *id);
+        for channel in open {
+            if ev_tx
+                .send(RtcEvent::ChannelClosed { channel })
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        let reason = ending.unwrap_or(DisconnectReason::LocalClosed);
+        let _ = ev_tx.send(RtcEvent::Disconnected { reason }).await;
+    }
+}
+
+impl Chan {
+    fn new(cfg: &ChannelConfig) -> Self {
+        Chan {
+            open: false,
+            lossy: ChannelParams::from_config(cfg).is_lossy(),
+            queue: VecDeque::new(),
+        }
+    }
+}
+
+/// Waits for a datagram on any socket, taking them in turn so none starves.
+/// Returns the socket index and the datagram length and source (data in `buf`).
+async fn recv_any(
+    sockets: &[UdpSocket],
+    buf: &mut [u8],
+    next: &mut usize,
+) -> (usize, io::Result<(usize, SocketAddr)>) {
+    poll_fn(|cx| {
+        let n = sockets.len();
+        for k in 0..n {
+            let i = (*next + k) % n;
+            let mut rb = ReadBuf::new(buf);
+            if let Poll::Ready(r) = sockets[i].poll_recv_from(cx, &mut rb) {
+                *next = (i + 1) % n;
+                let len = rb.filled().len();
+                return Poll::Ready((i, r.map(|a| (len, a))));
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// Locks a mutex, ignoring poisoning: the guarded value is a plain address.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

@@ -1,0 +1,118 @@
+//! Interop with JS hypercore 11.37.1 over loopback TCP (`core.replicate(isInitiator)` piped to a
+//! socket on the JS side, [`Connection`] on ours). Needs node and `npm ci --prefix tests/js`;
+//! fails (does not skip) without them.
+
+mod net_common;
+
+use std::time::{Duration, Instant};
+
+use dat_social::hypercore::Core;
+use dat_social::net::{Connection, SharedCore};
+use net_common::*;
+use tokio::net::{TcpListener, TcpStream};
+
+const INITIAL: u64 = 1000;
+const LIVE_BURST: u64 = 1000;
+
+/// Rust writes, a JS hypercore reads: initial blocks, one live append, then 1,000 appends in a row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn js_reader_replicates_rust_core_live() {
+    let core = writer_core(INITIAL);
+    let key = hex::encode(core.key());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let target = (INITIAL + 1 + LIVE_BURST).to_string();
+    let mut js = JsPeer::spawn("replicate.js", &["read", &port, &key, &target]);
+
+    let (tcp, _) = tokio::time::timeout(Duration::from_secs(30), listener.accept())
+        .await
+        .expect("JS reader did not connect")
+        .unwrap();
+    tcp.set_nodelay(true).unwrap();
+    let conn = Connection::connect(tcp, &identity(), false)
+        .await
+        .expect("handshake with JS");
+    conn.replicate(core.clone()).await.unwrap();
+
+    let t = Instant::now();
+    js.wait_line(&format!("have {INITIAL}"), false, Duration::from_secs(60))
+        .await;
+    eprintln!("JS reader: initial {INITIAL} blocks in {:.1} ms", ms(t));
+
+    let t = Instant::now();
+    core.append(&block(INITIAL)).unwrap();
+    js.wait_line(
+        &format!("have {}", INITIAL + 1),
+        false,
+        Duration::from_secs(10),
+    )
+    .await;
+    eprintln!("JS reader: one live append arrived after {:.2} ms", ms(t));
+
+    let t = Instant::now();
+    for i in INITIAL + 1..INITIAL + 1 + LIVE_BURST {
+        core.append(&block(i)).unwrap();
+    }
+    js.wait_line(&format!("done {target}"), false, Duration::from_secs(120))
+        .await;
+    eprintln!(
+        "JS reader: {LIVE_BURST} appends in a row all arrived in {:.1} ms",
+        ms(t)
+    );
+    assert_eq!(js.exit_code(Duration::from_secs(10)).await, 0);
+    assert!(!conn.is_closed() || conn.closed().await.is_ok());
+}
+
+/// A JS hypercore writes, we read: initial blocks, one live append, then 1,000 appends in a row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_reader_replicates_js_core_live() {
+    let mut js = JsPeer::spawn("replicate.js", &["write", &INITIAL.to_string()]);
+    let key_line = js.wait_line("key ", true, Duration::from_secs(30)).await;
+    let port_line = js.wait_line("port ", true, Duration::from_secs(10)).await;
+    let key: [u8; 32] = hex::decode(&key_line[4..]).unwrap().try_into().unwrap();
+    let port: u16 = port_line[5..].parse().unwrap();
+
+    let replica = SharedCore::new(Core::in_memory_replica(key));
+    let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    tcp.set_nodelay(true).unwrap();
+    let conn = Connection::connect(tcp, &identity(), true)
+        .await
+        .expect("handshake with JS");
+    conn.replicate(replica.clone()).await.unwrap();
+
+    let t = Instant::now();
+    wait_contiguous(&replica, INITIAL, Duration::from_secs(60)).await;
+    eprintln!(
+        "Rust reader: initial {INITIAL} JS blocks in {:.1} ms",
+        ms(t)
+    );
+    assert_blocks(&replica, INITIAL);
+
+    let t = Instant::now();
+    js.send("append 1").await;
+    wait_contiguous(&replica, INITIAL + 1, Duration::from_secs(10)).await;
+    eprintln!(
+        "Rust reader: one live JS append arrived after {:.2} ms (incl. JS stdin)",
+        ms(t)
+    );
+
+    let t = Instant::now();
+    js.send(&format!("append {LIVE_BURST}")).await;
+    let total = INITIAL + 1 + LIVE_BURST;
+    wait_contiguous(&replica, total, Duration::from_secs(120)).await;
+    eprintln!(
+        "Rust reader: {LIVE_BURST} JS appends in a row all arrived in {:.1} ms",
+        ms(t)
+    );
+    assert_blocks(&replica, total);
+    assert_eq!(replica.status().length, total);
+
+    js.send("quit").await;
+    assert_eq!(js.exit_code(Duration::from_secs(10)).await, 0);
+    // The JS side went away: our connection ends (cleanly or with a reset), and says so.
+    let closed = tokio::time::timeout(Duration::from_secs(10), conn.closed()).await;
+    assert!(
+        closed.is_ok(),
+        "connection did not notice the JS peer leaving"
+    );
+}
