@@ -140,9 +140,18 @@ impl Home {
     }
 
     /// Reads the user's current files from their archive.
+    ///
+    /// Opens the core read-only, never repairing it: a running `host` may be appending, and a
+    /// writer's open would cut off the bytes of its append in progress.
     pub fn files(&self, identity: &Identity) -> Result<Files, HomeError> {
-        let core = Core::open(&self.archive_dir(), Some(identity.signing_key().clone()))
-            .map_err(ArchiveError::from)?;
+        let core = Core::open(&self.archive_dir(), None).map_err(ArchiveError::from)?;
+        if core.key() != identity.public_key() {
+            return Err(ArchiveError::from(crate::hypercore::Error::WrongKey {
+                expected: identity.url().key_hex(),
+                found: hex::encode(core.key()),
+            })
+            .into());
+        }
         Ok(archive::read_files(&core)?)
     }
 }

@@ -63,6 +63,20 @@ enum Command {
     /// Change your profile.
     #[command(subcommand)]
     Profile(ProfileCommand),
+    /// Fetch and verify another user's archive and print their profile and lobby.
+    #[command(
+        after_help = "Example:\n  dat-social show 'dat://<key>?peer=192.168.1.5:41234' --json"
+    )]
+    Show {
+        /// The user's dat:// URL, with a ?peer= hint or --peer.
+        url: String,
+        /// Their TCP address, if the URL has no peer hint.
+        #[arg(long, value_name = "ADDR")]
+        peer: Option<String>,
+        /// Seconds to wait for the archive.
+        #[arg(long, default_value_t = 10, value_name = "SECS")]
+        timeout: u64,
+    },
     /// Host a game lobby until Ctrl-C; each line on stdin is a chat message to every player.
     #[command(
         after_help = "Example:\n  dat-social host --name 'friday game' --max-peers 8 --listen 0.0.0.0:41234"
@@ -165,6 +179,7 @@ async fn run(cli: Cli, out: &Output) -> Result<u8> {
         Command::Init { name } => init(&home, &name, out),
         Command::Whoami => whoami(&home, out),
         Command::Profile(ProfileCommand::Set { name }) => profile_set(&home, name, out),
+        Command::Show { url, peer, timeout } => show(&home, &url, peer, timeout, out).await,
         Command::Host(args) => host(&home, args, out).await,
         Command::Join(args) => join(&home, args, out).await,
     }
@@ -183,17 +198,33 @@ fn init(home: &Home, name: &str, out: &Output) -> Result<u8> {
 fn whoami(home: &Home, out: &Output) -> Result<u8> {
     let identity = home.identity()?;
     let files = home.files(&identity)?;
-    let profile = files.profile.context("your archive has no profile.json")?;
+    let profile = files
+        .profile
+        .clone()
+        .context("your archive has no profile.json")?;
+    let mut text = format!(
+        "{}\nname: {}\ncreated: {}\nfriends: {}",
+        identity.url(),
+        profile.name,
+        profile.created,
+        profile.friends.len()
+    );
+    if let Some(s) = &files.session {
+        let state = match s.ended {
+            Some(_) => "ended",
+            None => "hosting",
+        };
+        text += &format!(
+            "\nlobby: {:?} {}/{} players ({state})",
+            s.name, s.peers, s.max_peers
+        );
+    }
     out.event(
         "whoami",
-        serde_json::json!({ "url": identity.url().to_string(), "profile": profile }),
-        &format!(
-            "{}\nname: {}\ncreated: {}\nfriends: {}",
-            identity.url(),
-            profile.name,
-            profile.created,
-            profile.friends.len()
-        ),
+        serde_json::json!({
+            "url": identity.url().to_string(), "profile": profile, "session": files.session,
+        }),
+        &text,
     );
     Ok(0)
 }
@@ -214,6 +245,50 @@ fn profile_set(home: &Home, name: Option<String>, out: &Output) -> Result<u8> {
         "profile",
         serde_json::json!({ "url": identity.url().to_string(), "profile": profile }),
         &format!("profile updated: name = {}", profile.name),
+    );
+    Ok(0)
+}
+
+async fn show(
+    home: &Home,
+    url: &str,
+    peer: Option<String>,
+    timeout: u64,
+    out: &Output,
+) -> Result<u8> {
+    let identity = home.identity()?;
+    let url: DatUrl = url.parse()?;
+    let addr = peer
+        .or(url.peer.clone())
+        .context("no address: the URL has no ?peer= hint; pass --peer HOST:PORT")?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
+    let (conn, _) = dat_social::remote::connect(&identity, &addr, url.key, deadline).await?;
+    let (files, _) = dat_social::remote::read_archive(&conn, url.key, deadline).await?;
+    let live = files
+        .session
+        .as_ref()
+        .is_some_and(|s| s.is_live(dat_social::schema::now_ms()));
+    let mut text = format!("{}\narchive length: {}", url.base(), files.length);
+    if let Some(p) = &files.profile {
+        text += &format!("\nname: {}\nfriends: {}", p.name, p.friends.len());
+    }
+    if let Some(s) = &files.session {
+        let state = if live { "live" } else { "not live" };
+        text += &format!(
+            "\nlobby: {:?} {}/{} players{} ({state})",
+            s.name,
+            s.peers,
+            s.max_peers,
+            if s.protected { ", password" } else { "" }
+        );
+    }
+    out.event(
+        "archive",
+        serde_json::json!({
+            "url": url.base(), "length": files.length, "profile": files.profile,
+            "session": files.session, "live": live,
+        }),
+        &text,
     );
     Ok(0)
 }

@@ -486,10 +486,11 @@ async fn serve_inner(
     let mut channel = conn
         .open_app_channel(LOBBY_PROTOCOL, Some(&lobby_pub))
         .await?;
-    let hello = tokio::time::timeout(ctx.timeout, channel.recv())
-        .await
-        .map_err(|_| ServeError::Timeout("the joiner's hello"))?
-        .ok_or(ServeError::Net(NetError::Closed))?;
+    // A peer that never says hello is a reader (a friend following the archive, a JS
+    // hypercore): it keeps replicating the archive until it goes.
+    let Some(hello) = channel.recv().await else {
+        return Ok(());
+    };
     let hello: Hello = serde_json::from_slice(&hello.payload)
         .map_err(|e| ServeError::Protocol(format!("bad hello: {e}")))?;
     let log_key = crate::identity::parse_key_hex(&hello.log).map_err(ServeError::Protocol)?;

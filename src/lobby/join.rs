@@ -4,14 +4,14 @@
 use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::{rtc_config_for, ChatIn, ChatOut, Hello, LobbyEvent, CHAT_LABEL, LOBBY_PROTOCOL};
-use crate::archive::{self, ArchiveError};
+use crate::archive::ArchiveError;
 use crate::hypercore::Core;
 use crate::identity::{DatUrl, Identity};
 use crate::net::{Connection, NetError, SharedCore};
+use crate::remote::{self, RemoteError};
 use crate::rtc::{self, ChannelId, PeerConnection, Reliability, RtcEvent};
 use crate::schema::now_ms;
 use crate::signal::message::{b64, sign_offer, unb64};
@@ -78,6 +78,17 @@ pub enum JoinError {
     Rtc(#[from] rtc::RtcError),
 }
 
+impl From<RemoteError> for JoinError {
+    fn from(e: RemoteError) -> Self {
+        match e {
+            RemoteError::Unreachable { addr, reason } => JoinError::Unreachable { addr, reason },
+            RemoteError::WrongPeer { .. } => JoinError::Protocol(e.to_string()),
+            RemoteError::Timeout(_) => JoinError::Timeout("the host's archive"),
+            RemoteError::Archive(e) => JoinError::Archive(e),
+        }
+    }
+}
+
 impl From<SignalError> for JoinError {
     fn from(e: SignalError) -> Self {
         JoinError::Protocol(e.to_string())
@@ -120,33 +131,14 @@ pub async fn join(identity: &Identity, options: JoinOptions) -> Result<Joined, J
         .clone()
         .or_else(|| options.url.peer.clone())
         .ok_or(JoinError::NoAddress)?;
-    let unreachable = |reason: String| JoinError::Unreachable {
+    let (conn, local_ip) = remote::connect(identity, &addr, options.url.key, deadline).await?;
+    let net = |e: NetError| JoinError::Unreachable {
         addr: addr.clone(),
-        reason,
+        reason: e.to_string(),
     };
-    let tcp = tokio::time::timeout_at(deadline, TcpStream::connect(&addr))
-        .await
-        .map_err(|_| unreachable("connection timed out".into()))?
-        .map_err(|e| unreachable(e.to_string()))?;
-    let _ = tcp.set_nodelay(true);
-    let local_ip = tcp
-        .local_addr()
-        .map_err(|e| unreachable(e.to_string()))?
-        .ip();
-    let conn = Connection::connect(tcp, identity.signing_key(), true)
-        .await
-        .map_err(|e| unreachable(e.to_string()))?;
-    if conn.remote_public_key() != options.url.key {
-        return Err(JoinError::Protocol(
-            "the peer at that address is not the host the URL names".into(),
-        ));
-    }
-    let net = |e: NetError| unreachable(e.to_string());
 
     // The host's archive: its session.json names the lobby log.
-    let host_archive = SharedCore::new(Core::in_memory_replica(options.url.key));
-    conn.replicate(host_archive.clone()).await.map_err(net)?;
-    let files = read_remote_files(&host_archive, deadline).await?;
+    let (files, _host_archive) = remote::read_archive(&conn, options.url.key, deadline).await?;
     let host_name = files.profile.map(|p| p.name).unwrap_or_default();
     let host_url = options.url.base();
     let session = files
@@ -246,20 +238,6 @@ pub async fn join(identity: &Identity, options: JoinOptions) -> Result<Joined, J
         chat,
         _conn: conn,
     })
-}
-
-/// Waits until the replica has every block up to the host's length, then reads its files.
-async fn read_remote_files(
-    core: &SharedCore,
-    deadline: Instant,
-) -> Result<archive::Files, JoinError> {
-    let mut status = core.subscribe();
-    let wait = status.wait_for(|s| s.length > 0 && s.contiguous_length >= s.length);
-    match tokio::time::timeout_at(deadline, wait).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(_)) | Err(_) => return Err(JoinError::Timeout("the host's archive")),
-    }
-    Ok(core.with_core(|c| archive::read_files(c))?)
 }
 
 /// The host's replies to us on the lobby log, in order.
