@@ -7,7 +7,9 @@
 //! Per pair: `offer` (create_offer), `answer` (accept_offer), `open` (accept_answer until the
 //! joiner's channel is open), `host_open` (until the host sees the channel), `total` (offer
 //! created to both sides open), all in ms. Per round: the wall time until every pair is open,
-//! and the process RSS growth while they are open. A measuring tool, not a test.
+//! and the process RSS growth while they are open. Before the rounds: the one-time crypto
+//! initialisation (`rtc::warm_up`) and one warm-up pair, timed but not counted. A measuring
+//! tool, not a test.
 
 use std::time::{Duration, Instant};
 
@@ -86,6 +88,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let pairs: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(1);
     let rounds: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(1);
     let cfg = RtcConfig::default();
+    let t = Instant::now();
+    rtc::warm_up();
+    let warm = t.elapsed();
+    let (first, j, h) = one_pair(cfg.clone()).await?;
+    println!(
+        "warm-up: crypto init {:.1} ms, first pair total {:.1} ms (not counted)",
+        ms(warm),
+        ms(first.total)
+    );
+    j.close().await;
+    h.close().await;
     let mut totals = Vec::new();
     let mut opens = Vec::new();
     let mut walls = Vec::new();

@@ -67,7 +67,7 @@ impl Core {
     /// Creates a new, empty, writable core in `dir` (created if missing) for `signing_key`.
     /// Errors: [`Error::Exists`] if `dir` already holds a core; [`Error::Io`].
     pub fn create(dir: &Path, signing_key: SigningKey) -> Result<Core> {
-        let store = Store::open_dir(dir)?;
+        let mut store = Store::open_dir(dir)?;
         if store.read_header()?.is_some() {
             return Err(Error::Exists(dir.to_owned()));
         }
@@ -83,7 +83,8 @@ impl Core {
     /// Errors: [`Error::NotFound`], [`Error::Corrupt`] (bad header checksum or signature, roots
     /// that disagree with the tree file, files shorter than the header requires), [`Error::Io`].
     pub fn open(dir: &Path, signing_key: Option<SigningKey>) -> Result<Core> {
-        if !dir.join("header").exists() {
+        let header = dir.join("header");
+        if std::fs::metadata(&header).map_or(true, |m| m.len() == 0) {
             return Err(Error::NotFound(dir.to_owned()));
         }
         let store = Store::open_dir(dir)?;
@@ -93,7 +94,7 @@ impl Core {
     /// Opens the read-only replica of core `public_key` in `dir`, creating it empty if `dir` holds
     /// no core. Errors: [`Error::WrongKey`] if `dir` holds another core; as [`Core::open`].
     pub fn open_replica(dir: &Path, public_key: [u8; 32]) -> Result<Core> {
-        let store = Store::open_dir(dir)?;
+        let mut store = Store::open_dir(dir)?;
         if store.read_header()?.is_none() {
             return Self::init(store, public_key, None);
         }
@@ -127,7 +128,7 @@ impl Core {
             signature: Vec::new(),
             roots: Vec::new(),
         };
-        store.write_header(&header.to_bytes())?;
+        store.write_header(&header)?;
         Ok(Core {
             key,
             discovery_key: crypto::discovery_key(&key),
@@ -139,12 +140,11 @@ impl Core {
         })
     }
 
-    fn load(store: Store, signing_key: Option<SigningKey>) -> Result<Core> {
+    fn load(mut store: Store, signing_key: Option<SigningKey>) -> Result<Core> {
         let header_path = store.header_path();
-        let bytes = store
+        let h = store
             .read_header()?
             .ok_or_else(|| Error::NotFound(header_path.clone()))?;
-        let h = Header::from_bytes(&bytes, &header_path)?;
         if let Some(sk) = &signing_key {
             let pk = sk.verifying_key().to_bytes();
             if pk != h.key {
@@ -629,7 +629,7 @@ impl Core {
             signature: s.signature.clone(),
             roots: s.roots.clone(),
         };
-        self.store.write_header(&header.to_bytes())
+        self.store.write_header(&header)
     }
 
     /// Writes node records, coalescing runs of consecutive indexes into one write each.
@@ -1001,6 +1001,7 @@ mod tests {
         assert_eq!(d.request, 9);
     }
 
+    #[cfg(unix)]
     mod disk {
         use super::*;
         use std::fs::OpenOptions;
@@ -1068,7 +1069,16 @@ mod tests {
                     .unwrap();
                 f.write_all(&[0xab; 100]).unwrap();
             }
-            std::fs::write(dir.join("header.tmp"), b"half a header").unwrap();
+            // ... and a header commit torn halfway (7 commits so far: the next goes to slot 1).
+            let f = OpenOptions::new()
+                .write(true)
+                .open(dir.join("header"))
+                .unwrap();
+            let mut torn = 7u64.to_le_bytes().to_vec();
+            torn.extend_from_slice(&300u32.to_le_bytes());
+            torn.extend_from_slice(b"DSHCORE1 half a header");
+            std::os::unix::fs::FileExt::write_all_at(&f, &torn, 4096).unwrap();
+            drop(f);
             let mut c = Core::open(&dir, Some(key(1))).unwrap();
             assert_eq!((c.length(), c.tree_hash()), (6, hash));
             // Garbage was cut away; appending continues cleanly.
@@ -1114,8 +1124,26 @@ mod tests {
         }
 
         #[test]
+        fn damaged_newest_header_slot_falls_back_one_commit() {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = tmp.path().join("core");
+            // create + 5 appends = commits 0..=5; commit 5 sits in slot 1, commit 4 in slot 0.
+            drop(make(&dir, 5));
+            let path = dir.join("header");
+            let mut bytes = std::fs::read(&path).unwrap();
+            bytes[4096 + 40] ^= 0x10;
+            std::fs::write(&path, &bytes).unwrap();
+            let c = Core::open(&dir, None).unwrap();
+            assert_eq!(c.length(), 4);
+            // Both slots damaged: a clear error.
+            bytes[40] ^= 0x10;
+            std::fs::write(&path, &bytes).unwrap();
+            expect_corrupt(&dir, "header");
+        }
+
+        #[test]
         fn flipped_bytes_are_reported() {
-            for (file, at) in [("data", 3u64), ("tree", 48 * 2 + 9), ("header", 40)] {
+            for (file, at) in [("data", 3u64), ("tree", 48 * 2 + 9)] {
                 let tmp = tempfile::tempdir().unwrap();
                 let dir = tmp.path().join("core");
                 drop(make(&dir, 5));

@@ -21,11 +21,15 @@ use crate::archive::{self, ArchiveError};
 use crate::home::{ArchiveLock, Home, HomeError};
 use crate::hypercore::Core;
 use crate::identity::{DatUrl, Identity};
-use crate::net::{Connection, NetError, SharedCore};
+use crate::net::{Connection, ConnectionEvent, NetError, SharedCore};
 use crate::rtc::{self, ChannelId, RtcEvent, RtcSender};
 use crate::schema::{now_ms, Session};
 use crate::signal::message::{unb64, verify_offer};
 use crate::signal::{pake, RejectReason, Signal, SignalError};
+
+/// How long a stopping host keeps connections open after writing the ended `session.json`,
+/// so that connected readers receive it (a block reaches a live reader in about a millisecond).
+const ENDED_GRACE: Duration = Duration::from_millis(200);
 
 /// Most connections served at once (joiners in signalling plus players).
 pub const MAX_CONNECTIONS: usize = 1024;
@@ -324,7 +328,14 @@ impl State {
                 },
             }
         };
-        // Tell every connection task to close its data channel and connection, then wait a
+        // Mark the session ended first, while readers are still connected, and give live
+        // replication a moment to carry that block to them before the connections close.
+        self.session.ended = Some(now_ms());
+        self.session.peers = 0;
+        self.session.last_update = now_ms();
+        let written = write_session(&self.ctx.archive, &self.session);
+        tokio::time::sleep(ENDED_GRACE).await;
+        // Then tell every connection task to close its data channel and connection, and wait a
         // little for them so that players see a clean close rather than a timeout.
         let _ = shutdown.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(2), async {
@@ -332,10 +343,7 @@ impl State {
         })
         .await;
         connections.abort_all();
-        self.session.ended = Some(now_ms());
-        self.session.peers = 0;
-        self.session.last_update = now_ms();
-        write_session(&self.ctx.archive, &self.session)?;
+        written?;
         if let Some(done) = done {
             let _ = done.send(());
         }
@@ -482,15 +490,31 @@ async fn serve_inner(
     let conn = Connection::connect(tcp, ctx.identity.signing_key(), false).await?;
     conn.replicate(ctx.archive.clone()).await?;
     conn.replicate(ctx.lobby.clone()).await?;
+    // A joiner opens the lobby channel; a peer that never does is a reader (a friend following
+    // the archive, a JS hypercore) and keeps replicating the archive until it goes. The host
+    // opens its side only then, so that readers never see a protocol they don't speak.
     let lobby_pub = ctx.lobby.key();
+    let mut events = conn
+        .take_events()
+        .ok_or(ServeError::Net(NetError::Closed))?;
+    loop {
+        match events.recv().await {
+            Some(ConnectionEvent::RemoteOpen(key))
+                if key.protocol == LOBBY_PROTOCOL && key.id.as_deref() == Some(&lobby_pub[..]) =>
+            {
+                break
+            }
+            Some(_) => {}
+            None => return Ok(()),
+        }
+    }
     let mut channel = conn
         .open_app_channel(LOBBY_PROTOCOL, Some(&lobby_pub))
         .await?;
-    // A peer that never says hello is a reader (a friend following the archive, a JS
-    // hypercore): it keeps replicating the archive until it goes.
-    let Some(hello) = channel.recv().await else {
-        return Ok(());
-    };
+    let hello = tokio::time::timeout(ctx.timeout, channel.recv())
+        .await
+        .map_err(|_| ServeError::Timeout("the joiner's hello"))?
+        .ok_or(ServeError::Net(NetError::Closed))?;
     let hello: Hello = serde_json::from_slice(&hello.payload)
         .map_err(|e| ServeError::Protocol(format!("bad hello: {e}")))?;
     let log_key = crate::identity::parse_key_hex(&hello.log).map_err(ServeError::Protocol)?;
