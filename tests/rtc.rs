@@ -283,7 +283,7 @@ async fn a_peer_closing_is_seen_by_the_other_both_ways() {
     assert!(host.is_closed());
 
     // Host closes one channel, then the connection.
-    let (mut joiner, host, host_open) = pair(
+    let (mut joiner, mut host, host_open) = pair(
         &cfg,
         &[
             ("chat", Reliability::Reliable),
@@ -293,15 +293,24 @@ async fn a_peer_closing_is_seen_by_the_other_both_ways() {
     .await;
     host.close_channel(host_open[1].0).unwrap();
     let game = joiner.channels()[1];
-    loop {
-        match next(&mut joiner).await {
-            RtcEvent::ChannelClosed { channel } => {
-                assert_eq!(channel, game);
-                break;
-            }
-            other => panic!("unexpected {other:?}"),
-        }
+    match next(&mut joiner).await {
+        RtcEvent::ChannelClosed { channel } => assert_eq!(channel, game),
+        other => panic!("unexpected {other:?}"),
     }
+    // The closing side sees it too, once the stream reset completes.
+    match next(&mut host).await {
+        RtcEvent::ChannelClosed { channel } => assert_eq!(channel, host_open[1].0),
+        other => panic!("unexpected {other:?}"),
+    }
+    // A message for the closed channel is accepted, then dropped and counted.
+    host.send(host_open[1].0, b"late").unwrap();
+    for _ in 0..200 {
+        if host.stats().messages_dropped > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(host.stats().messages_dropped, 1);
     host.close().await;
     let (closed, reason) = until_disconnected(&mut joiner).await;
     assert_eq!(closed, vec![joiner.channels()[0]]);

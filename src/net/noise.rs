@@ -314,6 +314,12 @@ impl NoiseXx {
         }
     }
 
+    /// Test hook: use the ed25519 key from `seed` as our ephemeral key (JS vectors set `noise.e`).
+    #[cfg(test)]
+    fn set_ephemeral_seed(&mut self, seed: [u8; 32]) {
+        self.e = Some(DhKeyPair::from_signing_key(&SigningKey::from_bytes(&seed)));
+    }
+
     /// True when the next message is ours to write.
     pub fn is_my_turn(&self) -> bool {
         match self.step {
@@ -339,7 +345,7 @@ impl NoiseXx {
         let mut out = Vec::with_capacity(MSG2_LEN);
         match self.step {
             Step::Msg1 => {
-                let e = DhKeyPair::generate();
+                let e = self.e.take().unwrap_or_else(DhKeyPair::generate);
                 self.sym.mix_hash(&e.public);
                 out.extend_from_slice(&e.public);
                 self.e = Some(e);
@@ -347,7 +353,7 @@ impl NoiseXx {
                 self.step = Step::Msg2;
             }
             Step::Msg2 => {
-                let e = DhKeyPair::generate();
+                let e = self.e.take().unwrap_or_else(DhKeyPair::generate);
                 self.sym.mix_hash(&e.public);
                 out.extend_from_slice(&e.public);
                 let re = self.re.ok_or(NoiseError::OutOfTurn)?;
@@ -499,6 +505,39 @@ mod tests {
         assert_eq!(oi.handshake_hash, or.handshake_hash);
         assert_eq!(oi.remote_public_key, b.verifying_key().to_bytes());
         assert_eq!(or.remote_public_key, a.verifying_key().to_bytes());
+    }
+
+    /// Printed by `node tests/js/noise_vectors.js` (noise-handshake + noise-curve-ed as
+    /// secret-stream 6.9.2 uses them): statics from seeds 01.. / 03.., ephemerals 02.. / 04...
+    #[test]
+    fn handshake_matches_js_vectors() {
+        const MSG1: &str = "8139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b394";
+        const MSG2: &str = "ca93ac1705187071d67b83c7ff0efe8108e8ec4530575d7726879333dbdabe7c4d9e7de3cc9a6378ec7fc7cfdae288cac5c0f41a9197adb9213804de129ddca06a55cc9062361dd6ea395fe2f6c25fdd2204cd9188549881c1e0dfad769ddbcc";
+        const MSG3: &str = "4e7f5acd10d28ef757ccacec8caff9ca4f7f8b305f457914800d56c160e90feed0e601ca181e4a2af39f2d3bb8020f7b0554bc91296be4be0ee974372b9c6013";
+        const HASH: &str = "6c66d9f3b7da972c50ec4867d6866862a7386b3c2a0a24dacfb8d33ae0f2610fc0b1ec8c9fc89e93a50038a04149805775f30d4d6a3eb003328e907a3d312d0f";
+        const TX: &str = "da3ea403820846d555bdbbd22bd530d686fb57ae98daa541a15b5b4f12d02fae";
+        const RX: &str = "42fa8a7e955cb0bef6c9112e7743f70205a60b4b1d246b728ca36b04ab7ede61";
+        let mut i = NoiseXx::new(true, &SigningKey::from_bytes(&[1; 32]));
+        let mut r = NoiseXx::new(false, &SigningKey::from_bytes(&[3; 32]));
+        i.set_ephemeral_seed([2; 32]);
+        r.set_ephemeral_seed([4; 32]);
+        let m1 = i.write_message().unwrap();
+        assert_eq!(hex::encode(&m1), MSG1);
+        r.read_message(&m1).unwrap();
+        let m2 = r.write_message().unwrap();
+        assert_eq!(hex::encode(&m2), MSG2);
+        i.read_message(&m2).unwrap();
+        let m3 = i.write_message().unwrap();
+        assert_eq!(hex::encode(&m3), MSG3);
+        r.read_message(&m3).unwrap();
+        let (oi, or) = (i.outcome().unwrap(), r.outcome().unwrap());
+        assert_eq!(hex::encode(oi.handshake_hash), HASH);
+        assert_eq!(hex::encode(or.handshake_hash), HASH);
+        assert_eq!(
+            (hex::encode(oi.tx), hex::encode(oi.rx)),
+            (TX.into(), RX.into())
+        );
+        assert_eq!((oi.tx, oi.rx), (or.rx, or.tx));
     }
 
     #[test]

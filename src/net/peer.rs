@@ -10,12 +10,13 @@
 //! [`Connection::closed`].
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
 
 use super::protomux::{ChannelId, ChannelKey, Mux, MuxEvent};
 use super::replication::{Replicator, PROTOCOL};
@@ -24,6 +25,17 @@ use super::secret_stream::{
 };
 use super::shared_core::SharedCore;
 use super::NetError;
+
+/// Above this many bytes queued for the socket, we stop reading from the peer until the writer
+/// catches up (a peer that sends requests but never reads can't grow our memory without bound).
+pub const MAX_QUEUED_WRITE: usize = 8 * 1024 * 1024;
+
+/// Bytes handed to the writer task and not yet written, plus a wake-up when it drains.
+#[derive(Default)]
+struct WriteQueue {
+    bytes: AtomicUsize,
+    drained: Notify,
+}
 
 /// Settings of a [`Connection`].
 #[derive(Debug, Clone)]
@@ -145,7 +157,8 @@ impl Connection {
         let (out_tx, out_rx) = mpsc::unbounded_channel();
         let (closed_tx, closed_rx) = watch::channel(None);
         let (events_tx, events_rx) = mpsc::unbounded_channel();
-        let writer_task = tokio::spawn(run_writer(writer, encryptor, out_rx));
+        let queue = Arc::new(WriteQueue::default());
+        let writer_task = tokio::spawn(run_writer(writer, encryptor, out_rx, queue.clone()));
         let mut frames = FrameDecoder::new();
         frames.push(&rest);
         let actor = Actor {
@@ -155,6 +168,7 @@ impl Connection {
             decryptor,
             frames,
             out: out_tx,
+            queue,
             cmd_tx: cmd_tx.downgrade(),
             events: events_tx,
             cores: HashMap::new(),
@@ -373,6 +387,7 @@ struct Actor {
     frames: FrameDecoder,
     /// Plaintext messages for the writer task.
     out: mpsc::UnboundedSender<Vec<u8>>,
+    queue: Arc<WriteQueue>,
     /// For forwarders; weak so that they don't keep the connection alive.
     cmd_tx: mpsc::WeakUnboundedSender<Command>,
     events: mpsc::UnboundedSender<ConnectionEvent>,
@@ -420,12 +435,15 @@ impl Actor {
         let keep_alive = self.config.keep_alive.unwrap_or(Duration::from_secs(3600));
         loop {
             let ka_deadline = self.last_send + keep_alive;
+            let can_read = self.queue.bytes.load(Ordering::Acquire) < MAX_QUEUED_WRITE;
+            let drained = self.queue.drained.notified();
             tokio::select! {
                 cmd = cmd_rx.recv() => match cmd {
                     None | Some(Command::Close) => return Ok(()),
                     Some(c) => self.on_command(c)?,
                 },
-                n = reader.read(&mut buf) => {
+                _ = drained, if !can_read => {}
+                n = reader.read(&mut buf), if can_read => {
                     let n = n?;
                     if n == 0 {
                         return Ok(()); // the remote ended the stream
@@ -450,6 +468,7 @@ impl Actor {
 
     fn send_raw(&mut self, m: Vec<u8>) {
         self.last_send = tokio::time::Instant::now();
+        self.queue.bytes.fetch_add(m.len(), Ordering::AcqRel);
         let _ = self.out.send(m);
     }
 
@@ -695,6 +714,7 @@ async fn run_writer<W>(
     mut w: WriteHalf<W>,
     mut enc: Encryptor,
     mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    queue: Arc<WriteQueue>,
 ) -> Result<(), NetError>
 where
     W: AsyncRead + AsyncWrite + Send + Unpin,
@@ -703,14 +723,21 @@ where
     let mut buf = Vec::with_capacity(MAX_WRITE);
     while let Some(m) = rx.recv().await {
         buf.clear();
+        let mut plain = m.len();
         enc.encrypt_into(&m, &mut buf)?;
         while buf.len() < MAX_WRITE {
             match rx.try_recv() {
-                Ok(m) => enc.encrypt_into(&m, &mut buf)?,
+                Ok(m) => {
+                    plain += m.len();
+                    enc.encrypt_into(&m, &mut buf)?
+                }
                 Err(_) => break,
             }
         }
         w.write_all(&buf).await?;
+        if queue.bytes.fetch_sub(plain, Ordering::AcqRel) - plain < MAX_QUEUED_WRITE {
+            queue.drained.notify_one();
+        }
     }
     let _ = w.shutdown().await;
     Ok(())

@@ -522,21 +522,55 @@ mod tests {
         std::iter::from_fn(|| m.poll_event()).collect()
     }
 
+    /// Frames printed by `node tests/js/protomux_vectors.js` (protomux 3.12.1): a channel
+    /// `test` with id `0102` and a `c.uint` handshake of 5, a raw message `hi` of type 1, a corked
+    /// batch of `a` (type 0) and `bc` (type 1), then close.
+    const JS_OPEN: &str = "000101047465737402010205";
+    const JS_MESSAGE: &str = "01016869";
+    const JS_BATCH: &str = "00000102006103016263";
+    const JS_CLOSE: &str = "000301";
+
     #[test]
-    fn open_bytes_match_js_protomux() {
-        // protomux 3.12.1: mux.createChannel({ protocol: 'test', id: Buffer.from([1,2]),
-        // handshake: c.uint }).open(5) writes 00 01 01 04 't' 'e' 's' 't' 02 01 02 05.
+    fn frames_match_js_protomux() {
         let mut m = Mux::new();
         m.open("test", Some(&[1, 2]), &[5]).unwrap();
-        assert_eq!(
-            m.poll_transmit().unwrap(),
-            vec![0, 1, 1, 4, b't', b'e', b's', b't', 2, 1, 2, 5]
-        );
-        // message type 1 with raw payload "hi" on channel 1: 01 01 'h' 'i'.
+        assert_eq!(hex::encode(m.poll_transmit().unwrap()), JS_OPEN);
         m.send(1, 1, b"hi").unwrap();
-        assert_eq!(m.poll_transmit().unwrap(), vec![1, 1, b'h', b'i']);
+        assert_eq!(hex::encode(m.poll_transmit().unwrap()), JS_MESSAGE);
         m.close(1);
-        assert_eq!(m.poll_transmit().unwrap(), vec![0, 3, 1]);
+        assert_eq!(hex::encode(m.poll_transmit().unwrap()), JS_CLOSE);
+
+        // The same frames decoded by our side, as if a JS peer sent them.
+        let mut r = Mux::new();
+        r.on_message(&hex::decode(JS_OPEN).unwrap()).unwrap();
+        let key = ChannelKey::new("test", Some(&[1, 2]));
+        assert_eq!(
+            r.poll_event(),
+            Some(MuxEvent::RemoteOpen { key: key.clone() })
+        );
+        r.on_message(&hex::decode(JS_MESSAGE).unwrap()).unwrap();
+        r.on_message(&hex::decode(JS_BATCH).unwrap()).unwrap();
+        let ch = r.open("test", Some(&[1, 2]), &[]).unwrap();
+        let msg = |t: u64, p: &[u8]| MuxEvent::Message {
+            channel: ch,
+            message_type: t,
+            payload: p.to_vec(),
+        };
+        assert_eq!(
+            events(&mut r),
+            vec![
+                MuxEvent::Opened {
+                    channel: ch,
+                    key: key.clone(),
+                    handshake: vec![5]
+                },
+                msg(1, b"hi"),
+                msg(0, b"a"),
+                msg(1, b"bc"),
+            ]
+        );
+        r.on_message(&hex::decode(JS_CLOSE).unwrap()).unwrap();
+        assert_eq!(events(&mut r), vec![MuxEvent::Closed { channel: ch, key }]);
     }
 
     #[test]

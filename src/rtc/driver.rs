@@ -395,19 +395,13 @@ impl Driver {
             .map(|(id, _)| *id)
             .collect();
         for id in ids {
-            loop {
-                let Some(ch) = self.chans.get_mut(&id) else {
-                    break;
-                };
+            while let Some(ch) = self.chans.get_mut(&id) {
                 let Some((data, binary)) = ch.queue.front() else {
                     break;
                 };
                 let lossy = ch.lossy;
                 let len = data.len();
-                let res = match self.rtc.channel(id) {
-                    Some(mut w) => Some(w.write(*binary, data)),
-                    None => None,
-                };
+                let res = self.rtc.channel(id).map(|mut w| w.write(*binary, data));
                 match res {
                     Some(Ok(true)) => {
                         self.pop(id, len, false);
