@@ -35,18 +35,14 @@ async fn js_reader_replicates_rust_core_live() {
     conn.replicate(core.clone()).await.unwrap();
 
     let t = Instant::now();
-    js.wait_line(&format!("have {INITIAL}"), false, Duration::from_secs(60))
+    js.wait_count("have", INITIAL, Duration::from_secs(60))
         .await;
     eprintln!("JS reader: initial {INITIAL} blocks in {:.1} ms", ms(t));
 
     let t = Instant::now();
     core.append(&block(INITIAL)).unwrap();
-    js.wait_line(
-        &format!("have {}", INITIAL + 1),
-        false,
-        Duration::from_secs(10),
-    )
-    .await;
+    js.wait_count("have", INITIAL + 1, Duration::from_secs(10))
+        .await;
     eprintln!("JS reader: one live append arrived after {:.2} ms", ms(t));
 
     let t = Instant::now();

@@ -369,3 +369,105 @@ async fn replica_of_unknown_core_gets_nothing_and_connection_survives() {
         Err(NetError::AlreadyReplicating(_))
     ));
 }
+
+/// Keep-alives hold an idle connection open; a peer that goes silent is dropped with a clear error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_and_idle_timeout() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let strict = ConnectionConfig {
+        idle_timeout: Some(Duration::from_millis(400)),
+        keep_alive: Some(Duration::from_millis(100)),
+        ..ConnectionConfig::default()
+    };
+    let server = tokio::spawn(async move {
+        let mut conns = Vec::new();
+        for _ in 0..2 {
+            let (tcp, _) = listener.accept().await.unwrap();
+            conns.push(
+                Connection::connect_with(tcp, &identity(), false, strict.clone())
+                    .await
+                    .unwrap(),
+            );
+        }
+        conns
+    });
+    // Client 1 sends keep-alives every 100 ms; client 2 sends none.
+    let chatty = ConnectionConfig {
+        keep_alive: Some(Duration::from_millis(100)),
+        idle_timeout: None,
+        ..ConnectionConfig::default()
+    };
+    let silent = ConnectionConfig {
+        keep_alive: None,
+        idle_timeout: None,
+        ..ConnectionConfig::default()
+    };
+    let c1 = Connection::connect_with(
+        TcpStream::connect(addr).await.unwrap(),
+        &identity(),
+        true,
+        chatty,
+    )
+    .await
+    .unwrap();
+    let c2 = Connection::connect_with(
+        TcpStream::connect(addr).await.unwrap(),
+        &identity(),
+        true,
+        silent,
+    )
+    .await
+    .unwrap();
+    let conns = server.await.unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(10), conns[1].closed())
+        .await
+        .unwrap();
+    let err = r.expect_err("a silent peer must time out");
+    assert!(matches!(&*err, NetError::IdleTimeout(_)), "{err}");
+    // c2 sees its connection end too.
+    tokio::time::timeout(Duration::from_secs(10), c2.closed())
+        .await
+        .unwrap()
+        .ok();
+    // The chatty one is still alive well past the idle limit.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(!conns[0].is_closed() && !c1.is_closed());
+}
+
+/// A replica re-serves what it downloaded, live; a reader fed by two peers at once (the writer and
+/// that replica) gets every block, and stale duplicate proofs don't get anyone disconnected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chain_and_two_sources_stay_consistent() {
+    let writer = writer_core(100);
+    let r1 = replica_of(&writer);
+    let r2 = replica_of(&writer);
+    let (w_r1, r1_w) = pair(&identity(), &identity()).await;
+    let (w_r2, r2_w) = pair(&identity(), &identity()).await;
+    let (r1_r2, r2_r1) = pair(&identity(), &identity()).await;
+    w_r1.replicate(writer.clone()).await.unwrap();
+    r1_w.replicate(r1.clone()).await.unwrap();
+    r1_r2.replicate(r1.clone()).await.unwrap();
+    r2_r1.replicate(r2.clone()).await.unwrap();
+    w_r2.replicate(writer.clone()).await.unwrap();
+    r2_w.replicate(r2.clone()).await.unwrap();
+
+    wait_contiguous(&r2, 100, Duration::from_secs(30)).await;
+    for i in 100..300 {
+        writer.append(&block(i)).unwrap();
+    }
+    wait_contiguous(&r1, 300, Duration::from_secs(60)).await;
+    wait_contiguous(&r2, 300, Duration::from_secs(60)).await;
+    assert_blocks(&r2, 300);
+    assert_eq!(
+        r2.with_core(|c| c.tree_hash()),
+        writer.with_core(|c| c.tree_hash())
+    );
+    for c in [&w_r1, &r1_w, &w_r2, &r2_w, &r1_r2, &r2_r1] {
+        assert!(
+            !c.is_closed(),
+            "a connection was dropped: {:?}",
+            c.closed().await
+        );
+    }
+}

@@ -553,3 +553,31 @@ async fn send_limits_are_enforced() {
     joiner.close().await;
     host.close().await;
 }
+
+#[tokio::test]
+async fn ipv6_loopback_pair_works() {
+    let cfg = RtcConfig {
+        bind_ip: "::1".parse().unwrap(),
+        ..RtcConfig::default()
+    };
+    let (joiner, mut host, host_open) = pair(&cfg, &[("chat", Reliability::Reliable)]).await;
+    joiner.send_text(joiner.channels()[0], "hej").unwrap();
+    match next(&mut host).await {
+        RtcEvent::Message {
+            channel,
+            data,
+            binary,
+        } => {
+            assert_eq!(channel, host_open[0].0);
+            assert_eq!(data, b"hej");
+            assert!(!binary, "sent as text");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(
+        host.remote_addr().map(|a| a.ip()),
+        Some("::1".parse().unwrap())
+    );
+    joiner.close().await;
+    host.close().await;
+}

@@ -6,10 +6,12 @@
 //! (`_getProof` / `MerkleTree.proof`), and [`Core::verify_and_apply`] checks a `wire.data` the way
 //! `core.verify` / `MerkleTree.verify` / `Verifier` (compat signer) do.
 //!
-//! Durability: `append` and every upgrade fsync the data files, then atomically replace the
-//! header, so a crash leaves the previous signed state readable. Blocks received without an
-//! upgrade are written without fsync (call [`Core::flush`] to make them durable); a crash may
-//! lose them, and they are downloaded again.
+//! Durability: `append` and every upgrade fsync the data files, then commit the header (one of
+//! two alternating checksummed slots, see [`super::storage`]), so a crash at any point leaves the
+//! previous signed state readable. Blocks received without an upgrade are written without fsync
+//! (call [`Core::flush`] to make them durable): a process crash keeps them, but after a power
+//! loss before `flush` a block's bitfield bit may survive without its bytes, and `get` then
+//! reports [`Error::Corrupt`] for that block.
 
 use std::path::Path;
 
@@ -878,7 +880,8 @@ mod tests {
         wrong_fork.fork = 1;
 
         let other = Core::in_memory(key(2));
-        let cases: Vec<(&str, Data, fn(&Error) -> bool)> = vec![
+        type Case = (&'static str, Data, fn(&Error) -> bool);
+        let cases: Vec<Case> = vec![
             ("bad signature", bad_sig, |e| {
                 matches!(e, Error::InvalidSignature { .. })
             }),
@@ -983,6 +986,144 @@ mod tests {
         assert!(matches!(r.append(&[b"x"]), Err(Error::NotWritable)));
     }
 
+    /// xorshift64: deterministic pseudo-random numbers for the mutation tests.
+    fn rng(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    fn mutate_num(n: &mut u64, r: u64) {
+        *n = match r % 6 {
+            0 => n.wrapping_add(1),
+            1 => n.wrapping_sub(1),
+            2 => u64::MAX - (r >> 8) % 3,
+            3 => r >> (r % 64),
+            4 => *n ^ (1 << (r % 64)),
+            _ => 0,
+        };
+    }
+
+    #[test]
+    fn mutated_proofs_never_panic_or_corrupt() {
+        let w = writer_with(27);
+        let fresh = Core::in_memory_replica(w.key());
+        let mut half = Core::in_memory_replica(w.key());
+        half.verify_and_apply(&w.create_proof(&req_upgrade(&half, &w)).unwrap().unwrap())
+            .unwrap();
+        let seek = Request {
+            id: 1,
+            seek: Some(RequestSeek {
+                bytes: 100,
+                padding: 0,
+            }),
+            upgrade: Some(RequestUpgrade {
+                start: 0,
+                length: 27,
+            }),
+            ..Default::default()
+        };
+        let seeds = [
+            w.create_proof(&req_block(&fresh, 9, true, &w))
+                .unwrap()
+                .unwrap(),
+            w.create_proof(&req_block(&fresh, 26, true, &w))
+                .unwrap()
+                .unwrap(),
+            w.create_proof(&seek).unwrap().unwrap(),
+            w.create_proof(&req_block(&half, 3, false, &w))
+                .unwrap()
+                .unwrap(),
+        ];
+        let mut x = 0x2545_f491_4f6c_dd1d_u64;
+        for round in 0..300 {
+            let mut d = seeds[round % seeds.len()].clone();
+            for _ in 0..(rng(&mut x) % 3 + 1) {
+                let r = rng(&mut x);
+                let mut nums: Vec<&mut u64> = vec![&mut d.fork, &mut d.request];
+                if let Some(b) = &mut d.block {
+                    nums.push(&mut b.index);
+                    for n in &mut b.nodes {
+                        nums.push(&mut n.index);
+                        nums.push(&mut n.size);
+                    }
+                }
+                if let Some(s) = &mut d.seek {
+                    nums.push(&mut s.bytes);
+                    for n in &mut s.nodes {
+                        nums.push(&mut n.index);
+                    }
+                }
+                if let Some(u) = &mut d.upgrade {
+                    nums.push(&mut u.start);
+                    nums.push(&mut u.length);
+                    for n in u.nodes.iter_mut().chain(u.additional_nodes.iter_mut()) {
+                        nums.push(&mut n.index);
+                        nums.push(&mut n.size);
+                    }
+                }
+                let k = (r >> 32) as usize % nums.len();
+                mutate_num(nums[k], r);
+                if r % 11 == 0 {
+                    if let Some(u) = &mut d.upgrade {
+                        let n = u.nodes.pop();
+                        u.additional_nodes.extend(n);
+                    }
+                }
+            }
+            for base in [&fresh, &half] {
+                let mut r = Core::in_memory_replica(w.key());
+                if base.length() > 0 {
+                    r.verify_and_apply(&w.create_proof(&req_upgrade(&r, &w)).unwrap().unwrap())
+                        .unwrap();
+                }
+                if r.verify_and_apply(&d).is_ok() {
+                    // Whatever was accepted must be true.
+                    assert!(
+                        r.length() == 0 || r.tree_hash() == w.tree_hash(),
+                        "round {round}"
+                    );
+                    for i in 0..r.length() {
+                        if let Some(v) = r.get(i).unwrap() {
+                            assert_eq!(v, block(i), "round {round}");
+                        }
+                    }
+                }
+            }
+        }
+        // Random requests: answered, or refused as invalid; never another error, never a panic.
+        for _ in 0..3000 {
+            let mut q = Request {
+                id: 1,
+                block: Some(RequestBlock {
+                    index: rng(&mut x) % 40,
+                    nodes: rng(&mut x) % 8,
+                }),
+                hash: None,
+                seek: (rng(&mut x) % 3 == 0).then(|| RequestSeek {
+                    bytes: rng(&mut x) % 800,
+                    padding: rng(&mut x) % 2,
+                }),
+                upgrade: (rng(&mut x) % 2 == 0).then(|| RequestUpgrade {
+                    start: rng(&mut x) % 30,
+                    length: rng(&mut x) % 30,
+                }),
+                ..Default::default()
+            };
+            if rng(&mut x) % 2 == 0 {
+                q.hash = q.block.take().map(|b| RequestBlock {
+                    index: b.index * 2 + rng(&mut x) % 3,
+                    ..b
+                });
+            }
+            match w.create_proof(&q) {
+                Ok(_) | Err(Error::InvalidRequest(_)) => {}
+                Err(e) => panic!("{q:?}: {e}"),
+            }
+        }
+    }
+
     #[test]
     fn empty_core_answers_with_nothing() {
         let w = Core::in_memory(key(3));
@@ -1061,7 +1202,7 @@ mod tests {
             let c = make(&dir, 6);
             let hash = c.tree_hash();
             drop(c);
-            // What a crash between the data writes and the header rename leaves behind.
+            // What a crash between the data writes and the header commit leaves behind.
             for name in ["data", "index", "tree", "bitfield"] {
                 let mut f = OpenOptions::new()
                     .append(true)

@@ -156,15 +156,15 @@ impl Iterator {
         self.factor / 2
     }
 
-    /// Next node at the same depth.
-    pub fn next(&mut self) -> u64 {
+    /// Next node at the same depth (JS `next`).
+    pub fn step_right(&mut self) -> u64 {
         self.offset = self.offset.wrapping_add(1);
         self.index = self.index.wrapping_add(self.factor);
         self.index
     }
 
-    /// Previous node at the same depth (stays put at offset 0).
-    pub fn prev(&mut self) -> u64 {
+    /// Previous node at the same depth, staying put at offset 0 (JS `prev`).
+    pub fn step_left(&mut self) -> u64 {
         if self.offset == 0 {
             return self.index;
         }
@@ -176,9 +176,9 @@ impl Iterator {
     /// Moves to the sibling.
     pub fn sibling(&mut self) -> u64 {
         if self.is_left() {
-            self.next()
+            self.step_right()
         } else {
-            self.prev()
+            self.step_left()
         }
     }
 
@@ -302,7 +302,7 @@ mod tests {
         assert_eq!(it.sibling(), 11);
         assert_eq!(it.left_child(), 9);
         assert_eq!(it.right_child(), 10);
-        assert_eq!(it.prev(), 8);
+        assert_eq!(it.step_left(), 8);
         assert!(it.contains(8));
         let mut it = Iterator::new(0);
         // Roots of length 11 via full_root / next_tree, like merkle-tree.js loops.

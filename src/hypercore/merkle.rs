@@ -159,6 +159,9 @@ fn check_nodes(what: &str, nodes: &[TreeNode]) -> Result<()> {
     Ok(())
 }
 
+/// (flat index, value, nodes) of the block or node a proof proves.
+type Untrusted<'a> = (u64, Option<&'a [u8]>, &'a [TreeNode]);
+
 /// `verifyTree`: recomputes the subtree root proven by the block/hash/seek parts of `data`.
 /// Returns that root (or `None` if there are no such parts) and pushes every node it saw or
 /// computed onto `out`. Errors with [`Error::InvalidProof`] when nodes are missing or misplaced.
@@ -168,8 +171,7 @@ pub fn verify_tree(
     seek: Option<&DataSeek>,
     out: &mut Vec<TreeNode>,
 ) -> Result<Option<TreeNode>> {
-    // (flat index, value, nodes) of the proven block or node.
-    let untrusted: Option<(u64, Option<&[u8]>, &[TreeNode])> = match (block, hash) {
+    let untrusted: Option<Untrusted<'_>> = match (block, hash) {
         (Some(b), _) => {
             if b.index >= MAX_INDEX / 2 {
                 return Err(Error::InvalidProof(format!(

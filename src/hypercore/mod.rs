@@ -13,6 +13,8 @@
 //!
 //! Disk compatibility with JS is a non-goal (JS 11 keeps cores in RocksDB); wire compatibility is.
 
+#![warn(missing_docs)]
+
 pub mod bitfield;
 pub mod core;
 pub mod crypto;

@@ -165,6 +165,8 @@ impl Host {
         options: HostOptions,
     ) -> Result<Host, LobbyError> {
         let lock = home.lock_archive()?;
+        // The crypto backend's one-time setup, now rather than on the first joiner's path.
+        tokio::task::spawn_blocking(crate::rtc::warm_up);
         let core = home.open_archive(&identity)?;
         let profile_name = archive::read_files(&core)?
             .profile

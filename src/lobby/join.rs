@@ -125,13 +125,20 @@ pub struct Joined {
 ///
 /// Errors: see [`JoinError`]; every wait is bounded by `options.timeout`.
 pub async fn join(identity: &Identity, options: JoinOptions) -> Result<Joined, JoinError> {
-    let deadline = Instant::now() + options.timeout;
+    let started = Instant::now();
+    let deadline = started + options.timeout;
+    // The crypto backend's one-time setup costs tens of ms of CPU: do it while the network
+    // round trips run, not on the path to the offer.
+    let warm_up = tokio::task::spawn_blocking(rtc::warm_up);
+    let step =
+        |what: &str| tracing::debug!(ms = started.elapsed().as_secs_f64() * 1e3, "join: {what}");
     let addr = options
         .peer
         .clone()
         .or_else(|| options.url.peer.clone())
         .ok_or(JoinError::NoAddress)?;
     let (conn, local_ip) = remote::connect(identity, &addr, options.url.key, deadline).await?;
+    step("connected and authenticated");
     let net = |e: NetError| JoinError::Unreachable {
         addr: addr.clone(),
         reason: e.to_string(),
@@ -139,6 +146,7 @@ pub async fn join(identity: &Identity, options: JoinOptions) -> Result<Joined, J
 
     // The host's archive: its session.json names the lobby log.
     let (files, _host_archive) = remote::read_archive(&conn, options.url.key, deadline).await?;
+    step("read the host's archive");
     let host_name = files.profile.map(|p| p.name).unwrap_or_default();
     let host_url = options.url.base();
     let session = files
@@ -169,7 +177,9 @@ pub async fn join(identity: &Identity, options: JoinOptions) -> Result<Joined, J
     channel.send(&hello).map_err(net)?;
 
     let cfg = rtc_config_for(local_ip, options.timeout);
+    let _ = warm_up.await;
     let (pending, offer) = rtc::create_offer(&cfg, &[(CHAT_LABEL, Reliability::Reliable)]).await?;
+    step("created the offer");
     let (pake_state, pake_a) = match &options.password {
         Some(pw) => {
             let (state, msg_a) = pake::Joiner::start(pw, &log_pub, &lobby_key);
@@ -212,6 +222,7 @@ pub async fn join(identity: &Identity, options: JoinOptions) -> Result<Joined, J
             other => return Err(JoinError::Protocol(format!("unexpected signal {other:?}"))),
         }
     };
+    step("got the answer");
     let mut pc = pending.accept_answer(&answer).await?;
     let chat = loop {
         match tokio::time::timeout_at(deadline, pc.next_event()).await {
@@ -228,6 +239,7 @@ pub async fn join(identity: &Identity, options: JoinOptions) -> Result<Joined, J
             Ok(None) | Err(_) => return Err(JoinError::Timeout("the data channel to open")),
         }
     };
+    step("data channel open");
     Ok(Joined {
         info: JoinedInfo {
             host: host_url,

@@ -23,6 +23,8 @@
 //! # let _ = reply; Ok(()) }
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod noise;
 pub mod peer;
 pub mod protomux;
@@ -58,6 +60,9 @@ pub enum NetError {
     /// The connection is closed.
     #[error("connection closed")]
     Closed,
+    /// Nothing arrived from the peer for this long (it vanished without closing).
+    #[error("connection idle for {0:?}: the peer sent nothing, not even keep-alives")]
+    IdleTimeout(std::time::Duration),
     /// `replicate` was called twice for the same core (hex key) on one connection.
     #[error("core {0} is already replicating on this connection")]
     AlreadyReplicating(String),

@@ -47,6 +47,10 @@ pub struct ConnectionConfig {
     /// Send an empty keep-alive message after this much send silence (default 5 s, as JS
     /// hypercore's `setKeepAlive(5000)`); `None` disables.
     pub keep_alive: Option<Duration>,
+    /// End the connection with [`NetError::IdleTimeout`] when nothing (not even a keep-alive)
+    /// arrived for this long: a peer that vanished without closing (default 30 s; JS hypercore
+    /// peers send keep-alives every 5 s). `None` disables.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Default for ConnectionConfig {
@@ -55,6 +59,7 @@ impl Default for ConnectionConfig {
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             max_inflight: super::replication::DEFAULT_MAX_INFLIGHT,
             keep_alive: Some(Duration::from_secs(5)),
+            idle_timeout: Some(Duration::from_secs(30)),
         }
     }
 }
@@ -140,6 +145,19 @@ impl Connection {
         Self::connect_with(io, identity, is_initiator, ConnectionConfig::default()).await
     }
 
+    /// [`Connection::connect`] on a TCP stream, with `TCP_NODELAY` set first: without it, Nagle's
+    /// algorithm delays small replication messages by up to ~40 ms each.
+    ///
+    /// Errors: as [`Connection::connect`], plus [`NetError::Io`] if the option can't be set.
+    pub async fn connect_tcp(
+        tcp: tokio::net::TcpStream,
+        identity: &SigningKey,
+        is_initiator: bool,
+    ) -> Result<Self, NetError> {
+        tcp.set_nodelay(true)?;
+        Self::connect(tcp, identity, is_initiator).await
+    }
+
     /// [`Connection::connect`] with explicit settings.
     pub async fn connect_with<S>(
         mut io: S,
@@ -175,6 +193,7 @@ impl Connection {
             replicas: HashMap::new(),
             apps: HashMap::new(),
             last_send: tokio::time::Instant::now(),
+            last_recv: tokio::time::Instant::now(),
         };
         tokio::spawn(async move {
             let result = actor.run(reader, cmd_rx, writer_task).await;
@@ -396,6 +415,7 @@ struct Actor {
     replicas: HashMap<ChannelId, ([u8; 32], Replicator)>,
     apps: HashMap<ChannelId, AppEntry>,
     last_send: tokio::time::Instant,
+    last_recv: tokio::time::Instant,
 }
 
 impl Actor {
@@ -433,8 +453,13 @@ impl Actor {
         self.flush();
         let mut buf = vec![0u8; 64 * 1024];
         let keep_alive = self.config.keep_alive.unwrap_or(Duration::from_secs(3600));
+        let idle = self
+            .config
+            .idle_timeout
+            .unwrap_or(Duration::from_secs(3600));
         loop {
             let ka_deadline = self.last_send + keep_alive;
+            let idle_deadline = self.last_recv + idle;
             let can_read = self.queue.bytes.load(Ordering::Acquire) < MAX_QUEUED_WRITE;
             let drained = self.queue.drained.notified();
             tokio::select! {
@@ -442,12 +467,15 @@ impl Actor {
                     None | Some(Command::Close) => return Ok(()),
                     Some(c) => self.on_command(c)?,
                 },
-                _ = drained, if !can_read => {}
+                _ = drained, if !can_read => {
+                    self.last_recv = tokio::time::Instant::now();
+                }
                 n = reader.read(&mut buf), if can_read => {
                     let n = n?;
                     if n == 0 {
                         return Ok(()); // the remote ended the stream
                     }
+                    self.last_recv = tokio::time::Instant::now();
                     self.frames.push(&buf[..n]);
                     self.process_frames()?;
                 }
@@ -460,6 +488,10 @@ impl Actor {
                 }
                 _ = tokio::time::sleep_until(ka_deadline), if self.config.keep_alive.is_some() => {
                     self.send_raw(Vec::new());
+                }
+                // While we are not reading (write backpressure) the peer is not idle.
+                _ = tokio::time::sleep_until(idle_deadline), if can_read && self.config.idle_timeout.is_some() => {
+                    return Err(NetError::IdleTimeout(idle));
                 }
             }
             self.flush();

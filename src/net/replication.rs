@@ -66,6 +66,10 @@ pub const NOT_AVAILABLE: u64 = 1;
 pub const INVALID_REQUEST: u64 = 2;
 /// Default bound on requests in flight per peer (JS uses 16..512 depending on latency).
 pub const DEFAULT_MAX_INFLIGHT: usize = 64;
+/// Most scattered block ranges remembered per peer (beyond the contiguous prefix).
+pub const MAX_REMOTE_RANGES: usize = 65_536;
+/// Largest `bitfield` message processed, in 32-bit words (JS pages are 1024 words).
+pub const MAX_BITFIELD_WORDS: usize = 16 * 1024;
 /// While downloading, `range` announcements are sent every this many new contiguous blocks.
 pub const RANGE_STEP: u64 = 256;
 /// Invalid data messages tolerated before the peer is dropped (JS `MAX_INVALID_REQUESTS`).
@@ -120,6 +124,8 @@ pub struct ReplicationStats {
     pub data_applied: u64,
     /// `data` messages whose proof failed.
     pub data_invalid: u64,
+    /// `data` messages skipped because another peer had already brought what they carry.
+    pub data_stale: u64,
     /// Requests we answered with `data`.
     pub requests_served: u64,
     /// Requests we answered with `noData`.
@@ -201,6 +207,11 @@ impl Remote {
         }
         if has && lo > self.contiguous {
             self.ranges.insert(lo, hi);
+            // Bound memory against a peer announcing millions of scattered blocks: forget the
+            // highest ranges (we just won't request those blocks from this peer).
+            while self.ranges.len() > MAX_REMOTE_RANGES {
+                self.ranges.pop_last();
+            }
         }
         // Fold ranges that now touch the contiguous prefix into it.
         while let Some((&s, &e)) = self.ranges.iter().next() {
@@ -506,6 +517,18 @@ impl Replicator {
             return Ok(());
         };
         self.clear_inflight(kind);
+        // Another connection may have brought the same upgrade or block meanwhile: a proof built
+        // for our old length no longer fits and is no sign of a bad peer, so skip it uncounted.
+        let stale_upgrade = data
+            .upgrade
+            .as_ref()
+            .is_some_and(|u| u.start != core.length());
+        let have_block = data.block.as_ref().is_some_and(|b| core.has(b.index));
+        if stale_upgrade || (data.upgrade.is_none() && have_block) {
+            self.stats.data_stale += 1;
+            self.update(core);
+            return Ok(());
+        }
         match core.verify_and_apply(&data) {
             Ok(()) => self.stats.data_applied += 1,
             Err(e) => {
@@ -569,6 +592,14 @@ impl Replicator {
     }
 
     fn on_bitfield(&mut self, core: &mut dyn ReplicaCore, m: Bitfield) {
+        // JS sends bitfields in pages of at most 32768 bits; ignore anything far larger.
+        if m.bitfield.len() > MAX_BITFIELD_WORDS {
+            tracing::debug!(
+                words = m.bitfield.len(),
+                "ignoring oversized bitfield message"
+            );
+            return;
+        }
         // Bit i of word w is block start + 32 * w + i; turn runs of set bits into ranges.
         let mut run: Option<u64> = None;
         let total = m.bitfield.len() as u64 * 32;
@@ -698,6 +729,13 @@ mod tests {
         assert!(!r.has(0) && !r.has(45));
         r.set_range(u64::MAX - 1, u64::MAX, true);
         assert!(r.has(u64::MAX - 1));
+        // Scattered announcements are bounded.
+        let mut r = Remote::default();
+        for i in 0..(MAX_REMOTE_RANGES as u64 + 10) {
+            r.set_range(10 + 2 * i, 11 + 2 * i, true);
+        }
+        assert_eq!(r.ranges.len(), MAX_REMOTE_RANGES);
+        assert!(r.has(10));
     }
 
     use crate::hypercore::Core;

@@ -185,6 +185,16 @@ a=setup:actpass\r\na=mid:0\r\na=sctp-port:5000\r\na=max-message-size:262144\r\n"
     }
 
     #[test]
+    fn offer_with_mdns_candidates_still_parses() {
+        // Chromium hides local addresses behind `<uuid>.local` names unless started with
+        // --disable-features=WebRtcHideLocalIpsWithMdns. The SDP still parses (the candidate is
+        // skipped); the connection then relies on the browser reaching our candidates.
+        let sdp =
+            CHROME_OFFER_SDP.replace("192.0.2.7", "4b1c5d2e-8d2c-4a4e-9a51-3d1c1c9f2f11.local");
+        assert!(parse_offer(&to_json(Kind::Offer, &sdp)).is_ok());
+    }
+
+    #[test]
     fn wrong_type_is_rejected() {
         let json = to_json(Kind::Answer, CHROME_OFFER_SDP);
         let e = parse_offer(&json).unwrap_err();

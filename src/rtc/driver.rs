@@ -3,9 +3,10 @@
 //! str0m is sans-IO (str0m 0.25, "Run loop" in its crate docs): every mutation of the `Rtc`
 //! (a datagram, a timeout, a write, a candidate) must be followed by polling its output until it
 //! returns a timeout. This task is the only place that touches the `Rtc`; the application talks
-//! to it through a command queue (many senders) and reads its events from a bounded queue, so
-//! an application that stops reading stops this task reading the network, and SCTP flow
-//! control slows the peer down.
+//! to it through a command queue (many senders) and reads its events from a bounded queue. An
+//! application that stops reading events stops this task reading the network: SCTP flow
+//! control then slows the peer down, and if the pause outlasts the peer's idle timeout the
+//! peer drops the connection.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::poll_fn;
@@ -108,6 +109,7 @@ pub(crate) struct Timing {
     pub idle_timeout: Duration,
 }
 
+/// The state of one connection's task (see the module docs).
 pub(crate) struct Driver {
     rtc: Rtc,
     sockets: Vec<UdpSocket>,

@@ -619,6 +619,9 @@ impl RtcSender {
 
 /// One WebRTC connection to a peer: a handle to the task that owns its UDP sockets and WebRTC
 /// state. Dropping it closes the connection gracefully.
+///
+/// Read events promptly: up to 1024 unread events are kept; past that the task stops reading
+/// the network until the application catches up (and the peer may time the connection out).
 pub struct PeerConnection {
     sender: RtcSender,
     events: mpsc::Receiver<RtcEvent>,

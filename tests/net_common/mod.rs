@@ -134,6 +134,19 @@ impl JsPeer {
         }
     }
 
+    /// Waits for a line `<word> <n>` with n >= `at_least` (progress lines), as [`JsPeer::wait_line`].
+    pub async fn wait_count(&mut self, word: &str, at_least: u64, timeout: Duration) -> u64 {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let line = self.wait_line(&format!("{word} "), true, left).await;
+            let n: u64 = line[word.len() + 1..].trim().parse().expect("count");
+            if n >= at_least {
+                return n;
+            }
+        }
+    }
+
     /// Sends one command line to the script's stdin.
     pub async fn send(&mut self, line: &str) {
         use tokio::io::AsyncWriteExt;
