@@ -112,3 +112,64 @@ async fn rust_reader_replicates_js_core_live() {
         "connection did not notice the JS peer leaving"
     );
 }
+
+/// An app channel talks to a JS protomux channel over a plain JS secret-stream (no hypercore).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_channel_talks_to_js_protomux() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let mut js = JsPeer::spawn("replicate.js", &["lobby", &port]);
+    let (tcp, _) = tokio::time::timeout(Duration::from_secs(30), listener.accept())
+        .await
+        .expect("JS peer did not connect")
+        .unwrap();
+    let me = identity();
+    let conn = Connection::connect_tcp(tcp, &me, false)
+        .await
+        .expect("handshake with JS");
+    let mut lobby = conn
+        .open_app_channel("dat-social/lobby", Some(b"room-1"))
+        .await
+        .unwrap();
+
+    // JS saw our identity key.
+    let line = js.wait_line("remote ", true, Duration::from_secs(10)).await;
+    assert_eq!(&line[7..], hex::encode(me.verifying_key().to_bytes()));
+    let first = tokio::time::timeout(Duration::from_secs(10), lobby.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (first.message_type, first.payload.as_slice()),
+        (0, &b"hello from js"[..])
+    );
+    lobby.opened().await.unwrap();
+
+    lobby.send(b"ping").unwrap();
+    js.wait_line("got ping", false, Duration::from_secs(10))
+        .await;
+    let echo = tokio::time::timeout(Duration::from_secs(10), lobby.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(echo.payload, b"echo:ping");
+
+    lobby.send_typed(1, b"typed").unwrap();
+    js.wait_line("got1 typed", false, Duration::from_secs(10))
+        .await;
+    let echo = tokio::time::timeout(Duration::from_secs(10), lobby.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (echo.message_type, echo.payload.as_slice()),
+        (1, &b"echo:typed"[..])
+    );
+
+    // Closing our channel closes theirs (JS onclose prints `closed` and ends the stream).
+    lobby.close();
+    js.wait_line("closed", false, Duration::from_secs(10)).await;
+    assert_eq!(js.exit_code(Duration::from_secs(10)).await, 0);
+    let r = tokio::time::timeout(Duration::from_secs(10), conn.closed()).await;
+    assert!(r.is_ok(), "our side did not see the JS stream end");
+}

@@ -307,6 +307,7 @@ pub struct AppMessage {
 }
 
 /// An application channel on a [`Connection`] (JS: a protomux channel with raw messages).
+/// Dropping it closes the channel.
 pub struct AppChannel {
     channel: ChannelId,
     key: ChannelKey,
@@ -383,6 +384,15 @@ impl AppChannel {
     pub fn close(&self) {
         if let Some(cmd) = self.cmd.upgrade() {
             let _ = cmd.send(Command::AppClose(self.channel));
+        }
+    }
+}
+
+impl Drop for AppChannel {
+    /// Dropping the handle closes the channel (the remote sees it closed).
+    fn drop(&mut self) {
+        if self.state() != ChannelState::Closed {
+            self.close();
         }
     }
 }

@@ -184,9 +184,16 @@ impl Remote {
             self.contiguous = start;
         }
         // Cut [start, end) out of the stored ranges, re-adding the parts outside it.
+        // Ranges are disjoint and sorted: overlaps start at the last range beginning at or
+        // before `start`, so this costs O(log n + overlaps), not O(n).
+        let first = self
+            .ranges
+            .range(..=start)
+            .next_back()
+            .map_or(start, |(s, _)| *s);
         let overlapping: Vec<(u64, u64)> = self
             .ranges
-            .range(..end)
+            .range(first..end)
             .filter(|(_, e)| **e > start)
             .map(|(s, e)| (*s, *e))
             .collect();
@@ -818,6 +825,37 @@ mod tests {
         }
         // Unknown message types are ignored, as JS does.
         a.on_message(&mut core, 42, &[1, 2, 3]).unwrap();
+    }
+
+    #[test]
+    fn random_messages_never_panic() {
+        let mut writer = Core::in_memory(SigningKey::from_bytes(&[8; 32]));
+        for i in 0..40u32 {
+            writer.append(&[format!("b{i}").as_bytes()]).unwrap();
+        }
+        let mut replica = Core::in_memory_replica(writer.key());
+        let hash = [3u8; 64];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for core in [&mut writer, &mut replica] {
+            let mut rep = Replicator::new(core.key(), true, hash);
+            let peer = Replicator::new(core.key(), false, hash);
+            rep.on_open(core, &peer.local_handshake()).unwrap();
+            for _ in 0..20_000 {
+                let t = next() % 11;
+                let len = (next() % 48) as usize;
+                // Small byte values make valid-looking varints, flags and lengths likely.
+                let payload: Vec<u8> = (0..len).map(|_| (next() % 8) as u8).collect();
+                let _ = rep.on_message(core, t, &payload);
+                rep.take_outgoing();
+            }
+        }
+        assert_eq!(writer.length(), 40);
     }
 
     #[test]

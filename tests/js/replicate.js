@@ -9,6 +9,11 @@
 //     are verified and block n is not there yet, `done <n>` at <target>, `bad <i> <hex>` on a
 //     wrong block.
 //
+//   node replicate.js lobby <port>
+//     Connects to 127.0.0.1:<port> with @hyperswarm/secret-stream (initiator) + protomux, opens
+//     channel `dat-social/lobby` (id `room-1`, raw messages), sends `hello from js`, answers each
+//     message m with `echo:<m>` (same type), prints `remote <hex public key>` and `got <m>`.
+//
 //   node replicate.js write <initial>
 //     Creates a compat core with <initial> blocks, listens on 127.0.0.1:0 as responder, prints
 //     `key <hex>` and `port <port>`. Commands on stdin: `append <k>` appends k blocks one call at a
@@ -20,6 +25,9 @@ const fs = require('fs')
 const path = require('path')
 const readline = require('readline')
 const Hypercore = require('hypercore')
+const SecretStream = require('@hyperswarm/secret-stream')
+const Protomux = require('protomux')
+const c = require('compact-encoding')
 
 const expected = (i) => Buffer.from(`block-${i}`)
 const out = (line) => process.stdout.write(line + '\n')
@@ -88,8 +96,35 @@ async function write (initial) {
   process.exit(0)
 }
 
+async function lobby (port) {
+  const socket = net.connect({ port, host: '127.0.0.1', noDelay: true })
+  const stream = new SecretStream(true, socket)
+  stream.on('error', (err) => out(`stream-error ${err.message}`))
+  const mux = Protomux.from(stream)
+  const channel = mux.createChannel({
+    protocol: 'dat-social/lobby',
+    id: Buffer.from('room-1'),
+    onclose: () => { out('closed'); stream.destroy() }
+  })
+  const text = channel.addMessage({
+    encoding: c.raw,
+    onmessage: (m) => { out(`got ${m.toString()}`); text.send(Buffer.from(`echo:${m}`)) }
+  })
+  channel.addMessage({
+    encoding: c.raw,
+    onmessage: (m) => { out(`got1 ${m.toString()}`); typed.send(Buffer.from(`echo:${m}`)) }
+  })
+  const typed = channel.messages[1]
+  channel.open()
+  await stream.opened
+  out(`remote ${stream.remotePublicKey.toString('hex')}`)
+  text.send(Buffer.from('hello from js'))
+  stream.on('close', () => process.exit(0))
+}
+
 const [mode, ...args] = process.argv.slice(2)
 const fail = (err) => { out(`error ${err && err.stack ? err.stack : err}`); process.exit(2) }
 if (mode === 'read') read(Number(args[0]), args[1], Number(args[2])).catch(fail)
 else if (mode === 'write') write(Number(args[0])).catch(fail)
-else fail(new Error('usage: replicate.js read <port> <keyhex> <target> | write <initial>'))
+else if (mode === 'lobby') lobby(Number(args[0])).catch(fail)
+else fail(new Error('usage: replicate.js read <port> <keyhex> <target> | write <initial> | lobby <port>'))
