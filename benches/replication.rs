@@ -1,6 +1,7 @@
 //! Replication throughput between two of our peers over loopback TCP (criterion, release).
 //! `live_appends_1000`: 1,000 appends one after another on the writer, timed until all are
 //! verified on the replica. `initial_sync_5000`: a replica catching up on 5,000 blocks.
+//! `tcp_connect_and_handshake`: loopback TCP connect + secret-stream handshake, both sides.
 //! Run: `cargo bench --bench replication`.
 
 use std::time::{Duration, Instant};
@@ -84,6 +85,19 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(5000));
     g.bench_function("initial_sync_5000", |b| {
         b.iter_custom(|iters| (0..iters).map(|_| rt.block_on(run(5000, 0))).sum())
+    });
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("tcp_connect_and_handshake", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let t = Instant::now();
+                for _ in 0..iters {
+                    let (a, b) = connected_pair().await;
+                    drop((a, b));
+                }
+                t.elapsed()
+            })
+        })
     });
     g.finish();
 }

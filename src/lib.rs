@@ -10,6 +10,7 @@ pub mod hypercore;
 pub mod identity;
 pub mod lobby;
 pub mod net;
+pub mod relay;
 pub mod remote;
 pub mod rtc;
 pub mod schema;

@@ -154,6 +154,20 @@ async fn app_channel_talks_to_js_protomux() {
         .unwrap();
     assert_eq!(echo.payload, b"echo:ping");
 
+    // Large messages both ways (one secret-stream frame each; FINDINGS saw >= 900 B fail elsewhere).
+    for size in [900usize, 65_536, 1 << 20] {
+        let big: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+        lobby.send(&big).unwrap();
+        js.wait_line(&format!("got {size} bytes"), false, Duration::from_secs(20))
+            .await;
+        let echo = tokio::time::timeout(Duration::from_secs(20), lobby.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(echo.payload.len(), size + 5);
+        assert!(echo.payload.starts_with(b"echo:") && echo.payload[5..] == big[..]);
+    }
+
     lobby.send_typed(1, b"typed").unwrap();
     js.wait_line("got1 typed", false, Duration::from_secs(10))
         .await;

@@ -61,7 +61,10 @@ enum Command {
     #[command(after_help = "Example:\n  dat-social whoami --json")]
     Whoami,
     /// Change your profile.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  dat-social profile set --name 'Alice B.'"
+    )]
     Profile(ProfileCommand),
     /// Fetch and verify another user's archive and print their profile and lobby.
     #[command(
@@ -335,9 +338,9 @@ async fn host(home: &Home, args: HostArgs, out: &Output) -> Result<u8> {
                 Some(event) => out.lobby_event(&event),
                 None => break,
             },
-            line = stdin.recv() => match line {
+            line = stdin.next() => match line {
                 Some(text) => lobby.say(&text),
-                None => stdin = output::never_lines(),
+                None => {}
             },
             _ = &mut stop => break,
         }
@@ -401,9 +404,9 @@ async fn join(home: &Home, args: JoinArgs, out: &Output) -> Result<u8> {
                 }
                 Some(event) => out.lobby_event(&event),
             },
-            line = stdin.recv() => match line {
+            line = stdin.next() => match line {
                 Some(text) => joined.say(&text),
-                None => stdin = output::never_lines(),
+                None => {}
             },
             _ = &mut stop => break,
         }

@@ -80,8 +80,30 @@ impl Output {
     }
 }
 
-/// Lines typed on stdin, read on a blocking thread; the channel closes at end of input.
-pub fn stdin_lines() -> mpsc::Receiver<String> {
+/// Lines typed on stdin, read on a blocking thread.
+pub struct StdinLines {
+    rx: Option<mpsc::Receiver<String>>,
+}
+
+impl StdinLines {
+    /// The next line; `None` once, at end of input, then never resolves again, so that the
+    /// program keeps running (until Ctrl-C) when stdin is closed or `/dev/null`.
+    pub async fn next(&mut self) -> Option<String> {
+        match &mut self.rx {
+            Some(rx) => {
+                let line = rx.recv().await;
+                if line.is_none() {
+                    self.rx = None;
+                }
+                line
+            }
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// Starts reading stdin lines.
+pub fn stdin_lines() -> StdinLines {
     let (tx, rx) = mpsc::channel(64);
     std::thread::spawn(move || {
         for line in std::io::stdin().lines() {
@@ -91,15 +113,7 @@ pub fn stdin_lines() -> mpsc::Receiver<String> {
             }
         }
     });
-    rx
-}
-
-/// A receiver that never yields: stands in for stdin after end of input, so that the program
-/// keeps running until Ctrl-C.
-pub fn never_lines() -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel(1);
-    std::mem::forget(tx);
-    rx
+    StdinLines { rx: Some(rx) }
 }
 
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM.

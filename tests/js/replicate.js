@@ -108,7 +108,11 @@ async function lobby (port) {
   })
   const text = channel.addMessage({
     encoding: c.raw,
-    onmessage: (m) => { out(`got ${m.toString()}`); text.send(Buffer.from(`echo:${m}`)) }
+    onmessage: (m) => {
+      // Large messages are reported by size only.
+      out(m.length > 100 ? `got ${m.length} bytes` : `got ${m.toString()}`)
+      text.send(Buffer.concat([Buffer.from('echo:'), m]))
+    }
   })
   channel.addMessage({
     encoding: c.raw,

@@ -50,6 +50,23 @@ impl User {
         cmd
     }
 
+    /// A command for this user with `--json`, run inside network namespace `netns`.
+    pub fn command_in(&self, netns: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", netns, BIN])
+            .arg("--data-dir")
+            .arg(self.dir.path())
+            .arg("--json")
+            .args(args);
+        cmd.env_remove("DAT_SOCIAL_HOME");
+        cmd
+    }
+
+    /// Starts a long-running command inside network namespace `netns`.
+    pub fn spawn_in(&self, netns: &str, args: &[&str]) -> Proc {
+        Proc::spawn(self.command_in(netns, args), args)
+    }
+
     /// Runs a command to completion (bounded) and returns its output.
     pub fn run(&self, args: &[&str]) -> Output {
         let mut child = self
