@@ -73,6 +73,11 @@ impl Output {
                 json!({ "message": message }),
                 &format!("! {message}"),
             ),
+            LobbyEvent::Data { from, label, data } => self.event(
+                "data",
+                json!({ "from": from, "label": label, "bytes": data.len() }),
+                &format!("* {} bytes on {label} from {from}", data.len()),
+            ),
             LobbyEvent::Disconnected => {
                 self.event("disconnected", json!({}), "* disconnected from the lobby")
             }

@@ -129,6 +129,12 @@ enum Command {
     Warning(String),
     /// The host's own chat line.
     Say(String),
+    /// A player opened another data channel.
+    Channel(u64, String, ChannelId),
+    /// A message on a player's other data channel: (player, label, bytes).
+    Data(u64, String, Vec<u8>),
+    /// Game data from the host to one player (by URL) or all, on channels with this label.
+    Send(Option<String>, String, Vec<u8>),
     /// End the lobby.
     Shutdown(oneshot::Sender<()>),
 }
@@ -139,6 +145,8 @@ struct Player {
     name: String,
     sender: RtcSender,
     channel: ChannelId,
+    /// The player's other data channels by label (e.g. [`super::GAME_LABEL`]).
+    channels: HashMap<String, ChannelId>,
 }
 
 /// What every connection task needs.
@@ -253,6 +261,18 @@ impl Host {
     /// Sends the host's chat line to every player.
     pub fn say(&self, text: &str) {
         let _ = self.commands.send(Command::Say(text.to_string()));
+    }
+
+    /// Sends game bytes on the data channel labelled `label` of player `to` (a `dat://`
+    /// identity URL as in [`LobbyEvent::PeerJoined`]), or of every player when `to` is `None`.
+    /// Players open such channels with [`super::Joined::open_channel`]; a player without one
+    /// is skipped. Delivery follows the channel's reliability (an unreliable channel may drop).
+    pub fn send(&self, to: Option<&str>, label: &str, data: &[u8]) {
+        let _ = self.commands.send(Command::Send(
+            to.map(str::to_string),
+            label.to_string(),
+            data.to_vec(),
+        ));
     }
 
     /// Ends the lobby: closes every player's data channel and connection, and writes
@@ -393,6 +413,33 @@ impl State {
                 let url = self.ctx.identity.url().base();
                 let name = self.session.name.clone();
                 self.broadcast(None, &url, &name, &text);
+            }
+            Command::Channel(id, label, channel) => {
+                if let Some(player) = self.players.get_mut(&id) {
+                    player.channels.insert(label, channel);
+                }
+            }
+            Command::Data(id, label, data) => {
+                if let Some(player) = self.players.get(&id) {
+                    self.emit(LobbyEvent::Data {
+                        from: player.url.clone(),
+                        label,
+                        data,
+                    });
+                }
+            }
+            Command::Send(to, label, data) => {
+                let targets = self
+                    .players
+                    .values()
+                    .filter(|p| to.as_deref().is_none_or(|url| url == p.url));
+                for player in targets {
+                    if let Some(channel) = player.channels.get(&label) {
+                        if let Err(e) = player.sender.send(*channel, &data) {
+                            tracing::debug!(player = %player.url, "game data not sent: {e}");
+                        }
+                    }
+                }
             }
             Command::Rejected(peer, reason) => self.emit(LobbyEvent::Rejected { peer, reason }),
             Command::Warning(message) => self.warn(message),
@@ -558,10 +605,20 @@ async fn serve_inner(
         name: name.clone(),
         sender: pc.sender(),
         channel: channel_id,
+        channels: HashMap::new(),
     }));
-    // The player is in: relay its chat until its data channel closes.
+    // The player is in: relay its chat and game data until its chat channel closes.
+    let mut labels: HashMap<ChannelId, String> = HashMap::new();
     while let Some(event) = pc.next_event().await {
         match event {
+            RtcEvent::ChannelOpen { channel, label, .. } => {
+                labels.insert(channel, label.clone());
+                let _ = ctx.commands.send(Command::Channel(id, label, channel));
+            }
+            RtcEvent::Message { channel, data, .. } if labels.contains_key(&channel) => {
+                let label = labels[&channel].clone();
+                let _ = ctx.commands.send(Command::Data(id, label, data));
+            }
             RtcEvent::Message { channel, data, .. } if channel == channel_id => {
                 match serde_json::from_slice::<ChatIn>(&data) {
                     Ok(chat) if chat.text.len() <= MAX_CHAT_BYTES => {

@@ -1,6 +1,7 @@
 //! Joining a lobby: find the host, read its `session.json`, offer, wait for the answer, open the
 //! data channel.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
@@ -117,6 +118,9 @@ pub struct Joined {
     info: JoinedInfo,
     pc: PeerConnection,
     chat: ChannelId,
+    /// Other data channels, by id and by label.
+    labels: HashMap<ChannelId, String>,
+    channels: HashMap<String, ChannelId>,
     /// Kept open: the host's archive stays live-replicated while we play.
     _conn: Connection,
 }
@@ -248,6 +252,8 @@ pub async fn join(identity: &Identity, options: JoinOptions) -> Result<Joined, J
         },
         pc,
         chat,
+        labels: HashMap::new(),
+        channels: HashMap::new(),
         _conn: conn,
     })
 }
@@ -308,6 +314,17 @@ impl Joined {
                         });
                     }
                 }
+                RtcEvent::ChannelOpen { channel, label, .. } if channel != self.chat => {
+                    self.labels.insert(channel, label.clone());
+                    self.channels.insert(label, channel);
+                }
+                RtcEvent::Message { channel, data, .. } if self.labels.contains_key(&channel) => {
+                    return Some(LobbyEvent::Data {
+                        from: self.info.host.clone(),
+                        label: self.labels[&channel].clone(),
+                        data,
+                    });
+                }
                 RtcEvent::ChannelClosed { channel } if channel == self.chat => {
                     return Some(LobbyEvent::Disconnected)
                 }
@@ -317,8 +334,29 @@ impl Joined {
         }
     }
 
-    /// The data channel connection, for opening more channels (e.g. an unreliable one for game
-    /// state with [`PeerConnection::open_channel`]).
+    /// Opens another data channel to the host, e.g. [`super::GAME_LABEL`] with
+    /// [`Reliability::Unreliable`] (unordered, no retransmits) for game state. The host sees its
+    /// messages as [`LobbyEvent::Data`] and can answer with [`super::Host::send`].
+    /// Errors: the connection is closed, or the label is too long.
+    pub async fn open_channel(
+        &mut self,
+        label: &str,
+        reliability: Reliability,
+    ) -> Result<(), rtc::RtcError> {
+        let channel = self.pc.open_channel(label, reliability).await?;
+        self.labels.insert(channel, label.to_string());
+        self.channels.insert(label.to_string(), channel);
+        Ok(())
+    }
+
+    /// Sends bytes on the channel labelled `label` (opened by [`Joined::open_channel`] or by the
+    /// host). Errors: no such channel ([`rtc::RtcError::Closed`]), or the send queue is full.
+    pub fn send(&self, label: &str, data: &[u8]) -> Result<(), rtc::RtcError> {
+        let channel = *self.channels.get(label).ok_or(rtc::RtcError::Closed)?;
+        self.pc.send(channel, data)
+    }
+
+    /// The WebRTC connection to the host, for statistics or lower-level use.
     pub fn peer_connection(&self) -> &PeerConnection {
         &self.pc
     }

@@ -73,6 +73,16 @@ pub enum LobbyEvent {
         /// What happened.
         message: String,
     },
+    /// Bytes on a data channel other than chat (e.g. [`GAME_LABEL`]): from a player (host
+    /// side) or from the host (player side).
+    Data {
+        /// The sender's identity URL.
+        from: String,
+        /// The channel's label.
+        label: String,
+        /// The bytes as sent.
+        data: Vec<u8>,
+    },
     /// (player) The data channel to the host closed.
     Disconnected,
 }

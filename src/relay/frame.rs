@@ -177,3 +177,160 @@ impl RelayCodec {
         self.mux.poll_transmit()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hypercore::encoding::Encoder;
+    use crate::relay::messages::{AliasRef, Data, IdRef};
+    use crate::relay::MessageType;
+
+    /// PROTOCOL.md §2: the relay channel's open frame on a fresh stream.
+    const OPEN_FRAME: &str = "00010115406879706572737761726d2f6468742d72656c617900";
+
+    fn events(c: &mut RelayCodec) -> Vec<RelayEvent> {
+        std::iter::from_fn(|| c.poll_event()).collect()
+    }
+
+    fn pump(from: &mut RelayCodec, to: &mut RelayCodec) {
+        while let Some(f) = from.poll_transmit() {
+            to.receive(&f).unwrap();
+        }
+    }
+
+    fn paired() -> (RelayCodec, RelayCodec) {
+        let (mut a, mut b) = (RelayCodec::new(), RelayCodec::new());
+        pump(&mut a, &mut b);
+        pump(&mut b, &mut a);
+        assert_eq!(events(&mut a), vec![RelayEvent::Opened]);
+        assert_eq!(events(&mut b), vec![RelayEvent::Opened]);
+        (a, b)
+    }
+
+    #[test]
+    fn open_frame_is_the_js_one() {
+        let mut c = RelayCodec::new();
+        assert_eq!(hex::encode(c.poll_transmit().unwrap()), OPEN_FRAME);
+        assert_eq!(c.poll_transmit(), None);
+        assert_eq!(c.local_id(), 1);
+        assert!(!c.is_open());
+        c.receive(&hex::decode(OPEN_FRAME).unwrap()).unwrap();
+        assert!(c.is_open());
+        assert_eq!(events(&mut c), vec![RelayEvent::Opened]);
+    }
+
+    #[test]
+    fn messages_flow_both_ways_and_early_sends_are_buffered() {
+        let (mut a, mut b) = (RelayCodec::new(), RelayCodec::new());
+        // `a` sends before `b`'s open arrives, as the JS client does with `handshake`.
+        a.send(&Message::Ping).unwrap();
+        pump(&mut a, &mut b);
+        assert_eq!(
+            events(&mut b),
+            vec![RelayEvent::Opened, RelayEvent::Message(Message::Ping)]
+        );
+        b.send(&Message::Pong).unwrap();
+        let frame = {
+            pump(&mut b, &mut a); // b's open + pong
+            events(&mut a)
+        };
+        assert_eq!(
+            frame,
+            vec![RelayEvent::Opened, RelayEvent::Message(Message::Pong)]
+        );
+        let end = Message::End(AliasRef { alias: 2 });
+        a.send(&end).unwrap();
+        assert_eq!(hex::encode(a.poll_transmit().unwrap()), "010f02000000");
+    }
+
+    #[test]
+    fn batches_are_split_and_unknown_types_ignored() {
+        let (_, mut b) = paired();
+        let data = Message::Data(Data {
+            alias: 1,
+            chunks: vec![b"hi".to_vec()],
+        });
+        // 00 00 <remote channel 1> { len item }* where item = uint type + payload.
+        let mut e = Encoder::new();
+        e.uint(0).uint(0).uint(1);
+        for (t, p) in [
+            (16u64, data.encode()),
+            (99, vec![1, 2]),
+            (18, vec![9, 0, 0, 0]),
+        ] {
+            let mut item = Encoder::new();
+            item.uint(t).raw(&p);
+            e.buffer(item.as_slice());
+        }
+        b.receive(e.as_slice()).unwrap();
+        assert_eq!(
+            events(&mut b),
+            vec![
+                RelayEvent::Message(data),
+                RelayEvent::Message(Message::Finished(IdRef { id: 9 }))
+            ]
+        );
+        // An unknown type as a plain frame is ignored too; so is an empty keep-alive frame.
+        b.receive(&[1, 28, 0xde, 0xad]).unwrap();
+        b.receive(&[]).unwrap();
+        assert_eq!(events(&mut b), vec![]);
+    }
+
+    #[test]
+    fn bad_messages_are_errors_after_the_good_ones() {
+        let (_, mut b) = paired();
+        let mut e = Encoder::new();
+        e.uint(0).uint(0).uint(1);
+        e.buffer(&[18, 9, 0, 0, 0]); // finished{9}
+        e.buffer(&[15, 1, 0]); // end, alias truncated
+        e.buffer(&[18, 10, 0, 0, 0]); // finished{10}: never seen, JS already destroyed the stream
+        let err = b.receive(e.as_slice()).unwrap_err();
+        assert!(matches!(
+            err,
+            RelayCodecError::Decode {
+                message_type: MessageType::End,
+                ..
+            }
+        ));
+        assert_eq!(
+            events(&mut b),
+            vec![RelayEvent::Message(Message::Finished(IdRef { id: 9 }))]
+        );
+        assert!(matches!(
+            b.receive(&[0, 1, 9]),
+            Err(RelayCodecError::Mux(_))
+        ));
+    }
+
+    #[test]
+    fn other_protocols_are_rejected() {
+        let (_, mut b) = paired();
+        let mut e = Encoder::new();
+        e.uint(0)
+            .uint(1)
+            .uint(2)
+            .string("hypercore/alpha")
+            .optional_buffer(None);
+        b.receive(e.as_slice()).unwrap();
+        assert_eq!(events(&mut b), vec![]);
+        assert_eq!(b.poll_transmit(), Some(vec![0, 2, 2]));
+    }
+
+    #[test]
+    fn close_either_way() {
+        let (mut a, mut b) = paired();
+        a.close();
+        a.close();
+        assert!(a.is_closed());
+        assert_eq!(a.send(&Message::Ping), Err(RelayCodecError::ChannelClosed));
+        assert_eq!(a.poll_transmit(), Some(vec![0, 3, 1]));
+        assert_eq!(a.poll_transmit(), None);
+        b.receive(&[0, 3, 1]).unwrap();
+        assert_eq!(events(&mut b), vec![RelayEvent::Closed]);
+        assert!(b.is_closed());
+        assert_eq!(b.send(&Message::Pong), Err(RelayCodecError::ChannelClosed));
+        // Late messages for the closed channel are ignored.
+        b.receive(&[1, 1]).unwrap();
+        assert_eq!(events(&mut b), vec![]);
+    }
+}

@@ -1218,3 +1218,409 @@ impl Message {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(s: &str) -> SocketAddrV4 {
+        s.parse().unwrap()
+    }
+
+    fn sk(b: u8) -> Option<SecretKey> {
+        Some(SecretKey([b; 64]))
+    }
+
+    /// At least one message of every type, with every flag combination.
+    pub(super) fn samples() -> Vec<Message> {
+        let pk = [7u8; 32];
+        let rpk = [9u8; 32];
+        vec![
+            Message::Handshake(Handshake {
+                public_key: pk,
+                secret_key: sk(1),
+            }),
+            Message::Handshake(Handshake {
+                public_key: pk,
+                secret_key: None,
+            }),
+            Message::Ping,
+            Message::Pong,
+            Message::Connect(Connect {
+                alias: 1,
+                public_key: pk,
+                secret_key: sk(2),
+                remote_public_key: rpk,
+            }),
+            Message::Connect(Connect {
+                alias: u32::MAX,
+                public_key: pk,
+                secret_key: None,
+                remote_public_key: rpk,
+            }),
+            Message::Connection(Connection {
+                alias: 6,
+                server_alias: 4,
+                remote_public_key: rpk,
+                handshake: StreamHandshake::Hash([3; 64]),
+            }),
+            Message::Connection(Connection {
+                alias: 6,
+                server_alias: 4,
+                remote_public_key: rpk,
+                handshake: StreamHandshake::Id(0x0102_0304),
+            }),
+            Message::Connected(Connected {
+                alias: 7,
+                remote_alias: 6,
+            }),
+            Message::Incoming(Incoming {
+                id: 5,
+                server_alias: 4,
+                remote_public_key: rpk,
+                payload: vec![1, 2, 3],
+            }),
+            Message::Incoming(Incoming {
+                id: 5,
+                server_alias: 4,
+                remote_public_key: rpk,
+                payload: vec![],
+            }),
+            Message::Deny(IdRef { id: 5 }),
+            Message::Accept(IdRef { id: 5 }),
+            Message::Destroy(Destroy {
+                target: DestroyTarget::Paired { alias: 2 },
+                error: None,
+            }),
+            Message::Destroy(Destroy {
+                target: DestroyTarget::Unpaired { remote_alias: 1 },
+                error: Some("PEER_NOT_FOUND: Peer not found".into()),
+            }),
+            Message::Destroy(Destroy {
+                target: DestroyTarget::Paired { alias: 2 },
+                error: Some(String::new()),
+            }),
+            Message::Listen(Listen {
+                alias: 3,
+                public_key: pk,
+                secret_key: sk(4),
+            }),
+            Message::Listen(Listen {
+                alias: 3,
+                public_key: pk,
+                secret_key: None,
+            }),
+            Message::Listening(Listening {
+                alias: 4,
+                remote_alias: 3,
+                address: addr("127.0.0.1:54908"),
+            }),
+            Message::Close(AliasRef { alias: 3 }),
+            Message::Closed(AliasRef { alias: 4 }),
+            Message::Open(Open {
+                alias: 2,
+                remote_alias: 1,
+                handshake: StreamHandshake::Hash([5; 64]),
+            }),
+            Message::Open(Open {
+                alias: 11,
+                remote_alias: 10,
+                handshake: StreamHandshake::Id(12),
+            }),
+            Message::End(AliasRef { alias: 1 }),
+            Message::Data(Data {
+                alias: 1,
+                chunks: vec![b"hello".to_vec(), vec![], vec![0xff; 300]],
+            }),
+            Message::Data(Data {
+                alias: 1,
+                chunks: vec![],
+            }),
+            Message::Result(QueryResult {
+                id: 9,
+                data: vec![1; 112],
+            }),
+            Message::Finished(IdRef { id: 9 }),
+            Message::Lookup(Lookup {
+                id: 9,
+                topic: [0xaa; 32],
+            }),
+            Message::Announce(Announce {
+                id: 8,
+                topic: [0xaa; 32],
+                public_key: pk,
+                secret_key: sk(6),
+            }),
+            Message::Unannounce(Announce {
+                id: 8,
+                topic: [0xaa; 32],
+                public_key: pk,
+                secret_key: None,
+            }),
+            Message::SignAnnounce(SignRequest {
+                id: 13,
+                signee: 8,
+                token: [0x11; 32],
+                peer_id: Some(vec![0x22; 32]),
+                relay_addresses: vec![addr("10.0.0.1:1"), addr("192.168.1.2:65535")],
+            }),
+            Message::SignUnannounce(SignRequest {
+                id: 14,
+                signee: 3,
+                token: [0x11; 32],
+                peer_id: None,
+                relay_addresses: vec![],
+            }),
+            Message::Signature(Signature {
+                id: 13,
+                signature: vec![0x33; 64],
+            }),
+            Message::NoiseSend(NoiseSend {
+                id: 12,
+                remote_stream_alias: Some(10),
+                payload: vec![1, 2],
+            }),
+            Message::NoiseSend(NoiseSend {
+                id: 12,
+                remote_stream_alias: None,
+                payload: vec![],
+            }),
+            Message::NoiseReceive(NoiseReceive {
+                id: 12,
+                server_alias: None,
+                payload: vec![4; 93],
+            }),
+            Message::NoiseReceive(NoiseReceive {
+                id: 12,
+                server_alias: Some(4),
+                payload: vec![4; 5],
+            }),
+            Message::NoiseReply(NoiseReply {
+                id: 12,
+                payload: vec![5; 116],
+                step: NoiseReplyStep::Initiator,
+            }),
+            Message::NoiseReply(NoiseReply {
+                id: 12,
+                payload: vec![],
+                step: NoiseReplyStep::Responder {
+                    remote_public_key: rpk,
+                },
+            }),
+            Message::NoiseReply(NoiseReply {
+                id: 12,
+                payload: vec![6; 45],
+                step: NoiseReplyStep::Complete {
+                    is_initiator: true,
+                    remote_id: [1; 32],
+                    holepunch_secret: [2; 32],
+                },
+            }),
+            Message::NoiseReply(NoiseReply {
+                id: 12,
+                payload: vec![6; 45],
+                step: NoiseReplyStep::Complete {
+                    is_initiator: false,
+                    remote_id: [1; 32],
+                    holepunch_secret: [2; 32],
+                },
+            }),
+        ]
+    }
+
+    #[test]
+    fn every_type_round_trips() {
+        let samples = samples();
+        let mut seen = std::collections::HashSet::new();
+        for m in &samples {
+            seen.insert(m.kind());
+            assert_eq!(MessageType::from_u64(m.message_type()), Some(m.kind()));
+            let bytes = m.encode();
+            assert_eq!(
+                &Message::decode(m.message_type(), &bytes).unwrap(),
+                m,
+                "{m:?}"
+            );
+        }
+        assert_eq!(seen.len(), 28, "a sample per message type");
+        for (i, t) in MessageType::ALL.iter().enumerate() {
+            assert_eq!(t.as_u64(), i as u64);
+        }
+        assert_eq!(MessageType::NoiseReply.name(), "noiseReply");
+    }
+
+    #[test]
+    fn layouts_match_protocol_md() {
+        // §3 flag values and field order, built by hand.
+        let m = Message::Open(Open {
+            alias: 11,
+            remote_alias: 10,
+            handshake: StreamHandshake::Id(12),
+        });
+        assert_eq!(hex::encode(m.encode()), "000b0000000a0000000c000000");
+        let m = Message::Listening(Listening {
+            alias: 4,
+            remote_alias: 3,
+            address: addr("127.0.0.1:49737"),
+        });
+        assert_eq!(hex::encode(m.encode()), "04000000030000007f00000149c2");
+        let m = Message::Destroy(Destroy {
+            target: DestroyTarget::Unpaired { remote_alias: 1 },
+            error: Some("x".into()),
+        });
+        assert_eq!(hex::encode(m.encode()), "0201000000".to_string() + "0178");
+        let m = Message::NoiseReceive(NoiseReceive {
+            id: 2,
+            server_alias: Some(3),
+            payload: vec![0xee],
+        });
+        assert_eq!(hex::encode(m.encode()), "00020000000300000001ee");
+        let m = Message::NoiseReply(NoiseReply {
+            id: 1,
+            payload: vec![],
+            step: NoiseReplyStep::Complete {
+                is_initiator: false,
+                remote_id: [0; 32],
+                holepunch_secret: [0; 32],
+            },
+        });
+        assert_eq!(m.encode()[..6], [2, 1, 0, 0, 0, 0]);
+        assert!(Message::Ping.encode().is_empty());
+    }
+
+    #[test]
+    fn truncation_is_an_error_and_trailing_bytes_are_ignored() {
+        for m in samples() {
+            let bytes = m.encode();
+            for cut in 0..bytes.len() {
+                let r = Message::decode(m.message_type(), &bytes[..cut]);
+                assert!(
+                    matches!(r, Err(RelayCodecError::Decode { message_type, .. }) if message_type == m.kind()),
+                    "{m:?} cut at {cut}: {r:?}"
+                );
+            }
+            let mut long = bytes.clone();
+            long.extend_from_slice(&[0xaa, 0xbb, 0xcc]);
+            assert_eq!(Message::decode(m.message_type(), &long).unwrap(), m);
+        }
+    }
+
+    #[test]
+    fn unknown_types_and_flag_bits() {
+        assert_eq!(
+            Message::decode(28, &[]),
+            Err(RelayCodecError::UnknownType(28))
+        );
+        assert_eq!(
+            Message::decode(u64::MAX, &[1]),
+            Err(RelayCodecError::UnknownType(u64::MAX))
+        );
+        // Unknown flag bits are ignored, as JS `(flags & 1) !== 0`.
+        let mut bytes = vec![0xfe];
+        bytes.extend_from_slice(&[7; 32]);
+        assert_eq!(
+            Message::decode(0, &bytes).unwrap(),
+            Message::Handshake(Handshake {
+                public_key: [7; 32],
+                secret_key: None
+            })
+        );
+        // ping/pong are `none`: any bytes decode.
+        assert_eq!(Message::decode(1, &[1, 2, 3]).unwrap(), Message::Ping);
+    }
+
+    #[test]
+    fn hostile_lengths_fail_without_allocating() {
+        // data: an array count at the JS limit, then nothing.
+        let mut e = Encoder::new();
+        e.uint32(1).uint(MAX_ARRAY_LEN);
+        assert!(matches!(
+            Message::decode(16, e.as_slice()),
+            Err(RelayCodecError::Decode {
+                source: DecodeError::OutOfBounds { .. },
+                ..
+            })
+        ));
+        let mut e = Encoder::new();
+        e.uint32(1).uint(MAX_ARRAY_LEN + 1);
+        assert!(matches!(
+            Message::decode(16, e.as_slice()),
+            Err(RelayCodecError::Decode {
+                source: DecodeError::ArrayTooBig(_),
+                ..
+            })
+        ));
+        // A buffer claiming u64::MAX bytes.
+        let mut e = Encoder::new();
+        e.uint32(9).uint(u64::MAX);
+        assert!(Message::decode(17, e.as_slice()).is_err());
+        // signAnnounce with a count of addresses the input can't hold.
+        let mut e = Encoder::new();
+        e.uint32(1)
+            .uint32(2)
+            .fixed32(&[0; 32])
+            .uint(0)
+            .uint(1000)
+            .raw(&[0; 100]);
+        assert!(Message::decode(22, e.as_slice()).is_err());
+    }
+
+    #[test]
+    fn destroy_error_with_invalid_utf8_is_replaced_like_js() {
+        let bytes = [FLAG_PAIRED | FLAG_ERROR, 2, 0, 0, 0, 2, 0xff, b'a'];
+        assert_eq!(
+            Message::decode(9, &bytes).unwrap(),
+            Message::Destroy(Destroy {
+                target: DestroyTarget::Paired { alias: 2 },
+                error: Some("\u{fffd}a".into())
+            })
+        );
+    }
+
+    #[test]
+    fn announcers_record_from_a_real_lookup() {
+        // captures/3-lookup: first `result` data (112 bytes).
+        let data = hex::decode(
+            "090753e3aa72087aa3a344193aca9e280f1960e31c09987a8c90263d99e682e3\
+             2026fe6ae9a1f45137757384c3a60c80571a6153a27c3c6d3dea8fe8f987b995ce7f0000014bc2\
+             007f0000017cd6\
+             01c853ad0f0cd2b619aea92ceec4fd56a24d6499d584ce79257e45cfd8139b60a700",
+        )
+        .unwrap();
+        let r = QueryResult {
+            id: 9,
+            data: data.clone(),
+        };
+        let a = r.announcers().unwrap();
+        assert_eq!(a.token[..2], [0x09, 0x07]);
+        assert_eq!(a.from.id.as_deref().map(|b| b.len()), Some(32));
+        assert_eq!(a.from.address, addr("127.0.0.1:49739"));
+        assert_eq!(
+            a.to,
+            Node {
+                id: None,
+                address: addr("127.0.0.1:54908")
+            }
+        );
+        assert_eq!(a.peers.len(), 1);
+        assert_eq!(a.peers[0].public_key[..2], [0xc8, 0x53]);
+        assert!(a.peers[0].relay_addresses.is_empty());
+        assert_eq!(a.to_bytes(), data);
+        // A peer count the input can't hold.
+        let mut bad = data[..data.len() - 34].to_vec();
+        bad.push(200);
+        assert!(Announcers::from_bytes(&bad).is_err());
+    }
+
+    #[test]
+    fn secret_keys_are_not_printed() {
+        let m = Message::Handshake(Handshake {
+            public_key: [0; 32],
+            secret_key: Some(SecretKey([0xab; 64])),
+        });
+        assert!(
+            !format!("{m:?}").contains("171"),
+            "no secret key bytes in Debug"
+        );
+    }
+}

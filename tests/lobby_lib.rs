@@ -1,0 +1,91 @@
+//! The lobby as game code uses it (the library, in one process, on loopback): chat, and game
+//! data on an unreliable channel both ways, addressed to one player or all.
+
+use std::time::Duration;
+
+use dat_social::home::Home;
+use dat_social::lobby::{self, Host, HostOptions, JoinOptions, Joined, LobbyEvent, GAME_LABEL};
+use dat_social::rtc::Reliability;
+
+async fn player(dir: &std::path::Path, name: &str, host: &Host) -> (Joined, String) {
+    let home = Home::new(dir.join(name));
+    let (identity, _) = home.init(name).unwrap();
+    let url = identity.url().base();
+    let options = JoinOptions {
+        url: host.info().invite.parse().unwrap(),
+        name: name.into(),
+        ..JoinOptions::default()
+    };
+    (lobby::join(&identity, options).await.unwrap(), url)
+}
+
+/// The next event of `$src` that matches `$pat`, mapped to `$val`, within 10 s.
+macro_rules! next_event {
+    ($src:expr, $pat:pat => $val:expr) => {
+        tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match $src.next_event().await.expect("events ended") {
+                    $pat => break $val,
+                    _ => {}
+                }
+            }
+        })
+        .await
+        .expect("no matching event within 10 s")
+    };
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn game_data_flows_on_an_unreliable_channel_to_one_player_or_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::new(dir.path().join("host"));
+    let (identity, _) = home.init("host").unwrap();
+    let options = HostOptions {
+        listen: "127.0.0.1:0".into(),
+        ..HostOptions::default()
+    };
+    let mut host = Host::start(&home, identity, options).await.unwrap();
+    let (mut ann, ann_url) = player(dir.path(), "ann", &host).await;
+    let (mut ben, _) = player(dir.path(), "ben", &host).await;
+    for _ in 0..2 {
+        next_event!(host, LobbyEvent::PeerJoined { .. } => ());
+    }
+
+    ann.open_channel(GAME_LABEL, Reliability::Unreliable)
+        .await
+        .unwrap();
+    ben.open_channel(GAME_LABEL, Reliability::Unreliable)
+        .await
+        .unwrap();
+    // The host learns of a channel when it opens; send until the first update is seen.
+    let (from, data) = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            ann.send(GAME_LABEL, b"ann-state").unwrap();
+            let got = tokio::time::timeout(Duration::from_millis(100), host.next_event()).await;
+            if let Ok(Some(LobbyEvent::Data { from, label, data })) = got {
+                assert_eq!(label, GAME_LABEL);
+                return (from, data);
+            }
+        }
+    })
+    .await
+    .expect("the host never saw ann's game data");
+    assert_eq!(data, b"ann-state");
+    assert_eq!(from, ann_url);
+
+    // To ann only: ann gets it, ben does not; then to all: ben gets that one first.
+    host.send(Some(&from), GAME_LABEL, b"for-ann");
+    let got = next_event!(ann, LobbyEvent::Data { data, .. } => data);
+    assert_eq!(got, b"for-ann");
+    host.send(None, GAME_LABEL, b"for-all");
+    let got = next_event!(ben, LobbyEvent::Data { data, .. } => data);
+    assert_eq!(got, b"for-all", "ben received data addressed to ann only");
+
+    // Chat still works beside it.
+    ben.say("gg");
+    let text = next_event!(host, LobbyEvent::Message { text, .. } => text);
+    assert_eq!(text, "gg");
+    ann.leave().await;
+    ben.leave().await;
+    host.shutdown().await.unwrap();
+}
