@@ -4,6 +4,8 @@
 //! their replication, the archive holding `profile.json` / `session.json`, the signalling logs of a
 //! lobby, and WebRTC data channels. See `README.md` for the map.
 
+#![warn(missing_docs)]
+
 pub mod archive;
 pub mod home;
 pub mod hypercore;

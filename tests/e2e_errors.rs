@@ -188,3 +188,39 @@ fn a_missing_password_file_is_a_clear_error() {
     assert_eq!(out.code(), 1);
     assert!(out.stderr.contains("password file"), "{}", out.stderr);
 }
+
+#[test]
+fn control_characters_from_other_people_are_escaped_on_the_terminal() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let alice = User::new("alice");
+    let mallory = User::new("mal\u{1b}[2Jlory");
+    let mut hosting = Command::new(support::BIN)
+        .arg("--data-dir")
+        .arg(alice.data_dir())
+        .args(["host", "--listen", "127.0.0.1:0"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(hosting.stdout.take().unwrap()).lines();
+    let invite = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("invite: ").map(str::to_string))
+        .expect("the host prints its invite");
+    let mut player = mallory.spawn(&["join", &invite]);
+    player.expect("connected");
+    let joined = lines
+        .map_while(Result::ok)
+        .find(|l| l.contains("joined"))
+        .unwrap();
+    let _ = hosting.kill();
+    let _ = hosting.wait();
+    assert!(
+        !joined.contains('\u{1b}'),
+        "raw escape reached the terminal: {joined:?}"
+    );
+    assert!(joined.contains("mal\\u{1b}[2Jlory"), "{joined:?}");
+}

@@ -345,7 +345,7 @@ fn every_capture_is_replayed() {
         frames += load(name).len();
         replay(name, expected());
     }
-    assert_eq!(frames, 9 + 15 + 8 + 5 + 15);
+    assert_eq!(frames, 9 + 15 + 8 + 5 + 14);
 }
 
 #[test]

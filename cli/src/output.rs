@@ -45,18 +45,30 @@ impl Output {
         eprintln!("error: {message}");
     }
 
-    /// Prints a lobby event.
+    /// Prints a lobby event. Names and chat come from other people: in text mode their control
+    /// characters are escaped so that nobody can drive the reader's terminal.
     pub fn lobby_event(&self, event: &LobbyEvent) {
+        let clean = |s: &str| -> String {
+            s.chars()
+                .map(|c| {
+                    if c.is_control() {
+                        c.escape_default().to_string()
+                    } else {
+                        c.to_string()
+                    }
+                })
+                .collect()
+        };
         match event {
             LobbyEvent::PeerJoined { peer, name, peers } => self.event(
                 "peer-joined",
                 json!({ "peer": peer, "name": name, "peers": peers }),
-                &format!("* {name} joined ({peers} players)"),
+                &format!("* {} joined ({peers} players)", clean(name)),
             ),
             LobbyEvent::PeerLeft { peer, name, peers } => self.event(
                 "peer-left",
                 json!({ "peer": peer, "name": name, "peers": peers }),
-                &format!("* {name} left ({peers} players)"),
+                &format!("* {} left ({peers} players)", clean(name)),
             ),
             LobbyEvent::Rejected { peer, reason } => self.event(
                 "peer-rejected",
@@ -66,7 +78,7 @@ impl Output {
             LobbyEvent::Message { from, name, text } => self.event(
                 "message",
                 json!({ "from": from, "name": name, "text": text }),
-                &format!("<{name}> {text}"),
+                &format!("<{}> {}", clean(name), clean(text)),
             ),
             LobbyEvent::Warning { message } => self.event(
                 "warning",
