@@ -319,7 +319,10 @@ fn capture_5() -> Vec<Expect> {
 }
 
 /// The captures and their expectations; `every_capture_is_replayed` fails on a file not listed.
-fn captures() -> Vec<(&'static str, fn() -> Vec<Expect>)> {
+/// A capture name and the function building its expected events.
+type Capture = (&'static str, fn() -> Vec<Expect>);
+
+fn captures() -> Vec<Capture> {
     vec![
         ("1-custodial-connect", capture_1 as fn() -> Vec<Expect>),
         ("2-custodial-listen-incoming", capture_2),

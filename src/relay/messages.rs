@@ -1232,7 +1232,7 @@ mod tests {
     }
 
     /// At least one message of every type, with every flag combination.
-    pub(super) fn samples() -> Vec<Message> {
+    fn samples() -> Vec<Message> {
         let pk = [7u8; 32];
         let rpk = [9u8; 32];
         vec![
