@@ -48,7 +48,8 @@ async fn game_data_flows_on_an_unreliable_channel_to_one_player_or_all() {
     let (mut ann, ann_url) = player(dir.path(), "ann", &host).await;
     let (mut ben, _) = player(dir.path(), "ben", &host).await;
     for _ in 0..2 {
-        next_event!(host, LobbyEvent::PeerJoined { .. } => ());
+        let peers = next_event!(host, LobbyEvent::PeerJoined { peers, .. } => peers);
+        assert!(peers >= 1);
     }
 
     ann.open_channel(GAME_LABEL, Reliability::Unreliable)

@@ -2,6 +2,7 @@
 //! object per line on stdout, each with an `"event"` field.
 
 mod output;
+mod relay;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -90,6 +91,9 @@ enum Command {
         after_help = "Example:\n  dat-social join 'dat://<host key>?peer=192.168.1.5:41234'\n\nExit codes: 3 host unreachable, 4 lobby full, 5 wrong password, 6 rejected, 7 timed out."
     )]
     Join(JoinArgs),
+    /// Run a @hyperswarm/dht-relay compatible relay (WebSocket, optionally TCP) until Ctrl-C.
+    #[command(after_help = "Example:\n  dat-social relay --port 49443 --tcp-port 49444 --json")]
+    Relay(relay::RelayArgs),
 }
 
 #[derive(Subcommand)]
@@ -185,6 +189,7 @@ async fn run(cli: Cli, out: &Output) -> Result<u8> {
         Command::Show { url, peer, timeout } => show(&home, &url, peer, timeout, out).await,
         Command::Host(args) => host(&home, args, out).await,
         Command::Join(args) => join(&home, args, out).await,
+        Command::Relay(args) => relay::relay(args, out).await,
     }
 }
 
@@ -338,10 +343,7 @@ async fn host(home: &Home, args: HostArgs, out: &Output) -> Result<u8> {
                 Some(event) => out.lobby_event(&event),
                 None => break,
             },
-            line = stdin.next() => match line {
-                Some(text) => lobby.say(&text),
-                None => {}
-            },
+            Some(text) = stdin.next() => lobby.say(&text),
             _ = &mut stop => break,
         }
     }
@@ -365,7 +367,6 @@ async fn join(home: &Home, args: JoinArgs, out: &Output) -> Result<u8> {
         password: read_password(&args.password_file)?,
         name,
         timeout: Duration::from_secs(args.timeout),
-        ..JoinOptions::default()
     };
     let mut joined = match lobby::join(&identity, options).await {
         Ok(joined) => joined,
@@ -404,10 +405,7 @@ async fn join(home: &Home, args: JoinArgs, out: &Output) -> Result<u8> {
                 }
                 Some(event) => out.lobby_event(&event),
             },
-            line = stdin.next() => match line {
-                Some(text) => joined.say(&text),
-                None => {}
-            },
+            Some(text) = stdin.next() => joined.say(&text),
             _ = &mut stop => break,
         }
     }

@@ -250,7 +250,7 @@ impl Core {
                 self.store.set_len(kind, size)?;
             }
         }
-        if len % 8 != 0 {
+        if !len.is_multiple_of(8) {
             // Clear the stray bits of the last byte.
             let b = self.bitfield.byte(len - 1);
             self.store
@@ -1065,7 +1065,7 @@ mod tests {
                 }
                 let k = (r >> 32) as usize % nums.len();
                 mutate_num(nums[k], r);
-                if r % 11 == 0 {
+                if r.is_multiple_of(11) {
                     if let Some(u) = &mut d.upgrade {
                         let n = u.nodes.pop();
                         u.additional_nodes.extend(n);
@@ -1101,17 +1101,17 @@ mod tests {
                     nodes: rng(&mut x) % 8,
                 }),
                 hash: None,
-                seek: (rng(&mut x) % 3 == 0).then(|| RequestSeek {
+                seek: rng(&mut x).is_multiple_of(3).then(|| RequestSeek {
                     bytes: rng(&mut x) % 800,
                     padding: rng(&mut x) % 2,
                 }),
-                upgrade: (rng(&mut x) % 2 == 0).then(|| RequestUpgrade {
+                upgrade: rng(&mut x).is_multiple_of(2).then(|| RequestUpgrade {
                     start: rng(&mut x) % 30,
                     length: rng(&mut x) % 30,
                 }),
                 ..Default::default()
             };
-            if rng(&mut x) % 2 == 0 {
+            if rng(&mut x).is_multiple_of(2) {
                 q.hash = q.block.take().map(|b| RequestBlock {
                     index: b.index * 2 + rng(&mut x) % 3,
                     ..b

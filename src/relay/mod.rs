@@ -28,6 +28,7 @@
 
 pub mod frame;
 pub mod messages;
+pub mod server;
 
 pub use frame::{RelayCodec, RelayEvent, PROTOCOL};
 pub use messages::{Message, MessageType};

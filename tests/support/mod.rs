@@ -78,7 +78,7 @@ impl User {
             .expect("spawn dat-social");
         let deadline = Instant::now() + WAIT;
         loop {
-            if let Some(_) = child.try_wait().expect("wait") {
+            if child.try_wait().expect("wait").is_some() {
                 break;
             }
             if Instant::now() > deadline {

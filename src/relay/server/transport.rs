@@ -1,0 +1,556 @@
+//! [`RelayServer`]: the tokio driver of [`Relay`] over WebSocket and TCP (PROTOCOL.md §6).
+//!
+//! - WebSocket (`@hyperswarm/dht-relay/ws`): one binary message = one protomux frame, nothing
+//!   else. Messages above [`Limits::max_frame`] are refused by the WebSocket layer.
+//! - TCP (`@hyperswarm/dht-relay/tcp`): `@hyperswarm/secret-stream` 6.9.2 as the responder, with
+//!   a fresh random key pair per connection (as JS: encrypted, not authenticated); one
+//!   decrypted message = one protomux frame.
+//!
+//! Each connection runs three loops: read (paused while [`Relay::wants_read`] is false: that is
+//! the back-pressure), write (frames from [`Relay::poll_transmit`]) and timer (heartbeat, idle
+//! timeout, and a forced close if a closing session's client does not take its last frames).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{SocketAddr, SocketAddrV4};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::SigningKey;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use rand::rngs::OsRng;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinSet;
+use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
+use tokio_tungstenite::WebSocketStream;
+use tracing::{debug, warn};
+
+use crate::net::secret_stream::{self, Decryptor, Encryptor, FrameDecoder, ABYTES};
+
+use super::{CloseReason, Limits, LocalNetwork, Relay, RelayError, SessionId};
+
+/// Most bytes the writer takes from the relay core in one batch.
+const WRITE_BATCH: usize = 256 << 10;
+/// How long a closing session may take to flush its last frames before the socket is dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+/// How long [`RelayServer::run`] waits for sessions to close at shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// Where and how a [`RelayServer`] listens.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// WebSocket listening address (e.g. `0.0.0.0:49443`); `None` = no WebSocket.
+    pub ws: Option<SocketAddr>,
+    /// TCP (secret-stream) listening address; `None` = no TCP.
+    pub tcp: Option<SocketAddr>,
+    /// Limits per relay and per client.
+    pub limits: Limits,
+    /// Behind a reverse proxy: name WebSocket clients in logs by the first address of their
+    /// `X-Forwarded-For` header instead of the socket's peer address.
+    pub behind_proxy: bool,
+}
+
+/// Wake-ups of one connection's loops.
+#[derive(Debug, Default)]
+struct Wakers {
+    read: Notify,
+    write: Notify,
+    timer: Notify,
+}
+
+struct State {
+    relay: Relay<LocalNetwork>,
+    wakers: HashMap<SessionId, Arc<Wakers>>,
+}
+
+impl State {
+    /// Wakes the loops of every session the relay core named.
+    fn wake(&mut self) {
+        for id in self.relay.take_wakeups() {
+            if let Some(w) = self.wakers.get(&id) {
+                w.read.notify_one();
+                w.write.notify_one();
+                w.timer.notify_one();
+            }
+        }
+    }
+}
+
+struct Shared {
+    state: Mutex<State>,
+    limits: Limits,
+    behind_proxy: bool,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock is a bug; keep serving the other sessions.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A bound relay, ready to [`RelayServer::run`].
+pub struct RelayServer {
+    ws: Option<TcpListener>,
+    tcp: Option<TcpListener>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for RelayServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RelayServer")
+            .field("ws", &self.ws_addr())
+            .field("tcp", &self.tcp_addr())
+            .finish_non_exhaustive()
+    }
+}
+
+async fn bind(addr: Option<SocketAddr>, what: &str) -> Result<Option<TcpListener>, RelayError> {
+    let Some(addr) = addr else { return Ok(None) };
+    TcpListener::bind(addr)
+        .await
+        .map(Some)
+        .map_err(|source| RelayError::Io {
+            context: format!("cannot listen for {what} on {addr}"),
+            source,
+        })
+}
+
+impl RelayServer {
+    /// Binds the listening sockets of `config` (port 0 picks a free port).
+    ///
+    /// Errors: [`RelayError::Io`] if an address cannot be bound.
+    pub async fn bind(config: RelayConfig) -> Result<Self, RelayError> {
+        let ws = bind(config.ws, "WebSocket").await?;
+        let tcp = bind(config.tcp, "TCP").await?;
+        let reported = ws
+            .as_ref()
+            .or(tcp.as_ref())
+            .and_then(|l| l.local_addr().ok())
+            .and_then(|a| match a {
+                SocketAddr::V4(v4) => Some(v4),
+                SocketAddr::V6(_) => None,
+            })
+            .unwrap_or_else(|| SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, 0));
+        let relay = Relay::new(config.limits.clone(), LocalNetwork::new(reported));
+        Ok(Self {
+            ws,
+            tcp,
+            shared: Arc::new(Shared {
+                state: Mutex::new(State {
+                    relay,
+                    wakers: HashMap::new(),
+                }),
+                limits: config.limits,
+                behind_proxy: config.behind_proxy,
+            }),
+        })
+    }
+
+    /// The bound WebSocket address, if any.
+    pub fn ws_addr(&self) -> Option<SocketAddr> {
+        self.ws.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// The bound TCP address, if any.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.tcp.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Serves clients until `shutdown` resolves, then closes every session (reason
+    /// [`CloseReason::Shutdown`]) and waits up to 3 s for them to flush.
+    ///
+    /// Errors: none so far (accept errors such as running out of file descriptors are logged and
+    /// retried); the `Result` leaves room for fatal listener errors.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), RelayError> {
+        let permits = Arc::new(Semaphore::new(self.shared.limits.max_sessions));
+        let mut tasks = JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, addr, is_ws) = tokio::select! {
+                _ = &mut shutdown => break,
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+                r = accept(&self.ws) => match r {
+                    Ok((s, a)) => (s, a, true),
+                    Err(e) => { accept_error(e).await; continue }
+                },
+                r = accept(&self.tcp) => match r {
+                    Ok((s, a)) => (s, a, false),
+                    Err(e) => { accept_error(e).await; continue }
+                },
+            };
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                warn!(%addr, max = self.shared.limits.max_sessions, "relay: session limit reached, refusing a connection");
+                continue;
+            };
+            let shared = self.shared.clone();
+            tasks.spawn(async move {
+                let _ = stream.set_nodelay(true);
+                if is_ws {
+                    ws_connection(shared, stream, addr).await
+                } else {
+                    tcp_connection(shared, stream, addr).await
+                }
+                drop(permit);
+            });
+        }
+        {
+            let mut st = self.shared.lock();
+            let ids: Vec<SessionId> = st.wakers.keys().copied().collect();
+            for id in ids {
+                st.relay.close_session(id, CloseReason::Shutdown);
+            }
+            st.wake();
+        }
+        let drain = async { while tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
+            tasks.abort_all();
+        }
+        Ok(())
+    }
+}
+
+async fn accept(l: &Option<TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match l {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn accept_error(e: std::io::Error) {
+    warn!(error = %e, "relay: accept failed");
+    // E.g. out of file descriptors: don't spin.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+// The upgrade callback's error type (an HTTP response) is tungstenite's, not ours.
+#[allow(clippy::result_large_err)]
+async fn ws_connection(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
+    let limits = &shared.limits;
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(limits.max_frame))
+        .max_frame_size(Some(limits.max_frame));
+    let mut forwarded: Option<String> = None;
+    let behind_proxy = shared.behind_proxy;
+    let callback = |req: &Request, resp: Response| {
+        if behind_proxy {
+            forwarded = req
+                .headers()
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').next())
+                .map(|v| v.trim().to_string());
+        }
+        Ok(resp)
+    };
+    let upgrade = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config));
+    let ws = match tokio::time::timeout(limits.handshake_timeout, upgrade).await {
+        Ok(Ok(ws)) => ws,
+        Ok(Err(e)) => return debug!(%addr, error = %e, "relay: WebSocket upgrade failed"),
+        Err(_) => return debug!(%addr, "relay: WebSocket upgrade timed out"),
+    };
+    let peer = match forwarded {
+        Some(f) => format!("ws {f} (via {addr})"),
+        None => format!("ws {addr}"),
+    };
+    let (sink, stream) = ws.split();
+    serve(shared, peer, Reader::Ws(stream), Writer::Ws(sink)).await
+}
+
+async fn tcp_connection(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr) {
+    // A fresh key pair per connection, as the JS TCP transport does by default.
+    let key = SigningKey::generate(&mut OsRng);
+    let timeout = shared.limits.handshake_timeout;
+    let (_, enc, dec, rest) =
+        match secret_stream::handshake(&mut stream, &key, false, timeout).await {
+            Ok(r) => r,
+            Err(e) => return debug!(%addr, error = %e, "relay: TCP secret-stream handshake failed"),
+        };
+    let (read, write) = stream.into_split();
+    let mut frames = FrameDecoder::new();
+    frames.push(&rest);
+    let reader = Reader::Tcp {
+        read,
+        frames,
+        dec,
+        max_body: shared.limits.max_frame + ABYTES,
+    };
+    let writer = Writer::Tcp { write, enc };
+    serve(shared, format!("tcp {addr}"), reader, writer).await
+}
+
+type WsStream = WebSocketStream<TcpStream>;
+
+/// The reading half of a client transport: one protomux frame per call.
+enum Reader {
+    Ws(SplitStream<WsStream>),
+    Tcp {
+        read: OwnedReadHalf,
+        frames: FrameDecoder,
+        dec: Decryptor,
+        max_body: usize,
+    },
+}
+
+impl Reader {
+    /// The next frame; `Ok(None)` when the client closed the connection.
+    async fn read(&mut self) -> Result<Option<Vec<u8>>, CloseReason> {
+        match self {
+            Reader::Ws(stream) => loop {
+                let message = match stream.next().await {
+                    None => return Ok(None),
+                    Some(Err(e)) => return Err(ws_error(e)),
+                    Some(Ok(m)) => m,
+                };
+                match message {
+                    WsMessage::Binary(b) => return Ok(Some(b.to_vec())),
+                    // JS turns a text message into its UTF-8 bytes (`b4a.from(event.data)`).
+                    WsMessage::Text(t) => return Ok(Some(t.as_bytes().to_vec())),
+                    WsMessage::Close(_) => return Ok(None),
+                    _ => continue, // ping/pong are answered by tungstenite
+                }
+            },
+            Reader::Tcp {
+                read,
+                frames,
+                dec,
+                max_body,
+            } => {
+                let mut buf = vec![0u8; 64 << 10];
+                loop {
+                    if let Some(body) = frames.next_frame() {
+                        if body.len() > *max_body {
+                            return Err(frame_too_large(body.len() - ABYTES, *max_body - ABYTES));
+                        }
+                        return dec
+                            .decrypt(&body)
+                            .map(Some)
+                            .map_err(|e| CloseReason::Protocol(e.to_string()));
+                    }
+                    // A frame announced larger than the limit is refused before it is buffered.
+                    if frames.buffered() > *max_body + 3 {
+                        return Err(frame_too_large(frames.buffered(), *max_body - ABYTES));
+                    }
+                    let n = read.read(&mut buf).await.map_err(io_error)?;
+                    if n == 0 {
+                        return Ok(None);
+                    }
+                    frames.push(&buf[..n]);
+                }
+            }
+        }
+    }
+}
+
+fn io_error(e: std::io::Error) -> CloseReason {
+    match e.kind() {
+        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe => {
+            CloseReason::ClientGone
+        }
+        _ => CloseReason::Transport(e.to_string()),
+    }
+}
+
+fn frame_too_large(size: usize, max: usize) -> CloseReason {
+    CloseReason::Limit(format!("frame of {size} bytes exceeds the limit of {max}"))
+}
+
+fn ws_error(e: WsError) -> CloseReason {
+    use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
+    match e {
+        WsError::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
+            frame_too_large(size, max_size)
+        }
+        WsError::Capacity(e) => CloseReason::Limit(e.to_string()),
+        // A client that drops its socket without a close frame just went away.
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => CloseReason::ClientGone,
+        WsError::Protocol(e) => CloseReason::Protocol(e.to_string()),
+        WsError::Io(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+            CloseReason::ClientGone
+        }
+        WsError::ConnectionClosed | WsError::AlreadyClosed => CloseReason::ClientGone,
+        e => CloseReason::Transport(e.to_string()),
+    }
+}
+
+/// The writing half of a client transport.
+enum Writer {
+    Ws(SplitSink<WsStream, WsMessage>),
+    Tcp {
+        write: OwnedWriteHalf,
+        enc: Encryptor,
+    },
+}
+
+impl Writer {
+    async fn write(&mut self, frames: Vec<Vec<u8>>) -> Result<(), CloseReason> {
+        match self {
+            Writer::Ws(sink) => {
+                for f in frames {
+                    sink.feed(WsMessage::Binary(f.into()))
+                        .await
+                        .map_err(ws_error)?;
+                }
+                sink.flush().await.map_err(ws_error)
+            }
+            Writer::Tcp { write, enc } => {
+                let mut out = Vec::new();
+                for f in frames {
+                    enc.encrypt_into(&f, &mut out)
+                        .map_err(|e| CloseReason::Transport(e.to_string()))?;
+                }
+                write.write_all(&out).await.map_err(io_error)
+            }
+        }
+    }
+
+    /// Ends the transport; a WebSocket gets a close frame carrying the reason.
+    async fn close(&mut self, reason: &CloseReason) {
+        match self {
+            Writer::Ws(sink) => {
+                let code = match reason {
+                    CloseReason::ClientGone => CloseCode::Normal,
+                    CloseReason::Shutdown => CloseCode::Away,
+                    CloseReason::Limit(_) => CloseCode::Policy,
+                    CloseReason::Protocol(_) | CloseReason::Unsupported(_) => CloseCode::Policy,
+                    CloseReason::Idle(_) => CloseCode::Away,
+                    CloseReason::Transport(_) => CloseCode::Error,
+                };
+                let mut text = reason.to_string();
+                // A close frame's reason has at most 123 bytes.
+                while text.len() > 123 {
+                    text.pop();
+                }
+                let frame = CloseFrame {
+                    code,
+                    reason: text.into(),
+                };
+                let _ = sink.send(WsMessage::Close(Some(frame))).await;
+                let _ = sink.close().await;
+            }
+            Writer::Tcp { write, .. } => {
+                let _ = write.shutdown().await;
+            }
+        }
+    }
+}
+
+/// Runs one client session until it closes, then forgets it.
+async fn serve(shared: Arc<Shared>, peer: String, mut reader: Reader, mut writer: Writer) {
+    let (id, wakers) = {
+        let mut st = shared.lock();
+        let id = match st.relay.open_session(peer.clone(), Instant::now()) {
+            Ok(id) => id,
+            Err(e) => return warn!(%peer, error = %e, "relay: refusing a session"),
+        };
+        let wakers = Arc::new(Wakers::default());
+        st.wakers.insert(id, wakers.clone());
+        (id, wakers)
+    };
+    let read_loop = async {
+        loop {
+            loop {
+                let (wants, closing) = {
+                    let st = shared.lock();
+                    (st.relay.wants_read(id), st.relay.close_reason(id).is_some())
+                };
+                if closing {
+                    // The write loop flushes the last frames and ends the session.
+                    return std::future::pending::<()>().await;
+                }
+                if wants {
+                    break;
+                }
+                wakers.read.notified().await;
+            }
+            let r = reader.read().await;
+            let mut st = shared.lock();
+            match r {
+                Ok(Some(frame)) => st.relay.handle_frame(id, &frame, Instant::now()),
+                Ok(None) => st.relay.close_session(id, CloseReason::ClientGone),
+                Err(reason) => st.relay.close_session(id, reason),
+            }
+            st.wake();
+        }
+    };
+    let write_loop = async {
+        loop {
+            let (frames, finished) = {
+                let mut st = shared.lock();
+                let now = Instant::now();
+                let (mut frames, mut bytes) = (Vec::new(), 0);
+                while bytes < WRITE_BATCH {
+                    let Some(f) = st.relay.poll_transmit(id, now) else {
+                        break;
+                    };
+                    bytes += f.len();
+                    frames.push(f);
+                }
+                let finished = st.relay.is_finished(id);
+                st.wake();
+                (frames, finished)
+            };
+            if !frames.is_empty() {
+                if let Err(reason) = writer.write(frames).await {
+                    let mut st = shared.lock();
+                    st.relay.close_session(id, reason);
+                    st.wake();
+                    return;
+                }
+                continue;
+            }
+            if finished {
+                let reason = shared
+                    .lock()
+                    .relay
+                    .close_reason(id)
+                    .unwrap_or(CloseReason::ClientGone);
+                let _ = tokio::time::timeout(CLOSE_GRACE, writer.close(&reason)).await;
+                return;
+            }
+            wakers.write.notified().await;
+        }
+    };
+    let timer_loop = async {
+        loop {
+            let (deadline, closing) = {
+                let st = shared.lock();
+                (
+                    st.relay.poll_timeout(id),
+                    st.relay.close_reason(id).is_some(),
+                )
+            };
+            if closing {
+                // Normally the write loop ends first; this bounds a client that never reads.
+                tokio::time::sleep(CLOSE_GRACE).await;
+                return;
+            }
+            let deadline = deadline.unwrap_or_else(Instant::now);
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    let mut st = shared.lock();
+                    st.relay.handle_timeout(id, Instant::now());
+                    st.wake();
+                }
+                _ = wakers.timer.notified() => {}
+            }
+        }
+    };
+    tokio::select! {
+        _ = read_loop => {}
+        _ = write_loop => {}
+        _ = timer_loop => {}
+    }
+    let mut st = shared.lock();
+    st.relay.remove_session(id);
+    st.wakers.remove(&id);
+    st.wake();
+    debug!(%peer, sessions = st.relay.session_count(), "relay: connection done");
+}
