@@ -1,7 +1,7 @@
 //! Hosting a lobby.
 //!
 //! One task (the lobby) owns the membership and `session.json`; one task per TCP connection
-//! runs the signalling for that joiner (see [`serve`]) and reports to the lobby. A connection's
+//! runs the signalling for that joiner (`serve`) and reports to the lobby. A connection's
 //! failure ends only that connection.
 
 use std::collections::HashMap;

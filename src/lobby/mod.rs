@@ -3,7 +3,7 @@
 //!
 //! - [`Host`] ([`host`]): publishes `session.json`, accepts connections, replicates its archive
 //!   and lobby log to each, reads offers from the players' signalling logs, answers, relays chat.
-//! - [`join`] ([`join()`]): finds the host, reads its `session.json`, writes an offer to a fresh
+//! - [`join()`]: finds the host, reads its `session.json`, writes an offer to a fresh
 //!   signalling log, waits for the answer, and opens the data channel.
 //!
 //! Chat travels on the reliable data channel labelled [`CHAT_LABEL`] as JSON: a player sends
@@ -25,7 +25,7 @@ pub const CHAT_LABEL: &str = "chat";
 /// Label of the unreliable, unordered data channel a game may use for state updates.
 pub const GAME_LABEL: &str = "game";
 /// The protomux protocol of the lobby's application channel; its id is the lobby log key and its
-/// one message is a [`Hello`].
+/// one message is the hello `{"log": "<64 hex>"}`: the player's signalling log key.
 pub const LOBBY_PROTOCOL: &str = "dat-social/lobby";
 /// Longest chat message, in bytes.
 pub const MAX_CHAT_BYTES: usize = 16 * 1024;
