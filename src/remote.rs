@@ -1,5 +1,5 @@
-//! Reaching another user: connect to an address, check that the peer is who the URL names, and
-//! read their archive over replication.
+//! Reaching another user: connect to an address or through a relay, check that the peer is who
+//! the URL names, and read their archive over replication.
 
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -7,7 +7,8 @@ use tokio::time::Instant;
 use crate::archive::{self, ArchiveError, Files};
 use crate::hypercore::Core;
 use crate::identity::Identity;
-use crate::net::{Connection, SharedCore};
+use crate::net::{Connection, ConnectionConfig, SharedCore};
+use crate::relay::client::{ClientOptions, RelayClient, RelayUrl};
 
 /// Errors reaching a peer or reading its archive.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +77,105 @@ pub async fn connect(
         });
     }
     Ok((conn, local_ip))
+}
+
+/// How to reach a peer: a TCP address, or a relay where the peer listens on its key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// `host:port`, secret-stream handshake with our identity key.
+    Tcp(String),
+    /// Through a `@hyperswarm/dht-relay` relay (custodial; see [`connect_relay`]).
+    Relay(RelayUrl),
+}
+
+impl Route {
+    /// Picks the route to the owner of `url`: an explicit `peer` (TCP) first, then an explicit
+    /// `relay`, then the URL's `relay=` hint, then its `peer=` hint. A relay in the invite is
+    /// preferred over its TCP hint: a host that gives one may not be reachable directly.
+    /// `Ok(None)`: no route at all.
+    ///
+    /// Errors: the relay URL (explicit or from the hint) is invalid.
+    pub fn pick(
+        url: &crate::identity::DatUrl,
+        peer: Option<String>,
+        relay: Option<RelayUrl>,
+    ) -> Result<Option<Route>, crate::relay::client::RelayClientError> {
+        if let Some(peer) = peer {
+            return Ok(Some(Route::Tcp(peer)));
+        }
+        if let Some(relay) = relay {
+            return Ok(Some(Route::Relay(relay)));
+        }
+        if let Some(relay) = &url.relay {
+            return Ok(Some(Route::Relay(relay.parse()?)));
+        }
+        Ok(url.peer.clone().map(Route::Tcp))
+    }
+
+    /// The address or relay URL, for messages.
+    pub fn address(&self) -> String {
+        match self {
+            Route::Tcp(a) => a.clone(),
+            Route::Relay(u) => format!("relay {u}"),
+        }
+    }
+}
+
+/// Reaches the owner of `key` along `route` ([`connect`] or [`connect_relay`]).
+///
+/// Errors: as those.
+pub async fn reach(
+    identity: &Identity,
+    route: &Route,
+    key: [u8; 32],
+    deadline: Instant,
+) -> Result<(Connection, std::net::IpAddr), RemoteError> {
+    match route {
+        Route::Tcp(addr) => connect(identity, addr, key, deadline).await,
+        Route::Relay(url) => connect_relay(url, key, deadline).await,
+    }
+}
+
+/// Connects to `key` through the relay at `url` (custodial `connect`) and runs a
+/// [`Connection`] on the relayed stream. The relay session uses a fresh, throwaway key pair,
+/// so the relay never holds our identity key (custodial mode hands it the secret key); the
+/// lobby knows players by their signed offers, not by the connection's key. Returns the
+/// connection and the local IP address of the socket to the relay.
+///
+/// Errors: [`RemoteError::Unreachable`] (relay down, nobody listening on `key`, `deadline`),
+/// [`RemoteError::WrongPeer`] if the relay reports another key than `key`.
+pub async fn connect_relay(
+    url: &RelayUrl,
+    key: [u8; 32],
+    deadline: Instant,
+) -> Result<(Connection, std::net::IpAddr), RemoteError> {
+    let unreachable = |reason: String| RemoteError::Unreachable {
+        addr: format!("relay {url}"),
+        reason,
+    };
+    let ephemeral = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+    let client = RelayClient::start(url.clone(), ephemeral, ClientOptions::default());
+    let left = deadline.saturating_duration_since(Instant::now());
+    client
+        .wait_connected(left)
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+    let stream = tokio::time::timeout_at(deadline, client.connect(key))
+        .await
+        .map_err(|_| unreachable("connect timed out".into()))?
+        .map_err(|e| unreachable(e.to_string()))?;
+    if stream.remote_public_key() != key {
+        return Err(RemoteError::WrongPeer {
+            addr: format!("relay {url}"),
+            expected: crate::identity::DatUrl::new(key).base(),
+        });
+    }
+    let local_ip = stream.local_ip();
+    // The stream keeps the client's task alive; this handle is not needed any more.
+    Ok((
+        stream.into_connection(ConnectionConfig::default()),
+        local_ip,
+    ))
 }
 
 /// Replicates the archive `key` on `conn` into memory, waits until every block up to the

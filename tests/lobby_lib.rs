@@ -46,7 +46,7 @@ async fn game_data_flows_on_an_unreliable_channel_to_one_player_or_all() {
     };
     let mut host = Host::start(&home, identity, options).await.unwrap();
     let (mut ann, ann_url) = player(dir.path(), "ann", &host).await;
-    let (mut ben, _) = player(dir.path(), "ben", &host).await;
+    let (mut ben, ben_url) = player(dir.path(), "ben", &host).await;
     for _ in 0..2 {
         let peers = next_event!(host, LobbyEvent::PeerJoined { peers, .. } => peers);
         assert!(peers >= 1);
@@ -58,28 +58,53 @@ async fn game_data_flows_on_an_unreliable_channel_to_one_player_or_all() {
     ben.open_channel(GAME_LABEL, Reliability::Unreliable)
         .await
         .unwrap();
-    // The host learns of a channel when it opens; send until the first update is seen.
-    let (from, data) = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            ann.send(GAME_LABEL, b"ann-state").unwrap();
-            let got = tokio::time::timeout(Duration::from_millis(100), host.next_event()).await;
-            if let Ok(Some(LobbyEvent::Data { from, label, data })) = got {
-                assert_eq!(label, GAME_LABEL);
-                return (from, data);
-            }
-        }
-    })
-    .await
-    .expect("the host never saw ann's game data");
-    assert_eq!(data, b"ann-state");
-    assert_eq!(from, ann_url);
+    // The channels are unreliable and each side learns of the other's channel when it opens:
+    // send again every 100 ms until the first message is seen (bounded by 10 s).
+    macro_rules! send_until_seen {
+        ($send:expr, $src:expr, $pat:pat => $val:expr) => {
+            tokio::time::timeout(Duration::from_secs(10), async {
+                loop {
+                    $send;
+                    let got =
+                        tokio::time::timeout(Duration::from_millis(100), $src.next_event()).await;
+                    if let Ok(Some($pat)) = got {
+                        break $val;
+                    }
+                }
+            })
+            .await
+            .expect("never seen within 10 s")
+        };
+    }
+    let (from, data) = send_until_seen!(
+        ann.send(GAME_LABEL, b"ann-state").unwrap(),
+        host,
+        LobbyEvent::Data { from, data, .. } => (from, data)
+    );
+    assert_eq!(
+        (from.as_str(), data.as_slice()),
+        (ann_url.as_str(), &b"ann-state"[..])
+    );
+    // Ben's channel must be known to the host before anything is addressed to all.
+    let from_ben = send_until_seen!(
+        ben.send(GAME_LABEL, b"ben-state").unwrap(),
+        host,
+        LobbyEvent::Data { from, .. } => from
+    );
+    assert_eq!(from_ben, ben_url);
 
-    // To ann only: ann gets it, ben does not; then to all: ben gets that one first.
-    host.send(Some(&from), GAME_LABEL, b"for-ann");
-    let got = next_event!(ann, LobbyEvent::Data { data, .. } => data);
+    // To ann only: ann gets it; then to all: ben's first game data is that one, not ann's.
+    let got = send_until_seen!(
+        host.send(Some(&from), GAME_LABEL, b"for-ann"),
+        ann,
+        LobbyEvent::Data { data, .. } => data
+    );
     assert_eq!(got, b"for-ann");
-    host.send(None, GAME_LABEL, b"for-all");
-    let got = next_event!(ben, LobbyEvent::Data { data, .. } => data);
+    let got = send_until_seen!(
+        host.send(None, GAME_LABEL, b"for-all"),
+        ben,
+        LobbyEvent::Data { data, .. } => data
+    );
     assert_eq!(got, b"for-all", "ben received data addressed to ann only");
 
     // Chat still works beside it.

@@ -92,7 +92,9 @@ enum Command {
     )]
     Join(JoinArgs),
     /// Run a @hyperswarm/dht-relay compatible relay (WebSocket, optionally TCP) until Ctrl-C.
-    #[command(after_help = "Example:\n  dat-social relay --port 49443 --tcp-port 49444 --json")]
+    #[command(
+        after_help = "Examples:\n  dat-social relay --port 49443 --tcp-port 49444 --json\n  dat-social relay --port 443 --cert fullchain.pem --key privkey.pem   (wss://)"
+    )]
     Relay(relay::RelayArgs),
 }
 
@@ -124,6 +126,14 @@ struct HostArgs {
     /// Seconds between heartbeats (rewrites of last_update in session.json).
     #[arg(long, default_value_t = 300, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     heartbeat: u64,
+    /// Also accept players through this @hyperswarm/dht-relay relay (ws://HOST:PORT or
+    /// tcp://HOST:PORT), listening on your identity key; the invite carries it. Needs --custodial.
+    #[arg(long, value_name = "URL", requires = "custodial")]
+    relay: Option<String>,
+    /// Accept custodial relay mode: the relay receives your identity secret key and runs the
+    /// handshakes for you. Required with --relay until non-custodial mode is implemented.
+    #[arg(long)]
+    custodial: bool,
 }
 
 #[derive(Args)]
@@ -133,6 +143,10 @@ struct JoinArgs {
     /// The host's TCP address, if the URL has no peer hint.
     #[arg(long, value_name = "ADDR")]
     peer: Option<String>,
+    /// Reach the host through this relay (ws://HOST:PORT or tcp://HOST:PORT) instead of the
+    /// URL's hints. An invite's ?relay= is used without this flag.
+    #[arg(long, value_name = "URL")]
+    relay: Option<String>,
     /// A file whose first line is the lobby password.
     #[arg(long, value_name = "FILE")]
     password_file: Option<PathBuf>,
@@ -266,11 +280,10 @@ async fn show(
 ) -> Result<u8> {
     let identity = home.identity()?;
     let url: DatUrl = url.parse()?;
-    let addr = peer
-        .or(url.peer.clone())
-        .context("no address: the URL has no ?peer= hint; pass --peer HOST:PORT")?;
+    let route = dat_social::remote::Route::pick(&url, peer, None)?
+        .context("no address: the URL has no ?peer= or ?relay= hint; pass --peer HOST:PORT")?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
-    let (conn, _) = dat_social::remote::connect(&identity, &addr, url.key, deadline).await?;
+    let (conn, _) = dat_social::remote::reach(&identity, &route, url.key, deadline).await?;
     let (files, _) = dat_social::remote::read_archive(&conn, url.key, deadline).await?;
     let live = files
         .session
@@ -314,12 +327,21 @@ fn read_password(path: &Option<PathBuf>) -> Result<Option<Vec<u8>>> {
 
 async fn host(home: &Home, args: HostArgs, out: &Output) -> Result<u8> {
     let identity = home.identity()?;
+    let relay = match args.relay {
+        Some(url) => Some(lobby::HostRelay {
+            url: url.parse()?,
+            custodial: args.custodial,
+            client: Default::default(),
+        }),
+        None => None,
+    };
     let options = HostOptions {
         name: args.name,
         max_peers: args.max_peers,
         password: read_password(&args.password_file)?,
         listen: args.listen,
         heartbeat: Duration::from_secs(args.heartbeat),
+        relay,
         ..HostOptions::default()
     };
     let mut lobby = lobby::Host::start(home, identity, options).await?;
@@ -329,6 +351,7 @@ async fn host(home: &Home, args: HostArgs, out: &Output) -> Result<u8> {
         serde_json::json!({
             "url": info.url, "invite": info.invite, "lobby": info.lobby,
             "max_peers": info.max_peers, "listen": info.listen.to_string(),
+            "relay": info.relay,
         }),
         &format!(
             "hosting {:?} for up to {} players\ninvite: {}\n(type a line to chat, Ctrl-C to end)",
@@ -364,6 +387,7 @@ async fn join(home: &Home, args: JoinArgs, out: &Output) -> Result<u8> {
     let options = JoinOptions {
         url,
         peer: args.peer,
+        relay: args.relay.map(|r| r.parse()).transpose()?,
         password: read_password(&args.password_file)?,
         name,
         timeout: Duration::from_secs(args.timeout),

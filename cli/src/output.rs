@@ -5,6 +5,7 @@ use std::io::Write;
 use std::pin::Pin;
 
 use dat_social::lobby::LobbyEvent;
+use dat_social::relay::client::RelayState;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
@@ -92,6 +93,26 @@ impl Output {
             ),
             LobbyEvent::Disconnected => {
                 self.event("disconnected", json!({}), "* disconnected from the lobby")
+            }
+            LobbyEvent::Relay { url, state } => {
+                let mut fields = json!({ "url": url, "state": state.name() });
+                let text = match state {
+                    RelayState::Reconnecting {
+                        attempt,
+                        delay,
+                        error,
+                    } => {
+                        fields["attempt"] = json!(attempt);
+                        fields["delay_ms"] = json!(delay.as_millis() as u64);
+                        fields["error"] = json!(error);
+                        format!(
+                            "! relay {url} lost ({error}); reconnecting in {} ms (attempt {attempt})",
+                            delay.as_millis()
+                        )
+                    }
+                    _ => format!("* relay {url}: {}", state.name()),
+                };
+                self.event("relay", fields, &text)
             }
         }
     }

@@ -1,12 +1,13 @@
-//! `dat-social relay`: a `@hyperswarm/dht-relay` compatible relay (custodial mode, rendezvous
-//! among its own clients) over WebSocket and TCP.
+//! `dat-social relay`: a `@hyperswarm/dht-relay` compatible relay (custodial and non-custodial
+//! modes, rendezvous among its own clients) over WebSocket (`ws://`, or `wss://` with
+//! `--cert/--key`) and TCP.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
-use dat_social::relay::server::{Limits, RelayConfig, RelayServer};
+use dat_social::relay::server::{Limits, RelayConfig, RelayServer, TlsConfig};
 
 use crate::output::{self, Output};
 
@@ -21,10 +22,10 @@ pub struct RelayArgs {
     /// Also accept the TCP transport (secret-stream framing) on this port.
     #[arg(long, value_name = "PORT")]
     tcp_port: Option<u16>,
-    /// TLS certificate (PEM) for wss:// (not supported yet).
+    /// TLS certificate chain (PEM) for wss:// on --port (the server's certificate first).
     #[arg(long, value_name = "FILE", requires = "key")]
     cert: Option<std::path::PathBuf>,
-    /// TLS private key (PEM) for wss:// (not supported yet).
+    /// TLS private key (PEM: PKCS#8, RSA or EC) matching --cert.
     #[arg(long, value_name = "FILE", requires = "cert")]
     key: Option<std::path::PathBuf>,
     /// Behind a reverse proxy: log WebSocket clients by their X-Forwarded-For address.
@@ -54,9 +55,10 @@ pub struct RelayArgs {
 }
 
 pub async fn relay(args: RelayArgs, out: &Output) -> Result<u8> {
-    if args.cert.is_some() {
-        bail!("--cert/--key: TLS is not supported yet; put the relay behind a TLS proxy and pass --behind-proxy");
-    }
+    let tls = match (&args.cert, &args.key) {
+        (Some(cert), Some(key)) => Some(TlsConfig::from_pem_files(cert, key)?),
+        _ => None,
+    };
     let ip: std::net::IpAddr = args
         .host
         .parse()
@@ -78,9 +80,10 @@ pub async fn relay(args: RelayArgs, out: &Output) -> Result<u8> {
         tcp: args.tcp_port.map(|p| SocketAddr::new(ip, p)),
         limits,
         behind_proxy: args.behind_proxy,
+        tls,
     };
     let server = RelayServer::bind(config).await?;
-    let ws = server.ws_addr().map(|a| format!("ws://{a}"));
+    let ws = server.ws_url();
     let tcp = server.tcp_addr().map(|a| format!("tcp://{a}"));
     let mut text = format!("relay listening on {}", ws.as_deref().unwrap_or("-"));
     if let Some(t) = &tcp {

@@ -1,8 +1,13 @@
 //! Hosting a lobby.
 //!
-//! One task (the lobby) owns the membership and `session.json`; one task per TCP connection
-//! runs the signalling for that joiner (`serve`) and reports to the lobby. A connection's
-//! failure ends only that connection.
+//! One task (the lobby) owns the membership and `session.json`; one task per connection runs
+//! the signalling for that joiner (`serve`) and reports to the lobby. A connection's failure
+//! ends only that connection.
+//!
+//! Joiners arrive over TCP (always) and, with [`HostOptions::relay`], through a
+//! `@hyperswarm/dht-relay` relay where the host listens on its identity key (custodial: the
+//! relay holds the key and runs the Noise handshake). Both kinds end up as a
+//! [`Connection`] and are served by the same code.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -21,7 +26,10 @@ use crate::archive::{self, ArchiveError};
 use crate::home::{ArchiveLock, Home, HomeError};
 use crate::hypercore::Core;
 use crate::identity::{DatUrl, Identity};
-use crate::net::{Connection, ConnectionEvent, NetError, SharedCore};
+use crate::net::{Connection, ConnectionConfig, ConnectionEvent, NetError, SharedCore};
+use crate::relay::client::{
+    ClientOptions, Listener, RelayClient, RelayState, RelayStream, RelayUrl,
+};
 use crate::rtc::{self, ChannelId, RtcEvent, RtcSender};
 use crate::schema::{now_ms, Session};
 use crate::signal::message::{unb64, verify_offer};
@@ -49,6 +57,21 @@ pub struct HostOptions {
     pub heartbeat: Duration,
     /// How long a joiner may take from connecting to an open data channel. Default 15 s.
     pub admission_timeout: Duration,
+    /// Also listen through this relay, on the host's identity key. `None` (default): TCP only.
+    pub relay: Option<HostRelay>,
+}
+
+/// Listening through a relay (`host --relay URL --custodial`).
+#[derive(Clone, Debug)]
+pub struct HostRelay {
+    /// The relay.
+    pub url: RelayUrl,
+    /// Hand the relay the host's identity secret key (custodial mode, PROTOCOL.md §4). Must be
+    /// `true` for now: non-custodial mode is not implemented yet, and [`Host::start`] refuses
+    /// `false` rather than silently giving the key away.
+    pub custodial: bool,
+    /// Reconnect and timeout settings of the relay client.
+    pub client: ClientOptions,
 }
 
 impl Default for HostOptions {
@@ -60,6 +83,7 @@ impl Default for HostOptions {
             listen: "0.0.0.0:0".to_string(),
             heartbeat: Duration::from_secs(300),
             admission_timeout: Duration::from_secs(15),
+            relay: None,
         }
     }
 }
@@ -84,6 +108,9 @@ pub enum LobbyError {
     /// The lobby task ended unexpectedly.
     #[error("the lobby task failed: {0}")]
     Task(String),
+    /// The relay can't be used (non-custodial asked for, or the relay client stopped).
+    #[error("relay: {0}")]
+    Relay(String),
 }
 
 /// Where a running lobby can be found.
@@ -93,7 +120,8 @@ pub struct HostingInfo {
     pub name: String,
     /// The host's archive URL, `dat://<64 hex>`.
     pub url: String,
-    /// The invite link: the archive URL with a `peer=host:port` hint.
+    /// The invite link: the archive URL with a `peer=host:port` hint, and `relay=<url>` when
+    /// listening through a relay.
     pub invite: String,
     /// The lobby log's URL (`session.json`'s `url`).
     pub lobby: String,
@@ -101,6 +129,8 @@ pub struct HostingInfo {
     pub max_peers: u32,
     /// The bound TCP address.
     pub listen: SocketAddr,
+    /// The relay the host listens through, if any.
+    pub relay: Option<String>,
 }
 
 /// A running lobby. Drop it only after [`Host::shutdown`], which marks the session ended.
@@ -165,13 +195,22 @@ impl Host {
     /// Starts hosting: takes the archive's write lock, binds `options.listen`, writes
     /// `session.json`, and serves joiners until [`Host::shutdown`].
     ///
+    /// With [`HostOptions::relay`] it also listens through the relay; it does not wait for the
+    /// relay (which may be down and come back): [`LobbyEvent::Relay`] reports its state.
+    ///
     /// Errors: [`LobbyError::Home`] (no identity, archive busy or corrupt),
-    /// [`LobbyError::Listen`], [`LobbyError::Archive`] (an invalid name or max_peers).
+    /// [`LobbyError::Listen`], [`LobbyError::Archive`] (an invalid name or max_peers),
+    /// [`LobbyError::Relay`] (non-custodial relay mode asked for).
     pub async fn start(
         home: &Home,
         identity: Identity,
         options: HostOptions,
     ) -> Result<Host, LobbyError> {
+        if options.relay.as_ref().is_some_and(|r| !r.custodial) {
+            return Err(LobbyError::Relay(
+                "non-custodial mode is not implemented yet; custodial mode hands the relay your identity secret key (pass --custodial to accept)".into(),
+            ));
+        }
         let lock = home.lock_archive()?;
         // The crypto backend's one-time setup, now rather than on the first joiner's path.
         tokio::task::spawn_blocking(crate::rtc::warm_up);
@@ -213,6 +252,22 @@ impl Host {
         let (shutdown_tx, shutdown) = watch::channel(false);
         let mut invite = identity.url();
         invite.peer = Some(advertised(listen).to_string());
+        invite.relay = options.relay.as_ref().map(|r| r.url.to_string());
+        let relay = match &options.relay {
+            Some(r) => {
+                let client = RelayClient::start(
+                    r.url.clone(),
+                    identity.signing_key().clone(),
+                    r.client.clone(),
+                );
+                let listener = client
+                    .listen()
+                    .await
+                    .map_err(|e| LobbyError::Relay(e.to_string()))?;
+                Some((client, listener))
+            }
+            None => None,
+        };
         let info = HostingInfo {
             name,
             url: identity.url().base(),
@@ -220,6 +275,7 @@ impl Host {
             lobby: session.url.clone(),
             max_peers: options.max_peers,
             listen,
+            relay: invite.relay.clone(),
         };
         let ctx = Arc::new(Context {
             identity,
@@ -239,7 +295,8 @@ impl Host {
             events: events_tx,
             _lock: lock,
         };
-        let task = tokio::spawn(state.run(listener, command_rx, shutdown_tx, options.heartbeat));
+        let task =
+            tokio::spawn(state.run(listener, relay, command_rx, shutdown_tx, options.heartbeat));
         Ok(Host {
             info,
             events,
@@ -323,6 +380,7 @@ impl State {
     async fn run(
         mut self,
         listener: TcpListener,
+        relay: Option<(RelayClient, Listener)>,
         mut commands: mpsc::UnboundedReceiver<Command>,
         shutdown: watch::Sender<bool>,
         heartbeat: Duration,
@@ -331,15 +389,42 @@ impl State {
         let mut next_id = 0u64;
         let mut ticker =
             tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+        let (relay_url, mut relay_state, mut relay_listener) = match relay {
+            Some((client, listener)) => (
+                client.url().to_string(),
+                Some(client.state()),
+                Some(listener),
+            ),
+            None => (String::new(), None, None),
+        };
         let done = loop {
             tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok((tcp, addr)) if connections.len() < MAX_CONNECTIONS => {
                         next_id += 1;
-                        connections.spawn(serve(self.ctx.clone(), next_id, tcp, addr));
+                        connections.spawn(serve(self.ctx.clone(), next_id, Incoming::Tcp(tcp, addr)));
                     }
                     Ok((_, addr)) => self.warn(format!("refused {addr}: {MAX_CONNECTIONS} connections open")),
                     Err(e) => self.warn(format!("accept failed: {e}")),
+                },
+                stream = accept_relayed(&mut relay_listener) => match stream {
+                    Some(stream) if connections.len() < MAX_CONNECTIONS => {
+                        next_id += 1;
+                        connections.spawn(serve(self.ctx.clone(), next_id, Incoming::Relay(stream)));
+                    }
+                    // Dropping the stream destroys it at the relay.
+                    Some(_) => self.warn(format!("refused a relayed connection: {MAX_CONNECTIONS} connections open")),
+                    None => {
+                        self.warn(format!("the relay client for {relay_url} stopped"));
+                        relay_listener = None;
+                    }
+                },
+                changed = relay_changed(&mut relay_state) => match changed {
+                    Some(state) if state != RelayState::Connecting => {
+                        self.emit(LobbyEvent::Relay { url: relay_url.clone(), state });
+                    }
+                    Some(_) => {}
+                    None => relay_state = None,
                 },
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
                 _ = ticker.tick() => self.publish()?,
@@ -511,11 +596,68 @@ enum ServeError {
     Ending,
 }
 
-/// Serves one TCP connection: signalling, then the player's data channel until it closes.
-async fn serve(ctx: Arc<Context>, id: u64, tcp: TcpStream, addr: SocketAddr) {
+/// The next relayed connection; pending forever without a relay.
+async fn accept_relayed(listener: &mut Option<Listener>) -> Option<RelayStream> {
+    match listener {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The relay client's next state; pending forever without a relay, `None` once it stopped.
+async fn relay_changed(state: &mut Option<watch::Receiver<RelayState>>) -> Option<RelayState> {
+    match state {
+        Some(rx) => match rx.changed().await {
+            Ok(()) => Some(rx.borrow_and_update().clone()),
+            Err(_) => None,
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// A joiner's transport, before the [`Connection`] is up.
+enum Incoming {
+    /// A TCP socket: we run the secret-stream handshake.
+    Tcp(TcpStream, SocketAddr),
+    /// A relayed stream: the relay ran the handshake (custodial).
+    Relay(RelayStream),
+}
+
+impl Incoming {
+    /// Who connected, for warnings: the TCP address, or `relay:<remote key hex>`.
+    fn label(&self) -> String {
+        match self {
+            Incoming::Tcp(_, addr) => addr.to_string(),
+            Incoming::Relay(s) => format!("relay:{}", hex::encode(s.remote_public_key())),
+        }
+    }
+
+    /// The connection, and the local IP address where WebRTC should bind to reach the peer.
+    async fn connect(self, ctx: &Context) -> Result<(Connection, std::net::IpAddr), ServeError> {
+        match self {
+            Incoming::Tcp(tcp, _) => {
+                let _ = tcp.set_nodelay(true);
+                let local_ip = tcp.local_addr().map(|a| a.ip()).map_err(NetError::Io)?;
+                let conn = Connection::connect(tcp, ctx.identity.signing_key(), false).await?;
+                Ok((conn, local_ip))
+            }
+            Incoming::Relay(stream) => {
+                let local_ip = stream.local_ip();
+                Ok((
+                    stream.into_connection(ConnectionConfig::default()),
+                    local_ip,
+                ))
+            }
+        }
+    }
+}
+
+/// Serves one connection: signalling, then the player's data channel until it closes.
+async fn serve(ctx: Arc<Context>, id: u64, incoming: Incoming) {
     let mut shutdown = ctx.shutdown.clone();
+    let label = incoming.label();
     let result = tokio::select! {
-        r = serve_inner(&ctx, id, tcp, addr) => r,
+        r = serve_inner(&ctx, id, incoming, &label) => r,
         _ = shutdown.wait_for(|s| *s) => Err(ServeError::Ending),
     };
     match result {
@@ -523,7 +665,7 @@ async fn serve(ctx: Arc<Context>, id: u64, tcp: TcpStream, addr: SocketAddr) {
         Err(e) => {
             let _ = ctx
                 .commands
-                .send(Command::Warning(format!("connection from {addr}: {e}")));
+                .send(Command::Warning(format!("connection from {label}: {e}")));
         }
     }
 }
@@ -531,12 +673,22 @@ async fn serve(ctx: Arc<Context>, id: u64, tcp: TcpStream, addr: SocketAddr) {
 async fn serve_inner(
     ctx: &Arc<Context>,
     id: u64,
-    tcp: TcpStream,
-    addr: SocketAddr,
+    incoming: Incoming,
+    label: &str,
 ) -> Result<(), ServeError> {
-    let _ = tcp.set_nodelay(true);
-    let local_ip = tcp.local_addr().map(|a| a.ip()).map_err(NetError::Io)?;
-    let conn = Connection::connect(tcp, ctx.identity.signing_key(), false).await?;
+    let (conn, local_ip) = incoming.connect(ctx).await?;
+    serve_connection(ctx, id, conn, local_ip, label).await
+}
+
+/// The lobby's side of one joiner or reader on an authenticated connection, whatever carries
+/// it (TCP or a relay).
+async fn serve_connection(
+    ctx: &Arc<Context>,
+    id: u64,
+    conn: Connection,
+    local_ip: std::net::IpAddr,
+    label: &str,
+) -> Result<(), ServeError> {
     conn.replicate(ctx.archive.clone()).await?;
     conn.replicate(ctx.lobby.clone()).await?;
     // A joiner opens the lobby channel; a peer that never does is a reader (a friend following
@@ -579,9 +731,7 @@ async fn serve_inner(
     let (sdp, peer, name, pake_a) = match joiner.offer().await {
         Ok(offer) => offer,
         Err(ServeError::Signal(e)) => {
-            joiner
-                .reject(&addr.to_string(), RejectReason::Protocol, &conn)
-                .await;
+            joiner.reject(label, RejectReason::Protocol, &conn).await;
             return Err(ServeError::Signal(e));
         }
         Err(e) => return Err(e),

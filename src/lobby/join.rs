@@ -23,8 +23,11 @@ use crate::signal::{pake, RejectReason, Signal, SignalError};
 pub struct JoinOptions {
     /// The host's archive URL; its `peer` hint is used when `peer` is `None`.
     pub url: DatUrl,
-    /// The host's TCP address `host:port`, overriding the URL's hint.
+    /// The host's TCP address `host:port`, overriding the URL's hints.
     pub peer: Option<String>,
+    /// A relay where the host listens, overriding the URL's hints (but not `peer`).
+    /// Without `peer` and `relay`, the URL's `relay=` hint is used first, then its `peer=`.
+    pub relay: Option<crate::relay::client::RelayUrl>,
     /// The lobby password, if it is protected.
     pub password: Option<Vec<u8>>,
     /// The name the host shows for this player.
@@ -38,6 +41,7 @@ impl Default for JoinOptions {
         JoinOptions {
             url: DatUrl::new([0; 32]),
             peer: None,
+            relay: None,
             password: None,
             name: "player".to_string(),
             timeout: Duration::from_secs(15),
@@ -49,7 +53,7 @@ impl Default for JoinOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum JoinError {
     /// Neither the URL nor the options give the host's address.
-    #[error("no address for the host: the URL has no ?peer= hint; pass --peer HOST:PORT")]
+    #[error("no address for the host: the URL has no ?peer= or ?relay= hint; pass --peer HOST:PORT or --relay URL")]
     NoAddress,
     /// The host could not be reached, or the connection broke before the lobby answered.
     #[error("cannot reach the host at {addr}: {reason}")]
@@ -136,12 +140,11 @@ pub async fn join(identity: &Identity, options: JoinOptions) -> Result<Joined, J
     let warm_up = tokio::task::spawn_blocking(rtc::warm_up);
     let step =
         |what: &str| tracing::debug!(ms = started.elapsed().as_secs_f64() * 1e3, "join: {what}");
-    let addr = options
-        .peer
-        .clone()
-        .or_else(|| options.url.peer.clone())
+    let route = remote::Route::pick(&options.url, options.peer.clone(), options.relay.clone())
+        .map_err(|e| JoinError::Protocol(e.to_string()))?
         .ok_or(JoinError::NoAddress)?;
-    let (conn, local_ip) = remote::connect(identity, &addr, options.url.key, deadline).await?;
+    let addr = route.address();
+    let (conn, local_ip) = remote::reach(identity, &route, options.url.key, deadline).await?;
     step("connected and authenticated");
     let net = |e: NetError| JoinError::Unreachable {
         addr: addr.clone(),

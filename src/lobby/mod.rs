@@ -15,7 +15,7 @@ pub mod join;
 
 use serde::{Deserialize, Serialize};
 
-pub use host::{Host, HostOptions, HostingInfo, LobbyError};
+pub use host::{Host, HostOptions, HostRelay, HostingInfo, LobbyError};
 pub use join::{join, JoinError, JoinOptions, Joined, JoinedInfo};
 
 use crate::signal::RejectReason;
@@ -85,6 +85,15 @@ pub enum LobbyEvent {
     },
     /// (player) The data channel to the host closed.
     Disconnected,
+    /// (host) The relay the host listens through changed state: `Connected` (reachable
+    /// through it, every listen confirmed) or `Reconnecting` (it went away; the client retries
+    /// with back-off and listens again).
+    Relay {
+        /// The relay URL.
+        url: String,
+        /// The new state.
+        state: crate::relay::client::RelayState,
+    },
 }
 
 /// The first message on the lobby channel: the player's signalling log key, so that the host

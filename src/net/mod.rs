@@ -10,6 +10,8 @@
 //! - [`replication`]: sans-IO hypercore replication of one core with one peer.
 //! - [`shared_core`]: [`SharedCore`], a core shared by the app and its connections, with a change
 //!   feed (wait for a length or a block).
+//! - [`transport`]: what carries protomux frames under a [`Connection`]: a secret stream on a
+//!   socket, or an already-authenticated message stream (a custodial relay stream).
 //! - [`peer`]: the tokio driver, [`Connection`].
 //!
 //! ```no_run
@@ -31,12 +33,15 @@ pub mod protomux;
 pub mod replication;
 pub mod secret_stream;
 pub mod shared_core;
+pub mod transport;
 
 pub use peer::{
     AppChannel, AppMessage, ChannelState, Connection, ConnectionConfig, ConnectionEvent,
 };
 pub use protomux::ChannelKey;
+pub use secret_stream::SessionInfo;
 pub use shared_core::{CoreStatus, SharedCore};
+pub use transport::{FrameReader, FrameWriter};
 
 /// Errors of the network layer. Each one ends only the connection it happened on.
 #[derive(Debug, thiserror::Error)]

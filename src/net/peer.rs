@@ -1,10 +1,11 @@
-//! The tokio driver: a [`Connection`] is one secret stream + one protomux + the replication of
-//! any number of cores and application channels, over one socket (TCP now, anything
-//! `AsyncRead + AsyncWrite` later).
+//! The tokio driver: a [`Connection`] is one protomux + the replication of any number of cores
+//! and application channels over one frame transport ([`super::transport`]): a secret stream
+//! on a socket ([`Connection::connect`]), or an already-authenticated message stream such as a
+//! custodial relay stream ([`Connection::from_frames`]).
 //!
-//! Tasks per connection: an actor that owns the read half, the [`Mux`] and the
-//! [`Replicator`]s; a writer that owns the write half and the [`Encryptor`] (so a slow socket
-//! never blocks reading); and one tiny forwarder per replicated core that turns its
+//! Tasks per connection: an actor that owns the [`FrameReader`], the [`Mux`] and the
+//! [`Replicator`]s; a writer that owns the [`FrameWriter`] (so a slow transport never blocks
+//! reading); and one tiny forwarder per replicated core that turns its
 //! [`SharedCore`] change feed into a command for the actor (so local appends are announced at
 //! once). Everything that fails ends only this connection, with the error in
 //! [`Connection::closed`].
@@ -15,15 +16,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 
 use super::protomux::{ChannelId, ChannelKey, Mux, MuxEvent};
 use super::replication::{Replicator, PROTOCOL};
-use super::secret_stream::{
-    handshake, Decryptor, Encryptor, FrameDecoder, SessionInfo, DEFAULT_HANDSHAKE_TIMEOUT,
-};
+use super::secret_stream::{handshake, SessionInfo, DEFAULT_HANDSHAKE_TIMEOUT};
 use super::shared_core::SharedCore;
+use super::transport::{FrameReader, FrameWriter, SecretStreamReader, SecretStreamWriter};
 use super::NetError;
 
 /// Above this many bytes queued for the socket, we stop reading from the peer until the writer
@@ -171,20 +171,37 @@ impl Connection {
         let (info, encryptor, decryptor, rest) =
             handshake(&mut io, identity, is_initiator, config.handshake_timeout).await?;
         let (reader, writer) = tokio::io::split(io);
+        Ok(Self::from_frames(
+            info,
+            SecretStreamReader::new(reader, decryptor, &rest),
+            SecretStreamWriter::new(writer, encryptor),
+            config,
+        ))
+    }
+
+    /// Starts a connection on a transport that is already authenticated and carries whole
+    /// protomux frames, skipping the secret-stream handshake: e.g. a custodial
+    /// `@hyperswarm/dht-relay` stream, where the relay ran the Noise handshake and told us
+    /// `info` (the remote's public key, the 64-byte handshake hash and whether we initiated;
+    /// hypercore capabilities are derived from the hash, so both sides must hold the same one).
+    /// Everything above the transport (protomux, replication, app channels, keep-alives, idle
+    /// timeout) runs as with [`Connection::connect`]. Requires a tokio runtime.
+    pub fn from_frames<R: FrameReader, W: FrameWriter>(
+        info: SessionInfo,
+        reader: R,
+        writer: W,
+        config: ConnectionConfig,
+    ) -> Self {
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (out_tx, out_rx) = mpsc::unbounded_channel();
         let (closed_tx, closed_rx) = watch::channel(None);
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let queue = Arc::new(WriteQueue::default());
-        let writer_task = tokio::spawn(run_writer(writer, encryptor, out_rx, queue.clone()));
-        let mut frames = FrameDecoder::new();
-        frames.push(&rest);
+        let writer_task = tokio::spawn(run_writer(writer, out_rx, queue.clone()));
         let actor = Actor {
             info: info.clone(),
             config,
             mux: Mux::new(),
-            decryptor,
-            frames,
             out: out_tx,
             queue,
             cmd_tx: cmd_tx.downgrade(),
@@ -202,12 +219,12 @@ impl Connection {
             }
             let _ = closed_tx.send(Some(result.map_err(Arc::new)));
         });
-        Ok(Self {
+        Self {
             info,
             cmd: cmd_tx,
             closed: closed_rx,
             events: std::sync::Mutex::new(Some(events_rx)),
-        })
+        }
     }
 
     /// The remote's ed25519 public key, proven by the handshake.
@@ -412,8 +429,6 @@ struct Actor {
     info: SessionInfo,
     config: ConnectionConfig,
     mux: Mux,
-    decryptor: Decryptor,
-    frames: FrameDecoder,
     /// Plaintext messages for the writer task.
     out: mpsc::UnboundedSender<Vec<u8>>,
     queue: Arc<WriteQueue>,
@@ -429,15 +444,12 @@ struct Actor {
 }
 
 impl Actor {
-    async fn run<R>(
+    async fn run<R: FrameReader>(
         mut self,
-        mut reader: ReadHalf<R>,
+        mut reader: R,
         mut cmd_rx: mpsc::UnboundedReceiver<Command>,
         mut writer: tokio::task::JoinHandle<Result<(), NetError>>,
-    ) -> Result<(), NetError>
-    where
-        R: AsyncRead + AsyncWrite + Send + Unpin + 'static,
-    {
+    ) -> Result<(), NetError> {
         let result = self.run_loop(&mut reader, &mut cmd_rx, &mut writer).await;
         self.shutdown_channels();
         // Let the writer send what is queued (e.g. our close), then end the socket.
@@ -449,19 +461,14 @@ impl Actor {
         result
     }
 
-    async fn run_loop<R>(
+    async fn run_loop<R: FrameReader>(
         &mut self,
-        reader: &mut ReadHalf<R>,
+        reader: &mut R,
         cmd_rx: &mut mpsc::UnboundedReceiver<Command>,
         writer: &mut tokio::task::JoinHandle<Result<(), NetError>>,
-    ) -> Result<(), NetError>
-    where
-        R: AsyncRead + AsyncWrite + Send + Unpin + 'static,
-    {
-        // Bytes that arrived together with the end of the handshake.
-        self.process_frames()?;
+    ) -> Result<(), NetError> {
         self.flush();
-        let mut buf = vec![0u8; 64 * 1024];
+        let mut frames = Vec::new();
         let keep_alive = self.config.keep_alive.unwrap_or(Duration::from_secs(3600));
         let idle = self
             .config
@@ -480,14 +487,12 @@ impl Actor {
                 _ = drained, if !can_read => {
                     self.last_recv = tokio::time::Instant::now();
                 }
-                n = reader.read(&mut buf), if can_read => {
-                    let n = n?;
-                    if n == 0 {
+                more = reader.read_frames(&mut frames), if can_read => {
+                    if !more? {
                         return Ok(()); // the remote ended the stream
                     }
                     self.last_recv = tokio::time::Instant::now();
-                    self.frames.push(&buf[..n]);
-                    self.process_frames()?;
+                    self.process_frames(&mut frames)?;
                 }
                 w = &mut *writer => {
                     return match w {
@@ -521,10 +526,9 @@ impl Actor {
         }
     }
 
-    fn process_frames(&mut self) -> Result<(), NetError> {
-        while let Some(frame) = self.frames.next_frame() {
-            let plain = self.decryptor.decrypt(&frame)?;
-            self.mux.on_message(&plain)?;
+    fn process_frames(&mut self, frames: &mut Vec<Vec<u8>>) -> Result<(), NetError> {
+        for frame in frames.drain(..) {
+            self.mux.on_message(&frame)?;
             self.process_mux_events()?;
         }
         Ok(())
@@ -751,36 +755,32 @@ fn spawn_forwarder(core: &SharedCore, dk: [u8; 32], cmd: mpsc::WeakUnboundedSend
     });
 }
 
-/// Encrypts queued messages and writes them, coalescing bursts into one socket write.
-async fn run_writer<W>(
-    mut w: WriteHalf<W>,
-    mut enc: Encryptor,
+/// Writes queued messages, coalescing bursts into one transport write.
+async fn run_writer<W: FrameWriter>(
+    mut w: W,
     mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
     queue: Arc<WriteQueue>,
-) -> Result<(), NetError>
-where
-    W: AsyncRead + AsyncWrite + Send + Unpin,
-{
+) -> Result<(), NetError> {
     const MAX_WRITE: usize = 256 * 1024;
-    let mut buf = Vec::with_capacity(MAX_WRITE);
+    let mut batch = Vec::new();
     while let Some(m) = rx.recv().await {
-        buf.clear();
+        batch.clear();
         let mut plain = m.len();
-        enc.encrypt_into(&m, &mut buf)?;
-        while buf.len() < MAX_WRITE {
+        batch.push(m);
+        while plain < MAX_WRITE {
             match rx.try_recv() {
                 Ok(m) => {
                     plain += m.len();
-                    enc.encrypt_into(&m, &mut buf)?
+                    batch.push(m);
                 }
                 Err(_) => break,
             }
         }
-        w.write_all(&buf).await?;
+        w.write_frames(&batch).await?;
         if queue.bytes.fetch_sub(plain, Ordering::AcqRel) - plain < MAX_QUEUED_WRITE {
             queue.drained.notify_one();
         }
     }
-    let _ = w.shutdown().await;
+    w.shutdown().await;
     Ok(())
 }

@@ -26,6 +26,7 @@
 
 #![warn(missing_docs)]
 
+pub mod client;
 pub mod frame;
 pub mod messages;
 pub mod server;

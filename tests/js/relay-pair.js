@@ -1,5 +1,7 @@
 // Interop check for `dat-social relay` (tests/relay_interop.rs): two JS relayed nodes
-// (npm @hyperswarm/dht-relay 0.4.3, custodial default) on separate connections to the relay.
+// (npm @hyperswarm/dht-relay 0.4.3) on separate connections to the relay, custodial (the
+// client's default) or, with CUSTODIAL=0, non-custodial (`custodial: false`: the clients keep
+// their secret keys, run Noise through the relay and encrypt the stream end to end).
 // The "server" node listens with a fixed key pair and announces it on a topic; the "client"
 // node looks the topic up, connects to the key, and both exchange a short message and BULK
 // bytes each way. Prints one JSON summary line on stdout.
@@ -9,6 +11,9 @@ const crypto = require('crypto')
 
 const [transport, address] = process.argv.slice(2)
 const BULK = Number(process.env.BULK || 2 * 1024 * 1024)
+const CUSTODIAL = process.env.CUSTODIAL !== '0'
+// Further connects after the first (short echo exchanges), each a new relayed handshake.
+const REPEAT = Number(process.env.REPEAT || 0)
 const TIMEOUT = 30000
 
 function open () {
@@ -58,12 +63,20 @@ async function main () {
   const topic = Buffer.alloc(32, 0xaa)
   const serverKeys = DHT.keyPair(Buffer.alloc(32, 0x44))
   const clientKeys = DHT.keyPair(Buffer.alloc(32, 0x55))
-  const serverNode = new DHT(open(), { keyPair: serverKeys })
-  const clientNode = new DHT(open(), { keyPair: clientKeys })
-  const result = {}
+  const serverNode = new DHT(open(), { keyPair: serverKeys, custodial: CUSTODIAL })
+  const clientNode = new DHT(open(), { keyPair: clientKeys, custodial: CUSTODIAL })
+  const result = { custodial: CUSTODIAL }
 
+  let connections = 0
   const serverSide = new Promise((resolve, reject) => {
     const server = serverNode.createServer((stream) => {
+      if (connections++ > 0) {
+        // A repeat connect: echo one 6-byte line and end.
+        collect(stream, 6).then((buf) => {
+          stream.end(Buffer.from('echo:' + buf.subarray(0, 5).toString() + '\n'))
+        }, () => {})
+        return
+      }
       result.server_remote_public_key = stream.remotePublicKey.toString('hex')
       result.server_handshake_hash = stream.handshakeHash.toString('hex')
       collect(stream, 6 + BULK).then(async (buf) => {
@@ -107,6 +120,18 @@ async function main () {
   result.expected_sha256 = { to_server: sha(pattern(1, BULK)), to_client: sha(pattern(2, BULK)) }
   await serverSide
   stream.end()
+  result.repeat_ok = 0
+  for (let i = 0; i < REPEAT; i++) {
+    const again = clientNode.connect(serverKeys.publicKey)
+    await new Promise((resolve, reject) => {
+      again.once('open', resolve)
+      again.once('error', reject)
+    })
+    const got = collect(again, 11)
+    again.write(Buffer.from(`agn${i % 10}${i % 10}\n`))
+    if ((await got).toString() === `echo:agn${i % 10}${i % 10}\n`) result.repeat_ok++
+    again.end()
+  }
   result.server_public_key = serverKeys.publicKey.toString('hex')
   result.client_public_key = clientKeys.publicKey.toString('hex')
   result.bulk = BULK

@@ -137,6 +137,61 @@ pub fn run_js(
     serde_json::from_str(line).unwrap_or_else(|e| panic!("{script} printed {line:?}: {e}"))
 }
 
+/// Bytes each way in [`check_js_pair`].
+pub const PAIR_BULK: usize = 1 << 20;
+/// Further connects after the first one in [`check_js_pair`], each a new handshake.
+pub const PAIR_REPEAT: u64 = 4;
+
+/// Runs tests/js/relay-pair.js (two npm `@hyperswarm/dht-relay` 0.4.3 nodes, `custodial` or
+/// not) against the relay at `address` (`transport` "ws" for ws:// or wss:// URLs, "tcp" for
+/// HOST:PORT), with extra environment `env`, and checks everything it reports: lookup finds the
+/// server, both ends see each other's key and the same handshake hash, a message and
+/// [`PAIR_BULK`] bytes arrive byte-exact each way, and [`PAIR_REPEAT`] more connects work.
+pub fn check_js_pair(transport: &str, address: &str, custodial: bool, env: &[(&str, &str)]) {
+    let bulk = PAIR_BULK.to_string();
+    let repeat = PAIR_REPEAT.to_string();
+    let mode = if custodial { "1" } else { "0" };
+    let mut all = vec![
+        ("BULK", bulk.as_str()),
+        ("CUSTODIAL", mode),
+        ("REPEAT", &repeat),
+    ];
+    all.extend_from_slice(env);
+    let r = run_js(
+        "relay-pair.js",
+        &[transport, address],
+        &all,
+        Duration::from_secs(60),
+    );
+    assert_eq!(r["custodial"], custodial, "{r}");
+    let (server_pk, _) = key_pair(0x44);
+    let (client_pk, _) = key_pair(0x55);
+    let (server_pk, client_pk) = (hex::encode(server_pk), hex::encode(client_pk));
+    assert_eq!(r["server_public_key"], server_pk.as_str(), "{r}");
+    // announce/lookup through the relay found the server's key.
+    assert_eq!(r["lookup_found"], serde_json::json!([server_pk]), "{r}");
+    // Each side sees the other's key and the same 64-byte Noise handshake hash.
+    assert_eq!(r["client_remote_public_key"], server_pk.as_str(), "{r}");
+    assert_eq!(r["server_remote_public_key"], client_pk.as_str(), "{r}");
+    let hash = r["client_handshake_hash"].as_str().expect("client hash");
+    assert_eq!(hash.len(), 128, "{r}");
+    assert_ne!(hash, "0".repeat(128));
+    assert_eq!(r["server_handshake_hash"], hash, "{r}");
+    // Data both ways, byte-exact.
+    assert_eq!(r["server_got"], "hello\n", "{r}");
+    assert_eq!(r["client_got"], "echo:hello\n", "{r}");
+    assert_eq!(r["bulk"], PAIR_BULK, "{r}");
+    assert_eq!(
+        r["server_got_bulk_sha256"], r["expected_sha256"]["to_server"],
+        "{r}"
+    );
+    assert_eq!(
+        r["client_got_bulk_sha256"], r["expected_sha256"]["to_client"],
+        "{r}"
+    );
+    assert_eq!(r["repeat_ok"], PAIR_REPEAT, "{r}");
+}
+
 /// A custodial key pair from a 32-byte seed: (public key, libsodium secret key seed ‖ pk).
 pub fn key_pair(seed: u8) -> ([u8; 32], SecretKey) {
     let key = SigningKey::from_bytes(&[seed; 32]);

@@ -1,6 +1,7 @@
 //! [`Relay`]: the sans-IO core of `dat-social relay`. It holds every client [`Session`], the
 //! relayed stream pairs and the pending connects, and routes messages between clients through a
-//! [`Network`] (PROTOCOL.md §5, custodial mode). Frames and time in, frames and wake-ups out.
+//! [`Network`] (PROTOCOL.md §4–§5, custodial and non-custodial modes). Frames and time in,
+//! frames and wake-ups out.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
@@ -12,17 +13,15 @@ use crate::hypercore::encoding::CompactEncoding;
 use crate::net::noise::{NoiseError, NoiseXx};
 use crate::relay::messages::{
     AliasRef, Announce, Connect, Connected, Connection, Data, Destroy, DestroyTarget, IdRef,
-    Incoming, Listen, Listening, Lookup, Open, QueryResult, StreamHandshake,
+    Incoming, Listen, Listening, Lookup, NoiseReceive, NoiseReply, NoiseReplyStep, NoiseSend, Open,
+    PublicKey, QueryResult, SignRequest, Signature, StreamHandshake,
 };
 use crate::relay::Message;
 
 use super::network::{Network, ServerRef};
-use super::session::{signing_key, ServerEntry, Session, StreamRef};
+use super::noncustodial::{server_target, signable, verify, NoiseStep, RELAY_NOISE_PAYLOAD};
+use super::session::{signing_key, PendingSign, ServerEntry, Session, SignPurpose, StreamRef};
 use super::{CloseReason, Limits, PairId, PendingId, RelayError, SessionId};
-
-/// The noise payload the relay reports in `incoming` (hyperdht `noisePayload`: version 1, no
-/// flags, error 0, firewall UNKNOWN): the JS client decodes it before asking its firewall.
-const INCOMING_PAYLOAD: [u8; 4] = [1, 0, 0, 0];
 
 /// One side of a relayed stream.
 #[derive(Debug)]
@@ -45,15 +44,47 @@ struct Pair {
     sides: [Side; 2],
 }
 
-/// A `connect` waiting for the server's `accept`/`deny`.
+/// How a pending connect gets established.
+#[derive(Debug)]
+enum Establish {
+    /// Both ends custodial: waiting for the server's `accept`/`deny` to the `incoming` with
+    /// `firewall_id`; then the relay runs the handshake with the two keys it holds.
+    Custodial {
+        // Boxed: keys are large next to the relayed variant (clippy large_enum_variant).
+        client_key: Box<SigningKey>,
+        server_key: Box<SigningKey>,
+        firewall_id: u32,
+    },
+    /// Both ends non-custodial: the relay carries their Noise handshake (`client_hs` is the
+    /// handshake id towards the connecting client, `server_hs` towards the server's client).
+    Relayed {
+        client_hs: u32,
+        server_hs: Option<u32>,
+        step: NoiseStep,
+        /// The connecting client's key as the server's Noise handshake proved it.
+        remote_public_key: Option<PublicKey>,
+    },
+}
+
+/// A connect established: what [`Relay::join`] needs to pair the two streams.
+#[derive(Debug)]
+struct Joined {
+    client: SessionId,
+    client_alias: u32,
+    server: ServerRef,
+    /// The connecting client's key, reported to the server in `connection`.
+    client_public_key: PublicKey,
+    client_handshake: StreamHandshake,
+    server_handshake: StreamHandshake,
+}
+
+/// A `connect` not yet paired: waiting for the server's firewall or for the Noise handshake.
 #[derive(Debug)]
 struct PendingConnect {
     client: SessionId,
     client_alias: u32,
-    client_key: SigningKey,
     server: ServerRef,
-    server_key: SigningKey,
-    firewall_id: u32,
+    how: Establish,
 }
 
 /// The relay core. Drive it with [`Relay::handle_frame`], [`Relay::poll_transmit`],
@@ -68,6 +99,8 @@ pub struct Relay<N: Network> {
     pending: HashMap<PendingId, PendingConnect>,
     next_id: u64,
     wakeups: HashSet<SessionId>,
+    /// The relay's node id: the `peerId` of the records non-custodial clients sign.
+    node_id: [u8; 32],
 }
 
 impl<N: Network> Relay<N> {
@@ -81,6 +114,7 @@ impl<N: Network> Relay<N> {
             pending: HashMap::new(),
             next_id: 1,
             wakeups: HashSet::new(),
+            node_id: rand::random(),
         }
     }
 
@@ -244,12 +278,20 @@ impl<N: Network> Relay<N> {
         s.close(reason);
         self.wakeups.insert(session);
         let pairs: Vec<PairId> = s.relay_aliases.values().map(|r| r.0).collect();
-        let pendings: Vec<PendingId> = s
+        let mut pendings: Vec<PendingId> = s
             .connecting
             .values()
             .chain(s.firewall.values())
+            .chain(s.noise_in.values())
             .copied()
             .collect();
+        // Connects to this session's servers whose handshake has not reached it yet.
+        pendings.extend(
+            self.pending
+                .iter()
+                .filter(|(_, p)| p.server.session == session)
+                .map(|(id, _)| *id),
+        );
         let servers: Vec<ServerEntry> = s.servers.drain().map(|(_, v)| v).collect();
         let announcements: Vec<_> = s.announcements.drain().collect();
         for pair in pairs {
@@ -331,8 +373,9 @@ impl<N: Network> Relay<N> {
             }
             Message::Announce(a) => self.on_announce(sid, a, true),
             Message::Unannounce(a) => self.on_announce(sid, a, false),
-            // Non-custodial answers (signature, noiseReply) and relay-to-client messages: the
-            // JS relay has no handler for them either.
+            Message::NoiseReply(r) => self.on_noise_reply(sid, r),
+            Message::Signature(s) => self.on_signature(sid, s),
+            // Relay-to-client messages: the JS relay has no handler for them either.
             other => {
                 debug!(
                     session = sid,
@@ -369,14 +412,10 @@ impl<N: Network> Relay<N> {
             relay.send(sid, &m, None);
             Ok(())
         };
-        let Some(sk) = &c.secret_key else {
-            // Extension point: non-custodial connect (noiseSend/noiseReceive/noiseReply).
-            return fail(
-                self,
-                "non-custodial connect is not supported by this relay yet",
-            );
+        let client_key = match &c.secret_key {
+            Some(sk) => Some(signing_key(&c.public_key, sk)?),
+            None => None,
         };
-        let client_key = signing_key(&c.public_key, sk)?;
         let Some(server) = self.network.find_server(&c.remote_public_key) else {
             return fail(
                 self,
@@ -400,28 +439,61 @@ impl<N: Network> Relay<N> {
             None => return fail(self, "PEER_NOT_FOUND: the server went away"),
         };
         let pending_id = self.fresh_id();
-        let srv = self.session(server.session);
-        let firewall_id = srv.next_alias();
-        srv.firewall.insert(firewall_id, pending_id);
+        let how = match (client_key, server_key) {
+            (Some(client_key), Some(server_key)) => {
+                // Custodial: ask the server's client through its firewall (`incoming`).
+                let srv = self.session(server.session);
+                let firewall_id = srv.next_alias();
+                srv.firewall.insert(firewall_id, pending_id);
+                let incoming = Message::Incoming(Incoming {
+                    id: firewall_id,
+                    server_alias: server.relay_alias,
+                    remote_public_key: c.public_key,
+                    payload: RELAY_NOISE_PAYLOAD.to_vec(),
+                });
+                self.send(server.session, &incoming, None);
+                Establish::Custodial {
+                    client_key: Box::new(client_key),
+                    server_key: Box::new(server_key),
+                    firewall_id,
+                }
+            }
+            (None, None) => {
+                // Non-custodial: the connecting client starts its Noise IK handshake.
+                let client_hs = self.session(sid).next_alias();
+                self.session(sid).noise_out.insert(client_hs, pending_id);
+                let m = Message::NoiseSend(NoiseSend {
+                    id: client_hs,
+                    remote_stream_alias: Some(c.alias),
+                    payload: RELAY_NOISE_PAYLOAD.to_vec(),
+                });
+                self.send(sid, &m, None);
+                Establish::Relayed {
+                    client_hs,
+                    server_hs: None,
+                    step: NoiseStep::Msg1,
+                    remote_public_key: None,
+                }
+            }
+            // One end's key is in the relay's custody and the other's is not: the relay would
+            // have to run Noise and secret-stream for one end only (not done yet).
+            _ => {
+                return fail(
+                    self,
+                    "this relay cannot join a custodial and a non-custodial end yet",
+                )
+            }
+        };
         self.session(sid).connecting.insert(c.alias, pending_id);
         self.pending.insert(
             pending_id,
             PendingConnect {
                 client: sid,
                 client_alias: c.alias,
-                client_key,
                 server,
-                server_key,
-                firewall_id,
+                how,
             },
         );
-        let incoming = Message::Incoming(Incoming {
-            id: firewall_id,
-            server_alias: server.relay_alias,
-            remote_public_key: c.public_key,
-            payload: INCOMING_PAYLOAD.to_vec(),
-        });
-        self.send(server.session, &incoming, None);
         Ok(())
     }
 
@@ -430,8 +502,24 @@ impl<N: Network> Relay<N> {
         let Some(p) = self.pending.remove(&pending_id) else {
             return;
         };
-        if let Some(s) = self.sessions.get_mut(&p.server.session) {
-            s.firewall.remove(&p.firewall_id);
+        match p.how {
+            Establish::Custodial { firewall_id, .. } => {
+                if let Some(s) = self.sessions.get_mut(&p.server.session) {
+                    s.firewall.remove(&firewall_id);
+                }
+            }
+            Establish::Relayed {
+                client_hs,
+                server_hs,
+                ..
+            } => {
+                if let Some(s) = self.sessions.get_mut(&p.client) {
+                    s.noise_out.remove(&client_hs);
+                }
+                if let (Some(s), Some(hs)) = (self.sessions.get_mut(&p.server.session), server_hs) {
+                    s.noise_in.remove(&hs);
+                }
+            }
         }
         if let Some(s) = self.sessions.get_mut(&p.client) {
             s.connecting.remove(&p.client_alias);
@@ -455,6 +543,14 @@ impl<N: Network> Relay<N> {
         }
         let p = self.pending.remove(&pending_id).expect("pending connect");
         self.session(sid).firewall.remove(&id);
+        let Establish::Custodial {
+            client_key,
+            server_key,
+            ..
+        } = p.how
+        else {
+            return Ok(()); // the firewall map only holds custodial connects
+        };
         let Some(client) = self
             .sessions
             .get_mut(&p.client)
@@ -463,7 +559,7 @@ impl<N: Network> Relay<N> {
             return Ok(());
         };
         client.connecting.remove(&p.client_alias);
-        let hash = match custodial_handshake(&p.client_key, &p.server_key) {
+        let hash = match custodial_handshake(&client_key, &server_key) {
             Ok(h) => h,
             Err(e) => {
                 // Cannot happen with keys we checked; fail the connect rather than the session.
@@ -477,14 +573,29 @@ impl<N: Network> Relay<N> {
                 return Ok(());
             }
         };
-        let pair_id = self.next_id;
-        self.next_id += 1;
+        let joined = Joined {
+            client: p.client,
+            client_alias: p.client_alias,
+            server: p.server,
+            client_public_key: client_key.verifying_key().to_bytes(),
+            client_handshake: StreamHandshake::Hash(hash),
+            server_handshake: StreamHandshake::Hash(hash),
+        };
+        self.join(joined);
+        Ok(())
+    }
+
+    /// Pairs the two streams of an established connect and tells both clients: `open` to the
+    /// connecting client, `connection` to the server's (which answers `connected`).
+    fn join(&mut self, j: Joined) {
+        let pair_id = self.fresh_id();
+        let client = self.session(j.client);
         let client_relay_alias = client.next_alias();
-        client.streams.insert(p.client_alias, (pair_id, 0));
+        client.streams.insert(j.client_alias, (pair_id, 0));
         client
             .relay_aliases
             .insert(client_relay_alias, (pair_id, 0));
-        let server_session = self.session(sid);
+        let server_session = self.session(j.server.session);
         let server_relay_alias = server_session.next_alias();
         server_session
             .relay_aliases
@@ -494,14 +605,14 @@ impl<N: Network> Relay<N> {
             Pair {
                 sides: [
                     Side {
-                        session: p.client,
+                        session: j.client,
                         relay_alias: client_relay_alias,
-                        client_alias: Some(p.client_alias),
+                        client_alias: Some(j.client_alias),
                         buffered: 0,
                         ended: false,
                     },
                     Side {
-                        session: sid,
+                        session: j.server.session,
                         relay_alias: server_relay_alias,
                         client_alias: None,
                         buffered: 0,
@@ -512,17 +623,147 @@ impl<N: Network> Relay<N> {
         );
         let open = Message::Open(Open {
             alias: client_relay_alias,
-            remote_alias: p.client_alias,
-            handshake: StreamHandshake::Hash(hash),
+            remote_alias: j.client_alias,
+            handshake: j.client_handshake,
         });
-        self.send(p.client, &open, None);
+        self.send(j.client, &open, None);
         let connection = Message::Connection(Connection {
             alias: server_relay_alias,
-            server_alias: p.server.relay_alias,
-            remote_public_key: p.client_key.verifying_key().to_bytes(),
-            handshake: StreamHandshake::Hash(hash),
+            server_alias: j.server.relay_alias,
+            remote_public_key: j.client_public_key,
+            handshake: j.server_handshake,
         });
-        self.send(sid, &connection, None);
+        self.send(j.server.session, &connection, None);
+    }
+
+    /// One step of a relayed (non-custodial) Noise handshake: carries the answer of one client
+    /// to the other (see [`NoiseStep`]). A reply for an unknown handshake is ignored (stale);
+    /// one out of order closes the sender's session.
+    fn on_noise_reply(&mut self, sid: SessionId, r: NoiseReply) -> Result<(), CloseReason> {
+        let from_initiator = matches!(
+            r.step,
+            NoiseReplyStep::Initiator
+                | NoiseReplyStep::Complete {
+                    is_initiator: true,
+                    ..
+                }
+        );
+        let s = self.session(sid);
+        let map = if from_initiator {
+            &s.noise_out
+        } else {
+            &s.noise_in
+        };
+        let Some(&pending_id) = map.get(&r.id) else {
+            return Ok(());
+        };
+        let Some(p) = self.pending.get_mut(&pending_id) else {
+            return Ok(());
+        };
+        let (client, server) = (p.client, p.server);
+        let Establish::Relayed {
+            client_hs,
+            server_hs,
+            step,
+            remote_public_key,
+        } = &mut p.how
+        else {
+            return Ok(());
+        };
+        let client_hs = *client_hs;
+        match (*step, r.step) {
+            (NoiseStep::Msg1, NoiseReplyStep::Initiator) => {
+                let Some(srv) = self
+                    .sessions
+                    .get_mut(&server.session)
+                    .filter(|s| s.closing.is_none())
+                else {
+                    self.fail_pending(pending_id, "PEER_NOT_FOUND: the server went away");
+                    return Ok(());
+                };
+                let hs = srv.next_alias();
+                srv.noise_in.insert(hs, pending_id);
+                if let Some(Establish::Relayed {
+                    server_hs, step, ..
+                }) = self.pending.get_mut(&pending_id).map(|p| &mut p.how)
+                {
+                    *server_hs = Some(hs);
+                    *step = NoiseStep::Firewall;
+                }
+                let m = Message::NoiseReceive(NoiseReceive {
+                    id: hs,
+                    server_alias: Some(server.relay_alias),
+                    payload: r.payload,
+                });
+                self.send(server.session, &m, None);
+            }
+            (
+                NoiseStep::Firewall,
+                NoiseReplyStep::Responder {
+                    remote_public_key: key,
+                },
+            ) => {
+                if r.payload.is_empty() {
+                    // The server's client denied the connect in its firewall.
+                    self.fail_pending(pending_id, "connection denied by the server's firewall");
+                    return Ok(());
+                }
+                *remote_public_key = Some(key);
+                *step = NoiseStep::Msg2;
+                let m = Message::NoiseSend(NoiseSend {
+                    id: r.id,
+                    remote_stream_alias: None,
+                    payload: RELAY_NOISE_PAYLOAD.to_vec(),
+                });
+                self.send(sid, &m, None);
+            }
+            (
+                NoiseStep::Msg2,
+                NoiseReplyStep::Complete {
+                    is_initiator: false,
+                    ..
+                },
+            ) => {
+                *step = NoiseStep::Complete;
+                let m = Message::NoiseReceive(NoiseReceive {
+                    id: client_hs,
+                    server_alias: None,
+                    payload: r.payload,
+                });
+                self.send(client, &m, None);
+            }
+            (
+                NoiseStep::Complete,
+                NoiseReplyStep::Complete {
+                    is_initiator: true, ..
+                },
+            ) => {
+                let (Some(server_hs), Some(key)) = (*server_hs, *remote_public_key) else {
+                    return Ok(());
+                };
+                let p = self.pending.remove(&pending_id).expect("pending connect");
+                let c = self.session(client);
+                c.noise_out.remove(&client_hs);
+                c.connecting.remove(&p.client_alias);
+                if let Some(srv) = self.sessions.get_mut(&server.session) {
+                    srv.noise_in.remove(&server_hs);
+                }
+                self.join(Joined {
+                    client,
+                    client_alias: p.client_alias,
+                    server,
+                    client_public_key: key,
+                    client_handshake: StreamHandshake::Id(client_hs),
+                    server_handshake: StreamHandshake::Id(server_hs),
+                });
+            }
+            (expected, got) => {
+                return Err(CloseReason::Protocol(format!(
+                    "noiseReply {} out of order (relay waits for {expected:?}, got {got:?})",
+                    r.id
+                )));
+            }
+        }
         Ok(())
     }
 
@@ -634,34 +875,55 @@ impl<N: Network> Relay<N> {
     fn on_listen(&mut self, sid: SessionId, l: Listen) -> Result<(), CloseReason> {
         let max = self.limits.max_servers;
         let s = self.session(sid);
-        if s.servers.contains_key(&l.alias) {
+        if s.servers.contains_key(&l.alias) || s.pending_listen(l.alias).is_some() {
             return Err(CloseReason::Protocol(format!(
                 "listen reuses server alias {}",
                 l.alias
             )));
         }
-        if s.servers.len() >= max {
+        if s.server_count() >= max {
             return Err(CloseReason::Limit(format!("more than {max} servers")));
         }
-        let Some(sk) = &l.secret_key else {
-            // Extension point: non-custodial listen (signAnnounce + noise relaying). There is no
-            // message to refuse a listen, so the session is closed rather than left hanging.
-            return Err(CloseReason::Unsupported(
-                "non-custodial listen is not supported by this relay yet".into(),
-            ));
-        };
-        let key = signing_key(&l.public_key, sk)?;
+        match &l.secret_key {
+            Some(sk) => {
+                let key = signing_key(&l.public_key, sk)?;
+                self.start_server(sid, l.alias, l.public_key, Some(key));
+            }
+            // Non-custodial: the client proves it holds the key by signing an announce record
+            // for its server's target (as hyperdht asks when it announces the server); the
+            // server starts listening once the signature checks out.
+            None => self.ask_signature(
+                sid,
+                l.alias,
+                SignPurpose::Listen {
+                    alias: l.alias,
+                    public_key: l.public_key,
+                },
+            ),
+        }
+        Ok(())
+    }
+
+    /// Registers a server of `sid` (client alias `alias`) and answers `listening`.
+    fn start_server(
+        &mut self,
+        sid: SessionId,
+        alias: u32,
+        public_key: PublicKey,
+        key: Option<SigningKey>,
+    ) {
+        let s = self.session(sid);
         let relay_alias = s.next_alias();
         s.servers.insert(
-            l.alias,
+            alias,
             ServerEntry {
                 relay_alias,
-                public_key: l.public_key,
+                public_key,
                 key,
             },
         );
         let address = self.network.listen(
-            l.public_key,
+            public_key,
             ServerRef {
                 session: sid,
                 relay_alias,
@@ -669,15 +931,75 @@ impl<N: Network> Relay<N> {
         );
         let m = Message::Listening(Listening {
             alias: relay_alias,
-            remote_alias: l.alias,
+            remote_alias: alias,
             address,
         });
         self.send(sid, &m, None);
+    }
+
+    /// Sends `signAnnounce` (signee = the client's server alias or query id) with a fresh token
+    /// and remembers what the signature is for.
+    fn ask_signature(&mut self, sid: SessionId, signee: u32, purpose: SignPurpose) {
+        let token: [u8; 32] = rand::random();
+        let peer_id = self.node_id.to_vec();
+        let s = self.session(sid);
+        let id = s.next_alias();
+        s.signing.insert(id, PendingSign { purpose, token });
+        let m = Message::SignAnnounce(SignRequest {
+            id,
+            signee,
+            token,
+            peer_id: Some(peer_id),
+            relay_addresses: Vec::new(),
+        });
+        self.send(sid, &m, None);
+    }
+
+    /// A client's `signature`: checks it against the record asked for, then starts the server
+    /// or records the announcement. A wrong signature closes the session; one for an unknown
+    /// id is ignored.
+    fn on_signature(&mut self, sid: SessionId, sig: Signature) -> Result<(), CloseReason> {
+        let Some(p) = self.session(sid).signing.remove(&sig.id) else {
+            return Ok(());
+        };
+        let (public_key, target) = match &p.purpose {
+            SignPurpose::Listen { public_key, .. } => (*public_key, server_target(public_key)),
+            SignPurpose::Announce {
+                topic, public_key, ..
+            } => (*public_key, *topic),
+        };
+        let record = signable(true, &target, &self.node_id, &p.token, &public_key);
+        if !verify(&public_key, &record, &sig.signature) {
+            return Err(CloseReason::Protocol(format!(
+                "signature {} does not match the key {}",
+                sig.id,
+                hex::encode(public_key)
+            )));
+        }
+        match p.purpose {
+            SignPurpose::Listen { alias, public_key } => {
+                self.start_server(sid, alias, public_key, None);
+            }
+            SignPurpose::Announce {
+                id,
+                topic,
+                public_key,
+            } => {
+                self.record_announce(sid, topic, public_key, true)?;
+                self.send(sid, &Message::Finished(IdRef { id }), None);
+            }
+        }
         Ok(())
     }
 
     fn on_close_server(&mut self, sid: SessionId, alias: u32) {
         let Some(entry) = self.session(sid).servers.remove(&alias) else {
+            // A listen still waiting for its signature is forgotten (JS waits for
+            // `listening` before it closes, so this is a client that gave up).
+            let s = self.session(sid);
+            if let Some(id) = s.pending_listen(alias) {
+                s.signing.remove(&id);
+            }
             return;
         };
         let server = ServerRef {
@@ -685,7 +1007,7 @@ impl<N: Network> Relay<N> {
             relay_alias: entry.relay_alias,
         };
         self.network.unlisten(&entry.public_key, server);
-        // Connects still waiting for this server's firewall fail.
+        // Connects still waiting for this server's firewall or handshake fail.
         let waiting: Vec<PendingId> = self
             .pending
             .iter()
@@ -702,25 +1024,54 @@ impl<N: Network> Relay<N> {
     }
 
     fn on_announce(&mut self, sid: SessionId, a: Announce, add: bool) -> Result<(), CloseReason> {
+        match (&a.secret_key, add) {
+            (Some(sk), _) => {
+                signing_key(&a.public_key, sk)?;
+            }
+            // Non-custodial announce: recorded once the client signs the record (`signature`).
+            (None, true) => {
+                let max = self.limits.max_queries;
+                if self.session(sid).query_count() >= max {
+                    return Err(CloseReason::Limit(format!("more than {max} queries")));
+                }
+                let purpose = SignPurpose::Announce {
+                    id: a.id,
+                    topic: a.topic,
+                    public_key: a.public_key,
+                };
+                self.ask_signature(sid, a.id, purpose);
+                return Ok(());
+            }
+            // Non-custodial unannounce: a session only ever removes its own announcements, so
+            // there is nothing to prove and no `signUnannounce` round trip.
+            (None, false) => {}
+        }
+        self.record_announce(sid, a.topic, a.public_key, add)?;
+        self.send(sid, &Message::Finished(IdRef { id: a.id }), None);
+        Ok(())
+    }
+
+    /// Adds (`add`) or removes the announcement of `public_key` on `topic` by `sid`.
+    /// Errors: [`CloseReason::Limit`] past [`Limits::max_queries`].
+    fn record_announce(
+        &mut self,
+        sid: SessionId,
+        topic: [u8; 32],
+        public_key: PublicKey,
+        add: bool,
+    ) -> Result<(), CloseReason> {
         let max = self.limits.max_queries;
-        let key_ok = match &a.secret_key {
-            Some(sk) => signing_key(&a.public_key, sk).map(|_| true)?,
-            // Extension point: non-custodial announce needs signAnnounce/signature; without
-            // a proof of the key we record nothing.
-            None => false,
-        };
         let s = self.session(sid);
-        let entry = (a.topic, a.public_key);
-        if key_ok && add && !s.announcements.contains(&entry) {
+        let entry = (topic, public_key);
+        if add && !s.announcements.contains(&entry) {
             if s.query_count() >= max {
                 return Err(CloseReason::Limit(format!("more than {max} queries")));
             }
             s.announcements.insert(entry);
-            self.network.announce(a.topic, a.public_key, sid);
-        } else if key_ok && !add && s.announcements.remove(&entry) {
-            self.network.unannounce(&a.topic, &a.public_key, sid);
+            self.network.announce(topic, public_key, sid);
+        } else if !add && s.announcements.remove(&entry) {
+            self.network.unannounce(&topic, &public_key, sid);
         }
-        self.send(sid, &Message::Finished(IdRef { id: a.id }), None);
         Ok(())
     }
 }

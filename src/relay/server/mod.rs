@@ -1,14 +1,22 @@
 //! The relay server of `dat-social relay`: clients speaking the `@hyperswarm/dht-relay` 0.4.3
-//! protocol (PROTOCOL.md) over WebSocket or TCP reach each other through it.
+//! protocol (PROTOCOL.md) over WebSocket (`ws://`, or `wss://` with a [`TlsConfig`]) or TCP
+//! reach each other through it.
 //!
-//! What works (first slice, custodial mode):
+//! What works:
 //! - rendezvous among the relay's own clients: a client that `listen`s with a key pair is
 //!   reachable by any other client that `connect`s to its public key; `announce`/`lookup` on a
 //!   topic find the keys the relay's clients announced. No DHT: the rendezvous sits behind
 //!   [`Network`] ([`LocalNetwork`] here), the place to plug HyperDHT in later;
-//! - for a connect, the relay runs the Noise XX handshake between the two key pairs it holds
-//!   (the clients hand it their secret keys, the JS client's default) so both sides get the same
-//!   `handshakeHash` and each other's public key, then relays `data`/`end`/`destroy`;
+//! - custodial mode (the JS client's default: it hands the relay its secret keys): the relay
+//!   runs the Noise XX handshake between the two key pairs it holds, so both sides get the same
+//!   `handshakeHash` and each other's public key, then relays plaintext `data`/`end`/`destroy`;
+//! - non-custodial mode (`custodial: false`: the clients keep their keys): the two clients run
+//!   their Noise IK handshake through `noiseSend`/`noiseReceive`/`noiseReply` (the server's
+//!   firewall answers inside it), get `open`/`connection` with their own `handshakeId`, and
+//!   the relay forwards their secret-stream ciphertext unread. A non-custodial `listen` or
+//!   `announce` takes effect once the client signs the record (`signAnnounce` → `signature`),
+//!   so nobody can listen on a key they don't hold. A custodial end and a non-custodial end
+//!   can't be joined yet (the connect fails with `destroy`);
 //! - back-pressure (bounded bytes per stream), per-client limits, heartbeat and idle timeout
 //!   ([`Limits`]); a client that breaks the protocol or a limit gets its session closed with a
 //!   [`CloseReason`], the others go on.
@@ -18,12 +26,13 @@
 //! WebSocket (one binary message per protomux frame) and TCP (`@hyperswarm/secret-stream`
 //! framing with a fresh key pair per connection), PROTOCOL.md §6.
 //!
-//! Not yet (extension points are marked in the code): non-custodial mode
-//! (`noiseSend`/`noiseReceive`/`noiseReply`, `signAnnounce`), HyperDHT as a [`Network`].
+//! Not yet: joining a custodial and a non-custodial end (the relay would run Noise IK and a
+//! secret-stream for one side), HyperDHT as a [`Network`].
 
 mod hub;
 mod limits;
 mod network;
+mod noncustodial;
 mod session;
 #[cfg(test)]
 mod tests;
@@ -32,7 +41,7 @@ mod transport;
 pub use hub::{custodial_handshake, Relay};
 pub use limits::Limits;
 pub use network::{LocalNetwork, Network, ServerRef};
-pub use transport::{RelayConfig, RelayServer};
+pub use transport::{RelayConfig, RelayServer, TlsConfig};
 
 /// A client session of the relay (unique per relay process).
 pub type SessionId = u64;
@@ -60,7 +69,7 @@ pub enum CloseReason {
     /// Nothing received and nothing written for [`Limits::idle_timeout`].
     #[error("idle for more than {0:?}")]
     Idle(std::time::Duration),
-    /// The client asked for something this relay does not do yet (non-custodial listen).
+    /// The client asked for something this relay does not do.
     #[error("unsupported: {0}")]
     Unsupported(String),
     /// The relay is shutting down.
@@ -82,4 +91,7 @@ pub enum RelayError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The TLS certificate or key is unusable (not PEM, missing, mismatched, unsupported).
+    #[error("relay: TLS: {0}")]
+    Tls(String),
 }

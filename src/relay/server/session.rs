@@ -23,7 +23,31 @@ pub(crate) type StreamRef = (PairId, usize);
 pub(crate) struct ServerEntry {
     pub relay_alias: u32,
     pub public_key: PublicKey,
-    pub key: SigningKey,
+    /// `Some` = custodial (the relay holds the key); `None` = non-custodial (the client runs
+    /// the Noise handshakes itself through `noiseReceive`/`noiseSend`/`noiseReply`).
+    pub key: Option<SigningKey>,
+}
+
+/// What a `signAnnounce`/`signUnannounce` sent to the client is for (non-custodial mode: the
+/// client proves it holds the secret key before the relay records anything).
+#[derive(Debug, Clone)]
+pub(crate) enum SignPurpose {
+    /// A non-custodial `listen` with the client's server alias.
+    Listen { alias: u32, public_key: PublicKey },
+    /// A non-custodial `announce` with the client's query id.
+    Announce {
+        id: u32,
+        topic: [u8; 32],
+        public_key: PublicKey,
+    },
+}
+
+/// A signature the relay waits for, by `signAnnounce` id.
+#[derive(Debug, Clone)]
+pub(crate) struct PendingSign {
+    pub purpose: SignPurpose,
+    /// The 32-byte token put in the request (fresh per request, so a signature can't be replayed).
+    pub token: [u8; 32],
 }
 
 /// A frame waiting to be written, tagged with the stream whose buffer it counts against.
@@ -49,6 +73,12 @@ pub(crate) struct Session {
     pub connecting: HashMap<u32, PendingId>,
     /// Firewall requests (`incoming`) sent to this client, by request id.
     pub firewall: HashMap<u32, PendingId>,
+    /// Non-custodial handshakes in which this client is the Noise initiator, by handshake id.
+    pub noise_out: HashMap<u32, PendingId>,
+    /// Non-custodial handshakes in which this client (a server) is the responder, by id.
+    pub noise_in: HashMap<u32, PendingId>,
+    /// Signatures asked of this client, by `signAnnounce`/`signUnannounce` id.
+    pub signing: HashMap<u32, PendingSign>,
     /// Servers by the client's alias.
     pub servers: HashMap<u32, ServerEntry>,
     /// Standing announcements `(topic, public key)`.
@@ -77,6 +107,9 @@ impl Session {
             relay_aliases: HashMap::new(),
             connecting: HashMap::new(),
             firewall: HashMap::new(),
+            noise_out: HashMap::new(),
+            noise_in: HashMap::new(),
+            signing: HashMap::new(),
             servers: HashMap::new(),
             announcements: HashSet::new(),
             outbox: VecDeque::new(),
@@ -101,15 +134,39 @@ impl Session {
         a
     }
 
-    /// Streams counted against [`Limits::max_streams`].
+    /// Streams counted against [`Limits::max_streams`] (a connect of this client in a Noise
+    /// handshake is in `connecting` already; `noise_out` is not counted twice).
     pub fn stream_count(&self) -> usize {
-        self.relay_aliases.len() + self.connecting.len() + self.firewall.len()
+        self.relay_aliases.len() + self.connecting.len() + self.firewall.len() + self.noise_in.len()
     }
 
-    /// Queries counted against [`Limits::max_queries`] (queries finish at once locally, so only
-    /// standing announcements count).
+    /// Queries counted against [`Limits::max_queries`]: standing announcements and announces
+    /// waiting for their signature (lookups finish at once locally).
     pub fn query_count(&self) -> usize {
-        self.announcements.len()
+        let signing = self
+            .signing
+            .values()
+            .filter(|p| matches!(p.purpose, SignPurpose::Announce { .. }))
+            .count();
+        self.announcements.len() + signing
+    }
+
+    /// The non-custodial listen with client alias `alias` waiting for its signature, if any.
+    pub fn pending_listen(&self, alias: u32) -> Option<u32> {
+        self.signing.iter().find_map(|(id, p)| match p.purpose {
+            SignPurpose::Listen { alias: a, .. } if a == alias => Some(*id),
+            _ => None,
+        })
+    }
+
+    /// Servers counted against [`Limits::max_servers`] (listening or waiting for a signature).
+    pub fn server_count(&self) -> usize {
+        let signing = self
+            .signing
+            .values()
+            .filter(|p| matches!(p.purpose, SignPurpose::Listen { .. }))
+            .count();
+        self.servers.len() + signing
     }
 
     /// Decodes one frame. Returns the messages for the relay core; heartbeat and the handshake

@@ -1,7 +1,8 @@
 //! [`RelayServer`]: the tokio driver of [`Relay`] over WebSocket and TCP (PROTOCOL.md §6).
 //!
 //! - WebSocket (`@hyperswarm/dht-relay/ws`): one binary message = one protomux frame, nothing
-//!   else. Messages above [`Limits::max_frame`] are refused by the WebSocket layer.
+//!   else. Messages above [`Limits::max_frame`] are refused by the WebSocket layer. With a
+//!   [`TlsConfig`] the WebSocket listener speaks TLS (`wss://`, rustls on aws-lc-rs).
 //! - TCP (`@hyperswarm/dht-relay/tcp`): `@hyperswarm/secret-stream` 6.9.2 as the responder, with
 //!   a fresh random key pair per connection (as JS: encrypted, not authenticated); one
 //!   decrypted message = one protomux frame.
@@ -13,6 +14,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::{SocketAddr, SocketAddrV4};
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -20,11 +22,13 @@ use ed25519_dalek::SigningKey;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use rand::rngs::OsRng;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
+use tokio_rustls::rustls;
+use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
@@ -55,6 +59,71 @@ pub struct RelayConfig {
     /// Behind a reverse proxy: name WebSocket clients in logs by the first address of their
     /// `X-Forwarded-For` header instead of the socket's peer address.
     pub behind_proxy: bool,
+    /// `Some` = the WebSocket listener speaks TLS (`wss://`) with this certificate; `None` =
+    /// plain `ws://`. The TCP transport is unchanged (it has its own secret-stream encryption).
+    pub tls: Option<TlsConfig>,
+}
+
+/// A TLS certificate chain and private key for the `wss://` listener (rustls 0.23 on aws-lc-rs,
+/// TLS 1.2 and 1.3, ALPN `http/1.1`, no client certificates).
+#[derive(Clone)]
+pub struct TlsConfig {
+    acceptor: TlsAcceptor,
+}
+
+impl std::fmt::Debug for TlsConfig {
+    // Never print the key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsConfig").finish_non_exhaustive()
+    }
+}
+
+impl TlsConfig {
+    /// From PEM text: `cert_chain` holds one or more `CERTIFICATE` blocks (the server's first,
+    /// then intermediates), `key` one private key (`PRIVATE KEY` PKCS#8, `RSA PRIVATE KEY` or
+    /// `EC PRIVATE KEY`).
+    ///
+    /// Errors: [`RelayError::Tls`] if no certificate or key can be read, or rustls refuses the
+    /// pair (e.g. the key does not match the certificate, or an unsupported key type).
+    pub fn from_pem(cert_chain: &[u8], key: &[u8]) -> Result<Self, RelayError> {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        let tls = |what: &str, e: &dyn std::fmt::Display| RelayError::Tls(format!("{what}: {e}"));
+        let certs = CertificateDer::pem_slice_iter(cert_chain)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| tls("reading the certificate", &e))?;
+        if certs.is_empty() {
+            return Err(RelayError::Tls(
+                "no CERTIFICATE in the certificate file".into(),
+            ));
+        }
+        let key = PrivateKeyDer::from_pem_slice(key).map_err(|e| tls("reading the key", &e))?;
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| tls("TLS versions", &e))?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .map_err(|e| tls("certificate and key", &e))?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Self {
+            acceptor: TlsAcceptor::from(Arc::new(config)),
+        })
+    }
+
+    /// Reads PEM files (see [`TlsConfig::from_pem`]).
+    ///
+    /// Errors: [`RelayError::Io`] if a file cannot be read, [`RelayError::Tls`] as
+    /// [`TlsConfig::from_pem`].
+    pub fn from_pem_files(cert_chain: &Path, key: &Path) -> Result<Self, RelayError> {
+        let read = |p: &Path| {
+            std::fs::read(p).map_err(|source| RelayError::Io {
+                context: format!("cannot read {}", p.display()),
+                source,
+            })
+        };
+        Self::from_pem(&read(cert_chain)?, &read(key)?)
+    }
 }
 
 /// Wake-ups of one connection's loops.
@@ -87,6 +156,7 @@ struct Shared {
     state: Mutex<State>,
     limits: Limits,
     behind_proxy: bool,
+    tls: Option<TlsConfig>,
 }
 
 impl Shared {
@@ -150,6 +220,7 @@ impl RelayServer {
                 }),
                 limits: config.limits,
                 behind_proxy: config.behind_proxy,
+                tls: config.tls,
             }),
         })
     }
@@ -157,6 +228,16 @@ impl RelayServer {
     /// The bound WebSocket address, if any.
     pub fn ws_addr(&self) -> Option<SocketAddr> {
         self.ws.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// The WebSocket URL clients use: `wss://HOST:PORT` with TLS, else `ws://HOST:PORT`.
+    pub fn ws_url(&self) -> Option<String> {
+        let scheme = if self.shared.tls.is_some() {
+            "wss"
+        } else {
+            "ws"
+        };
+        self.ws_addr().map(|a| format!("{scheme}://{a}"))
     }
 
     /// The bound TCP address, if any.
@@ -234,6 +315,16 @@ async fn accept_error(e: std::io::Error) {
 #[allow(clippy::result_large_err)]
 async fn ws_connection(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
     let limits = &shared.limits;
+    // The TLS handshake (if any) and the WebSocket upgrade share one deadline.
+    let deadline = tokio::time::Instant::now() + limits.handshake_timeout;
+    let stream: Box<dyn Io> = match &shared.tls {
+        None => Box::new(stream),
+        Some(tls) => match tokio::time::timeout_at(deadline, tls.acceptor.accept(stream)).await {
+            Ok(Ok(s)) => Box::new(s),
+            Ok(Err(e)) => return debug!(%addr, error = %e, "relay: TLS handshake failed"),
+            Err(_) => return debug!(%addr, "relay: TLS handshake timed out"),
+        },
+    };
     let config = WebSocketConfig::default()
         .max_message_size(Some(limits.max_frame))
         .max_frame_size(Some(limits.max_frame));
@@ -251,7 +342,7 @@ async fn ws_connection(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr)
         Ok(resp)
     };
     let upgrade = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config));
-    let ws = match tokio::time::timeout(limits.handshake_timeout, upgrade).await {
+    let ws = match tokio::time::timeout_at(deadline, upgrade).await {
         Ok(Ok(ws)) => ws,
         Ok(Err(e)) => return debug!(%addr, error = %e, "relay: WebSocket upgrade failed"),
         Err(_) => return debug!(%addr, "relay: WebSocket upgrade timed out"),
@@ -286,7 +377,11 @@ async fn tcp_connection(shared: Arc<Shared>, mut stream: TcpStream, addr: Socket
     serve(shared, format!("tcp {addr}"), reader, writer).await
 }
 
-type WsStream = WebSocketStream<TcpStream>;
+/// A client's byte stream under the WebSocket: plain TCP or TLS over TCP.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+type WsStream = WebSocketStream<Box<dyn Io>>;
 
 /// The reading half of a client transport: one protomux frame per call.
 enum Reader {

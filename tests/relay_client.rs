@@ -1,0 +1,216 @@
+//! Our relay client (`dat_social::relay::client`) against `dat-social relay` as a real process
+//! on loopback, over WebSocket and TCP: listen + connect, a `Connection` (protomux, hypercore
+//! replication, an app channel) straight on the relayed stream, a refused connect, and a relay
+//! restart the listening client survives on its own.
+
+mod relay_client_support;
+
+use std::time::Duration;
+
+use dat_social::hypercore::Core;
+use dat_social::net::{ConnectionConfig, SharedCore};
+use dat_social::relay::client::{
+    ClientOptions, RelayClient, RelayClientError, RelayState, RelayUrl,
+};
+use ed25519_dalek::SigningKey;
+use relay_client_support::Relay;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn fast() -> ClientOptions {
+    ClientOptions {
+        backoff_min: Duration::from_millis(50),
+        backoff_max: Duration::from_millis(500),
+        ..ClientOptions::default()
+    }
+}
+
+/// A listening client (key `server`) and a connecting one reach each other through the relay
+/// at `url`, run a Connection each on the stream, replicate a 3-block core and echo on an app
+/// channel.
+async fn pair_and_replicate(url: &str) {
+    let url: RelayUrl = url.parse().unwrap();
+    let server_key = SigningKey::from_bytes(&[0x31; 32]);
+    let server_pk = server_key.verifying_key().to_bytes();
+    let server = RelayClient::start(url.clone(), server_key, fast());
+    let mut listener = server.listen().await.unwrap();
+    server.wait_connected(WAIT).await.unwrap();
+
+    let client_key = SigningKey::from_bytes(&[0x32; 32]);
+    let client_pk = client_key.verifying_key().to_bytes();
+    let client = RelayClient::start(url, client_key, fast());
+    client.wait_connected(WAIT).await.unwrap();
+    let outgoing = client.connect(server_pk).await.unwrap();
+    let incoming = tokio::time::timeout(WAIT, listener.accept())
+        .await
+        .unwrap()
+        .unwrap();
+
+    // Each side sees the other's key, the same handshake hash, and opposite roles.
+    assert_eq!(outgoing.remote_public_key(), server_pk);
+    assert_eq!(incoming.remote_public_key(), client_pk);
+    assert_eq!(outgoing.handshake_hash(), incoming.handshake_hash());
+    assert_ne!(outgoing.handshake_hash(), [0; 64]);
+    assert!(outgoing.is_initiator());
+    assert!(!incoming.is_initiator());
+    assert!(outgoing.local_ip().is_loopback());
+
+    let a = incoming.into_connection(ConnectionConfig::default());
+    let b = outgoing.into_connection(ConnectionConfig::default());
+    let writer = SharedCore::new(Core::in_memory(SigningKey::from_bytes(&[0x33; 32])));
+    for i in 0..3 {
+        writer.append(format!("block-{i}").as_bytes()).unwrap();
+    }
+    let reader = SharedCore::new(Core::in_memory_replica(writer.key()));
+    a.replicate(writer.clone()).await.unwrap();
+    b.replicate(reader.clone()).await.unwrap();
+    for i in 0..3 {
+        let block = reader
+            .get_wait_timeout(i, WAIT)
+            .await
+            .unwrap()
+            .expect("block within the wait");
+        assert_eq!(block, format!("block-{i}").as_bytes());
+    }
+    // A live append crosses too.
+    writer.append(b"block-3").unwrap();
+    let block = reader.get_wait_timeout(3, WAIT).await.unwrap().unwrap();
+    assert_eq!(block, b"block-3");
+
+    let mut ca = a.open_app_channel("test/echo", None).await.unwrap();
+    let mut cb = b.open_app_channel("test/echo", None).await.unwrap();
+    cb.send(b"ping").unwrap();
+    let got = tokio::time::timeout(WAIT, ca.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.payload, b"ping");
+    ca.send(&vec![7u8; 300_000]).unwrap();
+    let got = tokio::time::timeout(WAIT, cb.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.payload, vec![7u8; 300_000]);
+
+    // Closing one side ends the other.
+    b.close();
+    tokio::time::timeout(WAIT, a.closed())
+        .await
+        .expect("the other side sees the end")
+        .ok();
+}
+
+#[tokio::test]
+async fn a_connection_runs_on_a_relayed_stream_over_websocket() {
+    let relay = Relay::start();
+    pair_and_replicate(&relay.ws()).await;
+}
+
+#[tokio::test]
+async fn a_connection_runs_on_a_relayed_stream_over_tcp() {
+    let relay = Relay::start();
+    pair_and_replicate(&relay.tcp()).await;
+}
+
+#[tokio::test]
+async fn a_connect_to_a_key_nobody_listens_on_fails_and_the_session_goes_on() {
+    let relay = Relay::start();
+    let client = RelayClient::start(
+        relay.ws().parse().unwrap(),
+        SigningKey::from_bytes(&[1; 32]),
+        fast(),
+    );
+    client.wait_connected(WAIT).await.unwrap();
+    let err = client.connect([9; 32]).await.unwrap_err();
+    assert!(
+        matches!(err, RelayClientError::ConnectFailed { .. }),
+        "{err}"
+    );
+    // The session is still usable.
+    assert_eq!(*client.state().borrow(), RelayState::Connected);
+    let err = client.connect([8; 32]).await.unwrap_err();
+    assert!(
+        matches!(err, RelayClientError::ConnectFailed { .. }),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_relay_reports_reconnecting_and_connect_fails_fast() {
+    let port = relay_client_support::free_port();
+    let client = RelayClient::start(
+        format!("ws://127.0.0.1:{port}").parse().unwrap(),
+        SigningKey::from_bytes(&[2; 32]),
+        fast(),
+    );
+    let mut state = client.state();
+    let s = tokio::time::timeout(
+        WAIT,
+        state.wait_for(|s| matches!(s, RelayState::Reconnecting { .. })),
+    )
+    .await
+    .unwrap()
+    .unwrap()
+    .clone();
+    let RelayState::Reconnecting { attempt, error, .. } = s else {
+        unreachable!()
+    };
+    assert!(attempt >= 1);
+    assert!(!error.is_empty());
+    let err = client.connect([9; 32]).await.unwrap_err();
+    assert!(matches!(err, RelayClientError::NotConnected(_)), "{err}");
+    let err = client
+        .wait_connected(Duration::from_millis(300))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RelayClientError::NotConnected(_)), "{err}");
+}
+
+/// The relay is killed and started again on the same ports: the listening client notices,
+/// reconnects with back-off, listens again, and a new client reaches it.
+#[tokio::test]
+async fn a_listener_survives_a_relay_restart() {
+    for transport in ["ws", "tcp"] {
+        let relay = Relay::start();
+        let url = if transport == "ws" {
+            relay.ws()
+        } else {
+            relay.tcp()
+        };
+        let server_key = SigningKey::from_bytes(&[0x41; 32]);
+        let server_pk = server_key.verifying_key().to_bytes();
+        let server = RelayClient::start(url.parse().unwrap(), server_key, fast());
+        let mut listener = server.listen().await.unwrap();
+        server.wait_connected(WAIT).await.unwrap();
+        let mut state = server.state();
+        state.borrow_and_update();
+
+        let (ws_port, tcp_port) = relay.kill();
+        tokio::time::timeout(
+            WAIT,
+            state.wait_for(|s| matches!(s, RelayState::Reconnecting { .. })),
+        )
+        .await
+        .expect("reconnecting reported")
+        .unwrap();
+        let relay = Relay::start_on(ws_port, tcp_port);
+        server.wait_connected(WAIT).await.expect("reconnected");
+
+        let client = RelayClient::start(
+            url.parse().unwrap(),
+            SigningKey::from_bytes(&[0x42; 32]),
+            fast(),
+        );
+        client.wait_connected(WAIT).await.unwrap();
+        let stream = client
+            .connect(server_pk)
+            .await
+            .expect("the listener is back");
+        let accepted = tokio::time::timeout(WAIT, listener.accept())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stream.handshake_hash(), accepted.handshake_hash());
+        drop(relay);
+    }
+}
