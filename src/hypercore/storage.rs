@@ -233,24 +233,9 @@ impl Store {
         std::fs::create_dir_all(dir).map_err(io_err(dir.to_owned()))?;
         let mut files = HashMap::new();
         for kind in FileKind::ALL {
-            let path = dir.join(kind.name());
-            let f = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&path)
-                .map_err(io_err(path))?;
-            files.insert(kind, f);
+            files.insert(kind, open_rw(&dir.join(kind.name()))?);
         }
-        let path = dir.join(HEADER_NAME);
-        let header = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(io_err(path))?;
+        let header = open_rw(&dir.join(HEADER_NAME))?;
         Ok(Store::Disk(DiskStore {
             dir: dir.to_owned(),
             files,
@@ -494,6 +479,17 @@ fn sync_dir(dir: &Path) -> Result<()> {
 #[cfg(not(unix))]
 fn sync_dir(_dir: &Path) -> Result<()> {
     Ok(())
+}
+
+/// Opens (creating if needed, never truncating) one of a core's files for reading and writing.
+fn open_rw(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(io_err(path.to_owned()))
 }
 
 #[cfg(test)]
