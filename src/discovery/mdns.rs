@@ -1,0 +1,943 @@
+//! LAN discovery with multicast DNS (RFC 6762) and DNS-based service discovery (RFC 6763): a
+//! host announces that it serves the archive with a given 32-byte discovery key on a TCP port,
+//! and other hosts on the same link find its addresses without any relay. Runs on the `mdns-sd`
+//! crate (0.21), whose daemon is a thread of its own; this module adds the naming scheme, the
+//! checks on what is heard, and a tokio-friendly API.
+//!
+//! # On the wire
+//!
+//! An announcement of discovery key `dk` on TCP port `port` is one DNS-SD service instance:
+//!
+//! - service type [`SERVICE_TYPE`] (`_dat-social._tcp.local.`): a PTR record from the type to
+//!   the instance. Lookups browse the type (every dat-social announcer on the link answers) and
+//!   keep the instances of the key looked for. There is no DNS-SD subtype per key: `mdns-sd`
+//!   0.21 answers a subtype query with the parent type's PTR, which its own subtype browsers
+//!   drop;
+//! - instance name `<hex(dk[..16])>-<8 hex digits>` ([`instance_name`]): 41 bytes, within the
+//!   63-byte DNS label limit. The 8 hex digits are random, new for every announcement, so that two
+//!   announcers of one archive (two processes, two hosts) do not clash;
+//! - SRV record: port `port`, target host `dat-social-<8 hex digits>.local.`, random and one per
+//!   [`MdnsDiscovery`] (the machine's own host name is not published);
+//! - A / AAAA records of that host: on each interface, the addresses of that interface
+//!   (`mdns-sd` fills them in and follows address changes);
+//! - TXT record: one string `dk=<64 lowercase hex digits>` ([`TXT_DISCOVERY_KEY`]), the whole
+//!   discovery key.
+//!
+//! Nothing else is published: in particular never the archive's public key, which the discovery
+//! key exists to hide (it is a keyed hash of the public key, see
+//! [`crate::hypercore::crypto::discovery_key`]). Record lifetimes are `mdns-sd`'s defaults
+//! (120 s for SRV/A/AAAA, 4500 s for PTR/TXT); stopping an announcement sends goodbye records
+//! (TTL 0), after which listeners drop it within about a second.
+//!
+//! # What is accepted
+//!
+//! Everything heard is untrusted. A service instance counts as a peer for `dk` only if its TXT
+//! `dk` value decodes to exactly `dk`, its name parses as above with the first 16 bytes of `dk`
+//! ([`instance_matches`]), its port is not 0 and it has at least one usable address; anything
+//! else is ignored (logged at debug level), never a panic. Announcements made by the same
+//! [`MdnsDiscovery`] are left out of its own lookups.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+use mdns_sd::{
+    IfKind, ResolvedService, ScopedIp, ServiceDaemon, ServiceEvent, ServiceInfo, UnregisterStatus,
+};
+use tokio::sync::watch;
+use tracing::{debug, trace};
+
+/// The DNS-SD service type of dat-social archives (RFC 6763 section 7: `_<name>._tcp` under the
+/// `local.` domain).
+pub const SERVICE_TYPE: &str = "_dat-social._tcp.local.";
+
+/// The TXT record key whose value is the full discovery key, 64 lowercase hex digits.
+pub const TXT_DISCOVERY_KEY: &str = "dk";
+
+/// How many leading bytes of the discovery key go into the instance name (16 bytes = 32 hex
+/// digits).
+pub const KEY_PREFIX_LEN: usize = 16;
+
+/// Hex digits of the random part of an instance name.
+const NONCE_HEX_LEN: usize = 8;
+
+/// How long [`Announcement::stop`] and [`MdnsDiscovery::shutdown`] wait for the daemon thread.
+const DAEMON_WAIT: Duration = Duration::from_secs(5);
+
+/// How long a lookup keeps listening once it knows a peer (see [`MdnsDiscovery::lookup`]).
+const LOOKUP_SETTLE: Duration = Duration::from_millis(250);
+
+/// How often the thread that reads the browse's events checks whether anyone still watches.
+const PUMP_POLL: Duration = Duration::from_secs(1);
+
+/// Errors of LAN discovery.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MdnsError {
+    /// The `mdns-sd` daemon refused an operation (`op` says which), e.g. its command queue was
+    /// full or a name was invalid.
+    #[error("mDNS daemon could not {op}: {source}")]
+    Daemon {
+        /// What was being done, e.g. "start", "register the announcement".
+        op: &'static str,
+        /// The daemon's error.
+        #[source]
+        source: mdns_sd::Error,
+    },
+    /// Port 0 cannot be announced (it is no TCP port one can connect to).
+    #[error("port 0 cannot be announced")]
+    InvalidPort,
+    /// The daemon has shut down ([`MdnsDiscovery::shutdown`] was called or its thread ended).
+    #[error("the mDNS daemon has stopped")]
+    Stopped,
+    /// The daemon thread did not answer within the given time.
+    #[error("the mDNS daemon did not answer within {0:?}")]
+    Timeout(Duration),
+    /// The thread that follows lookups could not be started.
+    #[error("could not start the mDNS watch thread: {0}")]
+    Thread(#[source] std::io::Error),
+}
+
+/// Maps a daemon error, telling a stopped daemon apart.
+fn daemon_err(op: &'static str) -> impl FnOnce(mdns_sd::Error) -> MdnsError {
+    move |source| match source {
+        mdns_sd::Error::DaemonShutdown => MdnsError::Stopped,
+        source => MdnsError::Daemon { op, source },
+    }
+}
+
+/// Locks a mutex, taking the data even if another thread panicked while holding it (the data
+/// behind these locks is consistent at every step).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Names and TXT values (pure functions: what goes on the wire, and checks on what comes back)
+// ---------------------------------------------------------------------------------------------
+
+/// The instance name (one DNS label) of an announcement of `dk`: the 32 hex digits of
+/// `dk[..16]`, `-`, and `nonce` as 8 lowercase hex digits.
+pub fn instance_name(dk: &[u8; 32], nonce: u32) -> String {
+    format!("{}-{nonce:08x}", hex::encode(&dk[..KEY_PREFIX_LEN]))
+}
+
+/// The key prefix (16 bytes) named by an instance label `<32 hex>-<8 hex>`, or `None` if
+/// `label` has any other form. Hex digits may be either case.
+pub fn parse_instance_name(label: &str) -> Option<[u8; KEY_PREFIX_LEN]> {
+    let (prefix, nonce) = label.split_once('-')?;
+    if prefix.len() != 2 * KEY_PREFIX_LEN
+        || nonce.len() != NONCE_HEX_LEN
+        || !nonce.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        return None;
+    }
+    let mut out = [0u8; KEY_PREFIX_LEN];
+    hex::decode_to_slice(prefix, &mut out).ok()?;
+    Some(out)
+}
+
+/// The instance label of a full service name `<label>._dat-social._tcp.local.` (suffix matched
+/// without regard to ASCII case), or `None` if `fullname` is not of that service type.
+pub fn instance_label(fullname: &str) -> Option<&str> {
+    let cut = fullname.len().checked_sub(SERVICE_TYPE.len())?;
+    if !fullname.is_char_boundary(cut) || !fullname[cut..].eq_ignore_ascii_case(SERVICE_TYPE) {
+        return None;
+    }
+    fullname[..cut].strip_suffix('.')
+}
+
+/// The TXT value announcing `dk`: its 64 lowercase hex digits.
+pub fn txt_value(dk: &[u8; 32]) -> String {
+    hex::encode(dk)
+}
+
+/// The discovery key in a TXT `dk` value (exactly 64 hex digits, either case), or `None`.
+pub fn parse_txt_value(value: &[u8]) -> Option<[u8; 32]> {
+    if value.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(value, &mut out).ok()?;
+    Some(out)
+}
+
+/// Whether a service instance heard on the network announces `dk`: its full name must carry
+/// the first 16 bytes of `dk` ([`parse_instance_name`]) and its TXT `dk` value (`txt_dk`, the
+/// raw bytes after `dk=`, `None` if absent or without a value) must decode to all 32 bytes.
+pub fn instance_matches(dk: &[u8; 32], fullname: &str, txt_dk: Option<&[u8]>) -> bool {
+    let name_ok = instance_label(fullname)
+        .and_then(parse_instance_name)
+        .is_some_and(|prefix| prefix[..] == dk[..KEY_PREFIX_LEN]);
+    name_ok && txt_dk.and_then(parse_txt_value).is_some_and(|k| k == *dk)
+}
+
+/// The socket address to reach `ip` on `port`, or `None` for addresses one cannot connect to
+/// (unspecified, multicast, broadcast, IPv6 link-local without an interface index).
+fn socket_addr(ip: &ScopedIp, port: u16) -> Option<SocketAddr> {
+    match ip {
+        ScopedIp::V4(v4) => {
+            let a = *v4.addr();
+            (!a.is_unspecified() && !a.is_multicast() && !a.is_broadcast())
+                .then(|| SocketAddr::V4(SocketAddrV4::new(a, port)))
+        }
+        ScopedIp::V6(v6) => {
+            let a = *v6.addr();
+            if a.is_unspecified() || a.is_multicast() {
+                return None;
+            }
+            // fe80::/10 is only meaningful together with the interface it was heard on.
+            let link_local = (a.segments()[0] & 0xffc0) == 0xfe80;
+            let scope = if link_local { v6.scope_id().index } else { 0 };
+            (!link_local || scope != 0)
+                .then(|| SocketAddr::V6(SocketAddrV6::new(a, port, 0, scope)))
+        }
+        _ => None,
+    }
+}
+
+/// One peer found by a lookup: a service instance announcing the discovery key looked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MdnsPeer {
+    /// Its instance name, `<32 hex>-<8 hex>` in lowercase.
+    pub instance: String,
+    /// The host its SRV record names, e.g. `dat-social-1a2b3c4d.local.`.
+    pub host: String,
+    /// Where to connect (TCP): its IPv4 addresses first, then IPv6 (link-local ones carry their
+    /// interface index as scope id), each with the announced port. Never empty.
+    pub addrs: Vec<SocketAddr>,
+}
+
+/// A peer heard on the network, with the discovery key it announces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Found {
+    dk: [u8; 32],
+    peer: MdnsPeer,
+}
+
+/// What a resolved service instance announces, if it is a well-formed dat-social announcement:
+/// its TXT `dk` decodes to a key whose first 16 bytes its name carries ([`instance_matches`]),
+/// its port is not 0 and it has at least one usable address.
+fn decode_resolved(rs: &ResolvedService) -> Option<Found> {
+    let txt = rs.get_property_val(TXT_DISCOVERY_KEY).flatten();
+    let dk = parse_txt_value(txt?)?;
+    if !instance_matches(&dk, rs.get_fullname(), txt) || rs.get_port() == 0 {
+        return None;
+    }
+    let mut addrs: Vec<SocketAddr> = rs
+        .get_addresses()
+        .iter()
+        .filter_map(|ip| socket_addr(ip, rs.get_port()))
+        .collect();
+    addrs.sort_by_key(|a| (a.is_ipv6(), *a));
+    addrs.dedup();
+    if addrs.is_empty() {
+        return None;
+    }
+    let peer = MdnsPeer {
+        instance: instance_label(rs.get_fullname())?.to_ascii_lowercase(),
+        host: rs.get_hostname().to_string(),
+        addrs,
+    };
+    Some(Found { dk, peer })
+}
+
+/// The DNS-SD record set announcing `dk` on `port` from host `host_name` (see the module docs),
+/// with addresses left to the daemon.
+fn announcement_info(
+    dk: &[u8; 32],
+    nonce: u32,
+    host_name: &str,
+    port: u16,
+) -> Result<ServiceInfo, MdnsError> {
+    let txt = [(TXT_DISCOVERY_KEY, txt_value(dk))];
+    let info = ServiceInfo::new(
+        SERVICE_TYPE,
+        &instance_name(dk, nonce),
+        host_name,
+        (),
+        port,
+        &txt[..],
+    )
+    .map_err(daemon_err("build the announcement"))?;
+    Ok(info.enable_addr_auto())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The daemon, announcements and watches
+// ---------------------------------------------------------------------------------------------
+
+/// Which interfaces LAN discovery uses.
+#[derive(Debug, Clone, Default)]
+pub struct MdnsConfig {
+    /// Interface names (e.g. `"eth0"`, `"lo"`) to send and listen on; empty means every
+    /// interface with an address, loopback included.
+    pub interfaces: Vec<String>,
+    /// Use IPv4 only (no IPv6 sockets, no AAAA records).
+    pub ipv4_only: bool,
+}
+
+/// The per-process state shared by an [`MdnsDiscovery`] and its announcements and watches.
+struct Inner {
+    daemon: ServiceDaemon,
+    /// SRV target of our announcements, `dat-social-<8 hex>.local.`.
+    host_name: String,
+    /// Instance labels (lowercase) announced through this daemon, left out of lookups.
+    own: Mutex<HashSet<String>>,
+    /// The live browse of [`SERVICE_TYPE`], if any. There is at most one: the daemon keeps one
+    /// listener per browsed name, so all watches share it.
+    browse: Mutex<Option<BrowseSlot>>,
+    next_browse: AtomicU64,
+}
+
+struct BrowseSlot {
+    id: u64,
+    browse: Weak<Browse>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Sends goodbyes for anything still registered and ends the daemon thread; an error
+        // means it has already stopped.
+        let _ = self.daemon.shutdown();
+    }
+}
+
+/// Every well-formed announcement heard, by lowercase full service name.
+type Heard = BTreeMap<String, Found>;
+
+/// The browse of [`SERVICE_TYPE`], shared by all watches; stops it when the last one is dropped.
+struct Browse {
+    inner: Arc<Inner>,
+    id: u64,
+    rx: watch::Receiver<Heard>,
+}
+
+impl Drop for Browse {
+    fn drop(&mut self) {
+        // Under the lock, so that a browse started meanwhile is not stopped by mistake.
+        let mut slot = lock(&self.inner.browse);
+        if slot.as_ref().is_some_and(|s| s.id == self.id) {
+            *slot = None;
+            if let Err(e) = self.inner.daemon.stop_browse(SERVICE_TYPE) {
+                debug!(error = %e, "mDNS: stop_browse failed");
+            }
+        }
+    }
+}
+
+/// LAN discovery through one `mdns-sd` daemon (a thread bound to UDP port 5353 on the selected
+/// interfaces, joined to 224.0.0.251 and ff02::fb). Make one per process and clone it (clones
+/// share the daemon); the daemon stops when the last clone, announcement and watch are dropped,
+/// or at [`MdnsDiscovery::shutdown`].
+///
+/// The daemon uses the interfaces that are operationally up and have an address; it looks for
+/// new or changed ones every 5 s, and announcements follow (their address records are filled in
+/// per interface).
+#[derive(Clone)]
+pub struct MdnsDiscovery {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for MdnsDiscovery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MdnsDiscovery")
+            .field("host_name", &self.inner.host_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MdnsDiscovery {
+    /// Starts a daemon on every interface with an address (see [`MdnsDiscovery::with_config`]).
+    ///
+    /// Errors: [`MdnsError::Daemon`] if the daemon thread cannot be created. Socket problems
+    /// (port 5353 not bindable, multicast not permitted) surface later, as lookups that find
+    /// nothing, and in the daemon's logs.
+    pub fn new() -> Result<Self, MdnsError> {
+        Self::with_config(MdnsConfig::default())
+    }
+
+    /// Starts a daemon on the interfaces `config` selects.
+    ///
+    /// Errors: as [`MdnsDiscovery::new`]; [`MdnsError::Daemon`] also if the daemon's command
+    /// queue refuses the interface selection.
+    pub fn with_config(config: MdnsConfig) -> Result<Self, MdnsError> {
+        let daemon = ServiceDaemon::new().map_err(daemon_err("start"))?;
+        // From here on, dropping `inner` shuts the daemon down again, also on error.
+        let inner = Arc::new(Inner {
+            daemon,
+            host_name: format!("dat-social-{:08x}.local.", rand::random::<u32>()),
+            own: Mutex::new(HashSet::new()),
+            browse: Mutex::new(None),
+            next_browse: AtomicU64::new(0),
+        });
+        if !config.interfaces.is_empty() {
+            // The daemon applies selections in order, the last match winning.
+            inner
+                .daemon
+                .disable_interface(IfKind::All)
+                .map_err(daemon_err("select interfaces"))?;
+            let names: Vec<IfKind> = config
+                .interfaces
+                .iter()
+                .map(|n| IfKind::Name(n.clone()))
+                .collect();
+            inner
+                .daemon
+                .enable_interface(names)
+                .map_err(daemon_err("select interfaces"))?;
+        }
+        if config.ipv4_only {
+            inner
+                .daemon
+                .disable_interface(IfKind::IPv6)
+                .map_err(daemon_err("select interfaces"))?;
+        }
+        debug!(host = %inner.host_name, ?config, "mDNS daemon started");
+        Ok(MdnsDiscovery { inner })
+    }
+
+    /// Advertises that this host serves the archive with discovery key `discovery_key` on TCP
+    /// `port`, at its addresses on the selected interfaces (records as in the module docs). The
+    /// daemon first probes the new name (about 750 ms, RFC 6762 section 8.1), then announces it
+    /// and answers queries until the returned [`Announcement`] is stopped or dropped.
+    ///
+    /// Errors: [`MdnsError::InvalidPort`] for port 0; [`MdnsError::Stopped`] after shutdown;
+    /// [`MdnsError::Daemon`] if the daemon refuses the registration.
+    pub fn announce(&self, discovery_key: [u8; 32], port: u16) -> Result<Announcement, MdnsError> {
+        if port == 0 {
+            return Err(MdnsError::InvalidPort);
+        }
+        let nonce = rand::random::<u32>();
+        let info = announcement_info(&discovery_key, nonce, &self.inner.host_name, port)?;
+        let fullname = info.get_fullname().to_string();
+        let instance = instance_name(&discovery_key, nonce);
+        lock(&self.inner.own).insert(instance.clone());
+        if let Err(e) = self.inner.daemon.register(info) {
+            lock(&self.inner.own).remove(&instance);
+            return Err(daemon_err("register the announcement")(e));
+        }
+        debug!(%fullname, port, "mDNS: announcing");
+        Ok(Announcement {
+            inner: self.inner.clone(),
+            instance,
+            fullname,
+            registered: true,
+        })
+    }
+
+    /// Follows the peers announcing `discovery_key` on the network (announcements of this
+    /// [`MdnsDiscovery`] excluded) until the returned [`MdnsWatch`] is dropped. While any watch
+    /// lives, the daemon browses [`SERVICE_TYPE`]: it sends queries (the first within 120 ms,
+    /// then after 1 s, 2 s, 4 s, ... up to hourly), refreshes the records it holds before they
+    /// expire, and listens to unsolicited announcements and goodbyes.
+    ///
+    /// Errors: [`MdnsError::Stopped`] after shutdown; [`MdnsError::Daemon`] if the daemon
+    /// refuses the browse; [`MdnsError::Thread`] if the event thread cannot start.
+    pub fn watch(&self, discovery_key: [u8; 32]) -> Result<MdnsWatch, MdnsError> {
+        let browse = self.browse()?;
+        let rx = browse.rx.clone();
+        let mut watch = MdnsWatch {
+            browse,
+            rx,
+            dk: discovery_key,
+            last: Vec::new(),
+        };
+        watch.last = watch.peers();
+        Ok(watch)
+    }
+
+    /// The addresses of the peers announcing `discovery_key`, returned soon after at least one
+    /// peer is known, or empty when `timeout` passes first. "Soon after": once a peer is known,
+    /// the lookup listens 250 ms more (never past `timeout`) because a responder answers over
+    /// IPv4 and IPv6 separately, each answer carrying only that family's addresses and delayed
+    /// by 20-120 ms at random (RFC 6762 section 6), and other peers may be answering too. The
+    /// result lists all addresses of the peers known then: IPv4 then IPv6 per peer, each with
+    /// the announced TCP port. Announcements of this [`MdnsDiscovery`] are left out. A peer that vanished without a goodbye may still
+    /// be listed until its records expire (120 s): treat the result as hints and connect.
+    ///
+    /// Errors: as [`MdnsDiscovery::watch`]; [`MdnsError::Stopped`] if the daemon stops while
+    /// waiting.
+    pub async fn lookup(
+        &self,
+        discovery_key: [u8; 32],
+        timeout: Duration,
+    ) -> Result<Vec<SocketAddr>, MdnsError> {
+        let peers = self.lookup_peers(discovery_key, timeout).await?;
+        Ok(peers.into_iter().flat_map(|p| p.addrs).collect())
+    }
+
+    /// As [`MdnsDiscovery::lookup`], with the peers' instance and host names.
+    pub async fn lookup_peers(
+        &self,
+        discovery_key: [u8; 32],
+        timeout: Duration,
+    ) -> Result<Vec<MdnsPeer>, MdnsError> {
+        let mut watch = self.watch(discovery_key)?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        // Bounded by `deadline`: every turn waits for a change of what was heard.
+        loop {
+            if !watch.peers().is_empty() {
+                let settle = deadline.min(tokio::time::Instant::now() + LOOKUP_SETTLE);
+                // Bounded by `settle`: collects the answers that follow the first one.
+                while let Ok(Ok(())) = tokio::time::timeout_at(settle, watch.rx.changed()).await {}
+                let peers = watch.peers();
+                if !peers.is_empty() {
+                    return Ok(peers);
+                }
+            }
+            match tokio::time::timeout_at(deadline, watch.rx.changed()).await {
+                Err(_elapsed) => return Ok(Vec::new()),
+                Ok(Err(_closed)) => return Err(MdnsError::Stopped),
+                Ok(Ok(())) => {}
+            }
+        }
+    }
+
+    /// Stops the daemon: goodbyes for all announcements still registered, then the thread ends
+    /// (waits at most 5 s for it). Announcements and watches of this daemon stop working
+    /// ([`MdnsWatch::changed`] returns [`MdnsError::Stopped`]). Calling it again is a no-op.
+    ///
+    /// Errors: [`MdnsError::Timeout`] if the daemon thread does not confirm within 5 s;
+    /// [`MdnsError::Daemon`] if its command queue is full.
+    pub async fn shutdown(&self) -> Result<(), MdnsError> {
+        let status = match self.inner.daemon.shutdown() {
+            Ok(rx) => rx,
+            Err(mdns_sd::Error::DaemonShutdown) => return Ok(()),
+            Err(e) => return Err(daemon_err("shut down")(e)),
+        };
+        match tokio::time::timeout(DAEMON_WAIT, status.recv_async()).await {
+            // A closed channel also means that the thread is gone.
+            Ok(_) => Ok(()),
+            Err(_) => Err(MdnsError::Timeout(DAEMON_WAIT)),
+        }
+    }
+
+    /// The live browse, started if there is none.
+    fn browse(&self) -> Result<Arc<Browse>, MdnsError> {
+        let mut slot = lock(&self.inner.browse);
+        if let Some(browse) = slot.as_ref().and_then(|s| s.browse.upgrade()) {
+            return Ok(browse);
+        }
+        let events = self
+            .inner
+            .daemon
+            .browse(SERVICE_TYPE)
+            .map_err(daemon_err("browse"))?;
+        let (tx, rx) = watch::channel(Heard::new());
+        let spawned = std::thread::Builder::new()
+            .name("mdns-watch".into())
+            .spawn(move || pump(events, tx));
+        if let Err(e) = spawned {
+            let _ = self.inner.daemon.stop_browse(SERVICE_TYPE);
+            return Err(MdnsError::Thread(e));
+        }
+        let id = self.inner.next_browse.fetch_add(1, Ordering::Relaxed);
+        let browse = Arc::new(Browse {
+            inner: self.inner.clone(),
+            id,
+            rx,
+        });
+        *slot = Some(BrowseSlot {
+            id,
+            browse: Arc::downgrade(&browse),
+        });
+        Ok(browse)
+    }
+}
+
+/// Turns the browse's daemon events into the set of announcements heard. Ends when the daemon
+/// drops the event sender (the browse was stopped or replaced, or the daemon shut down) or when
+/// nobody watches any more; then empties the set and closes the channel.
+fn pump(events: mdns_sd::Receiver<ServiceEvent>, tx: watch::Sender<Heard>) {
+    loop {
+        let event = match events.recv_timeout(PUMP_POLL) {
+            Ok(event) => event,
+            Err(mdns_sd::RecvTimeoutError::Timeout) if !tx.is_closed() => continue,
+            Err(_) => break,
+        };
+        match event {
+            ServiceEvent::ServiceResolved(rs) => {
+                let name = rs.get_fullname().to_ascii_lowercase();
+                match decode_resolved(&rs) {
+                    Some(found) => {
+                        trace!(%name, addrs = ?found.peer.addrs, "mDNS: heard");
+                        tx.send_if_modified(|heard| {
+                            heard.insert(name, found.clone()).as_ref() != Some(&found)
+                        });
+                    }
+                    None => {
+                        debug!(%name, port = rs.get_port(), "mDNS: ignoring a malformed instance");
+                        tx.send_if_modified(|heard| heard.remove(&name).is_some());
+                    }
+                }
+            }
+            ServiceEvent::ServiceRemoved(_, fullname) => {
+                let name = fullname.to_ascii_lowercase();
+                trace!(%name, "mDNS: gone");
+                tx.send_if_modified(|heard| heard.remove(&name).is_some());
+            }
+            other => trace!(?other, "mDNS: event"),
+        }
+    }
+    tx.send_replace(Heard::new());
+}
+
+/// A live announcement made by [`MdnsDiscovery::announce`]. Dropping it unregisters it (goodbye
+/// records are sent by the daemon thread, without waiting); [`Announcement::stop`] does the
+/// same and waits until the goodbye went out.
+pub struct Announcement {
+    inner: Arc<Inner>,
+    instance: String,
+    fullname: String,
+    registered: bool,
+}
+
+impl std::fmt::Debug for Announcement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Announcement")
+            .field("fullname", &self.fullname)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Announcement {
+    /// The instance name, `<32 hex>-<8 hex>` (see [`instance_name`]).
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// The full service name, `<instance>._dat-social._tcp.local.`.
+    pub fn fullname(&self) -> &str {
+        &self.fullname
+    }
+
+    /// Unregisters: the daemon sends goodbye records (TTL 0) on every interface, and once more
+    /// about a second later if it is still running. Waits at most 5 s for the first.
+    ///
+    /// Errors: [`MdnsError::Stopped`] if the daemon has stopped (its shutdown already said
+    /// goodbye); [`MdnsError::Timeout`] if it does not confirm within 5 s; [`MdnsError::Daemon`]
+    /// if its command queue is full.
+    pub async fn stop(mut self) -> Result<(), MdnsError> {
+        self.registered = false;
+        let status = self
+            .inner
+            .daemon
+            .unregister(&self.fullname)
+            .map_err(daemon_err("unregister"))?;
+        match tokio::time::timeout(DAEMON_WAIT, status.recv_async()).await {
+            Ok(Ok(UnregisterStatus::OK)) => Ok(()),
+            Ok(Ok(UnregisterStatus::NotFound)) => {
+                // Not (or no longer) registered: nothing is announced, which is the goal.
+                debug!(fullname = %self.fullname, "mDNS: unregister: not found");
+                Ok(())
+            }
+            Ok(Err(_)) => Err(MdnsError::Stopped),
+            Err(_) => Err(MdnsError::Timeout(DAEMON_WAIT)),
+        }
+    }
+}
+
+impl Drop for Announcement {
+    fn drop(&mut self) {
+        if self.registered {
+            if let Err(e) = self.inner.daemon.unregister(&self.fullname) {
+                debug!(error = %e, "mDNS: unregister on drop failed");
+            }
+        }
+        lock(&self.inner.own).remove(&self.instance);
+    }
+}
+
+/// Follows the peers announcing one discovery key ([`MdnsDiscovery::watch`]); the daemon stops
+/// browsing when the last watch is dropped.
+pub struct MdnsWatch {
+    browse: Arc<Browse>,
+    rx: watch::Receiver<Heard>,
+    dk: [u8; 32],
+    /// The peers last returned by [`MdnsWatch::changed`].
+    last: Vec<MdnsPeer>,
+}
+
+impl std::fmt::Debug for MdnsWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MdnsWatch")
+            .field("discovery_key", &hex::encode(self.dk))
+            .finish_non_exhaustive()
+    }
+}
+
+impl MdnsWatch {
+    /// The discovery key watched.
+    pub fn discovery_key(&self) -> [u8; 32] {
+        self.dk
+    }
+
+    /// The peers known now, ordered by full service name, without this daemon's own
+    /// announcements. Empty if none (or once the daemon has stopped).
+    pub fn peers(&self) -> Vec<MdnsPeer> {
+        let own = lock(&self.browse.inner.own);
+        self.rx
+            .borrow()
+            .values()
+            .filter(|f| f.dk == self.dk && !own.contains(&f.peer.instance))
+            .map(|f| f.peer.clone())
+            .collect()
+    }
+
+    /// Waits until [`MdnsWatch::peers`] differs from what this method last returned (or, the
+    /// first time, from the peers when the watch was made): a peer found, gone, or re-resolved
+    /// with other addresses. Returns the new peers. Has no time bound of its own: wrap it in
+    /// `tokio::time::timeout`.
+    ///
+    /// Errors: [`MdnsError::Stopped`] once the daemon has stopped.
+    pub async fn changed(&mut self) -> Result<Vec<MdnsPeer>, MdnsError> {
+        // Each turn waits for a change of what was heard (for any key); the caller bounds it.
+        loop {
+            self.rx.changed().await.map_err(|_| MdnsError::Stopped)?;
+            let peers = self.peers();
+            if peers != self.last {
+                self.last.clone_from(&peers);
+                return Ok(peers);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DK: [u8; 32] = [
+        0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee,
+        0xff, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0xfe, 0xdc, 0xba, 0x98, 0x76, 0x54,
+        0x32, 0x10,
+    ];
+
+    /// `DK` with its last byte changed: same name prefix, different key.
+    fn same_prefix_other_key() -> [u8; 32] {
+        let mut k = DK;
+        k[31] ^= 1;
+        k
+    }
+
+    fn fullname(label: &str) -> String {
+        format!("{label}.{SERVICE_TYPE}")
+    }
+
+    #[test]
+    fn names_have_the_documented_form() {
+        let name = instance_name(&DK, 0x0000_abcd);
+        assert_eq!(name, "00112233445566778899aabbccddeeff-0000abcd");
+        assert!(name.len() <= 63, "one DNS label");
+        assert_eq!(
+            txt_value(&DK),
+            "00112233445566778899aabbccddeeff0123456789abcdeffedcba9876543210"
+        );
+    }
+
+    #[test]
+    fn names_and_txt_values_round_trip() {
+        let name = instance_name(&DK, u32::MAX);
+        assert_eq!(parse_instance_name(&name).unwrap()[..], DK[..16]);
+        assert_eq!(instance_label(&fullname(&name)), Some(name.as_str()));
+        assert_eq!(parse_txt_value(txt_value(&DK).as_bytes()), Some(DK));
+        // Hex digits of either case, and the suffix without regard to case.
+        let upper = fullname(&name).to_ascii_uppercase();
+        assert!(instance_matches(
+            &DK,
+            &upper,
+            Some(txt_value(&DK).to_ascii_uppercase().as_bytes())
+        ));
+    }
+
+    #[test]
+    fn malformed_names_are_rejected() {
+        let good = instance_name(&DK, 7);
+        let bad_labels = [
+            String::new(),
+            "-".into(),
+            "x".into(),
+            good.replace('-', ""),
+            good.replace('-', "_"),
+            format!("{good}0"),
+            good[1..].to_string(),
+            format!("{}-{}", &good[..32], "0000000g"),
+            format!("{}-{}", "g".repeat(32), "00000000"),
+            format!("{}-{}-0", &good[..32], "00000000"),
+            // Multi-byte characters with the right byte lengths.
+            format!("{}-{}", "é".repeat(16), "00000000"),
+            format!("{}-{}", &good[..32], "éééé"),
+        ];
+        for label in &bad_labels {
+            assert_eq!(parse_instance_name(label), None, "{label:?}");
+            assert!(
+                !instance_matches(&DK, &fullname(label), Some(txt_value(&DK).as_bytes())),
+                "{label:?}"
+            );
+        }
+        let bad_fullnames = [
+            String::new(),
+            ".".into(),
+            SERVICE_TYPE.into(),
+            format!(".{SERVICE_TYPE}"),
+            good.clone(),
+            format!("{good}._other._tcp.local."),
+            format!("{good}._dat-social._udp.local."),
+            format!("{good}{SERVICE_TYPE}"),
+            format!("x.{good}x{SERVICE_TYPE}"),
+            format!("é{SERVICE_TYPE}"),
+            format!("é{}", &SERVICE_TYPE[1..]),
+            format!("{good}.\u{e9}dat-social._tcp.local."),
+        ];
+        for name in &bad_fullnames {
+            assert!(
+                !instance_matches(&DK, name, Some(txt_value(&DK).as_bytes())),
+                "{name:?}"
+            );
+        }
+        // A label that is itself a valid name but sits under more labels is not ours.
+        assert_eq!(
+            instance_label(&format!("a.{}", fullname(&good))),
+            Some(&*format!("a.{good}"))
+        );
+        assert!(!instance_matches(
+            &DK,
+            &format!("a.{}", fullname(&good)),
+            Some(txt_value(&DK).as_bytes())
+        ));
+    }
+
+    #[test]
+    fn malformed_txt_values_are_rejected() {
+        let name = fullname(&instance_name(&DK, 1));
+        let hex = txt_value(&DK);
+        let bad: Vec<Vec<u8>> = vec![
+            b"".to_vec(),
+            hex.as_bytes()[..63].to_vec(),
+            format!("{hex}0").into_bytes(),
+            format!("{}zz", &hex[..62]).into_bytes(),
+            vec![0xff; 64],
+            "é".repeat(32).into_bytes(),
+            txt_value(&same_prefix_other_key()).into_bytes(),
+        ];
+        for value in &bad {
+            assert_eq!(
+                parse_txt_value(value).filter(|k| *k == DK),
+                None,
+                "{value:?}"
+            );
+            assert!(!instance_matches(&DK, &name, Some(value)), "{value:?}");
+        }
+        assert!(!instance_matches(&DK, &name, None));
+        assert!(instance_matches(&DK, &name, Some(hex.as_bytes())));
+    }
+
+    #[test]
+    fn the_txt_key_decides_not_the_name() {
+        // Same 16-byte prefix (so the name matches), other key in TXT: not a peer.
+        let other = same_prefix_other_key();
+        let name = fullname(&instance_name(&DK, 1));
+        assert!(!instance_matches(
+            &DK,
+            &name,
+            Some(txt_value(&other).as_bytes())
+        ));
+        assert!(!instance_matches(
+            &other,
+            &name,
+            Some(txt_value(&DK).as_bytes())
+        ));
+        // Right TXT, name of another prefix: not a peer either.
+        let mut far = DK;
+        far[0] ^= 0x80;
+        let far_name = fullname(&instance_name(&far, 1));
+        assert!(!instance_matches(
+            &DK,
+            &far_name,
+            Some(txt_value(&DK).as_bytes())
+        ));
+    }
+
+    #[test]
+    fn announcements_carry_only_the_discovery_key() {
+        let info = announcement_info(&DK, 0x1234_5678, "dat-social-00000001.local.", 4242).unwrap();
+        assert_eq!(
+            info.get_fullname(),
+            "00112233445566778899aabbccddeeff-12345678._dat-social._tcp.local."
+        );
+        assert_eq!(info.get_type(), SERVICE_TYPE);
+        assert_eq!(info.get_subtype(), &None);
+        assert_eq!(info.get_port(), 4242);
+        assert_eq!(info.get_hostname(), "dat-social-00000001.local.");
+        let props: Vec<(String, String)> = info
+            .get_properties()
+            .iter()
+            .map(|p| (p.key().to_string(), p.val_str().to_string()))
+            .collect();
+        assert_eq!(props, vec![("dk".to_string(), txt_value(&DK))]);
+        assert!(info.is_addr_auto());
+    }
+
+    /// A resolved instance as the daemon would report it.
+    fn resolved<Ip: mdns_sd::AsIpAddrs>(
+        label: &str,
+        txt: Option<&str>,
+        addrs: Ip,
+        port: u16,
+    ) -> ResolvedService {
+        let props: Vec<(&str, &str)> = txt.map(|v| (TXT_DISCOVERY_KEY, v)).into_iter().collect();
+        ServiceInfo::new(SERVICE_TYPE, label, "h.local.", addrs, port, &props[..])
+            .unwrap()
+            .as_resolved_service()
+    }
+
+    /// The peer for `dk` that a resolved instance stands for.
+    fn peer_for(dk: &[u8; 32], rs: &ResolvedService) -> Option<MdnsPeer> {
+        decode_resolved(rs).filter(|f| f.dk == *dk).map(|f| f.peer)
+    }
+
+    #[test]
+    fn resolved_instances_become_peers_only_when_they_match() {
+        let label = instance_name(&DK, 9);
+        let hex = txt_value(&DK);
+        let peer = peer_for(&DK, &resolved(&label, Some(&hex), "10.1.2.3,fd00::7", 4242))
+            .expect("a matching instance");
+        assert_eq!(peer.instance, label);
+        assert_eq!(peer.host, "h.local.");
+        assert_eq!(
+            peer.addrs,
+            vec![
+                "10.1.2.3:4242".parse::<SocketAddr>().unwrap(),
+                "[fd00::7]:4242".parse().unwrap()
+            ]
+        );
+        let other = txt_value(&same_prefix_other_key());
+        let rejected = [
+            resolved(&label, Some(&other), "10.1.2.3", 4242),
+            resolved(&label, None, "10.1.2.3", 4242),
+            resolved(&label, Some("zz"), "10.1.2.3", 4242),
+            resolved(&label, Some(&hex), "10.1.2.3", 0),
+            resolved(&label, Some(&hex), (), 4242),
+            resolved(&label, Some(&hex), "0.0.0.0,224.0.0.251,::,ff02::fb", 4242),
+            // Link-local without an interface to reach it through.
+            resolved(&label, Some(&hex), "fe80::1", 4242),
+            resolved("not-ours", Some(&hex), "10.1.2.3", 4242),
+        ];
+        for rs in &rejected {
+            assert_eq!(peer_for(&DK, rs), None, "{rs:?}");
+        }
+        // The key in TXT must be the one the name starts with: otherwise the instance is
+        // malformed and counts for no key at all.
+        let mut far = DK;
+        far[0] ^= 0x80;
+        let mismatched = resolved(&instance_name(&far, 9), Some(&hex), "10.1.2.3", 4242);
+        assert_eq!(decode_resolved(&mismatched), None);
+        // A well-formed announcement of another key is heard, but is no peer for `DK`.
+        let heard = decode_resolved(&resolved(&label, Some(&other), "10.1.2.3", 4242))
+            .expect("well-formed");
+        assert_eq!(heard.dk, same_prefix_other_key());
+    }
+}

@@ -1,0 +1,456 @@
+//! LAN discovery (`dat_social::discovery::mdns`) over real multicast DNS between two network
+//! namespaces joined by a veth pair (10.77.0.1 and 10.77.0.2, plus fd77::1 and fd77::2): each
+//! side is a separate process, the `mdns_probe` example, started with `ip netns exec` and read as
+//! JSON lines. Needs root and iproute2 (`ip netns`), as CI has; fails, loudly, without them.
+//!
+//! The probe is built by `cargo test` / `cargo nextest run` (they build the examples) next to
+//! the test binaries: `target/<profile>/examples/mdns_probe`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Bound on every wait for a probe's event or exit.
+const WAIT: Duration = Duration::from_secs(20);
+/// How long a lookup that must find something may take (the probe's own bound).
+const FIND_MS: &str = "15000";
+/// How long a lookup that must find nothing listens.
+const MISS_MS: &str = "3000";
+
+/// The announcing side's addresses (namespace `a`, `veth0`).
+const ADDR_A: &str = "10.77.0.1";
+const ADDR6_A: &str = "[fd77::1]";
+
+/// The probe binary, built by cargo with the examples of this package.
+fn probe_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/<profile>/deps/discovery_mdns-<hash> -> target/<profile>/examples/mdns_probe
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test binary in target/<profile>/deps");
+    let probe = profile_dir.join("examples").join("mdns_probe");
+    assert!(
+        probe.is_file(),
+        "{} is missing: build the examples too (`cargo test` and `cargo nextest run` do; or \
+         `cargo build --example mdns_probe` with the same profile)",
+        probe.display()
+    );
+    probe
+}
+
+/// Runs `ip ARGS`, panicking with its stderr if it fails.
+fn ip(args: &[&str]) {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .expect("iproute2's `ip` is needed for this test (apt-get install iproute2)");
+    assert!(
+        out.status.success(),
+        "`ip {}` failed (these tests need root to create network namespaces): {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Waits (at most 10 s) until `dev` in namespace `ns` is operationally up.
+fn wait_oper_up(ns: &str, dev: &str) {
+    let path = format!("/sys/class/net/{dev}/operstate");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = Command::new("ip")
+            .args(["netns", "exec", ns, "cat", &path])
+            .output()
+            .expect("ip netns exec cat");
+        let state = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if state == "up" {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{dev} in {ns} is not up after 10 s (operstate {state:?})"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Two network namespaces joined by a veth pair with multicast on: `a` has `veth0` with
+/// 10.77.0.1/24 and fd77::1/64, `b` has `veth1` with 10.77.0.2/24 and fd77::2/64; both have `lo`
+/// up. Both namespaces (and so the pair) are deleted on drop, also when a test panics.
+struct Lan {
+    a: String,
+    b: String,
+}
+
+impl Lan {
+    fn new(tag: &str) -> Lan {
+        let base = format!("dsm-{tag}-{}", std::process::id());
+        let lan = Lan {
+            a: format!("{base}-a"),
+            b: format!("{base}-b"),
+        };
+        // Leftovers of an earlier run with the same pid would make `add` fail.
+        lan.delete();
+        ip(&["netns", "add", &lan.a]);
+        ip(&["netns", "add", &lan.b]);
+        ip(&[
+            "-n", &lan.a, "link", "add", "veth0", "type", "veth", "peer", "name", "veth1", "netns",
+            &lan.b,
+        ]);
+        for (ns, dev, v4, v6) in [
+            (&lan.a, "veth0", "10.77.0.1/24", "fd77::1/64"),
+            (&lan.b, "veth1", "10.77.0.2/24", "fd77::2/64"),
+        ] {
+            ip(&["-n", ns, "link", "set", "lo", "up"]);
+            ip(&["-n", ns, "addr", "add", v4, "dev", dev]);
+            ip(&["-n", ns, "addr", "add", v6, "dev", dev, "nodad"]);
+            ip(&["-n", ns, "link", "set", dev, "multicast", "on"]);
+            ip(&["-n", ns, "link", "set", dev, "up"]);
+        }
+        // The kernel reports a veth as operationally up up to about a second after both ends are
+        // set up, and the mDNS daemon only uses interfaces that are (it looks again every 5 s).
+        for (ns, dev) in [(&lan.a, "veth0"), (&lan.b, "veth1")] {
+            wait_oper_up(ns, dev);
+        }
+        lan
+    }
+
+    fn delete(&self) {
+        for ns in [&self.a, &self.b] {
+            let _ = Command::new("ip")
+                .args(["netns", "del", ns])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+impl Drop for Lan {
+    fn drop(&mut self) {
+        self.delete();
+    }
+}
+
+/// A running `mdns_probe` and its JSON event lines.
+struct Probe {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<Value>,
+    /// Events read but not yet taken by an `expect`.
+    seen: Vec<Value>,
+    what: String,
+    stderr: tempfile::NamedTempFile,
+}
+
+impl Probe {
+    /// Starts `mdns_probe ARGS` inside network namespace `ns`.
+    fn spawn(ns: &str, args: &[&str]) -> Probe {
+        let stderr = tempfile::NamedTempFile::new().expect("temp file");
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", ns])
+            .arg(probe_bin())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(stderr.reopen().expect("reopen"))
+            .spawn()
+            .expect("spawn ip netns exec mdns_probe");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let value = serde_json::from_str(&line)
+                    .unwrap_or_else(|_| serde_json::json!({"event": "non-json", "line": line}));
+                if tx.send(value).is_err() {
+                    break;
+                }
+            }
+        });
+        Probe {
+            stdin: child.stdin.take(),
+            child,
+            lines,
+            seen: Vec::new(),
+            what: format!("[{ns}] mdns_probe {}", args.join(" ")),
+            stderr,
+        }
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(self.stderr.path()).unwrap_or_default()
+    }
+
+    /// The first event (seen before or arriving within `timeout`) that satisfies `pred`.
+    fn expect_where(
+        &mut self,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        if let Some(i) = self.seen.iter().position(&pred) {
+            return self.seen.remove(i);
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(v) if pred(&v) => return v,
+                Ok(v) => self.seen.push(v),
+                Err(_) => panic!(
+                    "{}: no {what} within {timeout:?}; events: {:?}; stderr: {}",
+                    self.what,
+                    self.seen,
+                    self.stderr()
+                ),
+            }
+        }
+    }
+
+    /// The first event named `event`.
+    fn expect(&mut self, event: &str) -> Value {
+        self.expect_where(WAIT, event, |v| v["event"] == event)
+    }
+
+    /// Asks an announcer to stop (goodbye, then exit).
+    fn say_stop(&mut self) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "stop").expect("write stop");
+        stdin.flush().expect("flush");
+    }
+
+    /// Kills the process (SIGKILL: no goodbye) and reaps it.
+    fn kill(&mut self) {
+        self.child.kill().expect("kill");
+        let _ = self.child.wait();
+    }
+
+    /// Waits (bounded) for the process to exit.
+    fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not exit within {timeout:?}; stderr: {}",
+                self.what,
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The addresses of `dev` in namespace `ns` (its IPv6 link-local one included).
+fn addrs_of(ns: &str, dev: &str) -> Vec<IpAddr> {
+    let out = Command::new("ip")
+        .args(["-n", ns, "-o", "addr", "show", "dev", dev])
+        .output()
+        .expect("ip addr show");
+    assert!(
+        out.status.success(),
+        "ip -n {ns} addr show dev {dev} failed"
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let addrs: Vec<IpAddr> = text
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            words.find(|w| *w == "inet" || *w == "inet6")?;
+            words.next()?.split('/').next()?.parse().ok()
+        })
+        .collect();
+    assert!(!addrs.is_empty(), "no addresses on {dev} in {ns}: {text}");
+    addrs
+}
+
+/// Checks that `found` (a lookup's addresses) is not empty and that every address is one of
+/// `owner`'s (the announcer's veth: 10.77.0.1, fd77::1 or its link-local address) with `port`.
+fn assert_announcer(found: &[String], owner: &[IpAddr], port: u16) {
+    assert!(!found.is_empty(), "the lookup found nothing");
+    for text in found {
+        let addr: SocketAddr = text
+            .parse()
+            .unwrap_or_else(|e| panic!("{text:?} is no socket address: {e}"));
+        assert_eq!(addr.port(), port, "{text} in {found:?}");
+        assert!(
+            owner.contains(&addr.ip()),
+            "{text} is not the announcer's ({owner:?}); found {found:?}"
+        );
+    }
+}
+
+/// A lookup run to completion inside `ns`: the addresses found, as strings.
+fn lookup(ns: &str, dk: &[u8; 32], timeout_ms: &str) -> Vec<String> {
+    let mut probe = Probe::spawn(ns, &["lookup", &hex::encode(dk), timeout_ms]);
+    let event = probe.expect("lookup");
+    let status = probe.wait_exit(WAIT);
+    assert!(
+        status.success(),
+        "{}: {status}: {}",
+        probe.what,
+        probe.stderr()
+    );
+    strings(&event["addrs"])
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .map(|s| s.as_str().expect("string").to_string())
+        .collect()
+}
+
+fn random_key() -> [u8; 32] {
+    rand::random()
+}
+
+/// `dk` with its last byte changed: the same instance-name prefix, another key.
+fn same_prefix(dk: &[u8; 32]) -> [u8; 32] {
+    let mut k = *dk;
+    k[31] ^= 0x01;
+    k
+}
+
+#[test]
+fn a_lookup_in_another_namespace_finds_the_announcer_and_only_for_its_key() {
+    let lan = Lan::new("find");
+    let dk = random_key();
+    let mut announcer = Probe::spawn(
+        &lan.a,
+        &[
+            "announce",
+            &hex::encode(dk),
+            "4242",
+            "--self-lookup-ms",
+            MISS_MS,
+        ],
+    );
+    let announced = announcer.expect("announced");
+    let instance = announced["instance"].as_str().unwrap().to_string();
+    assert!(instance.starts_with(&hex::encode(&dk[..16])), "{announced}");
+
+    // The other namespace finds it at its veth address, with the announced port.
+    // (IPv4, IPv6 or both: each family's answer comes on its own, so a lookup that returns
+    // early may hold either; the watcher test waits for both.)
+    let announcer_addrs = addrs_of(&lan.a, "veth0");
+    let found = lookup(&lan.b, &dk, FIND_MS);
+    assert_announcer(&found, &announcer_addrs, 4242);
+
+    // Another process on the announcer's own host finds it too, but the announcing daemon's own
+    // lookup leaves its announcement out.
+    let same_host = lookup(&lan.a, &dk, FIND_MS);
+    assert!(!same_host.is_empty(), "lookup from a found nothing");
+    let own = announcer.expect("self-lookup");
+    assert_eq!(strings(&own["addrs"]), Vec::<String>::new(), "{own}");
+
+    // Other keys find nothing: one that differs only in its last byte (same instance-name
+    // prefix, so only the TXT check tells them apart) and an unrelated one.
+    let near = std::thread::spawn({
+        let ns = lan.b.clone();
+        move || lookup(&ns, &same_prefix(&dk), MISS_MS)
+    });
+    let far = lookup(&lan.b, &random_key(), MISS_MS);
+    assert_eq!(far, Vec::<String>::new());
+    assert_eq!(near.join().expect("lookup thread"), Vec::<String>::new());
+
+    // A lookup made well after the announcement went out (answered by a query response, not by
+    // the unsolicited announcement) finds it too.
+    let later = lookup(&lan.b, &dk, FIND_MS);
+    assert_announcer(&later, &announcer_addrs, 4242);
+
+    // After a graceful stop, a new lookup finds nothing.
+    announcer.say_stop();
+    announcer.expect("stopped");
+    let status = announcer.wait_exit(WAIT);
+    assert!(status.success(), "{status}: {}", announcer.stderr());
+    assert_eq!(lookup(&lan.b, &dk, MISS_MS), Vec::<String>::new());
+}
+
+#[test]
+fn a_watcher_sees_two_announcers_of_one_key_and_their_goodbyes() {
+    let lan = Lan::new("watch");
+    let dk = random_key();
+    let mut watcher = Probe::spawn(&lan.b, &["watch", &hex::encode(dk), "40000"]);
+    let first = watcher.expect("peers");
+    assert_eq!(first["peers"], serde_json::json!([]), "{first}");
+
+    let mut one = Probe::spawn(&lan.a, &["announce", &hex::encode(dk), "4001"]);
+    let mut two = Probe::spawn(&lan.a, &["announce", &hex::encode(dk), "4002"]);
+    let one_instance = one.expect("announced")["instance"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let two_instance = two.expect("announced")["instance"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(one_instance, two_instance, "two announcers must not clash");
+
+    let has = |peers: &Value, instance: &str, addr: &str| {
+        peers.as_array().is_some_and(|ps| {
+            ps.iter().any(|p| {
+                p["instance"] == instance
+                    && p["addrs"]
+                        .as_array()
+                        .is_some_and(|a| a.iter().any(|x| x == addr))
+            })
+        })
+    };
+    // Both, each with its IPv4 and its IPv6 address (they come in separate answers).
+    let both = watcher.expect_where(WAIT, "both announcers", |e| {
+        e["event"] == "peers"
+            && has(&e["peers"], &one_instance, &format!("{ADDR_A}:4001"))
+            && has(&e["peers"], &one_instance, &format!("{ADDR6_A}:4001"))
+            && has(&e["peers"], &two_instance, &format!("{ADDR_A}:4002"))
+            && has(&e["peers"], &two_instance, &format!("{ADDR6_A}:4002"))
+    });
+    assert_eq!(both["peers"].as_array().unwrap().len(), 2, "{both}");
+
+    // The goodbye of the first removes it from the watcher's set; the second stays.
+    one.say_stop();
+    one.expect("stopped");
+    let after = watcher.expect_where(WAIT, "the first announcer's goodbye", |e| {
+        e["event"] == "peers" && !has(&e["peers"], &one_instance, &format!("{ADDR_A}:4001"))
+    });
+    assert!(
+        has(&after["peers"], &two_instance, &format!("{ADDR_A}:4002")),
+        "{after}"
+    );
+    assert_eq!(after["peers"].as_array().unwrap().len(), 1, "{after}");
+
+    two.say_stop();
+    two.expect("stopped");
+    watcher.expect_where(WAIT, "an empty set after both goodbyes", |e| {
+        e["event"] == "peers" && e["peers"] == serde_json::json!([])
+    });
+}
+
+#[test]
+fn a_killed_announcer_is_not_found_by_a_new_lookup() {
+    let lan = Lan::new("kill");
+    let dk = random_key();
+    let mut announcer = Probe::spawn(&lan.a, &["announce", &hex::encode(dk), "4343"]);
+    announcer.expect("announced");
+    let found = lookup(&lan.b, &dk, FIND_MS);
+    assert_announcer(&found, &addrs_of(&lan.a, "veth0"), 4343);
+
+    // SIGKILL: no goodbye is sent; nobody answers the new lookup's queries.
+    announcer.kill();
+    assert_eq!(lookup(&lan.b, &dk, MISS_MS), Vec::<String>::new());
+}
