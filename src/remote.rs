@@ -84,7 +84,7 @@ pub async fn connect(
 pub enum Route {
     /// `host:port`, secret-stream handshake with our identity key.
     Tcp(String),
-    /// Through a `@hyperswarm/dht-relay` relay (custodial; see [`connect_relay`]).
+    /// Through a `@hyperswarm/dht-relay` relay (non-custodial; see [`connect_relay`]).
     Relay(RelayUrl),
 }
 
@@ -132,19 +132,20 @@ pub async fn reach(
 ) -> Result<(Connection, std::net::IpAddr), RemoteError> {
     match route {
         Route::Tcp(addr) => connect(identity, addr, key, deadline).await,
-        Route::Relay(url) => connect_relay(url, key, deadline).await,
+        Route::Relay(url) => connect_relay(identity, url, key, deadline).await,
     }
 }
 
-/// Connects to `key` through the relay at `url` (custodial `connect`) and runs a
-/// [`Connection`] on the relayed stream. The relay session uses a fresh, throwaway key pair,
-/// so the relay never holds our identity key (custodial mode hands it the secret key); the
-/// lobby knows players by their signed offers, not by the connection's key. Returns the
-/// connection and the local IP address of the socket to the relay.
+/// Connects to `key` through the relay at `url` with our identity key, non-custodially (the
+/// relay carries our Noise IK handshake and then only ciphertext; the secret key stays here,
+/// see [`crate::relay::client`]), and runs a [`Connection`] on the relayed stream. The peer
+/// sees our identity key as the connection's remote key, as over TCP. Returns the connection
+/// and the local IP address of the socket to the relay.
 ///
-/// Errors: [`RemoteError::Unreachable`] (relay down, nobody listening on `key`, `deadline`),
-/// [`RemoteError::WrongPeer`] if the relay reports another key than `key`.
+/// Errors: [`RemoteError::Unreachable`] (relay down, nobody listening on `key`, the handshake
+/// failed, `deadline`), [`RemoteError::WrongPeer`] if the stream's key is not `key`.
 pub async fn connect_relay(
+    identity: &Identity,
     url: &RelayUrl,
     key: [u8; 32],
     deadline: Instant,
@@ -153,8 +154,11 @@ pub async fn connect_relay(
         addr: format!("relay {url}"),
         reason,
     };
-    let ephemeral = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
-    let client = RelayClient::start(url.clone(), ephemeral, ClientOptions::default());
+    let client = RelayClient::start(
+        url.clone(),
+        identity.signing_key().clone(),
+        ClientOptions::default(),
+    );
     let left = deadline.saturating_duration_since(Instant::now());
     client
         .wait_connected(left)

@@ -8,21 +8,15 @@ mod support;
 use relay_client_support::Relay;
 use support::{User, WAIT};
 
-/// Starts `user` hosting through `relay_url` (custodial) and waits for `hosting` and the
-/// relay's `connected`; returns the process, the hosting event and a relay-only invite.
+/// Starts `user` hosting through `relay_url` (non-custodial, the default) and waits for
+/// `hosting` and the relay's `connected`; returns the process, the hosting event and a
+/// relay-only invite.
 fn host_via_relay(
     user: &User,
     relay_url: &str,
     extra: &[&str],
 ) -> (support::Proc, serde_json::Value, String) {
-    let mut args = vec![
-        "host",
-        "--listen",
-        "127.0.0.1:0",
-        "--relay",
-        relay_url,
-        "--custodial",
-    ];
+    let mut args = vec!["host", "--listen", "127.0.0.1:0", "--relay", relay_url];
     args.extend_from_slice(extra);
     let mut proc = user.spawn(&args);
     let hosting = proc.expect("hosting");
@@ -37,11 +31,11 @@ fn host_via_relay(
 }
 
 #[test]
-fn host_without_custodial_is_refused() {
+fn custodial_without_a_relay_is_refused() {
     let alice = User::new("alice");
-    let out = alice.run(&["host", "--relay", "ws://127.0.0.1:1"]);
+    let out = alice.run(&["host", "--custodial"]);
     assert_eq!(out.code(), 2, "stderr: {}", out.stderr);
-    assert!(out.stderr.contains("--custodial"), "{}", out.stderr);
+    assert!(out.stderr.contains("--relay"), "{}", out.stderr);
 }
 
 #[test]

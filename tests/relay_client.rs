@@ -1,7 +1,8 @@
 //! Our relay client (`dat_social::relay::client`) against `dat-social relay` as a real process
-//! on loopback, over WebSocket and TCP: listen + connect, a `Connection` (protomux, hypercore
-//! replication, an app channel) straight on the relayed stream, a refused connect, and a relay
-//! restart the listening client survives on its own.
+//! on loopback, over WebSocket and TCP, non-custodial (the default: our own Noise IK and
+//! secret-stream through the relay) and custodial: listen + connect, a `Connection` (protomux,
+//! hypercore replication, an app channel) straight on the relayed stream, several connects in
+//! a row, a refused connect, and a relay restart the listening client survives on its own.
 
 mod relay_client_support;
 
@@ -25,20 +26,27 @@ fn fast() -> ClientOptions {
     }
 }
 
+fn custodial() -> ClientOptions {
+    ClientOptions {
+        custodial: true,
+        ..fast()
+    }
+}
+
 /// A listening client (key `server`) and a connecting one reach each other through the relay
 /// at `url`, run a Connection each on the stream, replicate a 3-block core and echo on an app
-/// channel.
-async fn pair_and_replicate(url: &str) {
+/// channel; both with `options`.
+async fn pair_and_replicate(url: &str, options: ClientOptions) {
     let url: RelayUrl = url.parse().unwrap();
     let server_key = SigningKey::from_bytes(&[0x31; 32]);
     let server_pk = server_key.verifying_key().to_bytes();
-    let server = RelayClient::start(url.clone(), server_key, fast());
+    let server = RelayClient::start(url.clone(), server_key, options.clone());
     let mut listener = server.listen().await.unwrap();
     server.wait_connected(WAIT).await.unwrap();
 
     let client_key = SigningKey::from_bytes(&[0x32; 32]);
     let client_pk = client_key.verifying_key().to_bytes();
-    let client = RelayClient::start(url, client_key, fast());
+    let client = RelayClient::start(url, client_key, options);
     client.wait_connected(WAIT).await.unwrap();
     let outgoing = client.connect(server_pk).await.unwrap();
     let incoming = tokio::time::timeout(WAIT, listener.accept())
@@ -103,13 +111,144 @@ async fn pair_and_replicate(url: &str) {
 #[tokio::test]
 async fn a_connection_runs_on_a_relayed_stream_over_websocket() {
     let relay = Relay::start();
-    pair_and_replicate(&relay.ws()).await;
+    pair_and_replicate(&relay.ws(), fast()).await;
 }
 
 #[tokio::test]
 async fn a_connection_runs_on_a_relayed_stream_over_tcp() {
     let relay = Relay::start();
-    pair_and_replicate(&relay.tcp()).await;
+    pair_and_replicate(&relay.tcp(), fast()).await;
+}
+
+#[tokio::test]
+async fn a_connection_runs_on_a_custodial_relayed_stream() {
+    let relay = Relay::start();
+    pair_and_replicate(&relay.ws(), custodial()).await;
+    pair_and_replicate(&relay.tcp(), custodial()).await;
+}
+
+/// Non-custodial: many connects in a row to one listener, each its own Noise handshake and
+/// secret-stream, with messages both ways (an empty one, and one far larger than a relay
+/// chunk) and the end of a stream. A custodial client reaches the non-custodial listener too,
+/// and the non-custodial client a custodial listener (our relay runs the handshake and the
+/// secret-stream for the custodial end).
+#[tokio::test]
+async fn several_noncustodial_connects_in_a_row() {
+    use dat_social::net::{FrameReader, FrameWriter};
+    let relay = Relay::start();
+    let url: RelayUrl = relay.ws().parse().unwrap();
+    let server_key = SigningKey::from_bytes(&[0x51; 32]);
+    let server_pk = server_key.verifying_key().to_bytes();
+    let server = RelayClient::start(url.clone(), server_key, fast());
+    let mut listener = server.listen().await.unwrap();
+    server.wait_connected(WAIT).await.unwrap();
+    let client_key = SigningKey::from_bytes(&[0x52; 32]);
+    let client_pk = client_key.verifying_key().to_bytes();
+    let client = RelayClient::start(url.clone(), client_key, fast());
+    client.wait_connected(WAIT).await.unwrap();
+    let mut hashes = std::collections::HashSet::new();
+    for round in 0..8u8 {
+        let outgoing = client.connect(server_pk).await.unwrap();
+        let incoming = tokio::time::timeout(WAIT, listener.accept())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(outgoing.remote_public_key(), server_pk);
+        assert_eq!(incoming.remote_public_key(), client_pk);
+        assert_eq!(outgoing.handshake_hash(), incoming.handshake_hash());
+        assert!(
+            hashes.insert(outgoing.handshake_hash()),
+            "a fresh handshake"
+        );
+        let (mut or, mut ow) = outgoing.split();
+        let (mut ir, mut iw) = incoming.split();
+        let big = vec![round; 200_000];
+        ow.write_frames(&[vec![round; 3], Vec::new(), big.clone()])
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        while got.len() < 3 {
+            assert!(tokio::time::timeout(WAIT, ir.read_frames(&mut got))
+                .await
+                .unwrap()
+                .unwrap());
+        }
+        assert_eq!(got, vec![vec![round; 3], Vec::new(), big]);
+        iw.write_frames(&[b"back".to_vec()]).await.unwrap();
+        let mut got = Vec::new();
+        assert!(tokio::time::timeout(WAIT, or.read_frames(&mut got))
+            .await
+            .unwrap()
+            .unwrap());
+        assert_eq!(got, vec![b"back".to_vec()]);
+        // Ending one side ends the other's reads.
+        ow.shutdown().await;
+        let mut rest = Vec::new();
+        assert!(!tokio::time::timeout(WAIT, ir.read_frames(&mut rest))
+            .await
+            .unwrap()
+            .unwrap());
+    }
+    let other_key = SigningKey::from_bytes(&[0x53; 32]);
+    let other_pk = other_key.verifying_key().to_bytes();
+    let other = RelayClient::start(url.clone(), other_key, custodial());
+    let other_listener = other.listen().await.unwrap();
+    other.wait_connected(WAIT).await.unwrap();
+    let outgoing = other.connect(server_pk).await.unwrap();
+    let incoming = tokio::time::timeout(WAIT, listener.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(incoming.remote_public_key(), other_pk);
+    assert_eq!(outgoing.handshake_hash(), incoming.handshake_hash());
+    let (mut or, mut ow) = outgoing.split();
+    let (mut ir, mut iw) = incoming.split();
+    ow.write_frames(&[b"bridged".to_vec(), vec![1; 100_000]])
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        assert!(tokio::time::timeout(WAIT, ir.read_frames(&mut got))
+            .await
+            .unwrap()
+            .unwrap());
+    }
+    assert_eq!(got, vec![b"bridged".to_vec(), vec![1; 100_000]]);
+    iw.write_frames(&[b"back".to_vec()]).await.unwrap();
+    let mut got = Vec::new();
+    assert!(tokio::time::timeout(WAIT, or.read_frames(&mut got))
+        .await
+        .unwrap()
+        .unwrap());
+    assert_eq!(got, vec![b"back".to_vec()]);
+
+    let outgoing = client.connect(other_pk).await.unwrap();
+    let mut other_listener = other_listener;
+    let incoming = tokio::time::timeout(WAIT, other_listener.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(outgoing.remote_public_key(), other_pk);
+    assert_eq!(incoming.remote_public_key(), client_pk);
+    assert_eq!(outgoing.handshake_hash(), incoming.handshake_hash());
+    let (mut or, mut ow) = outgoing.split();
+    let (mut ir, mut iw) = incoming.split();
+    ow.write_frames(&[b"to custodial".to_vec()]).await.unwrap();
+    let mut got = Vec::new();
+    assert!(tokio::time::timeout(WAIT, ir.read_frames(&mut got))
+        .await
+        .unwrap()
+        .unwrap());
+    assert_eq!(got, vec![b"to custodial".to_vec()]);
+    iw.write_frames(&[vec![2; 70_000]]).await.unwrap();
+    let mut got = Vec::new();
+    while got.is_empty() {
+        assert!(tokio::time::timeout(WAIT, or.read_frames(&mut got))
+            .await
+            .unwrap()
+            .unwrap());
+    }
+    assert_eq!(got, vec![vec![2; 70_000]]);
 }
 
 #[tokio::test]
@@ -170,7 +309,8 @@ async fn an_unreachable_relay_reports_reconnecting_and_connect_fails_fast() {
 /// reconnects with back-off, listens again, and a new client reaches it.
 #[tokio::test]
 async fn a_listener_survives_a_relay_restart() {
-    for transport in ["ws", "tcp"] {
+    // Non-custodial over both transports, custodial over TCP.
+    for (transport, options) in [("ws", fast()), ("tcp", fast()), ("tcp", custodial())] {
         let relay = Relay::start();
         let url = if transport == "ws" {
             relay.ws()
@@ -179,7 +319,7 @@ async fn a_listener_survives_a_relay_restart() {
         };
         let server_key = SigningKey::from_bytes(&[0x41; 32]);
         let server_pk = server_key.verifying_key().to_bytes();
-        let server = RelayClient::start(url.parse().unwrap(), server_key, fast());
+        let server = RelayClient::start(url.parse().unwrap(), server_key, options.clone());
         let mut listener = server.listen().await.unwrap();
         server.wait_connected(WAIT).await.unwrap();
         let mut state = server.state();
@@ -199,7 +339,7 @@ async fn a_listener_survives_a_relay_restart() {
         let client = RelayClient::start(
             url.parse().unwrap(),
             SigningKey::from_bytes(&[0x42; 32]),
-            fast(),
+            options,
         );
         client.wait_connected(WAIT).await.unwrap();
         let stream = client

@@ -1,6 +1,8 @@
-//! Sans-IO Noise `XX` handshake, byte-compatible with npm `noise-handshake` 4.x using the
-//! `noise-curve-ed` DH, which is what `@hyperswarm/secret-stream` 6.9.2 runs
-//! (`Noise_XX_Ed25519_ChaChaPoly_BLAKE2b`).
+//! Sans-IO Noise `XX` and `IK` handshakes, byte-compatible with npm `noise-handshake` 4.2.0
+//! using the `noise-curve-ed` 2.1.0 DH: `XX` is what `@hyperswarm/secret-stream` 6.9.2 runs
+//! (`Noise_XX_Ed25519_ChaChaPoly_BLAKE2b`, empty prologue), `IK` is what hyperdht 6.34.0 runs
+//! between peers (`Noise_IK_Ed25519_ChaChaPoly_BLAKE2b`, prologue `NS.PEER_HANDSHAKE`, payloads
+//! = `noisePayload`), and what a non-custodial `@hyperswarm/dht-relay` 0.4.3 client runs itself.
 //!
 //! How it differs from textbook Noise (all taken from the JS modules, because interop depends on it):
 //! - DH keys are **ed25519** key pairs (static and ephemeral). `DH(sk, P)` = compressed Edwards
@@ -8,10 +10,15 @@
 //! - HASH is BLAKE2b-512, HMAC is HMAC-BLAKE2b (block 128), HKDF outputs are 64 bytes and cipher
 //!   keys are their first 32 bytes.
 //! - The ChaChaPoly nonce is 4 zero bytes, the counter as u32 LE, then 4 zero bytes.
-//! - Prologue is empty, handshake payloads are empty. The handshake hash (64 bytes) is exported.
+//! - XX: prologue is empty, handshake payloads are empty. The handshake hash (64 bytes) is
+//!   exported.
 //!
-//! Messages: initiator `-> e` (32 bytes), responder `<- e, ee, s, es` (96 bytes), initiator
+//! XX messages: initiator `-> e` (32 bytes), responder `<- e, ee, s, es` (96 bytes), initiator
 //! `-> s, se` (64 bytes). [`NoiseXx`] neither frames nor does IO; see `secret_stream`.
+//!
+//! IK ([`NoiseIk`]): the initiator knows the responder's static key in advance (`<- s`
+//! pre-message); `-> e, es, s, ss` + payload (96 + payload bytes), `<- e, ee, se` + payload
+//! (48 + payload bytes).
 
 use blake2::digest::{FixedOutput, Mac};
 use blake2::{Blake2b512, Blake2bMac, Digest};
@@ -27,8 +34,13 @@ pub const HASHLEN: usize = 64;
 pub const PKLEN: usize = 32;
 /// Poly1305 tag length.
 const MACLEN: usize = 16;
-/// The protocol name hashed into the initial state (`noise-handshake` builds it the same way).
+/// The protocol name hashed into the initial state (`noise-handshake` builds it the same way:
+/// `Noise_<pattern>_<curve.ALG>_ChaChaPoly_BLAKE2b`).
 const PROTOCOL_NAME: &[u8] = b"Noise_XX_Ed25519_ChaChaPoly_BLAKE2b";
+/// The IK protocol name (`new NoiseHandshake('IK', …, { curve: noise-curve-ed })`).
+const IK_PROTOCOL_NAME: &[u8] = b"Noise_IK_Ed25519_ChaChaPoly_BLAKE2b";
+/// Largest handshake message `noise-handshake` peers exchange (a Noise message limit).
+pub const MAX_MESSAGE_LEN: usize = 65535;
 
 /// Why the handshake failed. Any of these ends the connection; none is a bug on our side.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -180,17 +192,18 @@ struct Symmetric {
 }
 
 impl Symmetric {
-    fn new() -> Self {
-        // Name fits in HASHLEN, so h = name zero-padded; ck = h; then mixHash(empty prologue).
+    /// `initialise(prologue)` of noise-handshake for a protocol `name` of at most HASHLEN bytes:
+    /// h = name zero-padded; ck = h; then mixHash(prologue).
+    fn new(name: &[u8], prologue: &[u8]) -> Self {
         let mut h = [0u8; HASHLEN];
-        h[..PROTOCOL_NAME.len()].copy_from_slice(PROTOCOL_NAME);
+        h[..name.len()].copy_from_slice(name);
         let mut s = Self {
             ck: h,
             h,
             key: None,
             counter: 0,
         };
-        s.mix_hash(&[]);
+        s.mix_hash(prologue);
         s
     }
 
@@ -304,7 +317,7 @@ impl NoiseXx {
     pub fn new(initiator: bool, static_key: &SigningKey) -> Self {
         Self {
             initiator,
-            sym: Symmetric::new(),
+            sym: Symmetric::new(PROTOCOL_NAME, &[]),
             s: DhKeyPair::from_signing_key(static_key),
             e: None,
             re: None,
@@ -460,6 +473,256 @@ impl NoiseXx {
     }
 }
 
+/// Sizes of the fixed parts of IK messages: `e, es, s(encrypted), ss` + payload MAC, and
+/// `e, ee, se` + payload MAC.
+const IK_MSG1_MIN: usize = PKLEN + (PKLEN + MACLEN) + MACLEN;
+const IK_MSG2_MIN: usize = PKLEN + MACLEN;
+
+/// Where in the two-message IK pattern we are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IkStep {
+    /// Next: message 1 (initiator sends, responder receives).
+    Msg1,
+    /// Next: message 2 (responder sends, initiator receives).
+    Msg2,
+    /// Finished (or failed: a failed handshake never continues).
+    Done,
+}
+
+/// The Noise IK handshake as hyperdht 6.34.0 runs it between two peers (`lib/noise-wrap.js`:
+/// `new NoiseHandshake('IK', isInitiator, keyPair, { curve: noise-curve-ed })`,
+/// `initialise(NS.PEER_HANDSHAKE, remotePublicKey)`), and as a non-custodial
+/// `@hyperswarm/dht-relay` 0.4.3 client runs it (`lib/handshake.js`) with the messages the relay
+/// carries. Unlike [`NoiseXx`] the messages carry payloads (hyperdht: an encoded
+/// `noisePayload`, see [`super::hyperdht::NoisePayload`]).
+///
+/// The initiator calls [`NoiseIk::write_message`] then [`NoiseIk::read_message`]; the
+/// responder the other way round. [`NoiseIk::outcome`] is `Some` after the second message.
+/// Any error leaves the state finished without an outcome.
+pub struct NoiseIk {
+    initiator: bool,
+    sym: Symmetric,
+    s: DhKeyPair,
+    e: Option<DhKeyPair>,
+    re: Option<[u8; PKLEN]>,
+    rs: Option<[u8; PKLEN]>,
+    step: IkStep,
+    outcome: Option<HandshakeOutcome>,
+}
+
+impl std::fmt::Debug for NoiseIk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NoiseIk")
+            .field("initiator", &self.initiator)
+            .field("step", &self.step)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NoiseIk {
+    /// The initiator's side: `static_key` is our ed25519 identity, `remote_public_key` the
+    /// responder's (32 bytes, known in advance), `prologue` any bytes both sides agree on
+    /// (hyperdht: [`super::hyperdht::ns_peer_handshake`], 32 bytes).
+    pub fn initiator(
+        static_key: &SigningKey,
+        remote_public_key: [u8; PKLEN],
+        prologue: &[u8],
+    ) -> Self {
+        let mut hs = Self::new(true, static_key, prologue);
+        // Pre-message `<- s`: both sides hash the responder's static key.
+        hs.sym.mix_hash(&remote_public_key);
+        hs.rs = Some(remote_public_key);
+        hs
+    }
+
+    /// The responder's side: `static_key` is our identity (the key the initiator dialled).
+    pub fn responder(static_key: &SigningKey, prologue: &[u8]) -> Self {
+        let mut hs = Self::new(false, static_key, prologue);
+        let s_pub = hs.s.public;
+        hs.sym.mix_hash(&s_pub);
+        hs
+    }
+
+    fn new(initiator: bool, static_key: &SigningKey, prologue: &[u8]) -> Self {
+        Self {
+            initiator,
+            sym: Symmetric::new(IK_PROTOCOL_NAME, prologue),
+            s: DhKeyPair::from_signing_key(static_key),
+            e: None,
+            re: None,
+            rs: None,
+            step: IkStep::Msg1,
+            outcome: None,
+        }
+    }
+
+    /// Test hook: use the ed25519 key from `seed` as our ephemeral key (JS vectors set `noise.e`).
+    #[cfg(test)]
+    fn set_ephemeral_seed(&mut self, seed: [u8; 32]) {
+        self.e = Some(DhKeyPair::from_signing_key(&SigningKey::from_bytes(&seed)));
+    }
+
+    /// True for the side that sent (or will send) message 1.
+    pub fn is_initiator(&self) -> bool {
+        self.initiator
+    }
+
+    /// True when the next message is ours to write.
+    pub fn is_my_turn(&self) -> bool {
+        match self.step {
+            IkStep::Msg1 => self.initiator,
+            IkStep::Msg2 => !self.initiator,
+            IkStep::Done => false,
+        }
+    }
+
+    /// The remote's static public key: known from the start for the initiator, after reading
+    /// message 1 for the responder.
+    pub fn remote_public_key(&self) -> Option<[u8; PKLEN]> {
+        self.rs
+    }
+
+    /// Keys and remote identity, once both messages have been processed.
+    pub fn outcome(&self) -> Option<&HandshakeOutcome> {
+        self.outcome.as_ref()
+    }
+
+    /// Writes our next handshake message carrying `payload` (encrypted; at most
+    /// [`MAX_MESSAGE_LEN`] minus the fixed part, 96 bytes for message 1 and 48 for message 2).
+    ///
+    /// Errors: [`NoiseError::OutOfTurn`] if it is not our turn; [`NoiseError::BadLength`] for a
+    /// payload that makes the message too long; [`NoiseError::BadPublicKey`] if a DH with the
+    /// remote's keys fails (the handshake is then over).
+    pub fn write_message(&mut self, payload: &[u8]) -> Result<Vec<u8>, NoiseError> {
+        if !self.is_my_turn() {
+            return Err(NoiseError::OutOfTurn);
+        }
+        let (step_no, fixed) = match self.step {
+            IkStep::Msg1 => (1, IK_MSG1_MIN),
+            _ => (2, IK_MSG2_MIN),
+        };
+        if fixed + payload.len() > MAX_MESSAGE_LEN {
+            return Err(NoiseError::BadLength {
+                step: step_no,
+                expected: MAX_MESSAGE_LEN,
+                got: fixed + payload.len(),
+            });
+        }
+        let r = self.write_inner(payload);
+        if r.is_err() {
+            self.fail();
+        }
+        r
+    }
+
+    fn write_inner(&mut self, payload: &[u8]) -> Result<Vec<u8>, NoiseError> {
+        let mut out = Vec::with_capacity(IK_MSG1_MIN + payload.len());
+        let e = self.e.take().unwrap_or_else(DhKeyPair::generate);
+        self.sym.mix_hash(&e.public);
+        out.extend_from_slice(&e.public);
+        match self.step {
+            IkStep::Msg1 => {
+                let rs = self.rs.ok_or(NoiseError::OutOfTurn)?;
+                self.sym.mix_key(&e.dh(&rs)?); // es (initiator: local e, remote s)
+                let s_pub = self.s.public;
+                out.extend(self.sym.encrypt_and_hash(&s_pub)); // s
+                self.sym.mix_key(&self.s.dh(&rs)?); // ss
+                out.extend(self.sym.encrypt_and_hash(payload));
+                self.e = Some(e);
+                self.step = IkStep::Msg2;
+            }
+            _ => {
+                let re = self.re.ok_or(NoiseError::OutOfTurn)?;
+                let rs = self.rs.ok_or(NoiseError::OutOfTurn)?;
+                self.sym.mix_key(&e.dh(&re)?); // ee
+                self.sym.mix_key(&e.dh(&rs)?); // se (responder: local e, remote s)
+                out.extend(self.sym.encrypt_and_hash(payload));
+                self.finish()?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Processes one received handshake message and returns its decrypted payload.
+    ///
+    /// Errors: [`NoiseError::OutOfTurn`] if we expected to write (or the handshake is over);
+    /// [`NoiseError::BadLength`] below the fixed size (96 bytes for message 1, 48 for message 2)
+    /// or above [`MAX_MESSAGE_LEN`]; [`NoiseError::BadPublicKey`] / [`NoiseError::Decrypt`] for
+    /// invalid keys or tampered ciphertext. After an error the handshake is over.
+    pub fn read_message(&mut self, msg: &[u8]) -> Result<Vec<u8>, NoiseError> {
+        if self.is_my_turn() || self.step == IkStep::Done {
+            return Err(NoiseError::OutOfTurn);
+        }
+        let (step_no, min) = match self.step {
+            IkStep::Msg1 => (1, IK_MSG1_MIN),
+            _ => (2, IK_MSG2_MIN),
+        };
+        if msg.len() < min || msg.len() > MAX_MESSAGE_LEN {
+            self.fail();
+            return Err(NoiseError::BadLength {
+                step: step_no,
+                expected: min,
+                got: msg.len(),
+            });
+        }
+        let r = self.read_inner(msg);
+        if r.is_err() {
+            self.fail();
+        }
+        r
+    }
+
+    fn read_inner(&mut self, msg: &[u8]) -> Result<Vec<u8>, NoiseError> {
+        let re = to_key(&msg[..PKLEN]);
+        self.sym.mix_hash(&re);
+        self.re = Some(re);
+        match self.step {
+            IkStep::Msg1 => {
+                self.sym.mix_key(&self.s.dh(&re)?); // es (responder: local s, remote e)
+                let rs = self
+                    .sym
+                    .decrypt_and_hash(&msg[PKLEN..PKLEN + PKLEN + MACLEN])?;
+                let rs = to_key(&rs);
+                self.rs = Some(rs);
+                self.sym.mix_key(&self.s.dh(&rs)?); // ss
+                let p = self.sym.decrypt_and_hash(&msg[PKLEN + PKLEN + MACLEN..])?;
+                self.step = IkStep::Msg2;
+                Ok(p)
+            }
+            _ => {
+                let e = self.e.as_ref().ok_or(NoiseError::OutOfTurn)?;
+                let ee = e.dh(&re)?;
+                self.sym.mix_key(&ee); // ee
+                self.sym.mix_key(&self.s.dh(&re)?); // se (initiator: local s, remote e)
+                let p = self.sym.decrypt_and_hash(&msg[PKLEN..])?;
+                self.finish()?;
+                Ok(p)
+            }
+        }
+    }
+
+    fn fail(&mut self) {
+        self.e = None;
+        self.step = IkStep::Done;
+        self.outcome = None;
+    }
+
+    fn finish(&mut self) -> Result<(), NoiseError> {
+        let (k1, k2) = self.sym.split();
+        let (tx, rx) = if self.initiator { (k1, k2) } else { (k2, k1) };
+        let remote_public_key = self.rs.ok_or(NoiseError::OutOfTurn)?;
+        self.outcome = Some(HandshakeOutcome {
+            tx,
+            rx,
+            handshake_hash: self.sym.h,
+            remote_public_key,
+        });
+        self.e = None;
+        self.step = IkStep::Done;
+        Ok(())
+    }
+}
+
 fn to_key(b: &[u8]) -> [u8; PKLEN] {
     let mut k = [0u8; PKLEN];
     k.copy_from_slice(&b[..PKLEN]);
@@ -538,6 +801,101 @@ mod tests {
             (TX.into(), RX.into())
         );
         assert_eq!((oi.tx, oi.rx), (or.rx, or.tx));
+    }
+
+    /// Printed by `node tests/js/noise_ik_vectors.js` (noise-handshake 4.2.0 IK + noise-curve-ed
+    /// as hyperdht 6.34.0 runs it): initiator static seed 06.., ephemeral 07..; responder static
+    /// 05.., ephemeral 08..; prologue NS.PEER_HANDSHAKE; payloads are noisePayloads.
+    #[test]
+    fn ik_handshake_matches_js_vectors() {
+        const PROLOGUE: &str = "14d6d4b49214ab1033ed204976caa258bae9e1e8543b9ad1fd996a910b0c4e3a";
+        const P1: &str = "011a0001017f00000149c20101070001";
+        const P2: &str = "01000000";
+        const MSG1: &str = "ea4a6c63e29c520abef5507b132ec5f9954776aebebe7b92421eea691446d22c38ffdd3bf8cf7b345e2a3c3099e617e54dbb3dd6d9f9f0ec999e53b7482bdb4f25b694f689d8c0856cef8221f6dabdaf5c5e222f0e6e009c5b4ff044d275ff73e472d90b9fe1c9c5435b15f97f5a49c9";
+        const MSG2: &str = "1398f62c6d1a457c51ba6a4b5f3dbd2f69fca93216218dc8997e416bd17d93ca3b996bb3e8af6697bc7684c58112784d6c5204b9";
+        const HASH: &str = "ea6a17c46c9ab6290bd8db38474be3cf48c7289107e8799c4d80357871320dc4fa9d455adb313607967c35b712b17ededf9ce77010adb57896e3e36d599edc59";
+        const TX: &str = "44c52671976283c2424e72b1e5e66a59b92ed38fe25fb547bdec089340c72990";
+        const RX: &str = "1654f9623469102fcbb53511b756a5513b0db9286ac17fcc48af91dabbf22a28";
+        let prologue = hex::decode(PROLOGUE).unwrap();
+        let server = SigningKey::from_bytes(&[5; 32]);
+        let client = SigningKey::from_bytes(&[6; 32]);
+        let mut i = NoiseIk::initiator(&client, server.verifying_key().to_bytes(), &prologue);
+        let mut r = NoiseIk::responder(&server, &prologue);
+        i.set_ephemeral_seed([7; 32]);
+        r.set_ephemeral_seed([8; 32]);
+        assert!(i.is_my_turn() && !r.is_my_turn());
+        let m1 = i.write_message(&hex::decode(P1).unwrap()).unwrap();
+        assert_eq!(hex::encode(&m1), MSG1);
+        assert_eq!(hex::encode(r.read_message(&m1).unwrap()), P1);
+        assert_eq!(
+            r.remote_public_key(),
+            Some(client.verifying_key().to_bytes())
+        );
+        let m2 = r.write_message(&hex::decode(P2).unwrap()).unwrap();
+        assert_eq!(hex::encode(&m2), MSG2);
+        assert_eq!(hex::encode(i.read_message(&m2).unwrap()), P2);
+        let (oi, or) = (i.outcome().unwrap(), r.outcome().unwrap());
+        assert_eq!(hex::encode(oi.handshake_hash), HASH);
+        assert_eq!(hex::encode(or.handshake_hash), HASH);
+        assert_eq!(
+            (hex::encode(oi.tx), hex::encode(oi.rx)),
+            (TX.into(), RX.into())
+        );
+        assert_eq!((oi.tx, oi.rx), (or.rx, or.tx));
+        assert_eq!(oi.remote_public_key, server.verifying_key().to_bytes());
+        assert_eq!(or.remote_public_key, client.verifying_key().to_bytes());
+        // Both messages are spent.
+        assert_eq!(i.write_message(&[]), Err(NoiseError::OutOfTurn));
+        assert_eq!(r.read_message(&m1), Err(NoiseError::OutOfTurn));
+    }
+
+    #[test]
+    fn ik_to_the_wrong_key_or_tampered_fails_cleanly() {
+        let server = SigningKey::generate(&mut OsRng);
+        let other = SigningKey::generate(&mut OsRng);
+        let client = SigningKey::generate(&mut OsRng);
+        // The initiator dialled another key than the responder holds: msg1 does not decrypt.
+        let mut i = NoiseIk::initiator(&client, other.verifying_key().to_bytes(), b"p");
+        let mut r = NoiseIk::responder(&server, b"p");
+        let m1 = i.write_message(b"hello").unwrap();
+        assert_eq!(r.read_message(&m1), Err(NoiseError::Decrypt));
+        assert_eq!(r.write_message(b""), Err(NoiseError::OutOfTurn));
+        // Another prologue fails too.
+        let mut i = NoiseIk::initiator(&client, server.verifying_key().to_bytes(), b"p");
+        let mut r = NoiseIk::responder(&server, b"q");
+        assert_eq!(
+            r.read_message(&i.write_message(b"").unwrap()),
+            Err(NoiseError::Decrypt)
+        );
+        // A tampered msg2, a short one, garbage and a small-order ephemeral are errors.
+        let mut i = NoiseIk::initiator(&client, server.verifying_key().to_bytes(), b"p");
+        let mut r = NoiseIk::responder(&server, b"p");
+        assert_eq!(
+            r.read_message(&i.write_message(b"x").unwrap()).unwrap(),
+            b"x"
+        );
+        let mut m2 = r.write_message(b"y").unwrap();
+        assert!(r.outcome().is_some());
+        m2[40] ^= 1;
+        assert_eq!(i.read_message(&m2), Err(NoiseError::Decrypt));
+        assert!(i.outcome().is_none());
+        let mut r = NoiseIk::responder(&server, b"p");
+        assert!(matches!(
+            r.read_message(&[0u8; 95]),
+            Err(NoiseError::BadLength { step: 1, .. })
+        ));
+        let mut r = NoiseIk::responder(&server, b"p");
+        let mut m1 = [0u8; 96];
+        m1[0] = 1; // the identity point
+        assert_eq!(r.read_message(&m1), Err(NoiseError::BadPublicKey));
+        let mut r = NoiseIk::responder(&server, b"p");
+        assert!(r.read_message(&[0x55; 200]).is_err());
+        // A payload too large for one Noise message.
+        let mut i = NoiseIk::initiator(&client, server.verifying_key().to_bytes(), b"p");
+        assert!(matches!(
+            i.write_message(&vec![0; MAX_MESSAGE_LEN]),
+            Err(NoiseError::BadLength { .. })
+        ));
     }
 
     #[test]

@@ -76,6 +76,14 @@ pub enum ConnectionEvent {
     ReplicationStarted([u8; 32]),
     /// The remote closed replication of this core.
     ReplicationClosed([u8; 32]),
+    /// The remote said (in a `sync`) that its copy of the core with this discovery key has
+    /// `length` blocks. A reader knows it is up to date once its own length reaches it.
+    RemoteLength {
+        /// The core's discovery key.
+        discovery_key: [u8; 32],
+        /// The remote's length, in blocks.
+        length: u64,
+    },
 }
 
 /// State of an application channel.
@@ -603,11 +611,18 @@ impl Actor {
             return Ok(());
         };
         let core = self.cores[&*dk].core.clone();
+        let remote_length = rep.remote_length();
         core.with_core_flag(|c| {
             let before = rep.stats().data_applied;
             let r = rep.on_message(c, message_type, payload);
             (r, rep.stats().data_applied != before)
         })?;
+        if rep.remote_length() != remote_length {
+            let _ = self.events.send(ConnectionEvent::RemoteLength {
+                discovery_key: *dk,
+                length: rep.remote_length(),
+            });
+        }
         let out = rep.take_outgoing();
         self.send_channel(channel, out);
         Ok(())

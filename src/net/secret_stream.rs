@@ -12,7 +12,8 @@
 //!
 //! The pieces here are sans-IO: [`FrameDecoder`] (bytes in, frames out), [`Handshake`] (frames
 //! in, frames out, outcome), [`Encryptor`] / [`Decryptor`] (plaintext <-> frames). The async
-//! [`handshake`] drives them over any tokio `AsyncRead + AsyncWrite`.
+//! [`handshake`] drives them over any tokio `AsyncRead + AsyncWrite`. [`from_handshake`] skips
+//! step 1 when the keys come from a Noise handshake run elsewhere (hyperdht's IK).
 
 use std::time::Duration;
 
@@ -251,6 +252,35 @@ impl Handshake {
     }
 }
 
+/// Starts a secret-stream from a handshake that already finished elsewhere, as
+/// `@hyperswarm/secret-stream` 6.9.2 `start(rawStream, { handshake: { tx, rx, hash, … } })` does
+/// (what hyperdht 6.34.0 and a non-custodial `@hyperswarm/dht-relay` 0.4.3 client do after
+/// their Noise IK handshake): no Noise messages on the stream, only the id+header exchange and
+/// then encrypted records.
+///
+/// `keys`: our tx/rx (32 bytes each), the 64-byte handshake hash and the remote's key;
+/// `is_initiator`: whether we sent Noise message 1 (it picks the stream id we send).
+///
+/// Returns the [`SessionInfo`] (with `public_key` = `our_public_key`), the [`Encryptor`], the
+/// framed 59-byte id+header record that must be written first (`uint24le 56` + stream id + the
+/// libsodium secretstream header), and a [`Decryptor`] that expects the remote's id+header as
+/// its first frame (see [`Decryptor::decrypt`]).
+pub fn from_handshake(
+    keys: &HandshakeOutcome,
+    is_initiator: bool,
+    our_public_key: [u8; 32],
+) -> (SessionInfo, Encryptor, Vec<u8>, Decryptor) {
+    let (enc, header) = Encryptor::new(keys, is_initiator);
+    let dec = Decryptor::new(keys, is_initiator);
+    let info = SessionInfo {
+        is_initiator,
+        public_key: our_public_key,
+        remote_public_key: keys.remote_public_key,
+        handshake_hash: keys.handshake_hash,
+    };
+    (info, enc, header, dec)
+}
+
 /// Encrypts outgoing messages into frames (libsodium secretstream push, TAG_MESSAGE).
 pub struct Encryptor {
     push: PushStream,
@@ -346,7 +376,9 @@ impl Decryptor {
         Ok(())
     }
 
-    /// Decrypts one frame body into its plaintext (possibly empty: a keep-alive).
+    /// Decrypts one frame body into its plaintext (possibly empty: a keep-alive). Before the
+    /// remote's header was accepted ([`Decryptor::is_ready`] false), the frame must be that
+    /// 56-byte id+header and an empty plaintext is returned.
     ///
     /// Errors: [`SecretStreamError::ShortMessage`], [`SecretStreamError::Decrypt`] on
     /// tampering, [`SecretStreamError::AfterFinal`] after a FINAL tag.
@@ -479,6 +511,56 @@ mod tests {
         let (ia, ea, da) = a.finish().unwrap();
         let (ib, eb, db) = b.finish().unwrap();
         (ia, ea, da, ib, eb, db)
+    }
+
+    /// Two ends started from one IK handshake exchange headers and records over a byte stream
+    /// cut at arbitrary places (as relay `data` chunks carry it).
+    #[test]
+    fn streams_from_a_finished_ik_handshake_talk_over_split_bytes() {
+        use crate::net::noise::NoiseIk;
+        let (ka, kb) = (
+            SigningKey::from_bytes(&[1; 32]),
+            SigningKey::from_bytes(&[2; 32]),
+        );
+        let mut i = NoiseIk::initiator(&ka, kb.verifying_key().to_bytes(), b"x");
+        let mut r = NoiseIk::responder(&kb, b"x");
+        r.read_message(&i.write_message(b"").unwrap()).unwrap();
+        i.read_message(&r.write_message(b"").unwrap()).unwrap();
+        let pa = ka.verifying_key().to_bytes();
+        let pb = kb.verifying_key().to_bytes();
+        let (ia, mut ea, ha, mut da) = from_handshake(i.outcome().unwrap(), true, pa);
+        let (ib, mut eb, hb, mut db) = from_handshake(r.outcome().unwrap(), false, pb);
+        assert_eq!((ia.remote_public_key, ib.remote_public_key), (pb, pa));
+        assert_eq!(ia.handshake_hash, ib.handshake_hash);
+        assert_eq!((ha.len(), &ha[..3]), (59, &[56u8, 0, 0][..]));
+        let mut bytes = ha.clone();
+        for m in [&b"one"[..], b"", &[5u8; 3000]] {
+            bytes.extend(ea.encrypt(m).unwrap());
+        }
+        let mut dec = FrameDecoder::new();
+        let mut got = Vec::new();
+        for chunk in bytes.chunks(7) {
+            dec.push(chunk);
+            while let Some(f) = dec.next_frame() {
+                let ready = db.is_ready();
+                let m = db.decrypt(&f).unwrap();
+                if ready {
+                    got.push(m);
+                }
+            }
+        }
+        assert_eq!(got, vec![b"one".to_vec(), Vec::new(), vec![5u8; 3000]]);
+        // The other way, and a header sent by the wrong role is refused.
+        let mut dec = FrameDecoder::new();
+        dec.push(&hb);
+        dec.push(&eb.encrypt(b"back").unwrap());
+        assert!(da.decrypt(&dec.next_frame().unwrap()).unwrap().is_empty());
+        assert_eq!(da.decrypt(&dec.next_frame().unwrap()).unwrap(), b"back");
+        let (_, _, _, mut fresh) = from_handshake(i.outcome().unwrap(), true, pa);
+        assert!(matches!(
+            fresh.decrypt(&ha[3..]),
+            Err(SecretStreamError::BadStreamId)
+        ));
     }
 
     #[test]

@@ -1,5 +1,5 @@
 // JS side of tests/relay_client_interop.rs: a JS relayed client (npm @hyperswarm/dht-relay
-// 0.4.3, custodial default, over WebSocket) connects through the relay to a `dat-social host`
+// 0.4.3, custodial by default, over WebSocket) connects through the relay to a `dat-social host`
 // listening there on its identity key, and replicates the host's archive with JS hypercore
 // 11 straight on the relayed stream (`core.replicate(stream)`: protomux on the stream, no
 // second secret-stream). Prints one JSON line: the stream's keys and hash, and the archive's
@@ -16,6 +16,9 @@ const Stream = require('@hyperswarm/dht-relay/ws')
 const Hypercore = require('hypercore')
 
 const [url, keyHex] = process.argv.slice(2)
+// CUSTODIAL=0: non-custodial (`custodial: false`: the node keeps its secret key, runs Noise IK
+// through the relay and encrypts the stream end to end).
+const CUSTODIAL = process.env.CUSTODIAL !== '0'
 
 async function files (core, length) {
   const found = {}
@@ -31,7 +34,7 @@ async function files (core, length) {
 
 async function main () {
   const key = Buffer.from(keyHex, 'hex')
-  const node = new DHT(new Stream(true, new WebSocket(url)))
+  const node = new DHT(new Stream(true, new WebSocket(url)), { custodial: CUSTODIAL })
   const stream = node.connect(key)
   await new Promise((resolve, reject) => {
     stream.once('open', resolve)

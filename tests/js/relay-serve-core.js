@@ -1,5 +1,5 @@
 // JS side of tests/relay_client_interop.rs: a JS relayed server (npm @hyperswarm/dht-relay
-// 0.4.3, custodial default, over WebSocket) listens through the relay with the key pair of
+// 0.4.3, custodial by default, over WebSocket) listens through the relay with the key pair of
 // seed 0x66 and serves a JS hypercore 11 (compat) whose block i is `block-<i>` on every
 // relayed connection (`core.replicate(stream)`). Prints one JSON line {public_key, core_key,
 // length} once listening, then one {remote_public_key, handshake_hash} per connection; exits
@@ -16,6 +16,9 @@ const Stream = require('@hyperswarm/dht-relay/ws')
 const Hypercore = require('hypercore')
 
 const [url, blocks] = process.argv.slice(2)
+// CUSTODIAL=0: non-custodial (`custodial: false`: the node keeps its secret key, runs Noise IK
+// through the relay and encrypts the stream end to end).
+const CUSTODIAL = process.env.CUSTODIAL !== '0'
 
 async function main () {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dat-social-js-relay-core-'))
@@ -23,7 +26,7 @@ async function main () {
   await core.ready()
   for (let i = 0; i < Number(blocks); i++) await core.append(Buffer.from(`block-${i}`))
   const keyPair = DHT.keyPair(Buffer.alloc(32, 0x66))
-  const node = new DHT(new Stream(true, new WebSocket(url)), { keyPair })
+  const node = new DHT(new Stream(true, new WebSocket(url)), { keyPair, custodial: CUSTODIAL })
   node.on('error', () => {})
   const server = node.createServer((stream) => {
     console.log(JSON.stringify({

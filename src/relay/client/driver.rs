@@ -13,17 +13,21 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tracing::debug;
 
-use super::stream::{RelayStreamReader, RelayStreamWriter, StreamInput};
+use super::stream::{ReadCrypto, RelayStreamReader, RelayStreamWriter, StreamInput};
 use super::transport::{self, Reader, Writer};
 use super::{
     secret_key, ClientOptions, Cmd, Listener, RelayClientError, RelayState, RelayStream, RelayUrl,
 };
+use crate::net::secret_stream::{self, FrameDecoder};
 use crate::net::SessionInfo;
 use crate::relay::messages::{
-    AliasRef, Connect, Connected, Data, Destroy, DestroyTarget, Handshake, IdRef, Listen,
-    StreamHandshake,
+    AliasRef, Announce, Connect, Connected, Data, Destroy, DestroyTarget, Handshake, IdRef, Listen,
+    Lookup, QueryResult,
 };
 use crate::relay::{Message, RelayCodec, RelayEvent};
+
+mod noncustodial;
+use noncustodial::{PeerHandshake, StreamKeys};
 
 /// A `listen` the client keeps up across sessions.
 struct ListenEntry {
@@ -39,6 +43,8 @@ struct Driver {
     state: watch::Sender<RelayState>,
     /// By our server alias.
     listens: HashMap<u32, ListenEntry>,
+    /// Topics announced on every new session (RelayClient::announce until unannounce).
+    announced: HashSet<[u8; 32]>,
     next_alias: u32,
     generation: u64,
 }
@@ -66,14 +72,15 @@ pub(super) async fn run(
         weak,
         state,
         listens: HashMap::new(),
+        announced: HashSet::new(),
         next_alias: 1,
         generation: 0,
     };
     let mut attempt = 0u32;
     loop {
         let opened = {
-            let url = d.url.clone();
-            let open = transport::open(&url, d.options.connect_timeout);
+            let (url, options) = (d.url.clone(), d.options.clone());
+            let open = transport::open(&url, &options);
             tokio::pin!(open);
             loop {
                 tokio::select! {
@@ -135,6 +142,11 @@ fn backoff(options: &ClientOptions, attempt: u32) -> Duration {
 }
 
 impl Driver {
+    /// The secret key custodial messages carry; `None` in non-custodial mode.
+    fn custodial_key(&self) -> Option<crate::relay::messages::SecretKey> {
+        self.options.custodial.then(|| secret_key(&self.key))
+    }
+
     fn alias(&mut self) -> u32 {
         let a = self.next_alias;
         self.next_alias = self.next_alias.wrapping_add(1).max(1);
@@ -158,6 +170,7 @@ impl Driver {
                 self.listens.remove(&alias);
             }
             // Streams of a lost session were already told; dropping `done` fails the write.
+            Cmd::Announce { .. } | Cmd::Lookup { .. } => self.offline_query(cmd),
             Cmd::Data { .. } | Cmd::End { .. } | Cmd::Dropped { .. } => {}
         }
     }
@@ -189,18 +202,21 @@ impl Driver {
             by_remote: HashMap::new(),
             servers: HashMap::new(),
             unconfirmed: HashSet::new(),
+            queries: HashMap::new(),
+            handshakes: HashMap::new(),
             opened: false,
             connected: false,
         };
         let public_key = self.key.verifying_key().to_bytes();
         s.send(&Message::Handshake(Handshake {
             public_key,
-            secret_key: Some(secret_key(&self.key)),
+            secret_key: self.custodial_key(),
         }));
         let aliases: Vec<u32> = self.listens.keys().copied().collect();
         for alias in aliases {
-            s.listen(alias, &self.key);
+            s.listen(alias, self);
         }
+        s.reannounce(self);
         s.flush(None);
         let mut frames = Vec::new();
         let mut last_recv = Instant::now();
@@ -238,6 +254,7 @@ impl Driver {
             }
         };
         // Tell everyone still waiting on this session.
+        s.fail_queries("the relay connection was lost");
         for (_, (peer, reply)) in s.pending.drain() {
             let _ = reply.send(Err(RelayClientError::ConnectFailed {
                 peer: hex::encode(peer),
@@ -304,8 +321,13 @@ struct Session {
     by_remote: HashMap<u32, u32>,
     /// The relay's server alias → our server alias.
     servers: HashMap<u32, u32>,
+    /// Queries awaiting `finished`, by our query id.
+    queries: HashMap<u32, Query>,
     /// Our server aliases whose `listening` has not arrived.
     unconfirmed: HashSet<u32>,
+    /// Non-custodial Noise handshakes in progress or awaiting their stream, by the relay's
+    /// handshake id.
+    handshakes: HashMap<u32, PeerHandshake>,
     opened: bool,
     connected: bool,
 }
@@ -330,12 +352,13 @@ impl Session {
         let _ = self.out.send((frames, done));
     }
 
-    fn listen(&mut self, alias: u32, key: &SigningKey) {
+    /// Sends `listen` for our server `alias` (non-custodial: the relay then asks us to sign).
+    fn listen(&mut self, alias: u32, d: &Driver) {
         self.unconfirmed.insert(alias);
         self.send(&Message::Listen(Listen {
             alias,
-            public_key: key.verifying_key().to_bytes(),
-            secret_key: Some(secret_key(key)),
+            public_key: d.key.verifying_key().to_bytes(),
+            secret_key: d.custodial_key(),
         }));
     }
 
@@ -348,16 +371,44 @@ impl Session {
         }
     }
 
+    /// Registers a stream the relay opened and builds its handle. Non-custodial: starts our
+    /// secret-stream from the handshake's keys and sends its id+header first.
     fn new_stream(
         &mut self,
         d: &mut Driver,
         remote_alias: u32,
         remote_public_key: [u8; 32],
-        handshake_hash: [u8; 64],
+        keys: StreamKeys,
         is_initiator: bool,
         alias: u32,
     ) -> Option<RelayStream> {
         let cmd = d.sender()?;
+        let public_key = d.key.verifying_key().to_bytes();
+        let (info, crypto, encryptor) = match keys {
+            StreamKeys::Custodial(handshake_hash) => {
+                let info = SessionInfo {
+                    is_initiator,
+                    public_key,
+                    remote_public_key,
+                    handshake_hash,
+                };
+                (info, None, None)
+            }
+            StreamKeys::Own(keys) => {
+                let (info, enc, header, dec) =
+                    secret_stream::from_handshake(&keys, is_initiator, public_key);
+                // Our id+header goes out before anything the stream's writer sends.
+                self.send(&Message::Data(Data {
+                    alias,
+                    chunks: vec![header],
+                }));
+                let crypto = ReadCrypto {
+                    frames: FrameDecoder::new(),
+                    decryptor: dec,
+                };
+                (info, Some(Box::new(crypto)), Some(Box::new(enc)))
+            }
+        };
         let (tx, rx) = mpsc::unbounded_channel();
         self.streams.insert(
             alias,
@@ -369,12 +420,6 @@ impl Session {
             },
         );
         self.by_remote.insert(remote_alias, alias);
-        let info = SessionInfo {
-            is_initiator,
-            public_key: d.key.verifying_key().to_bytes(),
-            remote_public_key,
-            handshake_hash,
-        };
         Some(RelayStream {
             info,
             local_ip: self.local_ip,
@@ -384,11 +429,13 @@ impl Session {
                 generation: self.generation,
                 alias,
                 after: None,
+                crypto,
             },
             writer: RelayStreamWriter {
                 cmd,
                 generation: self.generation,
                 alias,
+                encryptor,
             },
         })
     }
@@ -439,10 +486,13 @@ impl Session {
             }
             Message::Connection(c) => {
                 let ours = self.servers.get(&c.server_alias).copied();
-                let StreamHandshake::Hash(hash) = c.handshake else {
-                    // Non-custodial streams need our own secret-stream: not supported yet.
-                    self.destroy_remote(c.alias, "non-custodial streams are not supported");
-                    return;
+                let keys = match self.take_handshake(d, &c.handshake, false) {
+                    Ok(keys) => keys,
+                    Err(why) => {
+                        debug!(%why, "relay client: refused a connection");
+                        self.destroy_remote(c.alias, &why);
+                        return;
+                    }
                 };
                 let alias = d.alias();
                 let Some(tx) = ours.and_then(|a| d.listens.get(&a)).map(|l| l.tx.clone()) else {
@@ -454,7 +504,7 @@ impl Session {
                     remote_alias: c.alias,
                 }));
                 if let Some(stream) =
-                    self.new_stream(d, c.alias, c.remote_public_key, hash, false, alias)
+                    self.new_stream(d, c.alias, c.remote_public_key, keys, false, alias)
                 {
                     if tx.send(stream).is_err() {
                         self.forget(alias);
@@ -462,23 +512,41 @@ impl Session {
                 }
             }
             Message::Open(o) => {
+                let destroy = Message::Destroy(Destroy {
+                    target: DestroyTarget::Paired {
+                        alias: o.remote_alias,
+                    },
+                    error: None,
+                });
                 let Some((peer, reply)) = self.pending.remove(&o.remote_alias) else {
+                    if !self.streams.contains_key(&o.remote_alias) {
+                        // A connect that already failed here (e.g. its handshake): don't leave
+                        // the relay's pair behind.
+                        self.send(&destroy);
+                    }
                     return;
                 };
-                let StreamHandshake::Hash(hash) = o.handshake else {
-                    let _ = reply.send(Err(RelayClientError::ConnectFailed {
-                        peer: hex::encode(peer),
-                        reason: "the relay opened a non-custodial stream".into(),
-                    }));
-                    self.send(&Message::Destroy(Destroy {
-                        target: DestroyTarget::Paired {
-                            alias: o.remote_alias,
-                        },
-                        error: None,
-                    }));
-                    return;
+                let keys =
+                    self.take_handshake(d, &o.handshake, true)
+                        .and_then(|keys| match &keys {
+                            StreamKeys::Own(k) if k.remote_public_key != peer => {
+                                Err("the handshake was with another key".into())
+                            }
+                            _ => Ok(keys),
+                        });
+                self.forget_handshakes_of(o.remote_alias);
+                let keys = match keys {
+                    Ok(keys) => keys,
+                    Err(reason) => {
+                        let _ = reply.send(Err(RelayClientError::ConnectFailed {
+                            peer: hex::encode(peer),
+                            reason,
+                        }));
+                        self.send(&destroy);
+                        return;
+                    }
                 };
-                if let Some(stream) = self.new_stream(d, o.alias, peer, hash, true, o.remote_alias)
+                if let Some(stream) = self.new_stream(d, o.alias, peer, keys, true, o.remote_alias)
                 {
                     if let Err(Ok(stream)) = reply.send(Ok(stream)) {
                         // The caller gave up: its reader's drop destroys the stream.
@@ -489,6 +557,7 @@ impl Session {
             Message::Destroy(x) => match x.target {
                 DestroyTarget::Unpaired { remote_alias } => {
                     if let Some((peer, reply)) = self.pending.remove(&remote_alias) {
+                        self.forget_handshakes_of(remote_alias);
                         let _ = reply.send(Err(RelayClientError::ConnectFailed {
                             peer: hex::encode(peer),
                             reason: x.error.unwrap_or_else(|| "refused".into()),
@@ -521,6 +590,12 @@ impl Session {
                     let _ = st.tx.send(StreamInput::Data(data.chunks));
                 }
             }
+            Message::Result(r) => self.on_result(r),
+            Message::NoiseSend(m) => self.on_noise_send(d, m),
+            Message::NoiseReceive(m) => self.on_noise_receive(d, m),
+            Message::SignAnnounce(m) => self.on_sign(d, m, true),
+            Message::SignUnannounce(m) => self.on_sign(d, m, false),
+            Message::Finished(IdRef { id }) => self.on_finished(id),
             Message::End(AliasRef { alias }) => {
                 if let Some(ours) = self.by_remote.get(&alias).copied() {
                     if let Some(st) = self.streams.get_mut(&ours) {
@@ -555,19 +630,21 @@ impl Session {
                 self.send(&Message::Connect(Connect {
                     alias,
                     public_key: d.key.verifying_key().to_bytes(),
-                    secret_key: Some(secret_key(&d.key)),
+                    secret_key: d.custodial_key(),
                     remote_public_key,
                 }));
             }
             Cmd::Listen { reply } => match d.add_listen() {
                 Ok((listener, alias)) => {
-                    self.listen(alias, &d.key);
+                    self.listen(alias, d);
                     let _ = reply.send(Ok(listener));
                 }
                 Err(e) => {
                     let _ = reply.send(Err(e));
                 }
             },
+            Cmd::Announce { topic, add, reply } => self.announce(d, topic, add, Some(reply)),
+            Cmd::Lookup { topic, reply } => self.lookup(d, topic, reply),
             Cmd::Unlisten(alias) => {
                 d.listens.remove(&alias);
                 self.unconfirmed.remove(&alias);
@@ -623,6 +700,152 @@ impl Session {
                     }
                     self.forget(alias);
                 }
+            }
+        }
+    }
+}
+
+/// An `announce` / `unannounce` / `lookup` awaiting `finished`.
+enum Query {
+    /// `reply` is None for the re-announces of a new session.
+    Announce {
+        topic: [u8; 32],
+        reply: Option<oneshot::Sender<Result<(), RelayClientError>>>,
+    },
+    Lookup {
+        topic: [u8; 32],
+        found: Vec<[u8; 32]>,
+        reply: oneshot::Sender<Result<Vec<[u8; 32]>, RelayClientError>>,
+    },
+}
+
+impl Driver {
+    /// Announce/lookup commands while no session is up: announces are recorded (and go out on
+    /// the next session), every caller hears `NotConnected`.
+    fn offline_query(&mut self, cmd: Cmd) {
+        let not_connected = || RelayClientError::NotConnected(self.url.to_string());
+        match cmd {
+            Cmd::Announce { topic, add, reply } => {
+                if add {
+                    self.announced.insert(topic);
+                } else {
+                    self.announced.remove(&topic);
+                }
+                let _ = reply.send(Err(not_connected()));
+            }
+            Cmd::Lookup { reply, .. } => {
+                let _ = reply.send(Err(not_connected()));
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Session {
+    /// Sends custodial `announce` (`add`) or `unannounce` of our key on `topic`, records the
+    /// topic for later sessions (or forgets it), and waits for `finished` with `reply`.
+    fn announce(
+        &mut self,
+        d: &mut Driver,
+        topic: [u8; 32],
+        add: bool,
+        reply: Option<oneshot::Sender<Result<(), RelayClientError>>>,
+    ) {
+        if add {
+            d.announced.insert(topic);
+        } else {
+            d.announced.remove(&topic);
+        }
+        let id = d.alias();
+        let record = Announce {
+            id,
+            topic,
+            public_key: d.key.verifying_key().to_bytes(),
+            secret_key: d.custodial_key(),
+        };
+        self.send(&if add {
+            Message::Announce(record)
+        } else {
+            Message::Unannounce(record)
+        });
+        self.queries.insert(id, Query::Announce { topic, reply });
+    }
+
+    /// Re-sends every recorded announce on a new session (nobody waits for these).
+    fn reannounce(&mut self, d: &mut Driver) {
+        let topics: Vec<[u8; 32]> = d.announced.iter().copied().collect();
+        for topic in topics {
+            self.announce(d, topic, true, None);
+        }
+    }
+
+    fn lookup(
+        &mut self,
+        d: &mut Driver,
+        topic: [u8; 32],
+        reply: oneshot::Sender<Result<Vec<[u8; 32]>, RelayClientError>>,
+    ) {
+        let id = d.alias();
+        self.send(&Message::Lookup(Lookup { id, topic }));
+        self.queries.insert(
+            id,
+            Query::Lookup {
+                topic,
+                found: Vec::new(),
+                reply,
+            },
+        );
+    }
+
+    /// A `result` of a query: a lookup collects the peers' public keys (each once).
+    fn on_result(&mut self, r: QueryResult) {
+        let Some(Query::Lookup { found, .. }) = self.queries.get_mut(&r.id) else {
+            return; // An announce's results (the DHT nodes that stored it): nothing to do.
+        };
+        match r.announcers() {
+            Ok(record) => {
+                for peer in record.peers {
+                    if !found.contains(&peer.public_key) {
+                        found.push(peer.public_key);
+                    }
+                }
+            }
+            Err(e) => debug!(error = %e, "relay client: undecodable lookup result ignored"),
+        }
+    }
+
+    fn on_finished(&mut self, id: u32) {
+        match self.queries.remove(&id) {
+            Some(Query::Announce {
+                reply: Some(reply), ..
+            }) => {
+                let _ = reply.send(Ok(()));
+            }
+            Some(Query::Lookup { found, reply, .. }) => {
+                let _ = reply.send(Ok(found));
+            }
+            Some(Query::Announce { reply: None, .. }) | None => {}
+        }
+    }
+
+    /// Tells every caller still waiting for a query that it failed with `why`.
+    fn fail_queries(&mut self, why: &str) {
+        let fail = |topic: &[u8; 32]| RelayClientError::QueryFailed {
+            topic: hex::encode(topic),
+            reason: why.to_string(),
+        };
+        for (_, q) in self.queries.drain() {
+            match q {
+                Query::Announce {
+                    topic,
+                    reply: Some(reply),
+                } => {
+                    let _ = reply.send(Err(fail(&topic)));
+                }
+                Query::Lookup { topic, reply, .. } => {
+                    let _ = reply.send(Err(fail(&topic)));
+                }
+                Query::Announce { reply: None, .. } => {}
             }
         }
     }

@@ -1,22 +1,38 @@
 //! Our `@hyperswarm/dht-relay` 0.4.3 client (PROTOCOL.md §3-§6): reach peers through a relay
-//! over `ws://` or `tcp://` URLs, custodial mode (the client hands the relay the secret key of
-//! the key pair it listens or connects with; the relay runs the Noise handshake with the remote,
-//! as the JS client's default `new DHT(stream)`).
+//! over `ws://`, `wss://` or `tcp://` URLs.
+//!
+//! Two modes ([`ClientOptions::custodial`]):
+//! - **non-custodial** (our default; JS `new DHT(stream, { custodial: false })`): the client
+//!   keeps its secret key. It runs hyperdht's Noise IK handshake itself with the messages the
+//!   relay carries (`noiseSend` / `noiseReceive` → `noiseReply`), proves listens (and
+//!   announces) by signing the relay's `signAnnounce` / `signUnannounce`, and then speaks its
+//!   own `@hyperswarm/secret-stream` with the remote inside the relay's `data` messages: the
+//!   relay sees only ciphertext and cannot impersonate either end.
+//! - **custodial** (JS's default `new DHT(stream)`): the client hands the relay the secret key
+//!   of the key pair it listens or connects with; the relay runs the Noise handshake with the
+//!   remote and sees the stream in plaintext. Our relay pairs only clients of the same mode.
 //!
 //! - [`RelayClient::start`] spawns the client's task: it opens the transport, sends `handshake`,
 //!   answers `ping`s, and **reconnects on its own** when the relay goes away (exponential
 //!   back-off with jitter, capped), re-sending every `listen`, so a server stays reachable.
 //!   [`RelayClient::state`] reports [`RelayState`] changes.
 //! - [`RelayClient::listen`] listens on the client's key pair: each incoming connection is
-//!   accepted (`incoming` → `accept`) and handed out by [`Listener::accept`].
+//!   accepted (custodial: `incoming` → `accept`; non-custodial: every well-formed handshake)
+//!   and handed out by [`Listener::accept`].
 //! - [`RelayClient::connect`] connects to a public key.
-//! - A [`RelayStream`] is message-oriented (one relay `data` chunk = one protomux frame) and
-//!   carries the remote's public key and the handshake hash the relay reported: exactly what
-//!   [`crate::net::Connection::from_frames`] needs ([`RelayStream::into_connection`]), as JS
-//!   `core.replicate(stream)` sits on a relayed stream.
+//! - A [`RelayStream`] is message-oriented (custodial: one relay `data` chunk = one protomux
+//!   frame; non-custodial: one secret-stream record = one frame) and carries the remote's
+//!   public key and the handshake hash: exactly what [`crate::net::Connection::from_frames`]
+//!   needs ([`RelayStream::into_connection`]), as JS `core.replicate(stream)` sits on a
+//!   relayed stream.
 //!
-//! Not yet: non-custodial mode (`noiseSend`/`noiseReceive`/`noiseReply`), `wss://` (TLS),
-//! announce/lookup.
+//! `wss://` verifies the relay's certificate and host name against the system's CA certificates
+//! (honouring `SSL_CERT_FILE` / `SSL_CERT_DIR`) plus [`ClientOptions::extra_roots`] (see
+//! [`load_pem_certificates`] for a private CA).
+//!
+//! - [`RelayClient::announce`] / [`RelayClient::unannounce`] / [`RelayClient::lookup`]:
+//!   `announce` / `unannounce` / `lookup` queries on a 32-byte topic (PROTOCOL.md §5); announces
+//!   are re-sent after every reconnect.
 
 #![warn(missing_docs)]
 
@@ -25,18 +41,26 @@ mod stream;
 mod transport;
 
 use std::fmt;
+use std::path::Path;
 use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
 use tokio::sync::{mpsc, oneshot, watch};
 
+pub use rustls_pki_types::CertificateDer;
 pub use stream::{Listener, RelayStream, RelayStreamReader, RelayStreamWriter};
 
-/// A relay address: `ws://host:port[/path]` or `tcp://host:port`.
+/// A relay address: `ws://host[:port][/path]`, `wss://host[:port][/path]` or `tcp://host:port`
+/// (the transports of npm `@hyperswarm/dht-relay` 0.4.3: `ws` and `tcp`; `wss` is `ws` over
+/// TLS). A host is a DNS name, an IPv4 address or a bracketed IPv6 address (`[::1]`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RelayUrl {
-    /// WebSocket; the full URL.
+    /// WebSocket without TLS; the full URL. Port 80 if none is given.
     Ws(String),
+    /// WebSocket over TLS; the full URL. Port 443 if none is given. The relay's certificate
+    /// must chain to a trusted CA ([`ClientOptions::extra_roots`] or the system's) and be
+    /// valid for the URL's host.
+    Wss(String),
     /// TCP with `@hyperswarm/secret-stream` framing; `host:port`.
     Tcp(String),
 }
@@ -44,7 +68,7 @@ pub enum RelayUrl {
 impl fmt::Display for RelayUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RelayUrl::Ws(u) => f.write_str(u),
+            RelayUrl::Ws(u) | RelayUrl::Wss(u) => f.write_str(u),
             RelayUrl::Tcp(a) => write!(f, "tcp://{a}"),
         }
     }
@@ -53,30 +77,100 @@ impl fmt::Display for RelayUrl {
 impl std::str::FromStr for RelayUrl {
     type Err = RelayClientError;
 
-    /// Parses `ws://host:port[/path]` or `tcp://host:port`.
+    /// Parses `ws://host[:port][/path]`, `wss://host[:port][/path]` or `tcp://host:port`.
     ///
-    /// Errors: [`RelayClientError::BadUrl`] for another scheme, a missing host or port, or
-    /// `wss://` (TLS is not built in yet).
+    /// Errors: [`RelayClientError::BadUrl`] for another scheme, a missing host, a bad port, a
+    /// `tcp://` URL without a port or with a path, or user info (`user@`) in the authority.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = |reason: &str| RelayClientError::BadUrl {
             url: s.to_string(),
             reason: reason.to_string(),
         };
         let (scheme, rest) = s.split_once("://").ok_or_else(|| bad("no scheme"))?;
-        let authority = rest.split('/').next().unwrap_or("");
-        let port_ok = authority
-            .rsplit_once(':')
-            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let parsed = split_host_port(authority);
         match scheme {
-            "ws" if port_ok => Ok(RelayUrl::Ws(s.to_string())),
-            "tcp" if port_ok && !rest.contains('/') => Ok(RelayUrl::Tcp(rest.to_string())),
-            "ws" | "tcp" => Err(bad("expected host:port")),
-            "wss" => Err(bad(
-                "wss:// is not supported yet: use ws:// (e.g. to a TLS-terminating proxy on the same host) or tcp://",
-            )),
-            _ => Err(bad("the scheme must be ws:// or tcp://")),
+            "ws" | "wss" => {
+                parsed.ok_or_else(|| bad("expected host[:port][/path]"))?;
+                Ok(if scheme == "ws" {
+                    RelayUrl::Ws(s.to_string())
+                } else {
+                    RelayUrl::Wss(s.to_string())
+                })
+            }
+            "tcp" => match parsed {
+                Some((_, Some(_))) if authority == rest => Ok(RelayUrl::Tcp(rest.to_string())),
+                _ => Err(bad("expected tcp://host:port")),
+            },
+            _ => Err(bad("the scheme must be ws://, wss:// or tcp://")),
         }
     }
+}
+
+/// Splits `host[:port]` (`[v6]` or `[v6]:port` for IPv6) into the host (without brackets) and
+/// the port, if any. `None` if the host is empty, the port is not a `u16`, an IPv6 address is
+/// not bracketed, or there is user info.
+fn split_host_port(authority: &str) -> Option<(String, Option<u16>)> {
+    if authority.contains('@') {
+        return None;
+    }
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (host, after) = v6.split_once(']')?;
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':')?),
+        };
+        host.parse::<std::net::Ipv6Addr>().ok()?;
+        (host, port)
+    } else {
+        let (h, p) = match authority.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        };
+        // An IPv6 address must be bracketed (else its colons read as a port).
+        if h.is_empty() || p.is_some_and(|p| p.contains(':')) {
+            return None;
+        }
+        (h, p)
+    };
+    let port = match port {
+        Some(p) => Some(p.parse::<u16>().ok()?),
+        None => None,
+    };
+    Some((host.to_string(), port))
+}
+
+/// The host (brackets removed) and port (default 80 for `ws`, 443 for `wss`) of a WebSocket URL
+/// that [`RelayUrl::from_str`](std::str::FromStr) accepted.
+pub(crate) fn ws_host_port(url: &str) -> Option<(String, u16)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let (host, port) = split_host_port(authority)?;
+    let default = if scheme == "wss" { 443 } else { 80 };
+    Some((host, port.unwrap_or(default)))
+}
+
+/// Reads every PEM `CERTIFICATE` block of the file at `path` (e.g. a private CA's certificate,
+/// as `dat-social relay --cert` takes them), for [`ClientOptions::extra_roots`].
+///
+/// Errors: [`RelayClientError::BadCertificates`] if the file cannot be read, is not PEM, or
+/// holds no certificate.
+pub fn load_pem_certificates(
+    path: &Path,
+) -> Result<Vec<CertificateDer<'static>>, RelayClientError> {
+    use rustls_pki_types::pem::PemObject;
+    let bad = |reason: String| RelayClientError::BadCertificates {
+        path: path.display().to_string(),
+        reason,
+    };
+    let pem = std::fs::read(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(format!("not PEM: {e}")))?;
+    if certs.is_empty() {
+        return Err(bad("no CERTIFICATE block in it".into()));
+    }
+    Ok(certs)
 }
 
 /// Errors of the relay client.
@@ -90,8 +184,9 @@ pub enum RelayClientError {
         /// Why.
         reason: String,
     },
-    /// The transport to the relay could not be opened (refused, timed out, WebSocket upgrade
-    /// or TCP secret-stream handshake failed).
+    /// The transport to the relay could not be opened (refused, timed out, TLS handshake failed
+    /// (e.g. a certificate from an untrusted CA or for another host), WebSocket upgrade or TCP
+    /// secret-stream handshake failed).
     #[error("cannot reach the relay {url}: {reason}")]
     Connect {
         /// The relay URL.
@@ -115,6 +210,23 @@ pub enum RelayClientError {
     /// The client's task has ended (every handle was dropped, or it failed).
     #[error("the relay client has stopped")]
     Stopped,
+    /// An `announce` / `unannounce` / `lookup` did not finish: the relay did not answer
+    /// `finished` in time, or the session was lost meanwhile.
+    #[error("the relay query on topic {topic} did not finish: {reason}")]
+    QueryFailed {
+        /// The topic, 64 hex.
+        topic: String,
+        /// What happened.
+        reason: String,
+    },
+    /// A CA certificate file given for `wss://` is unusable ([`load_pem_certificates`]).
+    #[error("unusable CA certificate file {path}: {reason}")]
+    BadCertificates {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Whether the client holds a live relay session.
@@ -159,6 +271,17 @@ pub struct ClientOptions {
     /// The session is considered dead when nothing arrived from the relay for this long (JS
     /// failsafe: 45 s; the relay pings every 15 s). Default 45 s.
     pub idle_timeout: Duration,
+    /// CA certificates (DER) trusted for `wss://` relays in addition to the system's (read once
+    /// per process from the OS store, or from `SSL_CERT_FILE` / `SSL_CERT_DIR` when set), e.g.
+    /// a private CA or a self-signed relay certificate: see [`load_pem_certificates`]. The host
+    /// name is verified either way. An unparsable one fails every `wss://` connect with
+    /// [`RelayClientError::Connect`]. Default: none.
+    pub extra_roots: Vec<CertificateDer<'static>>,
+    /// Custodial mode: hand the relay the secret key (in `handshake`, `listen`, `connect`,
+    /// `announce`) so that it runs the Noise handshakes and sees the streams in plaintext, as
+    /// the JS client does by default. Default `false`: non-custodial, the key never leaves
+    /// this process (see the module docs).
+    pub custodial: bool,
 }
 
 impl Default for ClientOptions {
@@ -168,6 +291,8 @@ impl Default for ClientOptions {
             backoff_min: Duration::from_millis(250),
             backoff_max: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(45),
+            extra_roots: Vec::new(),
+            custodial: false,
         }
     }
 }
@@ -182,6 +307,16 @@ pub(crate) enum Cmd {
         reply: oneshot::Sender<Result<Listener, RelayClientError>>,
     },
     Unlisten(u32),
+    /// `add`: announce `topic` (and keep announcing it after reconnects); else unannounce it.
+    Announce {
+        topic: [u8; 32],
+        add: bool,
+        reply: oneshot::Sender<Result<(), RelayClientError>>,
+    },
+    Lookup {
+        topic: [u8; 32],
+        reply: oneshot::Sender<Result<Vec<[u8; 32]>, RelayClientError>>,
+    },
     Data {
         generation: u64,
         alias: u32,
@@ -217,9 +352,10 @@ impl fmt::Debug for RelayClient {
 }
 
 impl RelayClient {
-    /// Starts a custodial client of `url` with key pair `key` (its secret key is sent to the
-    /// relay, which uses it for listens and connects). Returns at once; the task connects in
-    /// the background and keeps reconnecting. Requires a tokio runtime.
+    /// Starts a client of `url` with key pair `key`, the key it listens and connects with:
+    /// non-custodial unless [`ClientOptions::custodial`] (then its secret key is sent to the
+    /// relay). Returns at once; the task connects in the background and keeps reconnecting.
+    /// Requires a tokio runtime.
     pub fn start(url: RelayUrl, key: SigningKey, options: ClientOptions) -> RelayClient {
         let (cmd, cmd_rx) = mpsc::unbounded_channel();
         let (state_tx, state) = watch::channel(RelayState::Connecting);
@@ -269,13 +405,15 @@ impl RelayClient {
         }
     }
 
-    /// Connects to `remote_public_key` through the relay (custodial `connect`); resolves on
-    /// the relay's `open`, with the stream's handshake hash.
+    /// Connects to `remote_public_key` through the relay (`connect`); resolves on the relay's
+    /// `open`, once the Noise handshake is done (non-custodial: ours, through `noiseSend` /
+    /// `noiseReceive`; custodial: the relay's).
     ///
     /// Errors: [`RelayClientError::NotConnected`] when no session is up;
     /// [`RelayClientError::ConnectFailed`] when the relay answers `destroy` (nobody listens on
-    /// the key, the server denied it) or the session is lost meanwhile;
-    /// [`RelayClientError::Stopped`].
+    /// the key, the server denied it), the Noise handshake fails (a wrong key, a tampered or
+    /// malformed message or `noisePayload` from the relay), the relay answers in the other
+    /// mode, or the session is lost meanwhile; [`RelayClientError::Stopped`].
     pub async fn connect(
         &self,
         remote_public_key: [u8; 32],
@@ -290,9 +428,10 @@ impl RelayClient {
         rx.await.map_err(|_| RelayClientError::Stopped)?
     }
 
-    /// Listens on the client's key pair (custodial `listen`), now and after every reconnect,
-    /// until the [`Listener`] is dropped. Returns at once (the `listen` goes out on the current
-    /// session, or the next one); [`RelayState::Connected`] means it was confirmed.
+    /// Listens on the client's key pair (`listen`; non-custodial: proven by signing the
+    /// relay's `signAnnounce`), now and after every reconnect, until the [`Listener`] is
+    /// dropped. Returns at once (the `listen` goes out on the current session, or the next
+    /// one); [`RelayState::Connected`] means it was confirmed (`listening`).
     ///
     /// Errors: [`RelayClientError::Stopped`].
     pub async fn listen(&self) -> Result<Listener, RelayClientError> {
@@ -301,6 +440,86 @@ impl RelayClient {
             .send(Cmd::Listen { reply })
             .map_err(|_| RelayClientError::Stopped)?;
         rx.await.map_err(|_| RelayClientError::Stopped)?
+    }
+
+    /// Announces the client's public key on `topic` (`announce{id, topic, pk}`; custodial: with
+    /// the secret key, the relay signs; non-custodial: we sign each `signAnnounce` the relay
+    /// asks), stored on the DHT by the JS relay, among its own clients by ours. Now and again on
+    /// every new session until [`RelayClient::unannounce`] (not refreshed within a session:
+    /// hyperdht 6.34 keeps a record about 20 minutes). Waits up to `timeout` for the relay's
+    /// `finished` of this announce (a DHT query on the JS relay: seconds).
+    ///
+    /// Errors (the topic stays registered and is announced on the next session either way):
+    /// [`RelayClientError::NotConnected`] when no session is up;
+    /// [`RelayClientError::QueryFailed`] when `timeout` passes or the session is lost before
+    /// `finished`; [`RelayClientError::Stopped`].
+    pub async fn announce(
+        &self,
+        topic: [u8; 32],
+        timeout: Duration,
+    ) -> Result<(), RelayClientError> {
+        self.query(topic, timeout, |reply| Cmd::Announce {
+            topic,
+            add: true,
+            reply,
+        })
+        .await
+    }
+
+    /// Stops announcing `topic` (`unannounce`, which removes the record; the JS relay runs
+    /// hyperdht's `lookupAndUnannounce`) and waits up to `timeout` for the relay's `finished`.
+    ///
+    /// Errors (the topic is no longer re-announced either way):
+    /// [`RelayClientError::NotConnected`] when no session is up;
+    /// [`RelayClientError::QueryFailed`] when `timeout` passes or the session is lost first;
+    /// [`RelayClientError::Stopped`].
+    pub async fn unannounce(
+        &self,
+        topic: [u8; 32],
+        timeout: Duration,
+    ) -> Result<(), RelayClientError> {
+        self.query(topic, timeout, |reply| Cmd::Announce {
+            topic,
+            add: false,
+            reply,
+        })
+        .await
+    }
+
+    /// The public keys announced on `topic` (`lookup{id, topic}` → `result{announcers}`* →
+    /// `finished`): every peer key of every result, each once, in order of arrival. Waits up to
+    /// `timeout` for `finished`.
+    ///
+    /// Errors: [`RelayClientError::NotConnected`] when no session is up;
+    /// [`RelayClientError::QueryFailed`] when `timeout` passes or the session is lost first;
+    /// [`RelayClientError::Stopped`].
+    pub async fn lookup(
+        &self,
+        topic: [u8; 32],
+        timeout: Duration,
+    ) -> Result<Vec<[u8; 32]>, RelayClientError> {
+        self.query(topic, timeout, |reply| Cmd::Lookup { topic, reply })
+            .await
+    }
+
+    /// Sends the command `make` builds and waits up to `timeout` for its reply.
+    async fn query<T>(
+        &self,
+        topic: [u8; 32],
+        timeout: Duration,
+        make: impl FnOnce(oneshot::Sender<Result<T, RelayClientError>>) -> Cmd,
+    ) -> Result<T, RelayClientError> {
+        let (reply, rx) = oneshot::channel();
+        self.cmd
+            .send(make(reply))
+            .map_err(|_| RelayClientError::Stopped)?;
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(r) => r.map_err(|_| RelayClientError::Stopped)?,
+            Err(_) => Err(RelayClientError::QueryFailed {
+                topic: hex::encode(topic),
+                reason: format!("no `finished` from the relay within {timeout:?}"),
+            }),
+        }
     }
 }
 
@@ -316,6 +535,10 @@ mod tests {
     #[test]
     fn urls_parse_and_print() {
         let ws: RelayUrl = "ws://127.0.0.1:49443".parse().unwrap();
+        assert_eq!(
+            ws_host_port("ws://127.0.0.1:49443"),
+            Some(("127.0.0.1".into(), 49443))
+        );
         assert_eq!(ws, RelayUrl::Ws("ws://127.0.0.1:49443".into()));
         assert_eq!(ws.to_string(), "ws://127.0.0.1:49443");
         let path: RelayUrl = "ws://relay.example:80/dht".parse().unwrap();
@@ -323,14 +546,31 @@ mod tests {
         let tcp: RelayUrl = "tcp://[::1]:4000".parse().unwrap();
         assert_eq!(tcp, RelayUrl::Tcp("[::1]:4000".into()));
         assert_eq!(tcp.to_string(), "tcp://[::1]:4000");
+        let wss: RelayUrl = "wss://relay.example/dht".parse().unwrap();
+        assert_eq!(wss, RelayUrl::Wss("wss://relay.example/dht".into()));
+        assert_eq!(wss.to_string(), "wss://relay.example/dht");
+        assert_eq!(
+            ws_host_port("wss://relay.example/dht"),
+            Some(("relay.example".into(), 443))
+        );
+        assert_eq!(ws_host_port("ws://nohost"), Some(("nohost".into(), 80)));
+        assert_eq!(
+            ws_host_port("wss://[::1]:8443/x?y"),
+            Some(("::1".into(), 8443))
+        );
         for bad in [
             "127.0.0.1:4000",
             "http://a:1",
-            "ws://nohost",
             "ws://:80",
+            "wss://",
+            "wss://a:99999",
+            "wss://u@a:1",
+            "ws://::1:80",
+            "ws://[::1",
+            "ws://[nope]:1",
             "tcp://a:99999",
+            "tcp://a",
             "tcp://a:1/x",
-            "wss://a:443",
         ] {
             assert!(bad.parse::<RelayUrl>().is_err(), "{bad}");
         }

@@ -1,10 +1,16 @@
 //! [`RelayStream`] (one relayed connection, message-oriented) and [`Listener`].
+//!
+//! Custodial streams carry protomux frames as relay `data` chunks as they are. Non-custodial
+//! streams carry our own `@hyperswarm/secret-stream` 6.9.2 byte stream (uint24le-framed
+//! id+header, then encrypted records), cut into chunks wherever the relay or the peer cut it:
+//! the reader reassembles and decrypts records, the writer encrypts each frame into one record.
 
 use std::net::IpAddr;
 
 use tokio::sync::{mpsc, oneshot};
 
 use super::Cmd;
+use crate::net::secret_stream::{Decryptor, Encryptor, FrameDecoder};
 use crate::net::transport::{FrameReader, FrameWriter};
 use crate::net::{Connection, ConnectionConfig, NetError, SessionInfo};
 
@@ -18,10 +24,14 @@ pub(crate) enum StreamInput {
     Error(String),
 }
 
-/// One relayed connection (custodial): the remote's public key and the Noise handshake hash
-/// the relay reported (`open` / `connection`), and the stream's two halves. Each chunk written
-/// is one relay `data` chunk, each chunk read is one the remote wrote: message boundaries are
-/// kept, as protomux needs.
+/// One relayed connection: the remote's public key, the Noise handshake hash, and the stream's
+/// two halves, which carry whole messages (protomux frames) either way.
+///
+/// - Custodial: the relay ran the Noise handshake and reported the hash (`open` /
+///   `connection`); each message is one relay `data` chunk, in plaintext to the relay.
+/// - Non-custodial: we ran the Noise IK handshake through the relay (`noiseSend` /
+///   `noiseReceive` / `noiseReply`), so the remote key is proven end to end, and each message
+///   is a secret-stream record only the remote can read.
 pub struct RelayStream {
     pub(crate) info: SessionInfo,
     pub(crate) local_ip: IpAddr,
@@ -42,13 +52,14 @@ impl std::fmt::Debug for RelayStream {
 }
 
 impl RelayStream {
-    /// The remote's ed25519 public key (authenticated by the relay's Noise handshake; in
-    /// custodial mode you trust the relay for it).
+    /// The remote's ed25519 public key: proven by our own Noise IK handshake (non-custodial),
+    /// or reported by the relay that ran the handshake (custodial: you trust the relay for it).
     pub fn remote_public_key(&self) -> [u8; 32] {
         self.info.remote_public_key
     }
 
-    /// The 64-byte Noise handshake hash the relay reported; both ends see the same.
+    /// The 64-byte Noise handshake hash (ours, or the one the relay reported in custodial
+    /// mode); both ends see the same.
     pub fn handshake_hash(&self) -> [u8; 64] {
         self.info.handshake_hash
     }
@@ -74,7 +85,8 @@ impl RelayStream {
     }
 
     /// Runs a [`Connection`] (protomux, replication, app channels) directly on this stream,
-    /// with no second secret-stream: what JS `core.replicate(relayedStream)` does.
+    /// with no further handshake: what JS `core.replicate(relayedStream)` does (on the
+    /// relayed stream itself when custodial, on the client's secret-stream when not).
     pub fn into_connection(self, config: ConnectionConfig) -> Connection {
         let info = self.info.clone();
         let (reader, writer) = self.split();
@@ -91,9 +103,42 @@ pub struct RelayStreamReader {
     pub(crate) alias: u32,
     /// An end or error that arrived behind data, reported on the next call.
     pub(crate) after: Option<StreamInput>,
+    /// Non-custodial: the secret-stream records being reassembled and decrypted.
+    pub(crate) crypto: Option<Box<ReadCrypto>>,
+}
+
+/// The receiving half of a non-custodial stream's secret-stream.
+pub(crate) struct ReadCrypto {
+    pub(crate) frames: FrameDecoder,
+    pub(crate) decryptor: Decryptor,
 }
 
 impl RelayStreamReader {
+    /// Appends the messages `chunks` complete to `out`: the chunks themselves (custodial), or
+    /// the records they complete, decrypted (non-custodial; the remote's id+header is checked
+    /// and not handed out).
+    fn take_chunks(
+        &mut self,
+        chunks: Vec<Vec<u8>>,
+        out: &mut Vec<Vec<u8>>,
+    ) -> Result<(), NetError> {
+        let Some(c) = self.crypto.as_mut() else {
+            out.extend(chunks);
+            return Ok(());
+        };
+        for chunk in chunks {
+            c.frames.push(&chunk);
+            while let Some(record) = c.frames.next_frame() {
+                let was_ready = c.decryptor.is_ready();
+                let message = c.decryptor.decrypt(&record)?;
+                if was_ready {
+                    out.push(message);
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn finish(input: StreamInput) -> Result<bool, NetError> {
         match input {
             StreamInput::Data(_) | StreamInput::End => Ok(false),
@@ -107,29 +152,37 @@ impl RelayStreamReader {
 
 impl FrameReader for RelayStreamReader {
     async fn read_frames<'a>(&'a mut self, out: &'a mut Vec<Vec<u8>>) -> Result<bool, NetError> {
-        if let Some(input) = self.after.take() {
-            self.after = Some(StreamInput::End);
-            return Self::finish(input);
-        }
-        match self.rx.recv().await {
-            None => Ok(false),
-            Some(StreamInput::Data(chunks)) => {
-                out.extend(chunks);
-                // Take whatever else is queued, so protomux sees a burst at once.
-                while let Ok(next) = self.rx.try_recv() {
-                    match next {
-                        StreamInput::Data(chunks) => out.extend(chunks),
-                        other => {
-                            self.after = Some(other);
-                            break;
+        loop {
+            if let Some(input) = self.after.take() {
+                self.after = Some(StreamInput::End);
+                return Self::finish(input);
+            }
+            // The only await: whatever arrives is handled to the end before returning, so
+            // cancelling this future loses nothing.
+            match self.rx.recv().await {
+                None => return Ok(false),
+                Some(StreamInput::Data(chunks)) => {
+                    self.take_chunks(chunks, out)?;
+                    // Take whatever else is queued, so protomux sees a burst at once.
+                    while let Ok(next) = self.rx.try_recv() {
+                        match next {
+                            StreamInput::Data(chunks) => self.take_chunks(chunks, out)?,
+                            other => {
+                                self.after = Some(other);
+                                break;
+                            }
                         }
                     }
+                    // Custodial chunks are messages even when there are none (an empty `data`);
+                    // non-custodial ones may have carried only part of a record.
+                    if !out.is_empty() || self.crypto.is_none() {
+                        return Ok(true);
+                    }
                 }
-                Ok(true)
-            }
-            Some(other) => {
-                self.after = Some(StreamInput::End);
-                Self::finish(other)
+                Some(other) => {
+                    self.after = Some(StreamInput::End);
+                    return Self::finish(other);
+                }
             }
         }
     }
@@ -149,16 +202,26 @@ pub struct RelayStreamWriter {
     pub(crate) cmd: mpsc::UnboundedSender<Cmd>,
     pub(crate) generation: u64,
     pub(crate) alias: u32,
+    /// Non-custodial: encrypts each message into one secret-stream record (the id+header was
+    /// sent when the stream opened).
+    pub(crate) encryptor: Option<Box<Encryptor>>,
 }
 
 impl FrameWriter for RelayStreamWriter {
     async fn write_frames<'a>(&'a mut self, frames: &'a [Vec<u8>]) -> Result<(), NetError> {
+        let chunks = match self.encryptor.as_mut() {
+            None => frames.to_vec(),
+            Some(enc) => frames
+                .iter()
+                .map(|f| enc.encrypt(f))
+                .collect::<Result<Vec<_>, _>>()?,
+        };
         let (done, written) = oneshot::channel();
         self.cmd
             .send(Cmd::Data {
                 generation: self.generation,
                 alias: self.alias,
-                chunks: frames.to_vec(),
+                chunks,
                 done,
             })
             .map_err(|_| NetError::Closed)?;

@@ -1,21 +1,28 @@
 //! The client's side of the relay transports (PROTOCOL.md §6): WebSocket (one binary message =
-//! one protomux frame) and TCP (`@hyperswarm/secret-stream` with a fresh random key pair, as the
-//! JS `@hyperswarm/dht-relay/tcp` transport: encrypted, not authenticated).
+//! one protomux frame), plain (`ws://`) or over TLS (`wss://`, rustls on aws-lc-rs, server
+//! certificate and host name verified against the system's CA certificates plus
+//! [`ClientOptions::extra_roots`]), and TCP (`@hyperswarm/secret-stream` with a fresh random key
+//! pair, as the JS `@hyperswarm/dht-relay/tcp` transport: encrypted, not authenticated).
 
 use std::net::IpAddr;
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
 
 use ed25519_dalek::SigningKey;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use rand::rngs::OsRng;
+use rustls_pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
+use tokio_rustls::rustls;
+use tokio_rustls::TlsConnector;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::WebSocketStream;
+use tracing::debug;
 
-use super::{RelayClientError, RelayUrl};
+use super::{ws_host_port, ClientOptions, RelayClientError, RelayUrl};
 use crate::net::secret_stream;
 use crate::net::transport::{FrameReader, FrameWriter, SecretStreamReader, SecretStreamWriter};
 use crate::net::NetError;
@@ -23,7 +30,11 @@ use crate::net::NetError;
 /// Largest frame accepted from the relay (the relay's own default limit).
 const MAX_FRAME: usize = 4 << 20;
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+/// A byte stream under the WebSocket: plain TCP or TLS over TCP.
+pub(super) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+type Ws = WebSocketStream<Box<dyn Io>>;
 
 /// Reads relay protomux frames.
 pub(super) enum Reader {
@@ -37,31 +48,44 @@ pub(super) enum Writer {
     Tcp(SecretStreamWriter<OwnedWriteHalf>),
 }
 
-/// Opens a transport to `url` within `timeout`; returns it and the local IP address it runs
-/// from.
+/// Opens a transport to `url` within `options.connect_timeout`; returns it and the local IP
+/// address it runs from.
 pub(super) async fn open(
     url: &RelayUrl,
-    timeout: Duration,
+    options: &ClientOptions,
 ) -> Result<(Reader, Writer, IpAddr), RelayClientError> {
+    let timeout = options.connect_timeout;
     let fail = |reason: String| RelayClientError::Connect {
         url: url.to_string(),
         reason,
     };
     let work = async {
         match url {
-            RelayUrl::Ws(u) => {
+            RelayUrl::Ws(u) | RelayUrl::Wss(u) => {
+                let tls = matches!(url, RelayUrl::Wss(_));
+                let (host, port) =
+                    ws_host_port(u).ok_or_else(|| fail("expected host[:port]".into()))?;
+                let tcp = TcpStream::connect((host.as_str(), port))
+                    .await
+                    .map_err(|e| fail(e.to_string()))?;
+                let _ = tcp.set_nodelay(true);
+                let local = tcp.local_addr().map_err(|e| fail(e.to_string()))?.ip();
+                let io: Box<dyn Io> = if tls {
+                    Box::new(
+                        tls_connect(tcp, &host, &options.extra_roots)
+                            .await
+                            .map_err(fail)?,
+                    )
+                } else {
+                    Box::new(tcp)
+                };
                 let config = WebSocketConfig::default()
                     .max_message_size(Some(MAX_FRAME))
                     .max_frame_size(Some(MAX_FRAME));
                 let (ws, _) =
-                    tokio_tungstenite::connect_async_with_config(u.as_str(), Some(config), true)
+                    tokio_tungstenite::client_async_with_config(u.as_str(), io, Some(config))
                         .await
-                        .map_err(|e| fail(e.to_string()))?;
-                let local = match ws.get_ref() {
-                    MaybeTlsStream::Plain(tcp) => tcp.local_addr().map(|a| a.ip()),
-                    _ => Ok(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)),
-                }
-                .map_err(|e| fail(e.to_string()))?;
+                        .map_err(|e| fail(format!("WebSocket upgrade failed: {e}")))?;
                 let (sink, stream) = ws.split();
                 Ok((Reader::Ws(stream), Writer::Ws(sink), local))
             }
@@ -88,6 +112,64 @@ pub(super) async fn open(
     tokio::time::timeout(timeout, work)
         .await
         .map_err(|_| fail("timed out".into()))?
+}
+
+/// The system's CA certificates, read once per process (`rustls-native-certs`: the OS store,
+/// or the files `SSL_CERT_FILE` / `SSL_CERT_DIR` name).
+fn native_roots() -> &'static [CertificateDer<'static>] {
+    static ROOTS: OnceLock<Vec<CertificateDer<'static>>> = OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let found = rustls_native_certs::load_native_certs();
+        for e in &found.errors {
+            debug!(error = %e, "relay client: reading the system's CA certificates");
+        }
+        found.certs
+    })
+}
+
+/// A TLS client configuration (aws-lc-rs, TLS 1.2 and 1.3) trusting the system's CA
+/// certificates and `extra_roots`. Errors with a text if an extra certificate is unusable.
+fn tls_config(
+    extra_roots: &[CertificateDer<'static>],
+) -> Result<Arc<rustls::ClientConfig>, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    let (_, ignored) = roots.add_parsable_certificates(native_roots().iter().cloned());
+    if ignored > 0 {
+        debug!(
+            ignored,
+            "relay client: unusable system CA certificates skipped"
+        );
+    }
+    for (i, cert) in extra_roots.iter().enumerate() {
+        roots
+            .add(cert.clone())
+            .map_err(|e| format!("extra CA certificate #{} is unusable: {e}", i + 1))?;
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup failed: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// Runs a TLS handshake over `tcp`, verifying the server's certificate chain and that it is
+/// valid for `host` (a DNS name or an IP address).
+async fn tls_connect(
+    tcp: TcpStream,
+    host: &str,
+    extra_roots: &[CertificateDer<'static>],
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
+    let name = ServerName::try_from(host.to_string())
+        .map_err(|e| format!("{host:?} is not a valid TLS server name: {e}"))?;
+    let connector = TlsConnector::from(tls_config(extra_roots)?);
+    connector.connect(name, tcp).await.map_err(|e| {
+        format!(
+            "TLS handshake failed: {e} (is the relay's certificate valid for {host} and issued \
+             by a CA this client trusts? Add a private CA with ClientOptions::extra_roots)"
+        )
+    })
 }
 
 impl Reader {

@@ -10,7 +10,9 @@ use ed25519_dalek::SigningKey;
 use tracing::{debug, info};
 
 use crate::hypercore::encoding::CompactEncoding;
-use crate::net::noise::{NoiseError, NoiseXx};
+use crate::net::hyperdht;
+use crate::net::noise::{NoiseError, NoiseIk, NoiseXx};
+use crate::net::secret_stream::{self, Decryptor, Encryptor, FrameDecoder};
 use crate::relay::messages::{
     AliasRef, Announce, Connect, Connected, Connection, Data, Destroy, DestroyTarget, IdRef,
     Incoming, Listen, Listening, Lookup, NoiseReceive, NoiseReply, NoiseReplyStep, NoiseSend, Open,
@@ -42,6 +44,29 @@ struct Side {
 #[derive(Debug)]
 struct Pair {
     sides: [Side; 2],
+    /// One end custodial, the other not: the relay speaks the secret-stream with the
+    /// non-custodial end on the custodial end's behalf.
+    bridge: Option<Box<Bridge>>,
+}
+
+/// The relay's end of a secret-stream it runs for a custodial client (`@hyperswarm/secret-stream`
+/// 6.9.2 from the IK handshake it ran with that client's key, as hyperdht would for it): each
+/// plaintext chunk from the custodial side becomes one record to the other side; the other
+/// side's records, reassembled from its byte stream, become one chunk each.
+struct Bridge {
+    /// The pair side (0 connecting client, 1 server) whose key is in the relay's custody.
+    custodial_side: usize,
+    encryptor: Encryptor,
+    frames: FrameDecoder,
+    decryptor: Decryptor,
+    /// The framed id+header record, sent to the server when the pair is joined.
+    header: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Bridge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Bridge")
+    }
 }
 
 /// How a pending connect gets established.
@@ -54,6 +79,25 @@ enum Establish {
         client_key: Box<SigningKey>,
         server_key: Box<SigningKey>,
         firewall_id: u32,
+    },
+    /// A custodial client connecting to a non-custodial server: the relay runs the Noise IK
+    /// handshake as the client (with the key in its custody) against the server's client
+    /// (handshake id `server_hs` towards it); `firewall_passed` once the server accepted.
+    Bridged {
+        noise: Box<NoiseIk>,
+        server_hs: u32,
+        firewall_passed: bool,
+        client_public_key: PublicKey,
+    },
+    /// A non-custodial client connecting to a custodial server: the relay answers the client's
+    /// Noise IK handshake as the server (with the key in its custody; handshake id `client_hs`
+    /// towards the client), asking the server's client with `incoming` (`firewall_id`) between
+    /// message 1 and message 2.
+    ServerBridged {
+        client_hs: u32,
+        noise: Box<NoiseIk>,
+        firewall_id: Option<u32>,
+        step: NoiseStep,
     },
     /// Both ends non-custodial: the relay carries their Noise handshake (`client_hs` is the
     /// handshake id towards the connecting client, `server_hs` towards the server's client).
@@ -69,6 +113,8 @@ enum Establish {
 /// A connect established: what [`Relay::join`] needs to pair the two streams.
 #[derive(Debug)]
 struct Joined {
+    /// Bridged connects: the relay's secret-stream towards the server.
+    bridge: Option<Box<Bridge>>,
     client: SessionId,
     client_alias: u32,
     server: ServerRef,
@@ -475,13 +521,52 @@ impl<N: Network> Relay<N> {
                     remote_public_key: None,
                 }
             }
-            // One end's key is in the relay's custody and the other's is not: the relay would
-            // have to run Noise and secret-stream for one end only (not done yet).
-            _ => {
-                return fail(
-                    self,
-                    "this relay cannot join a custodial and a non-custodial end yet",
-                )
+            (Some(client_key), None) => {
+                // The relay plays the custodial client's hyperdht: IK message 1 with its key.
+                let mut noise = NoiseIk::initiator(
+                    &client_key,
+                    c.remote_public_key,
+                    &hyperdht::ns_peer_handshake(),
+                );
+                let msg1 = match noise.write_message(&RELAY_NOISE_PAYLOAD) {
+                    Ok(m) => m,
+                    Err(e) => return fail(self, &format!("handshake failed: {e}")),
+                };
+                let srv = self.session(server.session);
+                let hs = srv.next_alias();
+                srv.noise_in.insert(hs, pending_id);
+                let m = Message::NoiseReceive(NoiseReceive {
+                    id: hs,
+                    server_alias: Some(server.relay_alias),
+                    payload: msg1,
+                });
+                self.send(server.session, &m, None);
+                Establish::Bridged {
+                    noise: Box::new(noise),
+                    server_hs: hs,
+                    firewall_passed: false,
+                    client_public_key: c.public_key,
+                }
+            }
+            (None, Some(server_key)) => {
+                // The relay plays the custodial server's hyperdht: the client starts its IK.
+                let client_hs = self.session(sid).next_alias();
+                self.session(sid).noise_out.insert(client_hs, pending_id);
+                let m = Message::NoiseSend(NoiseSend {
+                    id: client_hs,
+                    remote_stream_alias: Some(c.alias),
+                    payload: RELAY_NOISE_PAYLOAD.to_vec(),
+                });
+                self.send(sid, &m, None);
+                Establish::ServerBridged {
+                    client_hs,
+                    noise: Box::new(NoiseIk::responder(
+                        &server_key,
+                        &hyperdht::ns_peer_handshake(),
+                    )),
+                    firewall_id: None,
+                    step: NoiseStep::Msg1,
+                }
             }
         };
         self.session(sid).connecting.insert(c.alias, pending_id);
@@ -506,6 +591,24 @@ impl<N: Network> Relay<N> {
             Establish::Custodial { firewall_id, .. } => {
                 if let Some(s) = self.sessions.get_mut(&p.server.session) {
                     s.firewall.remove(&firewall_id);
+                }
+            }
+            Establish::Bridged { server_hs, .. } => {
+                if let Some(s) = self.sessions.get_mut(&p.server.session) {
+                    s.noise_in.remove(&server_hs);
+                }
+            }
+            Establish::ServerBridged {
+                client_hs,
+                firewall_id,
+                ..
+            } => {
+                if let Some(s) = self.sessions.get_mut(&p.client) {
+                    s.noise_out.remove(&client_hs);
+                }
+                if let (Some(s), Some(id)) = (self.sessions.get_mut(&p.server.session), firewall_id)
+                {
+                    s.firewall.remove(&id);
                 }
             }
             Establish::Relayed {
@@ -541,8 +644,12 @@ impl<N: Network> Relay<N> {
             self.fail_pending(pending_id, "connection denied by the server's firewall");
             return Ok(());
         }
-        let p = self.pending.remove(&pending_id).expect("pending connect");
         self.session(sid).firewall.remove(&id);
+        if let Some(Establish::ServerBridged { .. }) = self.pending.get(&pending_id).map(|p| &p.how)
+        {
+            return self.on_server_bridged_accept(pending_id);
+        }
+        let p = self.pending.remove(&pending_id).expect("pending connect");
         let Establish::Custodial {
             client_key,
             server_key,
@@ -574,6 +681,7 @@ impl<N: Network> Relay<N> {
             }
         };
         let joined = Joined {
+            bridge: None,
             client: p.client,
             client_alias: p.client_alias,
             server: p.server,
@@ -619,8 +727,16 @@ impl<N: Network> Relay<N> {
                         ended: false,
                     },
                 ],
+                bridge: None,
             },
         );
+        let mut bridge = j.bridge;
+        let header = bridge
+            .as_mut()
+            .and_then(|b| Some((b.header.take()?, b.custodial_side)));
+        if let Some(pair) = self.pairs.get_mut(&pair_id) {
+            pair.bridge = bridge;
+        }
         let open = Message::Open(Open {
             alias: client_relay_alias,
             remote_alias: j.client_alias,
@@ -634,6 +750,19 @@ impl<N: Network> Relay<N> {
             handshake: j.server_handshake,
         });
         self.send(j.server.session, &connection, None);
+        if let Some((header, custodial_side)) = header {
+            // Bridged: the relay's secret-stream id+header goes first to the non-custodial end.
+            let (to, alias) = if custodial_side == 0 {
+                (j.server.session, server_relay_alias)
+            } else {
+                (j.client, client_relay_alias)
+            };
+            let m = Message::Data(Data {
+                alias,
+                chunks: vec![header],
+            });
+            self.send(to, &m, None);
+        }
     }
 
     /// One step of a relayed (non-custodial) Noise handshake: carries the answer of one client
@@ -661,6 +790,12 @@ impl<N: Network> Relay<N> {
             return Ok(());
         };
         let (client, server) = (p.client, p.server);
+        if matches!(p.how, Establish::Bridged { .. }) {
+            return self.on_bridged_reply(sid, pending_id, r);
+        }
+        if matches!(p.how, Establish::ServerBridged { .. }) {
+            return self.on_server_bridged_reply(sid, pending_id, r);
+        }
         let Establish::Relayed {
             client_hs,
             server_hs,
@@ -749,6 +884,7 @@ impl<N: Network> Relay<N> {
                     srv.noise_in.remove(&server_hs);
                 }
                 self.join(Joined {
+                    bridge: None,
                     client,
                     client_alias: p.client_alias,
                     server,
@@ -764,6 +900,231 @@ impl<N: Network> Relay<N> {
                 )));
             }
         }
+        Ok(())
+    }
+
+    /// The server's answers in a bridged connect (the relay is the IK initiator for a
+    /// custodial client): its firewall (`Responder`: an empty payload denies), then IK message
+    /// 2 (`Complete`), which the relay reads to finish the handshake and join the pair.
+    /// Anything else from the server closes its session; a message 2 that does not decrypt
+    /// fails only the connect.
+    fn on_bridged_reply(
+        &mut self,
+        sid: SessionId,
+        pending_id: PendingId,
+        r: NoiseReply,
+    ) -> Result<(), CloseReason> {
+        let Some(p) = self.pending.get_mut(&pending_id) else {
+            return Ok(());
+        };
+        let Establish::Bridged {
+            noise,
+            server_hs,
+            firewall_passed,
+            client_public_key,
+        } = &mut p.how
+        else {
+            return Ok(());
+        };
+        match (&r.step, *firewall_passed) {
+            (NoiseReplyStep::Responder { .. }, false) => {
+                if r.payload.is_empty() {
+                    self.fail_pending(pending_id, "connection denied by the server's firewall");
+                    return Ok(());
+                }
+                *firewall_passed = true;
+                let m = Message::NoiseSend(NoiseSend {
+                    id: *server_hs,
+                    remote_stream_alias: None,
+                    payload: RELAY_NOISE_PAYLOAD.to_vec(),
+                });
+                self.send(sid, &m, None);
+                Ok(())
+            }
+            (
+                NoiseReplyStep::Complete {
+                    is_initiator: false,
+                    ..
+                },
+                true,
+            ) => {
+                let read = noise.read_message(&r.payload);
+                let keys = match (read, noise.outcome()) {
+                    (Ok(_), Some(keys)) => keys.clone(),
+                    (Err(e), _) => {
+                        self.fail_pending(pending_id, &format!("handshake failed: {e}"));
+                        return Ok(());
+                    }
+                    (Ok(_), None) => {
+                        self.fail_pending(pending_id, "handshake failed");
+                        return Ok(());
+                    }
+                };
+                let (server_hs, client_public_key) = (*server_hs, *client_public_key);
+                let p = self.pending.remove(&pending_id).expect("pending connect");
+                self.session(sid).noise_in.remove(&server_hs);
+                let Some(c) = self
+                    .sessions
+                    .get_mut(&p.client)
+                    .filter(|s| s.closing.is_none())
+                else {
+                    return Ok(());
+                };
+                c.connecting.remove(&p.client_alias);
+                let (_, encryptor, header, decryptor) =
+                    secret_stream::from_handshake(&keys, true, client_public_key);
+                self.join(Joined {
+                    bridge: Some(Box::new(Bridge {
+                        custodial_side: 0,
+                        encryptor,
+                        frames: FrameDecoder::new(),
+                        decryptor,
+                        header: Some(header),
+                    })),
+                    client: p.client,
+                    client_alias: p.client_alias,
+                    server: p.server,
+                    client_public_key,
+                    client_handshake: StreamHandshake::Hash(keys.handshake_hash),
+                    server_handshake: StreamHandshake::Id(server_hs),
+                });
+                Ok(())
+            }
+            (got, _) => Err(CloseReason::Protocol(format!(
+                "noiseReply {} out of order in a bridged connect (got {got:?})",
+                r.id
+            ))),
+        }
+    }
+
+    /// The connecting client's answers in a server-bridged connect (the relay is the IK
+    /// responder for a custodial server): message 1 (`Initiator`), which the relay reads and
+    /// hands to the server's firewall (`incoming`); then, after message 2, `Complete`, which
+    /// joins the pair. Anything else closes the client's session; a message 1 that does not
+    /// decrypt fails only the connect.
+    fn on_server_bridged_reply(
+        &mut self,
+        sid: SessionId,
+        pending_id: PendingId,
+        r: NoiseReply,
+    ) -> Result<(), CloseReason> {
+        let Some(p) = self.pending.get_mut(&pending_id) else {
+            return Ok(());
+        };
+        let server = p.server;
+        let Establish::ServerBridged {
+            client_hs,
+            noise,
+            firewall_id,
+            step,
+        } = &mut p.how
+        else {
+            return Ok(());
+        };
+        let client_hs = *client_hs;
+        match (*step, &r.step) {
+            (NoiseStep::Msg1, NoiseReplyStep::Initiator) => {
+                let payload = match noise.read_message(&r.payload) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        self.fail_pending(pending_id, &format!("handshake failed: {e}"));
+                        return Ok(());
+                    }
+                };
+                let remote_public_key = noise.remote_public_key().unwrap_or([0; 32]);
+                let Some(srv) = self
+                    .sessions
+                    .get_mut(&server.session)
+                    .filter(|s| s.closing.is_none())
+                else {
+                    self.fail_pending(pending_id, "PEER_NOT_FOUND: the server went away");
+                    return Ok(());
+                };
+                let id = srv.next_alias();
+                srv.firewall.insert(id, pending_id);
+                *firewall_id = Some(id);
+                *step = NoiseStep::Firewall;
+                let m = Message::Incoming(Incoming {
+                    id,
+                    server_alias: server.relay_alias,
+                    remote_public_key,
+                    payload,
+                });
+                self.send(server.session, &m, None);
+                Ok(())
+            }
+            (
+                NoiseStep::Complete,
+                NoiseReplyStep::Complete {
+                    is_initiator: true, ..
+                },
+            ) => {
+                let Some(keys) = noise.outcome().cloned() else {
+                    self.fail_pending(pending_id, "handshake failed");
+                    return Ok(());
+                };
+                let p = self.pending.remove(&pending_id).expect("pending connect");
+                let c = self.session(sid);
+                c.noise_out.remove(&client_hs);
+                c.connecting.remove(&p.client_alias);
+                let (_, encryptor, header, decryptor) =
+                    secret_stream::from_handshake(&keys, false, [0; 32]);
+                self.join(Joined {
+                    bridge: Some(Box::new(Bridge {
+                        custodial_side: 1,
+                        encryptor,
+                        frames: FrameDecoder::new(),
+                        decryptor,
+                        header: Some(header),
+                    })),
+                    client: p.client,
+                    client_alias: p.client_alias,
+                    server: p.server,
+                    client_public_key: keys.remote_public_key,
+                    client_handshake: StreamHandshake::Id(client_hs),
+                    server_handshake: StreamHandshake::Hash(keys.handshake_hash),
+                });
+                Ok(())
+            }
+            (expected, got) => Err(CloseReason::Protocol(format!(
+                "noiseReply {} out of order (relay waits for {expected:?}, got {got:?})",
+                r.id
+            ))),
+        }
+    }
+
+    /// The custodial server accepted a server-bridged connect: the relay writes IK message 2
+    /// as the server and sends it to the client.
+    fn on_server_bridged_accept(&mut self, pending_id: PendingId) -> Result<(), CloseReason> {
+        let Some(p) = self.pending.get_mut(&pending_id) else {
+            return Ok(());
+        };
+        let client = p.client;
+        let Establish::ServerBridged {
+            client_hs,
+            noise,
+            firewall_id,
+            step,
+        } = &mut p.how
+        else {
+            return Ok(());
+        };
+        let client_hs = *client_hs;
+        let msg2 = match noise.write_message(&RELAY_NOISE_PAYLOAD) {
+            Ok(m) => m,
+            Err(e) => {
+                self.fail_pending(pending_id, &format!("handshake failed: {e}"));
+                return Ok(());
+            }
+        };
+        *firewall_id = None;
+        *step = NoiseStep::Complete;
+        let m = Message::NoiseReceive(NoiseReceive {
+            id: client_hs,
+            server_alias: None,
+            payload: msg2,
+        });
+        self.send(client, &m, None);
         Ok(())
     }
 
@@ -801,9 +1162,27 @@ impl<N: Network> Relay<N> {
         let Some((pair_id, side, to, to_alias)) = self.route(sid, d.alias) else {
             return;
         };
+        let chunks = match self.bridge_chunks(pair_id, side, d.chunks) {
+            Ok(Some(chunks)) => chunks,
+            Ok(None) => return, // part of a record: wait for the rest
+            Err(e) => {
+                // The server's bytes are not a valid secret-stream: end the stream both ways.
+                let error = Some(format!("secret-stream failed: {e}"));
+                let own_alias = self.pairs.get(&pair_id).map(|p| p.sides[side].relay_alias);
+                self.destroy_pair(pair_id, sid, error.clone());
+                if let Some(alias) = own_alias {
+                    let m = Message::Destroy(Destroy {
+                        target: DestroyTarget::Paired { alias },
+                        error,
+                    });
+                    self.send(sid, &m, None);
+                }
+                return;
+            }
+        };
         let m = Message::Data(Data {
             alias: to_alias,
-            chunks: d.chunks,
+            chunks,
         });
         let n = self.send(to, &m, Some((pair_id, 1 - side)));
         let pair = self.pairs.get_mut(&pair_id).expect("routed pair");
@@ -812,6 +1191,48 @@ impl<N: Network> Relay<N> {
             // Back-pressure: stop reading this client until the receiver drains.
             self.session(sid).blocked_on = Some((pair_id, 1 - side));
         }
+    }
+
+    /// Bridged pairs: the custodial side's plaintext chunks become one record each for the
+    /// other side; the other side's bytes become one plaintext chunk per complete record (its
+    /// id+header is checked, not forwarded; empty records are keep-alives and are forwarded as
+    /// empty chunks). `Ok(None)`: nothing to forward yet. Other pairs: the chunks as they are.
+    ///
+    /// Errors: the non-custodial side's bytes do not decrypt, or announce a record above
+    /// `max_frame`.
+    fn bridge_chunks(
+        &mut self,
+        pair_id: PairId,
+        from_side: usize,
+        chunks: Vec<Vec<u8>>,
+    ) -> Result<Option<Vec<Vec<u8>>>, secret_stream::SecretStreamError> {
+        let max = self.limits.max_frame;
+        let Some(bridge) = self.pairs.get_mut(&pair_id).and_then(|p| p.bridge.as_mut()) else {
+            return Ok(Some(chunks));
+        };
+        let mut out = Vec::with_capacity(chunks.len());
+        if from_side == bridge.custodial_side {
+            for c in &chunks {
+                out.push(bridge.encryptor.encrypt(c)?);
+            }
+            return Ok(Some(out));
+        }
+        for c in &chunks {
+            bridge.frames.push(c);
+            while let Some(record) = bridge.frames.next_frame() {
+                let ready = bridge.decryptor.is_ready();
+                let message = bridge.decryptor.decrypt(&record)?;
+                if ready {
+                    out.push(message);
+                }
+            }
+            if bridge.frames.buffered() > max + 3 {
+                return Err(secret_stream::SecretStreamError::TooLarge(
+                    bridge.frames.buffered(),
+                ));
+            }
+        }
+        Ok((!out.is_empty()).then_some(out))
     }
 
     fn on_end(&mut self, sid: SessionId, alias: u32) {

@@ -3,25 +3,18 @@
 //! `signAnnounce`/`signUnannounce`, and the steps of a Noise handshake that the relay carries
 //! between two of its clients with `noiseSend`/`noiseReceive`/`noiseReply`.
 //!
-//! The relay never runs Noise itself in this mode: both clients run the hyperdht Noise IK
-//! handshake (`noise-handshake` IK, `noise-curve-ed`, prologue `NS.PEER_HANDSHAKE`) and then
-//! their own `@hyperswarm/secret-stream`, so the relay only sees handshake messages and
-//! ciphertext.
+//! Between two non-custodial clients the relay never runs Noise itself: both run the hyperdht
+//! Noise IK handshake (`noise-handshake` IK, `noise-curve-ed`, prologue `NS.PEER_HANDSHAKE`)
+//! and then their own `@hyperswarm/secret-stream`, so the relay only sees handshake messages
+//! and ciphertext. A custodial client connecting to a non-custodial server is bridged: the
+//! relay runs the IK initiator and the secret-stream with the key in its custody (see
+//! `hub.rs`), as hyperdht would on a JS relay; the reverse (a non-custodial client to a
+//! custodial server) is refused.
 
-use blake2::digest::consts::U32;
-use blake2::{Blake2b, Digest};
 use ed25519_dalek::{Signature, VerifyingKey};
 
-use crate::hypercore::encoding::CompactEncoding;
-use crate::relay::messages::{Peer, PublicKey};
-
-/// BLAKE2b with a 32-byte output (libsodium `crypto_generichash` with its default length).
-type Blake2b256 = Blake2b<U32>;
-
-/// hyperdht command numbers that name its namespaces (`hyperdht/lib/constants.js` 6.34.0;
-/// `PEER_HANDSHAKE` = 0 names the clients' Noise prologue, checked in the tests).
-const CMD_ANNOUNCE: u8 = 4;
-const CMD_UNANNOUNCE: u8 = 5;
+use crate::net::hyperdht;
+use crate::relay::messages::PublicKey;
 
 /// The hyperdht `noisePayload` the relay hands a client to embed in its Noise message
 /// (`noiseSend.payload`): version 1, no flags, error NONE, firewall UNKNOWN. The peer's client
@@ -29,25 +22,15 @@ const CMD_UNANNOUNCE: u8 = 5;
 /// addresses, because the relay, not a holepunch, joins the two ends.
 pub(crate) const RELAY_NOISE_PAYLOAD: [u8; 4] = [1, 0, 0, 0];
 
-/// A hyperdht namespace: `blake2b256(blake2b256("hyperswarm/dht") ‖ command)`
-/// (hypercore-crypto `namespace`).
-fn namespace(command: u8) -> [u8; 32] {
-    let name = Blake2b256::digest(b"hyperswarm/dht");
-    let mut h = Blake2b256::new();
-    h.update(name);
-    h.update([command]);
-    h.finalize().into()
-}
-
 /// `blake2b256(public key)`: the DHT target a server's key is announced under
 /// (`@hyperswarm/dht-relay` `crypto.hash`, the `target` a listening client signs for).
 pub(crate) fn server_target(public_key: &PublicKey) -> [u8; 32] {
-    Blake2b256::digest(public_key).into()
+    hyperdht::server_target(public_key)
 }
 
 /// The 64 bytes a client signs for an announce (`add`) or unannounce record
-/// (`lib/signee.js` 0.4.3, hyperdht `annSignable`):
-/// `NS ‖ blake2b256(target ‖ peerId ‖ token ‖ encode(peer{publicKey, relayAddresses: []}))`.
+/// (`lib/signee.js` 0.4.3, hyperdht `annSignable`) with no relay addresses (the relay asks
+/// with none): see [`hyperdht::announce_signable`], which our relay client signs with.
 pub(crate) fn signable(
     add: bool,
     target: &[u8; 32],
@@ -55,21 +38,7 @@ pub(crate) fn signable(
     token: &[u8; 32],
     public_key: &PublicKey,
 ) -> [u8; 64] {
-    let ns = namespace(if add { CMD_ANNOUNCE } else { CMD_UNANNOUNCE });
-    let peer = Peer {
-        public_key: *public_key,
-        relay_addresses: Vec::new(),
-    }
-    .to_bytes();
-    let mut h = Blake2b256::new();
-    h.update(target);
-    h.update(peer_id);
-    h.update(token);
-    h.update(&peer);
-    let mut out = [0u8; 64];
-    out[..32].copy_from_slice(&ns);
-    out[32..].copy_from_slice(&h.finalize());
-    out
+    hyperdht::announce_signable(add, target, peer_id, token, public_key, &[])
 }
 
 /// True if `signature` (64 bytes, ed25519 as libsodium `crypto_sign_detached`) signs `message`
@@ -106,13 +75,10 @@ mod tests {
     use ed25519_dalek::{Signer, SigningKey};
 
     #[test]
-    fn namespaces_match_hyperdht() {
-        // PROTOCOL.md §4: NS.PEER_HANDSHAKE of hyperdht 6.34.0.
-        assert_eq!(
-            hex::encode(namespace(0)),
-            "14d6d4b49214ab1033ed204976caa258bae9e1e8543b9ad1fd996a910b0c4e3a"
-        );
-        assert_ne!(namespace(CMD_ANNOUNCE), namespace(CMD_UNANNOUNCE));
+    fn the_relay_payload_is_a_valid_noise_payload() {
+        let p = hyperdht::NoisePayload::decode(&RELAY_NOISE_PAYLOAD).unwrap();
+        assert_eq!(p, hyperdht::NoisePayload::default());
+        assert_eq!(p.encode(), RELAY_NOISE_PAYLOAD);
     }
 
     #[test]
