@@ -91,7 +91,11 @@ impl Entry {
     pub fn decode(index: u64, block: &[u8]) -> Result<Self, ArchiveError> {
         let bad = |reason: String| ArchiveError::BadEntry { index, reason };
         if block.len() > MAX_FILE_BYTES + 1024 {
-            return Err(bad(format!("{} bytes is too large", block.len())));
+            return Err(bad(format!(
+                "{} bytes is larger than the limit of {}",
+                block.len(),
+                MAX_FILE_BYTES + 1024
+            )));
         }
         let entry: Entry = serde_json::from_slice(block).map_err(|e| bad(e.to_string()))?;
         match (&entry, index) {

@@ -5,6 +5,9 @@
 //!   identity.key     ed25519 key file, mode 0600 (see [`crate::identity`])
 //!   archive/         the user's archive core (key = identity public key)
 //!   archive.lock     held while a process writes the archive (host, profile set)
+//!   friends.json     local notes on friends: aliases, last addresses (see crate::friends)
+//!   replicas/<hex>/  verified replicas of friends' archives
+//!   replicas.lock    held by the process that updates the replicas
 //! ```
 //!
 //! The default data directory is the platform's data directory (e.g. `~/.local/share/dat-social`),
@@ -139,11 +142,11 @@ impl Home {
         )
     }
 
-    /// Reads the user's current files from their archive.
+    /// The user's archive opened read-only, to serve it to others (e.g. offered to a
+    /// friends-only host while joining). Never repairs or writes the core.
     ///
-    /// Opens the core read-only, never repairing it: a running `host` may be appending, and a
-    /// writer's open would cut off the bytes of its append in progress.
-    pub fn files(&self, identity: &Identity) -> Result<Files, HomeError> {
+    /// Errors: [`HomeError::Archive`] when it can't be opened or is another key's.
+    pub fn archive_reader(&self, identity: &Identity) -> Result<crate::net::SharedCore, HomeError> {
         let core = Core::open(&self.archive_dir(), None).map_err(ArchiveError::from)?;
         if core.key() != identity.public_key() {
             return Err(ArchiveError::from(crate::hypercore::Error::WrongKey {
@@ -152,6 +155,15 @@ impl Home {
             })
             .into());
         }
-        Ok(archive::read_files(&core)?)
+        Ok(crate::net::SharedCore::new(core))
+    }
+
+    /// Reads the user's current files from their archive.
+    ///
+    /// Opens the core read-only, never repairing it: a running `host` may be appending, and a
+    /// writer's open would cut off the bytes of its append in progress.
+    pub fn files(&self, identity: &Identity) -> Result<Files, HomeError> {
+        let core = self.archive_reader(identity)?;
+        Ok(core.with_core(|c| archive::read_files(c))?)
     }
 }

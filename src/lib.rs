@@ -7,6 +7,8 @@
 #![warn(missing_docs)]
 
 pub mod archive;
+pub mod discovery;
+pub mod friends;
 pub mod home;
 pub mod hypercore;
 pub mod identity;

@@ -1,6 +1,7 @@
 //! `dat-social`: the command-line program. One sub-command per user task; `--json` prints one JSON
 //! object per line on stdout, each with an `"event"` field.
 
+mod friends;
 mod output;
 mod relay;
 
@@ -91,6 +92,14 @@ enum Command {
         after_help = "Example:\n  dat-social join 'dat://<host key>?peer=192.168.1.5:41234'\n\nExit codes: 3 host unreachable, 4 lobby full, 5 wrong password, 6 rejected, 7 timed out."
     )]
     Join(JoinArgs),
+    /// Manage whom you follow: add, remove, list (with who is online and hosting).
+    #[command(subcommand)]
+    Friends(friends::FriendsCommand),
+    /// List the live lobbies among your friends; --watch follows them as they change.
+    #[command(
+        after_help = "Examples:\n  dat-social sessions\n  dat-social sessions --watch --json\n\nA lobby is live while its host is reachable, it is not ended, and its last_update is no older\nthan twice its heartbeat."
+    )]
+    Sessions(friends::SessionsArgs),
     /// Run a @hyperswarm/dht-relay compatible relay (WebSocket, optionally TCP) until Ctrl-C.
     #[command(
         after_help = "Examples:\n  dat-social relay --port 49443 --tcp-port 49444 --json\n  dat-social relay --port 443 --cert fullchain.pem --key privkey.pem   (wss://)"
@@ -126,26 +135,40 @@ struct HostArgs {
     /// Seconds between heartbeats (rewrites of last_update in session.json).
     #[arg(long, default_value_t = 300, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     heartbeat: u64,
-    /// Also accept players through this @hyperswarm/dht-relay relay (ws://HOST:PORT or
-    /// tcp://HOST:PORT), listening on your identity key; the invite carries it. Needs --custodial.
-    #[arg(long, value_name = "URL", requires = "custodial")]
+    /// Also accept players through this @hyperswarm/dht-relay relay (ws://, wss:// or tcp://
+    /// HOST:PORT), listening on your identity key; the invite carries it. Non-custodial: your
+    /// secret key stays here, the relay only carries handshakes and ciphertext.
+    #[arg(long, value_name = "URL")]
     relay: Option<String>,
-    /// Accept custodial relay mode: the relay receives your identity secret key and runs the
-    /// handshakes for you. Required with --relay until non-custodial mode is implemented.
-    #[arg(long)]
+    /// With --relay: custodial mode instead, for relays that need it (e.g. to be reached by
+    /// @hyperswarm/dht-relay clients in their default custodial mode): the relay receives your
+    /// identity secret key and runs the handshakes for you.
+    #[arg(long, requires = "relay")]
     custodial: bool,
+    /// Admit only mutual friends (players you follow who follow you); others are rejected with
+    /// reason "friends-only".
+    #[arg(long)]
+    friends_only: bool,
 }
 
 #[derive(Args)]
+#[group(id = "target", required = true, args = ["url", "friend", "quick"])]
 struct JoinArgs {
     /// The host's dat:// URL (an invite link, usually with ?peer=host:port).
-    url: String,
+    url: Option<String>,
+    /// Join this friend's live lobby (alias, profile name or dat:// URL).
+    #[arg(long, value_name = "NAME|URL", conflicts_with_all = ["url", "quick"])]
+    friend: Option<String>,
+    /// Join the live lobby among your friends with a free slot and the most players.
+    #[arg(long, conflicts_with_all = ["url", "friend"])]
+    quick: bool,
     /// The host's TCP address, if the URL has no peer hint.
     #[arg(long, value_name = "ADDR")]
     peer: Option<String>,
     /// Reach the host through this relay (ws://HOST:PORT or tcp://HOST:PORT) instead of the
-    /// URL's hints. An invite's ?relay= is used without this flag.
-    #[arg(long, value_name = "URL")]
+    /// URL's hints. An invite's ?relay= is used without this flag. With --friend/--quick,
+    /// friends are also looked for there.
+    #[arg(long, value_name = "URL", env = "DAT_SOCIAL_RELAY")]
     relay: Option<String>,
     /// A file whose first line is the lobby password.
     #[arg(long, value_name = "FILE")]
@@ -163,6 +186,11 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    // Each followed friend online holds a socket and a replica's files: the common soft limit
+    // of 1024 open files would cap `sessions --watch` at a few hundred friends.
+    if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
+        tracing::debug!("cannot raise the open-files limit: {e}");
+    }
     let out = Output::new(cli.json);
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     match runtime.block_on(run(cli, &out)) {
@@ -204,6 +232,8 @@ async fn run(cli: Cli, out: &Output) -> Result<u8> {
         Command::Host(args) => host(&home, args, out).await,
         Command::Join(args) => join(&home, args, out).await,
         Command::Relay(args) => relay::relay(args, out).await,
+        Command::Friends(command) => friends::friends(&home, command, out).await,
+        Command::Sessions(args) => friends::sessions(&home, args, out).await,
     }
 }
 
@@ -342,6 +372,7 @@ async fn host(home: &Home, args: HostArgs, out: &Output) -> Result<u8> {
         listen: args.listen,
         heartbeat: Duration::from_secs(args.heartbeat),
         relay,
+        friends_only: args.friends_only,
         ..HostOptions::default()
     };
     let mut lobby = lobby::Host::start(home, identity, options).await?;
@@ -383,11 +414,21 @@ async fn join(home: &Home, args: JoinArgs, out: &Output) -> Result<u8> {
         .profile
         .map(|p| p.name)
         .unwrap_or_else(|| "anonymous".to_string());
-    let url: DatUrl = args.url.parse()?;
+    let look = friends::LookArgs {
+        relay: args.relay.clone(),
+        look_timeout: 5,
+        offline: false,
+    };
+    let (url, relay): (DatUrl, _) = match (&args.url, &args.friend) {
+        (Some(url), _) => (url.parse()?, args.relay.map(|r| r.parse()).transpose()?),
+        (None, Some(who)) => (friends::friend_lobby(home, who, &look).await?, None),
+        (None, None) => (friends::quick_lobby(home, &look, out).await?, None),
+    };
     let options = JoinOptions {
         url,
         peer: args.peer,
-        relay: args.relay.map(|r| r.parse()).transpose()?,
+        relay,
+        archive: Some(home.archive_reader(&identity)?),
         password: read_password(&args.password_file)?,
         name,
         timeout: Duration::from_secs(args.timeout),

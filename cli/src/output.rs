@@ -9,6 +9,20 @@ use dat_social::relay::client::RelayState;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
+/// Text from other people (names, chat) with its control characters escaped, so that nobody
+/// can drive the reader's terminal.
+pub fn clean(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// Where events go.
 pub struct Output {
     json: bool,
@@ -17,6 +31,11 @@ pub struct Output {
 impl Output {
     pub fn new(json: bool) -> Self {
         Output { json }
+    }
+
+    /// Whether events are printed as JSON lines.
+    pub fn is_json(&self) -> bool {
+        self.json
     }
 
     /// Prints one event: `{"event": name, ...fields}` with `--json`, else `text`.
@@ -49,17 +68,6 @@ impl Output {
     /// Prints a lobby event. Names and chat come from other people: in text mode their control
     /// characters are escaped so that nobody can drive the reader's terminal.
     pub fn lobby_event(&self, event: &LobbyEvent) {
-        let clean = |s: &str| -> String {
-            s.chars()
-                .map(|c| {
-                    if c.is_control() {
-                        c.escape_default().to_string()
-                    } else {
-                        c.to_string()
-                    }
-                })
-                .collect()
-        };
         match event {
             LobbyEvent::PeerJoined { peer, name, peers } => self.event(
                 "peer-joined",

@@ -5,11 +5,12 @@
 //! ends only that connection.
 //!
 //! Joiners arrive over TCP (always) and, with [`HostOptions::relay`], through a
-//! `@hyperswarm/dht-relay` relay where the host listens on its identity key (custodial: the
-//! relay holds the key and runs the Noise handshake). Both kinds end up as a
+//! `@hyperswarm/dht-relay` relay where the host listens on its identity key (non-custodial by
+//! default: the host runs the Noise handshakes and the relay carries only ciphertext; custodial
+//! on request: the relay holds the key and runs them). Both kinds end up as a
 //! [`Connection`] and are served by the same code.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,16 +60,21 @@ pub struct HostOptions {
     pub admission_timeout: Duration,
     /// Also listen through this relay, on the host's identity key. `None` (default): TCP only.
     pub relay: Option<HostRelay>,
+    /// Admit mutual friends only: players the host's `profile.json` lists and whose own
+    /// profile (fetched from them while they join) lists the host. Others are rejected with
+    /// [`RejectReason::FriendsOnly`]. Default `false`.
+    pub friends_only: bool,
 }
 
-/// Listening through a relay (`host --relay URL --custodial`).
+/// Listening through a relay (`host --relay URL [--custodial]`).
 #[derive(Clone, Debug)]
 pub struct HostRelay {
     /// The relay.
     pub url: RelayUrl,
-    /// Hand the relay the host's identity secret key (custodial mode, PROTOCOL.md §4). Must be
-    /// `true` for now: non-custodial mode is not implemented yet, and [`Host::start`] refuses
-    /// `false` rather than silently giving the key away.
+    /// Hand the relay the host's identity secret key (custodial mode, PROTOCOL.md §4), for
+    /// relays that pair only custodial clients (e.g. to be reached by JS clients in their
+    /// default custodial mode through our relay). `false` (recommended): non-custodial, the
+    /// key stays here. Overrides `client.custodial`.
     pub custodial: bool,
     /// Reconnect and timeout settings of the relay client.
     pub client: ClientOptions,
@@ -83,6 +89,7 @@ impl Default for HostOptions {
             listen: "0.0.0.0:0".to_string(),
             heartbeat: Duration::from_secs(300),
             admission_timeout: Duration::from_secs(15),
+            friends_only: false,
             relay: None,
         }
     }
@@ -108,7 +115,7 @@ pub enum LobbyError {
     /// The lobby task ended unexpectedly.
     #[error("the lobby task failed: {0}")]
     Task(String),
-    /// The relay can't be used (non-custodial asked for, or the relay client stopped).
+    /// The relay can't be used (the relay client stopped).
     #[error("relay: {0}")]
     Relay(String),
 }
@@ -186,6 +193,8 @@ struct Context {
     lobby: SharedCore,
     lobby_key: SigningKey,
     password: Option<Vec<u8>>,
+    /// With `friends_only`: the keys the host's profile lists; `None`: everyone may join.
+    friends_only: Option<HashSet<[u8; 32]>>,
     timeout: Duration,
     commands: mpsc::UnboundedSender<Command>,
     shutdown: watch::Receiver<bool>,
@@ -200,25 +209,28 @@ impl Host {
     ///
     /// Errors: [`LobbyError::Home`] (no identity, archive busy or corrupt),
     /// [`LobbyError::Listen`], [`LobbyError::Archive`] (an invalid name or max_peers),
-    /// [`LobbyError::Relay`] (non-custodial relay mode asked for).
+    /// [`LobbyError::Relay`] (the relay client stopped at once).
     pub async fn start(
         home: &Home,
         identity: Identity,
         options: HostOptions,
     ) -> Result<Host, LobbyError> {
-        if options.relay.as_ref().is_some_and(|r| !r.custodial) {
-            return Err(LobbyError::Relay(
-                "non-custodial mode is not implemented yet; custodial mode hands the relay your identity secret key (pass --custodial to accept)".into(),
-            ));
-        }
         let lock = home.lock_archive()?;
         // The crypto backend's one-time setup, now rather than on the first joiner's path.
         tokio::task::spawn_blocking(crate::rtc::warm_up);
         let core = home.open_archive(&identity)?;
-        let profile_name = archive::read_files(&core)?
-            .profile
-            .map(|p| p.name)
+        let profile = archive::read_files(&core)?.profile;
+        let profile_name = profile
+            .as_ref()
+            .map(|p| p.name.clone())
             .unwrap_or_else(|| "lobby".to_string());
+        let friends_only = options.friends_only.then(|| {
+            let friends = profile.map(|p| p.friends).unwrap_or_default();
+            friends
+                .iter()
+                .filter_map(|f| f.parse::<DatUrl>().ok().map(|u| u.key))
+                .collect::<HashSet<_>>()
+        });
         let archive = SharedCore::new(core);
         let lobby_key = SigningKey::generate(&mut rand::rngs::OsRng);
         let lobby = SharedCore::new(Core::in_memory(lobby_key.clone()));
@@ -258,12 +270,16 @@ impl Host {
                 let client = RelayClient::start(
                     r.url.clone(),
                     identity.signing_key().clone(),
-                    r.client.clone(),
+                    ClientOptions {
+                        custodial: r.custodial,
+                        ..r.client.clone()
+                    },
                 );
                 let listener = client
                     .listen()
                     .await
                     .map_err(|e| LobbyError::Relay(e.to_string()))?;
+                announce_archive(&client, archive.discovery_key());
                 Some((client, listener))
             }
             None => None,
@@ -283,6 +299,7 @@ impl Host {
             lobby,
             lobby_key,
             password: options.password.clone(),
+            friends_only,
             timeout: options.admission_timeout,
             commands: commands.clone(),
             shutdown,
@@ -596,6 +613,21 @@ enum ServeError {
     Ending,
 }
 
+/// Announces the archive's discovery key on the relay, so that friends find the host by
+/// `lookup` (docs/FRIENDS.md). The client re-announces after every reconnect; a failure now (the
+/// relay is down) is logged, not fatal.
+fn announce_archive(client: &RelayClient, discovery_key: [u8; 32]) {
+    let client = client.clone();
+    tokio::spawn(async move {
+        if let Err(e) = client
+            .announce(discovery_key, Duration::from_secs(10))
+            .await
+        {
+            tracing::debug!("announcing the archive on the relay: {e}");
+        }
+    });
+}
+
 /// The next relayed connection; pending forever without a relay.
 async fn accept_relayed(listener: &mut Option<Listener>) -> Option<RelayStream> {
     match listener {
@@ -619,7 +651,7 @@ async fn relay_changed(state: &mut Option<watch::Receiver<RelayState>>) -> Optio
 enum Incoming {
     /// A TCP socket: we run the secret-stream handshake.
     Tcp(TcpStream, SocketAddr),
-    /// A relayed stream: the relay ran the handshake (custodial).
+    /// A relayed stream (our own IK handshake and secret-stream, or the relay's when custodial).
     Relay(RelayStream),
 }
 
@@ -736,6 +768,10 @@ async fn serve_connection(
         }
         Err(e) => return Err(e),
     };
+    if !is_admissible(ctx, &conn, &peer).await {
+        joiner.reject(&peer, RejectReason::FriendsOnly, &conn).await;
+        return Err(ServeError::Rejected(RejectReason::FriendsOnly));
+    }
     if !reserve_slot(ctx).await {
         joiner.reject(&peer, RejectReason::Full, &conn).await;
         return Err(ServeError::Rejected(RejectReason::Full));
@@ -785,6 +821,28 @@ async fn serve_connection(
     let _ = ctx.commands.send(Command::Left(id));
     pc.close().await;
     Ok(())
+}
+
+/// Whether the joiner `peer` (`dat://<hex>`, the identity its offer is signed with) may join a
+/// friends-only lobby: the host lists them, and their own profile, replicated from them on this
+/// connection (a joiner offers its archive), lists the host. Always true without friends-only.
+async fn is_admissible(ctx: &Context, conn: &Connection, peer: &str) -> bool {
+    let Some(friends) = &ctx.friends_only else {
+        return true;
+    };
+    let Ok(url) = peer.parse::<DatUrl>() else {
+        return false;
+    };
+    if !friends.contains(&url.key) {
+        return false;
+    }
+    // Their archive comes over this connection; a joiner that doesn't offer it isn't admitted.
+    let deadline = tokio::time::Instant::now() + ctx.timeout.min(Duration::from_secs(5));
+    let Ok((files, _)) = crate::remote::read_archive(conn, url.key, deadline).await else {
+        return false;
+    };
+    let me = ctx.identity.url().base();
+    files.profile.is_some_and(|p| p.friends.contains(&me))
 }
 
 async fn reserve_slot(ctx: &Context) -> bool {

@@ -34,6 +34,10 @@ pub struct JoinOptions {
     pub name: String,
     /// How long the whole join may take, from connecting to an open data channel. Default 15 s.
     pub timeout: Duration,
+    /// The joiner's own archive (read-only is enough), offered to the host on the connection so
+    /// that a friends-only host can check that the joiner lists it. `None`: not offered; a
+    /// friends-only host then rejects the join.
+    pub archive: Option<SharedCore>,
 }
 
 impl Default for JoinOptions {
@@ -45,6 +49,7 @@ impl Default for JoinOptions {
             password: None,
             name: "player".to_string(),
             timeout: Duration::from_secs(15),
+            archive: None,
         }
     }
 }
@@ -151,6 +156,9 @@ pub async fn join(identity: &Identity, options: JoinOptions) -> Result<Joined, J
         reason: e.to_string(),
     };
 
+    if let Some(own) = &options.archive {
+        conn.replicate(own.clone()).await.map_err(net)?;
+    }
     // The host's archive: its session.json names the lobby log.
     let (files, _host_archive) = remote::read_archive(&conn, options.url.key, deadline).await?;
     step("read the host's archive");

@@ -1,0 +1,338 @@
+//! `dat-social friends ...` and `dat-social sessions [--watch]`: the friend list, their replicas,
+//! and the live lobbies among friends.
+
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use clap::{Args, Subcommand};
+use dat_social::friends::{
+    self, status::pick_quick, watch::join_url, Discovery, DiscoveryOptions, FriendEvent,
+    FriendStatus, LiveLobby, RefreshOptions, Watcher, WatcherOptions,
+};
+use dat_social::home::Home;
+use dat_social::identity::DatUrl;
+use dat_social::schema::now_ms;
+use serde_json::json;
+
+use crate::output::{self, clean, Output};
+
+#[derive(Subcommand)]
+pub enum FriendsCommand {
+    /// Follow a user: add their dat:// URL to the friends of your profile.json.
+    #[command(
+        after_help = "Example:\n  dat-social friends add 'dat://<key>?peer=192.168.1.5:41234' --alias bob"
+    )]
+    Add {
+        /// Their dat:// URL; its ?peer= and ?relay= hints are kept locally to find them.
+        url: String,
+        /// A local name for them (never published).
+        #[arg(long)]
+        alias: Option<String>,
+    },
+    /// Stop following a user (by alias, profile name or URL) and delete their replica.
+    #[command(after_help = "Example:\n  dat-social friends remove bob")]
+    Remove {
+        /// Alias, profile name, or dat:// URL.
+        friend: String,
+    },
+    /// Show every friend: name, online, when their archive last changed, hosting, mutual.
+    #[command(after_help = "Example:\n  dat-social friends list --json")]
+    List(LookArgs),
+}
+
+/// How to look for friends (shared by `friends list`, `sessions` and `join --friend/--quick`).
+#[derive(Args, Clone)]
+pub struct LookArgs {
+    /// Also look for friends through this relay (ws://, wss://, tcp://).
+    #[arg(long, value_name = "URL", env = "DAT_SOCIAL_RELAY")]
+    pub relay: Option<String>,
+    /// Seconds to spend reaching each friend.
+    #[arg(long = "look-timeout", default_value_t = 5, value_name = "SECS")]
+    pub look_timeout: u64,
+    /// Don't contact anyone: show the replicas on disk.
+    #[arg(long)]
+    pub offline: bool,
+}
+
+impl LookArgs {
+    fn discovery(&self) -> Result<Discovery> {
+        Ok(Discovery::new(DiscoveryOptions {
+            relay: self.relay.as_deref().map(str::parse).transpose()?,
+            offline: self.offline,
+        }))
+    }
+
+    fn refresh_options(&self) -> Result<RefreshOptions> {
+        Ok(RefreshOptions {
+            discovery: self.discovery()?,
+            timeout: Duration::from_secs(self.look_timeout),
+            ..RefreshOptions::default()
+        })
+    }
+}
+
+#[derive(Args)]
+pub struct SessionsArgs {
+    #[command(flatten)]
+    look: LookArgs,
+    /// Keep running and print lobbies as they go up, change and go down (Ctrl-C to stop).
+    #[arg(long)]
+    watch: bool,
+}
+
+pub async fn friends(home: &Home, command: FriendsCommand, out: &Output) -> Result<u8> {
+    let identity = home.identity()?;
+    match command {
+        FriendsCommand::Add { url, alias } => {
+            let url: DatUrl = url.parse()?;
+            let friend = friends::add(home, &identity, &url, alias.as_deref())?;
+            out.event(
+                "friend-added",
+                json!({ "url": friend.url(), "alias": friend.alias }),
+                &format!("following {}", friend.url()),
+            );
+        }
+        FriendsCommand::Remove { friend } => {
+            let friend = friends::remove(home, &identity, &friend)?;
+            out.event(
+                "friend-removed",
+                json!({ "url": friend.url(), "alias": friend.alias }),
+                &format!("no longer following {}", friend.url()),
+            );
+        }
+        FriendsCommand::List(look) => {
+            let statuses = friends::refresh(home, &identity, &look.refresh_options()?).await?;
+            if statuses.is_empty() && !out.is_json() {
+                println!("no friends yet: dat-social friends add <dat://url>");
+            }
+            for s in &statuses {
+                print_friend(s, out);
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn print_friend(s: &FriendStatus, out: &Output) {
+    let now = now_ms();
+    let name = s.profile.as_ref().map(|p| p.name.clone());
+    let lobby = s.live_lobby(now);
+    let changed = s.friend.notes.changed;
+    let label = s
+        .friend
+        .alias
+        .clone()
+        .or(name.clone())
+        .unwrap_or_else(|| "?".into());
+    let text = format!(
+        "{:<20} {} {:<8} changed {:<10} {}{}{}",
+        clean(&label),
+        &s.friend.url()[..14],
+        if s.online.is_some() {
+            "online"
+        } else {
+            "offline"
+        },
+        changed
+            .map(|c| ago(now, c))
+            .unwrap_or_else(|| "never".into()),
+        if s.mutual { "mutual" } else { "" },
+        lobby
+            .as_ref()
+            .map(|l| format!(
+                " hosting {:?} {}/{}",
+                clean(&l.session.name),
+                l.session.peers,
+                l.session.max_peers
+            ))
+            .unwrap_or_default(),
+        match (&s.profile, &s.error) {
+            (None, Some(e)) => format!("  (never seen: {e})"),
+            _ => String::new(),
+        },
+    );
+    out.event(
+        "friend",
+        json!({
+            "url": s.friend.url(), "alias": s.friend.alias, "name": name,
+            "online": s.online.is_some(), "route": s.online.as_ref().map(|r| r.address()),
+            "changed": changed, "seen": s.friend.notes.seen, "length": s.length,
+            "mutual": s.mutual, "hosting": lobby.as_ref().map(lobby_json),
+            "error": s.error,
+            "damaged": match &s.replica {
+                friends::OpenState::Discarded(reason) => Some(reason.clone()),
+                _ => None,
+            },
+        }),
+        &text,
+    );
+}
+
+pub async fn sessions(home: &Home, args: SessionsArgs, out: &Output) -> Result<u8> {
+    let identity = home.identity()?;
+    if !args.watch {
+        let lobbies = live_lobbies(home, &args.look).await?;
+        if lobbies.is_empty() && !out.is_json() {
+            println!("no live lobbies among your friends");
+        }
+        for l in &lobbies {
+            out.event("session", lobby_json(l), &lobby_text(l));
+        }
+        return Ok(0);
+    }
+    let options = WatcherOptions {
+        discovery: args.look.discovery()?,
+        timeout: Duration::from_secs(args.look.look_timeout),
+        ..WatcherOptions::default()
+    };
+    let mut watcher = Watcher::start(home, &identity, options).await?;
+    out.event(
+        "watching",
+        json!({}),
+        "watching your friends' lobbies (Ctrl-C to stop)",
+    );
+    let mut stop = output::shutdown_signal();
+    loop {
+        tokio::select! {
+            event = watcher.next_event() => match event {
+                Some(event) => print_watch_event(&event, out),
+                None => break,
+            },
+            _ = &mut stop => break,
+        }
+    }
+    watcher.stop();
+    Ok(0)
+}
+
+fn print_watch_event(event: &FriendEvent, out: &Output) {
+    let url = |k: &[u8; 32]| DatUrl::new(*k).base();
+    match event {
+        FriendEvent::SessionUp(l) => {
+            out.event("session-up", lobby_json(l), &format!("+ {}", lobby_text(l)))
+        }
+        FriendEvent::SessionChanged(l) => out.event(
+            "session-changed",
+            lobby_json(l),
+            &format!("~ {}", lobby_text(l)),
+        ),
+        FriendEvent::SessionDown { key, reason } => out.event(
+            "session-down",
+            json!({ "host": url(key), "reason": reason }),
+            &format!(
+                "- lobby of {} is gone ({})",
+                url(key),
+                json!(reason).as_str().unwrap_or("")
+            ),
+        ),
+        FriendEvent::Online { key, route } => out.event(
+            "friend-online",
+            json!({ "url": url(key), "route": route.address() }),
+            &format!("  {} is online", url(key)),
+        ),
+        FriendEvent::Offline { key, reason } => out.event(
+            "friend-offline",
+            json!({ "url": url(key), "reason": reason }),
+            &format!("  {} went offline", url(key)),
+        ),
+        FriendEvent::Profile {
+            key,
+            profile,
+            mutual,
+        } => out.event(
+            "friend-profile",
+            json!({ "url": url(key), "profile": profile, "mutual": mutual }),
+            &format!("  {} is {:?}", url(key), clean(&profile.name)),
+        ),
+        FriendEvent::Warning { key, message } => out.event(
+            "warning",
+            json!({ "url": url(key), "message": message }),
+            &format!("warning: {}: {message}", url(key)),
+        ),
+    }
+}
+
+/// The live lobbies among friends now, most players first.
+pub async fn live_lobbies(home: &Home, look: &LookArgs) -> Result<Vec<LiveLobby>> {
+    let identity = home.identity()?;
+    let statuses = friends::refresh(home, &identity, &look.refresh_options()?).await?;
+    let now = now_ms();
+    let mut lobbies: Vec<LiveLobby> = statuses.iter().filter_map(|s| s.live_lobby(now)).collect();
+    lobbies.sort_by(|a, b| {
+        b.session
+            .peers
+            .cmp(&a.session.peers)
+            .then(a.host.cmp(&b.host))
+    });
+    Ok(lobbies)
+}
+
+/// The URL to join for `join --friend WHO` (with the route that reached them as its hint).
+pub async fn friend_lobby(home: &Home, who: &str, look: &LookArgs) -> Result<DatUrl> {
+    let identity = home.identity()?;
+    let friend = friends::resolve(home, &identity, who)?;
+    let lobbies = live_lobbies(home, look).await?;
+    match lobbies.iter().find(|l| l.host == friend.key) {
+        Some(l) => Ok(join_url(l)),
+        None => bail!(
+            "{} ({}) is not hosting a live lobby that you can reach",
+            who,
+            friend.url()
+        ),
+    }
+}
+
+/// The URL to join for `join --quick`.
+pub async fn quick_lobby(home: &Home, look: &LookArgs, out: &Output) -> Result<DatUrl> {
+    let lobbies = live_lobbies(home, look).await?;
+    let Some(best) = pick_quick(&lobbies) else {
+        bail!(
+            "no live lobby with a free slot among your friends ({} live, none open to you)",
+            lobbies.len()
+        );
+    };
+    out.event(
+        "picked",
+        lobby_json(best),
+        &format!("joining {}", lobby_text(best)),
+    );
+    Ok(join_url(best))
+}
+
+fn lobby_json(l: &LiveLobby) -> serde_json::Value {
+    let now = now_ms();
+    json!({
+        "host": DatUrl::new(l.host).base(), "host_name": l.host_name, "name": l.session.name,
+        "peers": l.session.peers, "max_peers": l.session.max_peers,
+        "protected": l.session.protected, "age_ms": l.age_ms(now),
+        "heartbeat": l.session.heartbeat, "route": l.route.address(),
+        "join": join_url(l).to_string(),
+    })
+}
+
+fn lobby_text(l: &LiveLobby) -> String {
+    format!(
+        "{:?} by {} {}/{}{} heartbeat {} ago",
+        clean(&l.session.name),
+        clean(&l.host_name),
+        l.session.peers,
+        l.session.max_peers,
+        if l.session.protected {
+            " (password)"
+        } else {
+            ""
+        },
+        ago(now_ms(), l.session.last_update),
+    )
+}
+
+/// `12s`, `3m`, `2h`, `5d` from `then` to `now` (ms).
+fn ago(now: u64, then: u64) -> String {
+    let s = now.saturating_sub(then) / 1000;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m", s / 60),
+        3600..=86399 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86400),
+    }
+}

@@ -1,0 +1,280 @@
+//! Friends: whom a user follows, replicas of their archives, and the lobbies they host.
+//!
+//! - The friend list is the public `friends` array of the user's `profile.json` (`dat://<hex>`
+//!   strings, the seeds' format); [`add`] and [`remove`] rewrite it in the archive.
+//! - Local notes ([`local`]: aliases, the addresses a friend was last reached at) stay in
+//!   `friends.json` and are never published.
+//! - Every friend's archive is kept as a verified replica on disk ([`replica`]), refreshed by
+//!   [`refresh`] (once) or live by a [`watch::Watcher`], and readable offline.
+//! - A friend's lobby is *live* when its `session.json` is not ended, its `last_update` is no
+//!   older than twice its heartbeat ([`crate::schema::Session::is_live`]), and the friend is
+//!   reachable now.
+
+pub mod discovery;
+pub mod local;
+pub mod replica;
+pub mod status;
+pub mod watch;
+
+use std::path::PathBuf;
+
+use crate::archive::{self, ArchiveError};
+use crate::home::{Home, HomeError};
+use crate::identity::{DatUrl, Identity};
+use crate::schema::{Profile, MAX_FRIENDS};
+
+pub use discovery::{Discovery, DiscoveryOptions};
+pub use local::{FriendNotes, LocalFriends, LocalStore};
+pub use replica::{OpenState, Replica};
+pub use status::{refresh, FriendStatus, LiveLobby, RefreshOptions};
+pub use watch::{FriendEvent, Watcher, WatcherOptions};
+
+/// Errors of the friends layer.
+#[derive(Debug, thiserror::Error)]
+pub enum FriendsError {
+    /// The data directory, identity or own archive failed.
+    #[error(transparent)]
+    Home(#[from] HomeError),
+    /// An archive (own or a friend's) failed to read or write.
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    /// The URL is not a `dat://` URL.
+    #[error(transparent)]
+    Url(#[from] crate::identity::IdentityError),
+    /// `friends.json` could not be read or written.
+    #[error("{path}: {reason}")]
+    Local {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A replica directory could not be created, verified or removed.
+    #[error("replica {path}: {reason}")]
+    Replica {
+        /// The replica directory.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The name, alias or URL given matches no friend.
+    #[error("{0:?} is not one of your friends (see `dat-social friends list`)")]
+    NotFriend(String),
+    /// The name matches several friends.
+    #[error("{0:?} names several friends: use an alias or the dat:// URL")]
+    Ambiguous(String),
+    /// Adding a friend who is already on the list.
+    #[error("{0} is already your friend")]
+    AlreadyFriend(String),
+    /// Adding oneself.
+    #[error("that is your own URL")]
+    Yourself,
+    /// The list already has [`MAX_FRIENDS`] entries.
+    #[error("you follow {MAX_FRIENDS} users, the most profile.json allows")]
+    TooMany,
+    /// An alias that is empty, too long, looks like a URL, or is taken.
+    #[error("invalid alias {alias:?}: {reason}")]
+    BadAlias {
+        /// The alias given.
+        alias: String,
+        /// Why it can't be used.
+        reason: String,
+    },
+    /// A friend's archive did not arrive before the deadline.
+    #[error("timed out waiting for the archive of dat://{}", hex::encode(.0))]
+    Timeout([u8; 32]),
+    /// The connection to a friend failed.
+    #[error(transparent)]
+    Net(#[from] crate::net::NetError),
+    /// Reaching a friend failed.
+    #[error(transparent)]
+    Remote(#[from] crate::remote::RemoteError),
+}
+
+/// One entry of the friend list, with its local notes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Friend {
+    /// The friend's archive (= identity) key.
+    pub key: [u8; 32],
+    /// The local alias, if one was given.
+    pub alias: Option<String>,
+    /// Local notes (hints, last seen).
+    pub notes: FriendNotes,
+}
+
+impl Friend {
+    /// `dat://<hex>` without hints.
+    pub fn url(&self) -> String {
+        DatUrl::new(self.key).base()
+    }
+}
+
+/// The user's friend list: `profile.json`'s `friends`, in order, with the local notes.
+///
+/// Errors: the identity or archive can't be read; `friends.json` is malformed.
+pub fn list(home: &Home, identity: &Identity) -> Result<Vec<Friend>, FriendsError> {
+    let profile = own_profile(home, identity)?;
+    let notes = LocalStore::new(home.root()).load()?;
+    Ok(profile
+        .friends
+        .iter()
+        .filter_map(|u| u.parse::<DatUrl>().ok())
+        .map(|u| {
+            let n = notes.get(&u.key).cloned().unwrap_or_default();
+            Friend {
+                key: u.key,
+                alias: n.alias.clone(),
+                notes: n,
+            }
+        })
+        .collect())
+}
+
+/// Follows `url`: appends `dat://<hex>` to `profile.json`'s `friends` and keeps the URL's
+/// `peer=`/`relay=` hints and `alias` in the local notes. Does not contact the friend.
+///
+/// Errors: [`FriendsError::Yourself`], [`FriendsError::AlreadyFriend`], [`FriendsError::TooMany`],
+/// [`FriendsError::BadAlias`] (empty, over [`local::MAX_ALIAS_CHARS`] characters, containing
+/// `://` or control characters, or another friend's), [`HomeError::Busy`] while a `host` holds
+/// the archive.
+pub fn add(
+    home: &Home,
+    identity: &Identity,
+    url: &DatUrl,
+    alias: Option<&str>,
+) -> Result<Friend, FriendsError> {
+    if url.key == identity.public_key() {
+        return Err(FriendsError::Yourself);
+    }
+    let store = LocalStore::new(home.root());
+    if let Some(alias) = alias {
+        check_alias(alias, &store.load()?, &url.key)?;
+    }
+    let _lock = home.lock_archive()?;
+    let mut core = home.open_archive(identity)?;
+    let profile = archive::read_files(&core)?
+        .profile
+        .ok_or(ArchiveError::Missing(0))?;
+    let base = url.base();
+    if profile.friends.contains(&base) {
+        return Err(FriendsError::AlreadyFriend(base));
+    }
+    if profile.friends.len() >= MAX_FRIENDS {
+        return Err(FriendsError::TooMany);
+    }
+    let mut friends = profile.friends.clone();
+    friends.push(base);
+    let notes = store.update(|n| {
+        let entry = n.friends.entry(url.key_hex()).or_default();
+        if alias.is_some() {
+            entry.alias = alias.map(str::to_string);
+        }
+        entry.peer = url.peer.clone().or(entry.peer.take());
+        entry.relay = url.relay.clone().or(entry.relay.take());
+        Ok(entry.clone())
+    })?;
+    archive::put_profile(&mut core, &Profile { friends, ..profile })?;
+    Ok(Friend {
+        key: url.key,
+        alias: notes.alias.clone(),
+        notes,
+    })
+}
+
+/// Stops following the friend named by `which` (see [`resolve`]): removes them from
+/// `profile.json`, and their local notes and replica.
+///
+/// Errors: as [`resolve`]; [`HomeError::Busy`] while a `host` holds the archive.
+pub fn remove(home: &Home, identity: &Identity, which: &str) -> Result<Friend, FriendsError> {
+    let friend = resolve(home, identity, which)?;
+    let _lock = home.lock_archive()?;
+    let mut core = home.open_archive(identity)?;
+    let profile = archive::read_files(&core)?
+        .profile
+        .ok_or(ArchiveError::Missing(0))?;
+    let url = friend.url();
+    let friends = profile
+        .friends
+        .iter()
+        .filter(|f| **f != url)
+        .cloned()
+        .collect();
+    archive::put_profile(&mut core, &Profile { friends, ..profile })?;
+    LocalStore::new(home.root()).update(|n| {
+        n.friends.remove(&hex::encode(friend.key));
+        Ok(())
+    })?;
+    let dir = Replica::dir(home.root(), &friend.key);
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(|e| FriendsError::Replica {
+            path: dir,
+            reason: e.to_string(),
+        })?;
+    }
+    Ok(friend)
+}
+
+/// Finds a friend by local alias, `dat://` URL or 64-hex key, or the name in their last
+/// verified profile.
+///
+/// Errors: [`FriendsError::NotFriend`], [`FriendsError::Ambiguous`] (two friends share the name).
+pub fn resolve(home: &Home, identity: &Identity, which: &str) -> Result<Friend, FriendsError> {
+    let friends = list(home, identity)?;
+    let key = which
+        .parse::<DatUrl>()
+        .map(|u| u.key)
+        .or_else(|_| crate::identity::parse_key_hex(which));
+    if let Ok(key) = key {
+        return friends
+            .into_iter()
+            .find(|f| f.key == key)
+            .ok_or_else(|| FriendsError::NotFriend(which.to_string()));
+    }
+    if let Some(f) = friends.iter().find(|f| f.alias.as_deref() == Some(which)) {
+        return Ok(f.clone());
+    }
+    let named: Vec<&Friend> = friends
+        .iter()
+        .filter(|f| {
+            status::offline_files(home, &f.key)
+                .and_then(|files| files.profile)
+                .is_some_and(|p| p.name == which)
+        })
+        .collect();
+    match named.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => Err(FriendsError::NotFriend(which.to_string())),
+        _ => Err(FriendsError::Ambiguous(which.to_string())),
+    }
+}
+
+fn own_profile(home: &Home, identity: &Identity) -> Result<Profile, FriendsError> {
+    Ok(home
+        .files(identity)?
+        .profile
+        .ok_or(ArchiveError::Missing(0))?)
+}
+
+fn check_alias(alias: &str, notes: &LocalFriends, key: &[u8; 32]) -> Result<(), FriendsError> {
+    let bad = |reason: &str| FriendsError::BadAlias {
+        alias: alias.to_string(),
+        reason: reason.to_string(),
+    };
+    let chars = alias.chars().count();
+    if chars == 0 || chars > local::MAX_ALIAS_CHARS {
+        return Err(bad(&format!(
+            "must be 1 to {} characters",
+            local::MAX_ALIAS_CHARS
+        )));
+    }
+    if alias.contains("://") || alias.chars().any(char::is_control) {
+        return Err(bad("must not contain :// or control characters"));
+    }
+    if crate::identity::parse_key_hex(alias).is_ok() {
+        return Err(bad("must not look like a key"));
+    }
+    match notes.by_alias(alias) {
+        Some(other) if other != *key => Err(bad("another friend has it")),
+        _ => Ok(()),
+    }
+}

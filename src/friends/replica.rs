@@ -1,0 +1,166 @@
+//! A friend's archive kept on disk: `<data dir>/replicas/<64 hex key>/`, a read-only hypercore
+//! replica whose every block was verified against the friend's signature when it arrived.
+//!
+//! Opening checks all stored bytes again ([`Core::verify_all`]): a replica changed on disk
+//! (a flipped byte, a truncated file, another core's files) is never read as the friend's; it is
+//! deleted and fetched again from the friend.
+
+use std::path::{Path, PathBuf};
+
+use tokio::time::Instant;
+
+use crate::archive::{self, Files};
+use crate::hypercore::Core;
+use crate::net::{Connection, ConnectionEvent, SharedCore};
+
+use super::FriendsError;
+
+/// A friend's archive replica, shared by every connection that updates it.
+#[derive(Clone, Debug)]
+pub struct Replica {
+    core: SharedCore,
+    dir: PathBuf,
+}
+
+/// What [`Replica::open`] found on disk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OpenState {
+    /// Nothing stored yet.
+    Empty,
+    /// A verified replica of this many blocks.
+    Verified(u64),
+    /// The stored replica failed verification (the reason): it was deleted and starts empty.
+    Discarded(String),
+}
+
+impl Replica {
+    /// The replica directory of `key` under data directory `root`.
+    pub fn dir(root: &Path, key: &[u8; 32]) -> PathBuf {
+        root.join("replicas").join(hex::encode(key))
+    }
+
+    /// Opens (creating if needed) the replica of `key` under `root`, checking every stored byte
+    /// when `verify` (else only what [`Core::open`] checks: header signature, roots, file
+    /// lengths). A replica that fails is deleted and reopened empty, and said so in the
+    /// [`OpenState`].
+    ///
+    /// Errors: [`FriendsError::Replica`] when the directory can't be created or removed.
+    pub fn open(
+        root: &Path,
+        key: [u8; 32],
+        verify: bool,
+    ) -> Result<(Replica, OpenState), FriendsError> {
+        let dir = Self::dir(root, &key);
+        let checked = Core::open_replica(&dir, key).and_then(|core| {
+            if verify {
+                core.verify_all()?;
+            }
+            Ok(core)
+        });
+        let (core, state) = match checked {
+            Ok(core) if core.length() == 0 => (core, OpenState::Empty),
+            Ok(core) => {
+                let length = core.length();
+                (core, OpenState::Verified(length))
+            }
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), "discarding a damaged replica: {e}");
+                std::fs::remove_dir_all(&dir).map_err(|io| replica_error(&dir, io))?;
+                let core = Core::open_replica(&dir, key).map_err(|e| replica_error(&dir, e))?;
+                (core, OpenState::Discarded(e.to_string()))
+            }
+        };
+        Ok((
+            Replica {
+                core: SharedCore::new(core),
+                dir,
+            },
+            state,
+        ))
+    }
+
+    /// A replica of `key` held in memory only (when another process owns the replicas on disk).
+    pub fn in_memory(key: [u8; 32]) -> Replica {
+        Replica {
+            core: SharedCore::new(Core::in_memory_replica(key)),
+            dir: PathBuf::new(),
+        }
+    }
+
+    /// The replica's core, to hand to [`Connection::replicate`].
+    pub fn core(&self) -> &SharedCore {
+        &self.core
+    }
+
+    /// Its directory.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The files as of the replica's length, or `None` while it is empty or incomplete.
+    ///
+    /// Errors: [`FriendsError::Archive`] when the friend's archive breaks the format or schemas
+    /// (a signed but invalid archive: shown as an error, not as data).
+    pub fn files(&self) -> Result<Option<Files>, FriendsError> {
+        let status = self.core.status();
+        if status.length == 0 || status.contiguous_length < status.length {
+            return Ok(None);
+        }
+        Ok(Some(self.core.with_core(|c| archive::read_files(c))?))
+    }
+
+    /// Replicates the replica on `conn` and waits until it holds everything the remote has
+    /// (the remote's announced length, every block), then makes it durable.
+    ///
+    /// `events` must be `conn`'s event stream ([`Connection::take_events`]): the remote's length
+    /// arrives there. Errors: [`FriendsError::Timeout`] at `deadline`, [`FriendsError::Net`] when
+    /// the connection fails.
+    pub async fn sync(
+        &self,
+        conn: &Connection,
+        events: &mut tokio::sync::mpsc::UnboundedReceiver<ConnectionEvent>,
+        deadline: Instant,
+    ) -> Result<(), FriendsError> {
+        conn.replicate(self.core.clone()).await?;
+        let dk = self.core.discovery_key();
+        let remote_length = loop {
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Err(_) => return Err(FriendsError::Timeout(self.core.key())),
+                Ok(None) => return Err(crate::net::NetError::Closed.into()),
+                Ok(Some(ConnectionEvent::RemoteLength {
+                    discovery_key,
+                    length,
+                })) if discovery_key == dk => break length,
+                Ok(Some(_)) => {}
+            }
+        };
+        self.wait_for(remote_length, deadline).await?;
+        self.flush()
+    }
+
+    /// Waits until the replica has all of `0..length`.
+    /// Errors: [`FriendsError::Timeout`] at `deadline`.
+    pub async fn wait_for(&self, length: u64, deadline: Instant) -> Result<(), FriendsError> {
+        let mut status = self.core.subscribe();
+        let done = status.wait_for(|s| s.length >= length && s.contiguous_length >= s.length);
+        let result = tokio::time::timeout_at(deadline, done).await;
+        match result {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(FriendsError::Timeout(self.core.key())),
+        }
+    }
+
+    /// fsyncs the replica's files (nothing for an in-memory replica).
+    pub fn flush(&self) -> Result<(), FriendsError> {
+        self.core
+            .with_core(|c| c.flush())
+            .map_err(|e| replica_error(&self.dir, e))
+    }
+}
+
+fn replica_error(dir: &Path, e: impl std::fmt::Display) -> FriendsError {
+    FriendsError::Replica {
+        path: dir.to_owned(),
+        reason: e.to_string(),
+    }
+}
