@@ -52,6 +52,9 @@ pub struct LookArgs {
     /// Don't contact anyone: show the replicas on disk.
     #[arg(long)]
     pub offline: bool,
+    /// Also look for friends on the local network (multicast DNS); they must host with --lan.
+    #[arg(long, env = "DAT_SOCIAL_LAN")]
+    pub lan: bool,
 }
 
 impl LookArgs {
@@ -59,6 +62,7 @@ impl LookArgs {
         Ok(Discovery::new(DiscoveryOptions {
             relay: self.relay.as_deref().map(str::parse).transpose()?,
             offline: self.offline,
+            lan: self.lan,
         }))
     }
 

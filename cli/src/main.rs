@@ -149,6 +149,10 @@ struct HostArgs {
     /// reason "friends-only".
     #[arg(long)]
     friends_only: bool,
+    /// Announce your archive on the local network (multicast DNS), so that friends running
+    /// `sessions --lan` find the lobby with no relay or address.
+    #[arg(long, env = "DAT_SOCIAL_LAN")]
+    lan: bool,
 }
 
 #[derive(Args)]
@@ -173,6 +177,9 @@ struct JoinArgs {
     /// A file whose first line is the lobby password.
     #[arg(long, value_name = "FILE")]
     password_file: Option<PathBuf>,
+    /// With --friend/--quick: also look for friends on the local network (multicast DNS).
+    #[arg(long, env = "DAT_SOCIAL_LAN")]
+    lan: bool,
     /// Seconds to wait for the host and the data channel.
     #[arg(long, default_value_t = 15, value_name = "SECS")]
     timeout: u64,
@@ -377,6 +384,10 @@ async fn host(home: &Home, args: HostArgs, out: &Output) -> Result<u8> {
     };
     let mut lobby = lobby::Host::start(home, identity, options).await?;
     let info = lobby.info();
+    let lan = match args.lan {
+        true => Some(announce_on_lan(&info)?),
+        false => None,
+    };
     out.event(
         "hosting",
         serde_json::json!({
@@ -402,8 +413,21 @@ async fn host(home: &Home, args: HostArgs, out: &Output) -> Result<u8> {
         }
     }
     lobby.shutdown().await?;
+    if let Some(announcement) = lan {
+        if let Err(e) = announcement.stop().await {
+            tracing::debug!("LAN goodbye: {e}");
+        }
+    }
     out.event("ended", serde_json::json!({}), "lobby ended");
     Ok(0)
+}
+
+/// Announces the host's archive (its discovery key) on the local network with its TCP port.
+fn announce_on_lan(info: &lobby::HostingInfo) -> Result<dat_social::discovery::mdns::Announcement> {
+    let url: DatUrl = info.url.parse()?;
+    let topic = dat_social::hypercore::crypto::discovery_key(&url.key);
+    let mdns = dat_social::discovery::mdns::MdnsDiscovery::new()?;
+    Ok(mdns.announce(topic, info.listen.port())?)
 }
 
 async fn join(home: &Home, args: JoinArgs, out: &Output) -> Result<u8> {
@@ -418,6 +442,7 @@ async fn join(home: &Home, args: JoinArgs, out: &Output) -> Result<u8> {
         relay: args.relay.clone(),
         look_timeout: 5,
         offline: false,
+        lan: args.lan,
     };
     let (url, relay): (DatUrl, _) = match (&args.url, &args.friend) {
         (Some(url), _) => (url.parse()?, args.relay.map(|r| r.parse()).transpose()?),

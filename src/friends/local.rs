@@ -60,6 +60,16 @@ pub struct LocalFriends {
     pub friends: BTreeMap<String, FriendNotes>,
 }
 
+impl FriendNotes {
+    /// The address hints for [`crate::discovery::Discovery::routes`].
+    pub fn hints(&self) -> crate::discovery::Hints {
+        crate::discovery::Hints {
+            peer: self.peer.clone(),
+            relay: self.relay.clone(),
+        }
+    }
+}
+
 impl LocalFriends {
     /// The notes on `key`, if any.
     pub fn get(&self, key: &[u8; 32]) -> Option<&FriendNotes> {

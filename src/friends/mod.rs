@@ -10,7 +10,6 @@
 //!   older than twice its heartbeat ([`crate::schema::Session::is_live`]), and the friend is
 //!   reachable now.
 
-pub mod discovery;
 pub mod local;
 pub mod replica;
 pub mod status;
@@ -23,7 +22,7 @@ use crate::home::{Home, HomeError};
 use crate::identity::{DatUrl, Identity};
 use crate::schema::{Profile, MAX_FRIENDS};
 
-pub use discovery::{Discovery, DiscoveryOptions};
+pub use crate::discovery::{Discovery, DiscoveryOptions, Hints};
 pub use local::{FriendNotes, LocalFriends, LocalStore};
 pub use replica::{OpenState, Replica};
 pub use status::{refresh, FriendStatus, LiveLobby, RefreshOptions};

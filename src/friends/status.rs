@@ -234,7 +234,11 @@ async fn look(
     let deadline = Instant::now() + options.timeout;
     let mut online = None;
     let mut errors = Vec::new();
-    for route in options.discovery.routes(friend.key, &friend.notes).await {
+    for route in options
+        .discovery
+        .routes(friend.key, &friend.notes.hints())
+        .await
+    {
         match fetch(identity, &route, &replica, friend.key, deadline).await {
             Ok(_conn) => {
                 online = Some(route);

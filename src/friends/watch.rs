@@ -232,7 +232,7 @@ async fn follow(ctx: Arc<FriendCtx>, key: [u8; 32], mut notes: super::FriendNote
     }
     let mut wait = ctx.options.retry_min;
     loop {
-        let routes = ctx.options.discovery.routes(key, &notes).await;
+        let routes = ctx.options.discovery.routes(key, &notes.hints()).await;
         let reached = match routes.is_empty() {
             true => false,
             false => match open_replica(&ctx, key, false) {
