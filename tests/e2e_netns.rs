@@ -6,6 +6,7 @@ mod support;
 
 use std::process::Command;
 
+use support::lan::ip;
 use support::{User, WAIT};
 
 /// A network namespace with only `lo` (up), deleted on drop.
@@ -14,18 +15,6 @@ struct Netns(String);
 impl Netns {
     fn new(tag: &str) -> Netns {
         let name = format!("dat-social-{tag}-{}", std::process::id());
-        let ip = |args: &[&str]| {
-            let out = Command::new("ip")
-                .args(args)
-                .output()
-                .expect("iproute2's `ip` is needed for this test (apt-get install iproute2)");
-            assert!(
-                out.status.success(),
-                "`ip {}` failed (this test needs root): {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
         ip(&["netns", "add", &name]);
         let ns = Netns(name);
         ip(&["netns", "exec", &ns.0, "ip", "link", "set", "lo", "up"]);

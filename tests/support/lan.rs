@@ -4,8 +4,8 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Runs `ip ARGS`, panicking with its stderr if it fails.
-fn ip(args: &[&str]) {
+/// Runs `ip ARGS`, panicking with its stderr if it fails (these tests need root).
+pub fn ip(args: &[&str]) {
     let out = Command::new("ip")
         .args(args)
         .output()
