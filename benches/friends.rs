@@ -78,19 +78,33 @@ fn appearance(runs: usize) {
     let mut watcher = bob.spawn(&["sessions", "--watch"]);
     watcher.expect("watching");
     let mut times = Vec::new();
-    for _ in 0..runs {
+    let mut killed = Vec::new();
+    for run in 0..runs {
         let started = Instant::now();
         let mut host = alice.spawn(&["host", "--listen", &listen, "--heartbeat", "5"]);
         watcher.expect_where(WAIT, "session-up", |v| v["event"] == "session-up");
         times.push(started.elapsed().as_secs_f64() * 1e3);
         host.expect("hosting");
-        host.signal("INT");
-        host.wait_exit(WAIT);
+        // Every other round the host dies without a word (SIGKILL, heartbeat 5 s): how soon
+        // does the watcher drop the lobby?
+        let kill = run % 2 == 1;
+        let stopped = Instant::now();
+        host.signal(if kill { "KILL" } else { "INT" });
         watcher.expect_where(WAIT, "session-down", |v| v["event"] == "session-down");
+        if kill {
+            killed.push(stopped.elapsed().as_secs_f64() * 1e3);
+        }
+        host.wait_exit(WAIT);
     }
+    report("lobby appearance (host start -> watcher session-up)", times);
+    report("SIGKILLed host (heartbeat 5 s) -> watcher session-down", killed);
+}
+
+fn report(what: &str, mut times: Vec<f64>) {
     times.sort_by(|a, b| a.partial_cmp(b).unwrap());
     println!(
-        "lobby appearance (host start -> watcher session-up), {runs} runs: p50 {:.0} ms, p90 {:.0} ms, min {:.0} ms, max {:.0} ms",
+        "{what}, {} runs: p50 {:.0} ms, p90 {:.0} ms, min {:.0} ms, max {:.0} ms",
+        times.len(),
         percentile(&times, 50.0),
         percentile(&times, 90.0),
         times[0],
