@@ -1,4 +1,5 @@
-//! Friends who publish hostile archives: a profile with 100,000 friends, a 10 MB name. A peer
+//! Friends who publish hostile archives: a profile with 100,000 friends, a 10 MB name, an
+//! archive of 70 MiB. A peer
 //! built with the library serves such a signed archive over loopback; the real `dat-social`
 //! binary follows it. The user gets a clear error for that friend, the others still show, and
 //! nothing hangs or crashes.
@@ -59,6 +60,14 @@ async fn hostile_profiles_are_refused_with_a_clear_error() {
     let huge = Identity::generate();
     let huge_json =
         serde_json::json!({"name": "x".repeat(10 << 20), "created": 1, "friends": []}).to_string();
+    // An archive of 70 MiB, over the 64 MiB a replica may hold: 70 blocks of 1 MiB after a
+    // valid profile.
+    let big = Identity::generate();
+    let big_archive = hostile_archive(&big, r#"{"name":"big","created":1,"friends":[]}"#.into());
+    let filler = vec![b' '; 1 << 20];
+    let blocks: Vec<&[u8]> = (0..70).map(|_| &filler[..]).collect();
+    big_archive.append_batch(&blocks).unwrap();
+    let big_port = serve(big.clone(), big_archive).await;
     let many_port = serve(many.clone(), hostile_archive(&many, many_json)).await;
     let huge_port = serve(huge.clone(), hostile_archive(&huge, huge_json)).await;
 
@@ -70,6 +79,7 @@ async fn hostile_profiles_are_refused_with_a_clear_error() {
         for url in [
             format!("{}?peer=127.0.0.1:{many_port}", many.url().base()),
             format!("{}?peer=127.0.0.1:{huge_port}", huge.url().base()),
+            format!("{}?peer=127.0.0.1:{big_port}", big.url().base()),
             bob_invite,
         ] {
             let out = alice.run(&["friends", "add", &url]);
@@ -82,11 +92,12 @@ async fn hostile_profiles_are_refused_with_a_clear_error() {
             out.stderr.clone(),
             many,
             huge,
+            big,
         )
     })
     .await
     .unwrap();
-    let (ok, events, stderr, many, huge) = outcome;
+    let (ok, events, stderr, many, huge, big) = outcome;
     assert!(ok, "{stderr}");
     let entry = |key: String| -> Value {
         events
@@ -101,6 +112,9 @@ async fn hostile_profiles_are_refused_with_a_clear_error() {
         let error = e["error"].as_str().unwrap_or_default();
         assert!(error.contains("larger than the limit"), "{e}");
     }
+    let e = entry(big.url().base());
+    let error = e["error"].as_str().unwrap_or_default();
+    assert!(error.contains("over the limit of 67108864"), "{e}");
     // The honest friend still shows.
     let bob = events
         .iter()

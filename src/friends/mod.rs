@@ -79,6 +79,14 @@ pub enum FriendsError {
         /// Why it can't be used.
         reason: String,
     },
+    /// A friend's archive is larger than [`replica::MAX_REPLICA_BYTES`].
+    #[error("the archive of dat://{} is {bytes} bytes, over the limit of {}", hex::encode(.key), replica::MAX_REPLICA_BYTES)]
+    TooLarge {
+        /// The friend's key.
+        key: [u8; 32],
+        /// Its signed byte length.
+        bytes: u64,
+    },
     /// A friend's archive did not arrive before the deadline.
     #[error("timed out waiting for the archive of dat://{}", hex::encode(.0))]
     Timeout([u8; 32]),

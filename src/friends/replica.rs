@@ -15,6 +15,10 @@ use crate::net::{Connection, ConnectionEvent, SharedCore};
 
 use super::FriendsError;
 
+/// Largest friend archive kept, in bytes of blocks (64 MiB: an archive is two small JSON files
+/// rewritten on every heartbeat, about 100 KiB a day at the default 300 s heartbeat).
+pub const MAX_REPLICA_BYTES: u64 = 64 << 20;
+
 /// A friend's archive replica, shared by every connection that updates it.
 #[derive(Clone, Debug)]
 pub struct Replica {
@@ -139,15 +143,35 @@ impl Replica {
     }
 
     /// Waits until the replica has all of `0..length`.
-    /// Errors: [`FriendsError::Timeout`] at `deadline`.
+    /// Errors: [`FriendsError::Timeout`] at `deadline`; [`FriendsError::TooLarge`] as soon as
+    /// the archive is over [`MAX_REPLICA_BYTES`].
     pub async fn wait_for(&self, length: u64, deadline: Instant) -> Result<(), FriendsError> {
         let mut status = self.core.subscribe();
-        let done = status.wait_for(|s| s.length >= length && s.contiguous_length >= s.length);
-        let result = tokio::time::timeout_at(deadline, done).await;
-        match result {
-            Ok(Ok(_)) => Ok(()),
-            _ => Err(FriendsError::Timeout(self.core.key())),
+        loop {
+            let s = *status.borrow_and_update();
+            self.check_size()?;
+            if s.length >= length && s.contiguous_length >= s.length {
+                return Ok(());
+            }
+            match tokio::time::timeout_at(deadline, status.changed()).await {
+                Ok(Ok(())) => {}
+                _ => return Err(FriendsError::Timeout(self.core.key())),
+            }
         }
+    }
+
+    /// Errors with [`FriendsError::TooLarge`] when the friend's signed archive is over
+    /// [`MAX_REPLICA_BYTES`]: a friend can't make us store without bound (the caller drops the
+    /// connection; what arrived past the cap stays at most one batch of blocks).
+    pub fn check_size(&self) -> Result<(), FriendsError> {
+        let bytes = self.core.with_core(|c| c.byte_length());
+        if bytes > MAX_REPLICA_BYTES {
+            return Err(FriendsError::TooLarge {
+                key: self.core.key(),
+                bytes,
+            });
+        }
+        Ok(())
     }
 
     /// fsyncs the replica's files (nothing for an in-memory replica).

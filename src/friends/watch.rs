@@ -315,6 +315,10 @@ async fn follow_live(
                     return "the replica closed".into();
                 }
                 let s = *status.borrow_and_update();
+                if let Err(e) = replica.check_size() {
+                    let _ = ctx.updates.send(Update::Warning(key, e.to_string()));
+                    return e.to_string();
+                }
                 if s.contiguous_length >= s.length {
                     if let Err(e) = replica.flush() {
                         tracing::warn!("{e}");
