@@ -60,18 +60,13 @@ impl FriendStatus {
     /// Their lobby, if it is live at `now_ms` (see [`super`]): not ended, fresh heartbeat, and
     /// the friend reached.
     pub fn live_lobby(&self, now_ms: u64) -> Option<LiveLobby> {
-        let route = self.online.clone()?;
-        let session = self.session.clone().filter(|s| s.is_live(now_ms))?;
-        Some(LiveLobby {
-            host: self.friend.key,
-            host_name: self
-                .profile
-                .as_ref()
-                .map(|p| p.name.clone())
-                .unwrap_or_default(),
-            session,
-            route,
-        })
+        LiveLobby::of(
+            self.friend.key,
+            self.profile.as_ref(),
+            self.session.as_ref(),
+            self.online.as_ref(),
+            now_ms,
+        )
     }
 }
 
@@ -89,6 +84,26 @@ pub struct LiveLobby {
 }
 
 impl LiveLobby {
+    /// The lobby of `host` if it is live at `now_ms`: `session` live by its heartbeat and not
+    /// ended, and the host reached along `route` (`None`: not reachable now).
+    pub fn of(
+        host: [u8; 32],
+        profile: Option<&Profile>,
+        session: Option<&Session>,
+        route: Option<&Route>,
+        now_ms: u64,
+    ) -> Option<LiveLobby> {
+        let route = route?.clone();
+        let session = session.filter(|s| s.is_live(now_ms))?.clone();
+        let host_name = profile.map(|p| p.name.clone()).unwrap_or_default();
+        Some(LiveLobby {
+            host,
+            host_name,
+            session,
+            route,
+        })
+    }
+
     /// Milliseconds since the last heartbeat at `now_ms`.
     pub fn age_ms(&self, now_ms: u64) -> u64 {
         now_ms.saturating_sub(self.session.last_update)

@@ -506,19 +506,14 @@ impl State {
 }
 
 fn lobby_of(key: &[u8; 32], known: &Known, now: u64) -> Option<LiveLobby> {
-    let route = known.online.clone()?;
     let files = known.files.as_ref()?;
-    let session = files.session.clone().filter(|s| s.is_live(now))?;
-    Some(LiveLobby {
-        host: *key,
-        host_name: files
-            .profile
-            .as_ref()
-            .map(|p| p.name.clone())
-            .unwrap_or_default(),
-        session,
-        route,
-    })
+    LiveLobby::of(
+        *key,
+        files.profile.as_ref(),
+        files.session.as_ref(),
+        known.online.as_ref(),
+        now,
+    )
 }
 
 impl LiveLobby {
