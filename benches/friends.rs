@@ -97,7 +97,10 @@ fn appearance(runs: usize) {
         host.wait_exit(WAIT);
     }
     report("lobby appearance (host start -> watcher session-up)", times);
-    report("SIGKILLed host (heartbeat 5 s) -> watcher session-down", killed);
+    report(
+        "SIGKILLed host (heartbeat 5 s) -> watcher session-down",
+        killed,
+    );
 }
 
 fn report(what: &str, mut times: Vec<f64>) {
