@@ -115,7 +115,19 @@ impl Home {
 
     /// Takes the archive's write lock, without waiting. Errors: [`HomeError::Busy`].
     pub fn lock_archive(&self) -> Result<ArchiveLock, HomeError> {
-        let path = self.root.join("archive.lock");
+        match self.try_lock_file("archive.lock")? {
+            Some(file) => Ok(ArchiveLock { _file: file }),
+            None => Err(HomeError::Busy(self.root.clone())),
+        }
+    }
+
+    /// Takes an exclusive lock on the lock file `name` in the data directory (created if
+    /// missing), without waiting: `Ok(None)` when another process holds it. The lock lasts as
+    /// long as the returned file is open.
+    ///
+    /// Errors: [`HomeError::Io`] when the directory or file can't be created or locked.
+    pub fn try_lock_file(&self, name: &str) -> Result<Option<File>, HomeError> {
+        let path = self.root.join(name);
         let io = |source| HomeError::Io {
             path: path.clone(),
             source,
@@ -128,10 +140,32 @@ impl Home {
             .open(&path)
             .map_err(io)?;
         match file.try_lock() {
-            Ok(()) => Ok(ArchiveLock { _file: file }),
-            Err(std::fs::TryLockError::WouldBlock) => Err(HomeError::Busy(self.root.clone())),
+            Ok(()) => Ok(Some(file)),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
             Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
         }
+    }
+
+    /// Rewrites `profile.json`: takes the archive's write lock, reads the current profile,
+    /// lets `change` edit it, and appends the result (validated). Returns the new profile.
+    ///
+    /// Errors: [`HomeError::Busy`] while another process (a `host`) holds the archive;
+    /// [`HomeError::Archive`] when there is no profile or the new one breaks the schema;
+    /// `change`'s own error, in which case nothing is written.
+    pub fn update_profile<E: From<HomeError>>(
+        &self,
+        identity: &Identity,
+        change: impl FnOnce(&mut Profile) -> Result<(), E>,
+    ) -> Result<Profile, E> {
+        let _lock = self.lock_archive()?;
+        let mut core = self.open_archive(identity)?;
+        let mut profile = archive::read_files(&core)
+            .map_err(HomeError::from)?
+            .profile
+            .ok_or(HomeError::Archive(ArchiveError::NoProfile))?;
+        change(&mut profile)?;
+        archive::put_profile(&mut core, &profile).map_err(HomeError::from)?;
+        Ok(profile)
     }
 
     /// Opens the user's archive core for writing (the caller should hold [`Home::lock_archive`]).

@@ -14,7 +14,6 @@ use clap::{Args, Parser, Subcommand};
 use dat_social::home::Home;
 use dat_social::identity::DatUrl;
 use dat_social::lobby::{self, HostOptions, JoinError, JoinOptions, LobbyEvent};
-use dat_social::schema::Profile;
 use dat_social::signal::RejectReason;
 use output::Output;
 
@@ -293,13 +292,10 @@ fn profile_set(home: &Home, name: Option<String>, out: &Output) -> Result<u8> {
         bail!("nothing to set: give --name NAME");
     };
     let identity = home.identity()?;
-    let _lock = home.lock_archive()?;
-    let mut core = home.open_archive(&identity)?;
-    let current = dat_social::archive::read_files(&core)?
-        .profile
-        .context("your archive has no profile.json")?;
-    let profile = Profile { name, ..current };
-    dat_social::archive::put_profile(&mut core, &profile)?;
+    let profile = home.update_profile(&identity, |profile| {
+        profile.name = name;
+        Ok::<(), anyhow::Error>(())
+    })?;
     out.event(
         "profile",
         serde_json::json!({ "url": identity.url().to_string(), "profile": profile }),

@@ -17,7 +17,7 @@ pub mod watch;
 
 use std::path::PathBuf;
 
-use crate::archive::{self, ArchiveError};
+use crate::archive::ArchiveError;
 use crate::home::{Home, HomeError};
 use crate::identity::{DatUrl, Identity};
 use crate::schema::{Profile, MAX_FRIENDS};
@@ -157,30 +157,27 @@ pub fn add(
     if let Some(alias) = alias {
         check_alias(alias, &store.load()?, &url.key)?;
     }
-    let _lock = home.lock_archive()?;
-    let mut core = home.open_archive(identity)?;
-    let profile = archive::read_files(&core)?
-        .profile
-        .ok_or(ArchiveError::Missing(0))?;
-    let base = url.base();
-    if profile.friends.contains(&base) {
-        return Err(FriendsError::AlreadyFriend(base));
-    }
-    if profile.friends.len() >= MAX_FRIENDS {
-        return Err(FriendsError::TooMany);
-    }
-    let mut friends = profile.friends.clone();
-    friends.push(base);
-    let notes = store.update(|n| {
-        let entry = n.friends.entry(url.key_hex()).or_default();
-        if alias.is_some() {
-            entry.alias = alias.map(str::to_string);
+    let mut notes = FriendNotes::default();
+    home.update_profile(identity, |profile| {
+        let base = url.base();
+        if profile.friends.contains(&base) {
+            return Err(FriendsError::AlreadyFriend(base));
         }
-        entry.peer = url.peer.clone().or(entry.peer.take());
-        entry.relay = url.relay.clone().or(entry.relay.take());
-        Ok(entry.clone())
+        if profile.friends.len() >= MAX_FRIENDS {
+            return Err(FriendsError::TooMany);
+        }
+        profile.friends.push(base);
+        notes = store.update(|n| {
+            let entry = n.friends.entry(url.key_hex()).or_default();
+            if alias.is_some() {
+                entry.alias = alias.map(str::to_string);
+            }
+            entry.peer = url.peer.clone().or(entry.peer.take());
+            entry.relay = url.relay.clone().or(entry.relay.take());
+            Ok(entry.clone())
+        })?;
+        Ok(())
     })?;
-    archive::put_profile(&mut core, &Profile { friends, ..profile })?;
     Ok(Friend {
         key: url.key,
         alias: notes.alias.clone(),
@@ -194,19 +191,11 @@ pub fn add(
 /// Errors: as [`resolve`]; [`HomeError::Busy`] while a `host` holds the archive.
 pub fn remove(home: &Home, identity: &Identity, which: &str) -> Result<Friend, FriendsError> {
     let friend = resolve(home, identity, which)?;
-    let _lock = home.lock_archive()?;
-    let mut core = home.open_archive(identity)?;
-    let profile = archive::read_files(&core)?
-        .profile
-        .ok_or(ArchiveError::Missing(0))?;
     let url = friend.url();
-    let friends = profile
-        .friends
-        .iter()
-        .filter(|f| **f != url)
-        .cloned()
-        .collect();
-    archive::put_profile(&mut core, &Profile { friends, ..profile })?;
+    home.update_profile(identity, |profile| {
+        profile.friends.retain(|f| *f != url);
+        Ok::<(), FriendsError>(())
+    })?;
     LocalStore::new(home.root()).update(|n| {
         n.friends.remove(&hex::encode(friend.key));
         Ok(())
@@ -259,7 +248,7 @@ fn own_profile(home: &Home, identity: &Identity) -> Result<Profile, FriendsError
     Ok(home
         .files(identity)?
         .profile
-        .ok_or(ArchiveError::Missing(0))?)
+        .ok_or(ArchiveError::NoProfile)?)
 }
 
 fn check_alias(alias: &str, notes: &LocalFriends, key: &[u8; 32]) -> Result<(), FriendsError> {

@@ -191,32 +191,17 @@ pub async fn refresh(
 /// one replica.
 #[derive(Clone)]
 pub(crate) struct ReplicaStore {
-    root: std::path::PathBuf,
-    _lock: Option<Arc<std::fs::File>>,
+    home: Home,
+    /// `replicas.lock`, held while this process owns the replicas on disk.
+    lock: Option<Arc<std::fs::File>>,
 }
 
 impl ReplicaStore {
     pub(crate) fn open(home: &Home) -> Result<Self, FriendsError> {
-        let path = home.root().join("replicas.lock");
-        let io = |e: std::io::Error| FriendsError::Replica {
-            path: path.clone(),
-            reason: e.to_string(),
-        };
-        std::fs::create_dir_all(home.root()).map_err(io)?;
-        let file = std::fs::File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io)?;
-        let lock = match file.try_lock() {
-            Ok(()) => Some(Arc::new(file)),
-            Err(std::fs::TryLockError::WouldBlock) => None,
-            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
-        };
+        let lock = home.try_lock_file("replicas.lock")?;
         Ok(ReplicaStore {
-            root: home.root().to_owned(),
-            _lock: lock,
+            home: home.clone(),
+            lock: lock.map(Arc::new),
         })
     }
 
@@ -227,15 +212,20 @@ impl ReplicaStore {
         key: [u8; 32],
         verify: bool,
     ) -> Result<(Replica, OpenState), FriendsError> {
-        if self._lock.is_some() {
-            Replica::open(&self.root, key, verify)
+        if self.lock.is_some() {
+            Replica::open(self.home.root(), key, verify)
         } else {
             Ok((Replica::in_memory(key), OpenState::Empty))
         }
     }
 
-    pub(crate) fn home(&self) -> Home {
-        Home::new(&self.root)
+    /// The files of `key` to show when this look fetched nothing: an in-memory replica starts
+    /// empty, so read the one on disk (read-only, verified); a disk replica already is it.
+    fn last_known(&self, key: &[u8; 32]) -> Option<Files> {
+        match self.lock {
+            Some(_) => None,
+            None => offline_files(&self.home, key),
+        }
     }
 }
 
@@ -270,18 +260,9 @@ async fn look(
         (None, true) => Some("no address known: no hint, relay or local peer".to_string()),
         (None, false) => Some(errors.join("; ")),
     };
-    let files = match replica.files() {
-        Ok(files) => files.or_else(|| offline_files(&replicas.home(), &friend.key)),
-        Err(e) => {
-            return Ok(status(
-                friend,
-                None,
-                online,
-                replica_state,
-                Some(e.to_string()),
-                identity,
-            ))
-        }
+    let (files, error) = match replica.files() {
+        Ok(files) => (files.or_else(|| replicas.last_known(&friend.key)), error),
+        Err(e) => (None, Some(e.to_string())),
     };
     Ok(status(
         friend,
