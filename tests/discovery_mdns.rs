@@ -8,18 +8,14 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use serde_json::Value;
 use support::lan::Lan;
+use support::{Proc, WAIT};
 
-/// Bound on every wait for a probe's event or exit.
-const WAIT: Duration = Duration::from_secs(20);
 /// How long a lookup that must find something may take (the probe's own bound).
 const FIND_MS: &str = "15000";
 /// How long a lookup that must find nothing listens.
@@ -47,123 +43,11 @@ fn probe_bin() -> PathBuf {
     probe
 }
 
-/// A running `mdns_probe` and its JSON event lines.
-struct Probe {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: mpsc::Receiver<Value>,
-    /// Events read but not yet taken by an `expect`.
-    seen: Vec<Value>,
-    what: String,
-    stderr: tempfile::NamedTempFile,
-}
-
-impl Probe {
-    /// Starts `mdns_probe ARGS` inside network namespace `ns`.
-    fn spawn(ns: &str, args: &[&str]) -> Probe {
-        let stderr = tempfile::NamedTempFile::new().expect("temp file");
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", ns])
-            .arg(probe_bin())
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(stderr.reopen().expect("reopen"))
-            .spawn()
-            .expect("spawn ip netns exec mdns_probe");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let value = serde_json::from_str(&line)
-                    .unwrap_or_else(|_| serde_json::json!({"event": "non-json", "line": line}));
-                if tx.send(value).is_err() {
-                    break;
-                }
-            }
-        });
-        Probe {
-            stdin: child.stdin.take(),
-            child,
-            lines,
-            seen: Vec::new(),
-            what: format!("[{ns}] mdns_probe {}", args.join(" ")),
-            stderr,
-        }
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(self.stderr.path()).unwrap_or_default()
-    }
-
-    /// The first event (seen before or arriving within `timeout`) that satisfies `pred`.
-    fn expect_where(
-        &mut self,
-        timeout: Duration,
-        what: &str,
-        pred: impl Fn(&Value) -> bool,
-    ) -> Value {
-        if let Some(i) = self.seen.iter().position(&pred) {
-            return self.seen.remove(i);
-        }
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(v) if pred(&v) => return v,
-                Ok(v) => self.seen.push(v),
-                Err(_) => panic!(
-                    "{}: no {what} within {timeout:?}; events: {:?}; stderr: {}",
-                    self.what,
-                    self.seen,
-                    self.stderr()
-                ),
-            }
-        }
-    }
-
-    /// The first event named `event`.
-    fn expect(&mut self, event: &str) -> Value {
-        self.expect_where(WAIT, event, |v| v["event"] == event)
-    }
-
-    /// Asks an announcer to stop (goodbye, then exit).
-    fn say_stop(&mut self) {
-        let stdin = self.stdin.as_mut().expect("stdin open");
-        writeln!(stdin, "stop").expect("write stop");
-        stdin.flush().expect("flush");
-    }
-
-    /// Kills the process (SIGKILL: no goodbye) and reaps it.
-    fn kill(&mut self) {
-        self.child.kill().expect("kill");
-        let _ = self.child.wait();
-    }
-
-    /// Waits (bounded) for the process to exit.
-    fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} did not exit within {timeout:?}; stderr: {}",
-                self.what,
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Probe {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Starts `mdns_probe ARGS` inside network namespace `ns`, read as JSON event lines.
+fn probe(ns: &str, args: &[&str]) -> Proc {
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", ns]).arg(probe_bin()).args(args);
+    Proc::spawn(cmd, args)
 }
 
 /// The addresses of `dev` in namespace `ns` (its IPv6 link-local one included).
@@ -207,13 +91,12 @@ fn assert_announcer(found: &[String], owner: &[IpAddr], port: u16) {
 
 /// A lookup run to completion inside `ns`: the addresses found, as strings.
 fn lookup(ns: &str, dk: &[u8; 32], timeout_ms: &str) -> Vec<String> {
-    let mut probe = Probe::spawn(ns, &["lookup", &hex::encode(dk), timeout_ms]);
+    let mut probe = probe(ns, &["lookup", &hex::encode(dk), timeout_ms]);
     let event = probe.expect("lookup");
     let status = probe.wait_exit(WAIT);
     assert!(
         status.success(),
-        "{}: {status}: {}",
-        probe.what,
+        "[{ns}] lookup: {status}: {}",
         probe.stderr()
     );
     strings(&event["addrs"])
@@ -242,7 +125,7 @@ fn same_prefix(dk: &[u8; 32]) -> [u8; 32] {
 fn a_lookup_in_another_namespace_finds_the_announcer_and_only_for_its_key() {
     let lan = Lan::new("find");
     let dk = random_key();
-    let mut announcer = Probe::spawn(
+    let mut announcer = probe(
         &lan.a,
         &[
             "announce",
@@ -286,7 +169,7 @@ fn a_lookup_in_another_namespace_finds_the_announcer_and_only_for_its_key() {
     assert_announcer(&later, &announcer_addrs, 4242);
 
     // After a graceful stop, a new lookup finds nothing.
-    announcer.say_stop();
+    announcer.say("stop");
     announcer.expect("stopped");
     let status = announcer.wait_exit(WAIT);
     assert!(status.success(), "{status}: {}", announcer.stderr());
@@ -297,12 +180,12 @@ fn a_lookup_in_another_namespace_finds_the_announcer_and_only_for_its_key() {
 fn a_watcher_sees_two_announcers_of_one_key_and_their_goodbyes() {
     let lan = Lan::new("watch");
     let dk = random_key();
-    let mut watcher = Probe::spawn(&lan.b, &["watch", &hex::encode(dk), "40000"]);
+    let mut watcher = probe(&lan.b, &["watch", &hex::encode(dk), "40000"]);
     let first = watcher.expect("peers");
     assert_eq!(first["peers"], serde_json::json!([]), "{first}");
 
-    let mut one = Probe::spawn(&lan.a, &["announce", &hex::encode(dk), "4001"]);
-    let mut two = Probe::spawn(&lan.a, &["announce", &hex::encode(dk), "4002"]);
+    let mut one = probe(&lan.a, &["announce", &hex::encode(dk), "4001"]);
+    let mut two = probe(&lan.a, &["announce", &hex::encode(dk), "4002"]);
     let one_instance = one.expect("announced")["instance"]
         .as_str()
         .unwrap()
@@ -334,7 +217,7 @@ fn a_watcher_sees_two_announcers_of_one_key_and_their_goodbyes() {
     assert_eq!(both["peers"].as_array().unwrap().len(), 2, "{both}");
 
     // The goodbye of the first removes it from the watcher's set; the second stays.
-    one.say_stop();
+    one.say("stop");
     one.expect("stopped");
     let after = watcher.expect_where(WAIT, "the first announcer's goodbye", |e| {
         e["event"] == "peers" && !has(&e["peers"], &one_instance, &format!("{ADDR_A}:4001"))
@@ -345,7 +228,7 @@ fn a_watcher_sees_two_announcers_of_one_key_and_their_goodbyes() {
     );
     assert_eq!(after["peers"].as_array().unwrap().len(), 1, "{after}");
 
-    two.say_stop();
+    two.say("stop");
     two.expect("stopped");
     watcher.expect_where(WAIT, "an empty set after both goodbyes", |e| {
         e["event"] == "peers" && e["peers"] == serde_json::json!([])
@@ -356,12 +239,13 @@ fn a_watcher_sees_two_announcers_of_one_key_and_their_goodbyes() {
 fn a_killed_announcer_is_not_found_by_a_new_lookup() {
     let lan = Lan::new("kill");
     let dk = random_key();
-    let mut announcer = Probe::spawn(&lan.a, &["announce", &hex::encode(dk), "4343"]);
+    let mut announcer = probe(&lan.a, &["announce", &hex::encode(dk), "4343"]);
     announcer.expect("announced");
     let found = lookup(&lan.b, &dk, FIND_MS);
     assert_announcer(&found, &addrs_of(&lan.a, "veth0"), 4343);
 
     // SIGKILL: no goodbye is sent; nobody answers the new lookup's queries.
-    announcer.kill();
+    announcer.signal("KILL");
+    announcer.wait_exit(WAIT);
     assert_eq!(lookup(&lan.b, &dk, MISS_MS), Vec::<String>::new());
 }

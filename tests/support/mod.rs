@@ -158,7 +158,9 @@ pub struct Proc {
 }
 
 impl Proc {
-    fn spawn(mut cmd: Command, args: &[&str]) -> Proc {
+    /// Runs `cmd` (whose arguments were `args`, for messages) and reads its stdout as JSON
+    /// event lines.
+    pub fn spawn(mut cmd: Command, args: &[&str]) -> Proc {
         let stderr_path = tempfile::NamedTempFile::new().unwrap();
         let mut child = cmd
             .stdin(Stdio::piped())
