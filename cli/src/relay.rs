@@ -31,27 +31,51 @@ pub struct RelayArgs {
     /// Behind a reverse proxy: log WebSocket clients by their X-Forwarded-For address.
     #[arg(long)]
     behind_proxy: bool,
-    /// Most sessions (client connections) at once.
-    #[arg(long, default_value_t = Limits::default().max_sessions, value_name = "N")]
-    max_sessions: usize,
-    /// Most relayed streams per client.
-    #[arg(long, default_value_t = Limits::default().max_streams, value_name = "N")]
-    max_streams: usize,
-    /// Most servers (listen) per client.
-    #[arg(long, default_value_t = Limits::default().max_servers, value_name = "N")]
-    max_servers: usize,
-    /// Most queries (standing announcements and queries in flight) per client.
-    #[arg(long, default_value_t = Limits::default().max_queries, value_name = "N")]
-    max_queries: usize,
-    /// Largest frame a client may send, in bytes.
-    #[arg(long, default_value_t = Limits::default().max_frame, value_name = "BYTES")]
-    max_frame: usize,
-    /// Bytes buffered per stream before the sender is paused (back-pressure).
-    #[arg(long, default_value_t = Limits::default().stream_buffer, value_name = "BYTES")]
-    stream_buffer: usize,
-    /// Seconds without any traffic before a session is closed (a ping is sent every third of it).
-    #[arg(long, default_value_t = 45, value_name = "SECS", value_parser = clap::value_parser!(u64).range(3..))]
+    /// Most sessions (client connections) at once (1 to 1,000,000).
+    #[arg(long, default_value_t = Limits::default().max_sessions as u64, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(range(Limits::MAX_SESSIONS_RANGE)))]
+    max_sessions: u64,
+    /// Most relayed streams per client (1 to 65,536).
+    #[arg(long, default_value_t = Limits::default().max_streams as u64, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(range(Limits::PER_CLIENT_RANGE)))]
+    max_streams: u64,
+    /// Most servers (listen) per client (1 to 65,536).
+    #[arg(long, default_value_t = Limits::default().max_servers as u64, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(range(Limits::PER_CLIENT_RANGE)))]
+    max_servers: u64,
+    /// Most queries (standing announcements and queries in flight) per client (1 to 65,536).
+    #[arg(long, default_value_t = Limits::default().max_queries as u64, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(range(Limits::PER_CLIENT_RANGE)))]
+    max_queries: u64,
+    /// Largest frame a client may send, in bytes (4096 to 8388608, i.e. 4 KiB to 8 MiB).
+    #[arg(long, default_value_t = Limits::default().max_frame as u64, value_name = "BYTES",
+          value_parser = clap::value_parser!(u64).range(range(Limits::MAX_FRAME_RANGE)))]
+    max_frame: u64,
+    /// Bytes buffered per stream before the sender is paused (back-pressure) (1024 to
+    /// 1073741824, i.e. 1 KiB to 1 GiB).
+    #[arg(long, default_value_t = Limits::default().stream_buffer as u64, value_name = "BYTES",
+          value_parser = clap::value_parser!(u64).range(range(Limits::STREAM_BUFFER_RANGE)))]
+    stream_buffer: u64,
+    /// Bytes of partly received frames all clients together may hold beyond 16 KiB each; a
+    /// client past both waits (4096 to 68719476736, i.e. up to 64 GiB; at least --max-frame).
+    #[arg(long, default_value_t = Limits::default().input_budget as u64, value_name = "BYTES",
+          value_parser = clap::value_parser!(u64).range(4096..=Limits::MAX_INPUT_BUDGET as u64))]
+    input_budget: u64,
+    /// Seconds without a complete frame from a client (a pong, or anything else) before its
+    /// session is closed; a ping is sent every third of it (3 to 86,400).
+    #[arg(long, default_value_t = 45, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(3..=Limits::MAX_IDLE.as_secs()))]
     idle_timeout: u64,
+}
+
+/// A `usize` range of [`Limits`] as the `u64` range clap checks.
+fn range(r: std::ops::RangeInclusive<usize>) -> std::ops::RangeInclusive<u64> {
+    *r.start() as u64..=*r.end() as u64
+}
+
+/// `n` as `usize` (saturating on 32-bit targets; [`Limits::validate`] then refuses it).
+fn size(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
 }
 
 pub async fn relay(args: RelayArgs, out: &Output) -> Result<u8> {
@@ -65,16 +89,27 @@ pub async fn relay(args: RelayArgs, out: &Output) -> Result<u8> {
         .with_context(|| format!("--host {:?} is not an IP address", args.host))?;
     let idle = Duration::from_secs(args.idle_timeout);
     let limits = Limits {
-        max_sessions: args.max_sessions,
-        max_streams: args.max_streams,
-        max_servers: args.max_servers,
-        max_queries: args.max_queries,
-        max_frame: args.max_frame,
-        stream_buffer: args.stream_buffer,
+        max_sessions: size(args.max_sessions),
+        max_streams: size(args.max_streams),
+        max_servers: size(args.max_servers),
+        max_queries: size(args.max_queries),
+        max_frame: size(args.max_frame),
+        stream_buffer: size(args.stream_buffer),
+        input_budget: size(args.input_budget),
         idle_timeout: idle,
         ping_interval: idle / 3,
         ..Limits::default()
     };
+    if let Err(e) = limits.validate() {
+        // Each flag's own range is checked by clap; this is what is left (e.g. an input budget
+        // below --max-frame): a usage error all the same (exit 2).
+        let flag = format!("--{}", e.field.replace('_', "-"));
+        clap::Error::raw(
+            clap::error::ErrorKind::ValueValidation,
+            format!("invalid value for '{flag}': {e}\n"),
+        )
+        .exit();
+    }
     let config = RelayConfig {
         ws: Some(SocketAddr::new(ip, args.port)),
         tcp: args.tcp_port.map(|p| SocketAddr::new(ip, p)),

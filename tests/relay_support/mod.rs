@@ -1,5 +1,6 @@
-//! Shared by tests/relay_interop.rs and tests/relay_faults.rs: `dat-social relay` as a real
-//! process on 127.0.0.1, and a minimal raw relay client (WebSocket + the library's codec).
+//! Shared by tests/relay_interop.rs, tests/relay_faults.rs and tests/relay_limits.rs:
+//! `dat-social relay` as a real process on 127.0.0.1, and a minimal raw relay client
+//! (WebSocket + the library's codec).
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
@@ -58,6 +59,17 @@ impl RelayProc {
             .find_map(|l| l.strip_prefix("VmRSS:"))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .expect("VmRSS line")
+    }
+
+    /// The relay process's peak resident set size in KiB (VmHWM from /proc).
+    pub fn hwm_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("read /proc/PID/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM line")
     }
 
     /// True while the relay process runs.

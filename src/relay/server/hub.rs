@@ -221,11 +221,13 @@ impl<N: Network> Relay<N> {
         }
     }
 
-    /// The next frame to write to the client of `session`, oldest first.
-    pub fn poll_transmit(&mut self, session: SessionId, now: Instant) -> Option<Vec<u8>> {
+    /// The next frame to write to the client of `session`, oldest first (a heartbeat `ping`
+    /// goes ahead of queued data). Taking frames does not count as activity of the client:
+    /// only [`Relay::handle_frame`] does; `_now` is kept for drivers that pass their clock.
+    pub fn poll_transmit(&mut self, session: SessionId, _now: Instant) -> Option<Vec<u8>> {
         let s = self.sessions.get_mut(&session)?;
         let could_read = s.wants_read(&self.limits);
-        let (frame, stream) = s.poll_transmit(now)?;
+        let (frame, stream) = s.poll_transmit()?;
         if !could_read && s.wants_read(&self.limits) {
             self.wakeups.insert(session);
         }

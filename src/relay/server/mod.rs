@@ -30,6 +30,7 @@
 //! secret-stream for one side), HyperDHT as a [`Network`].
 
 mod hub;
+mod input;
 mod limits;
 mod network;
 mod noncustodial;
@@ -37,9 +38,10 @@ mod session;
 #[cfg(test)]
 mod tests;
 mod transport;
+mod ws;
 
 pub use hub::{custodial_handshake, Relay};
-pub use limits::Limits;
+pub use limits::{Limits, LimitsError};
 pub use network::{LocalNetwork, Network, ServerRef};
 pub use transport::{RelayConfig, RelayServer, TlsConfig};
 
@@ -66,7 +68,8 @@ pub enum CloseReason {
     /// The client exceeded one of the [`Limits`].
     #[error("limit exceeded: {0}")]
     Limit(String),
-    /// Nothing received and nothing written for [`Limits::idle_timeout`].
+    /// No complete frame received from the client for [`Limits::idle_timeout`] (the relay's
+    /// own writes, pings included, do not count).
     #[error("idle for more than {0:?}")]
     Idle(std::time::Duration),
     /// The client asked for something this relay does not do.
@@ -94,4 +97,7 @@ pub enum RelayError {
     /// The TLS certificate or key is unusable (not PEM, missing, mismatched, unsupported).
     #[error("relay: TLS: {0}")]
     Tls(String),
+    /// A [`Limits`] field is out of its range ([`Limits::validate`]).
+    #[error("relay: {0}")]
+    Limits(#[from] LimitsError),
 }

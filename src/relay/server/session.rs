@@ -87,7 +87,9 @@ pub(crate) struct Session {
     /// Bytes of untagged frames in the outbox.
     control_bytes: usize,
     next_alias: u32,
-    last_activity: Instant,
+    /// When the last complete frame arrived from the client (or the session opened). Only
+    /// what the client sends counts: our own writes (pings included) say nothing about it.
+    last_received: Instant,
     next_ping: Instant,
     /// `Some` once the session is closing: nothing more is read or routed.
     pub closing: Option<CloseReason>,
@@ -115,8 +117,8 @@ impl Session {
             outbox: VecDeque::new(),
             control_bytes: 0,
             next_alias: 1,
-            last_activity: now,
-            next_ping: now + limits.ping_interval,
+            last_received: now,
+            next_ping: later(now, limits.ping_interval),
             closing: None,
             blocked_on: None,
             open_pending: true,
@@ -177,7 +179,7 @@ impl Session {
         now: Instant,
         limits: &Limits,
     ) -> Result<Vec<Message>, CloseReason> {
-        self.last_activity = now;
+        self.last_received = now;
         if frame.len() > limits.max_frame {
             return Err(CloseReason::Limit(format!(
                 "frame of {} bytes exceeds the limit of {}",
@@ -239,14 +241,14 @@ impl Session {
     }
 
     /// Next frame to write, with the stream it was counted against.
-    pub fn poll_transmit(&mut self, now: Instant) -> Option<(Vec<u8>, Option<StreamRef>)> {
+    pub fn poll_transmit(&mut self) -> Option<(Vec<u8>, Option<StreamRef>)> {
         let o = self.outbox.pop_front()?;
         self.open_pending = false;
         if o.stream.is_none() {
             self.control_bytes -= o.frame.len();
         }
-        // A client that takes what we send is alive, even if its own pong is queued behind data.
-        self.last_activity = now;
+        // Writing says nothing about the client being alive (a silent client's kernel buffer
+        // takes our pings for ever): only frames received count, see `on_frame`.
         Some((o.frame, o.stream))
     }
 
@@ -259,19 +261,48 @@ impl Session {
 
     /// When [`Session::on_timeout`] must run next.
     pub fn poll_timeout(&self, limits: &Limits) -> Instant {
-        self.next_ping.min(self.last_activity + limits.idle_timeout)
+        self.next_ping
+            .min(later(self.last_received, limits.idle_timeout))
     }
 
-    /// Sends the heartbeat `ping`; errors with [`CloseReason::Idle`] after the idle timeout.
+    /// Sends the heartbeat `ping`; errors with [`CloseReason::Idle`] when no frame arrived from
+    /// the client for [`Limits::idle_timeout`]. While the relay itself stops reading the client
+    /// because a stream it sends on is full (back-pressure, the receiver's fault), the idle
+    /// clock does not run: the client's frames, its pongs included, wait in the socket.
     pub fn on_timeout(&mut self, now: Instant, limits: &Limits) -> Result<(), CloseReason> {
-        if now >= self.last_activity + limits.idle_timeout {
+        if self.blocked_on.is_some() {
+            self.last_received = now;
+        }
+        if now >= later(self.last_received, limits.idle_timeout) {
             return Err(CloseReason::Idle(limits.idle_timeout));
         }
         if now >= self.next_ping {
-            self.send(&Message::Ping, None);
-            self.next_ping = now + limits.ping_interval;
+            self.send_ping();
+            self.next_ping = later(now, limits.ping_interval);
         }
         Ok(())
+    }
+
+    /// Queues a `ping` ahead of the frames waiting in the outbox (after our protomux `open`),
+    /// so that a client busy reading stream data sees it, and answers, without first taking
+    /// up to a stream buffer of data.
+    fn send_ping(&mut self) {
+        if self.closing.is_some() || self.codec.send(&Message::Ping).is_err() {
+            return;
+        }
+        let at = usize::from(self.open_pending).min(self.outbox.len());
+        let mut i = at;
+        while let Some(frame) = self.codec.poll_transmit() {
+            self.control_bytes += frame.len();
+            self.outbox.insert(
+                i,
+                Outgoing {
+                    frame,
+                    stream: None,
+                },
+            );
+            i += 1;
+        }
     }
 
     /// Starts closing: drops what is queued and queues the protomux channel `close`.
@@ -297,6 +328,16 @@ impl Session {
     pub fn is_drained(&self) -> bool {
         self.outbox.is_empty()
     }
+}
+
+/// `t + d`, or a point at least a century after `t` if that is not representable: an
+/// [`Instant`] plus a huge [`Duration`] must never panic (library users may pass any
+/// [`Limits`]).
+pub(crate) fn later(t: Instant, d: std::time::Duration) -> Instant {
+    const CENTURY: std::time::Duration = std::time::Duration::from_secs(100 * 365 * 86_400);
+    t.checked_add(d)
+        .or_else(|| t.checked_add(d.min(CENTURY)))
+        .unwrap_or(t)
 }
 
 /// The ed25519 signing key of a custodial message, checked against its public key.

@@ -365,6 +365,104 @@ fn heartbeat_and_idle_timeout() {
     ));
 }
 
+/// The relay's own pings are writes, not activity: a client that takes them (its kernel does)
+/// but never answers is closed at the idle timeout, counted from the last frame it sent.
+#[test]
+fn two_unanswered_pings_then_the_session_is_closed() {
+    let mut w = World::new(Limits::default());
+    let start = w.now;
+    let mut c = w.client(1);
+    w.recv(&mut c);
+    for n in 1..=2u32 {
+        w.now = w.relay.poll_timeout(c.id).unwrap();
+        assert_eq!(w.now, start + Duration::from_secs(15) * n);
+        w.relay.handle_timeout(c.id, w.now);
+        // The driver writes the ping: the socket took it, the client says nothing.
+        assert_eq!(w.recv(&mut c), vec![Message::Ping]);
+        assert!(w.relay.close_reason(c.id).is_none());
+    }
+    w.now = w.relay.poll_timeout(c.id).unwrap();
+    assert_eq!(w.now, start + Duration::from_secs(45));
+    w.relay.handle_timeout(c.id, w.now);
+    assert_eq!(
+        w.relay.close_reason(c.id),
+        Some(CloseReason::Idle(Duration::from_secs(45)))
+    );
+}
+
+/// A client the relay stops reading because the receiver of its stream is slow is not idle:
+/// its frames wait in the socket. Pings go ahead of queued data.
+#[test]
+fn back_pressure_stops_the_idle_clock_and_pings_jump_the_queue() {
+    let limits = Limits {
+        stream_buffer: 10_000,
+        ..Limits::default()
+    };
+    let mut w = World::new(limits);
+    let (mut s, mut c) = (w.client(1), w.client(2));
+    w.connect(&mut s, 1, &mut c, 2);
+    while w.relay.wants_read(c.id) {
+        w.send(
+            &mut c,
+            &Message::Data(Data {
+                alias: 1,
+                chunks: vec![vec![0; 1000]],
+            }),
+        );
+    }
+    // 120 s: the receiver answers pings (from its end: it is alive, just slow), the blocked
+    // sender cannot be read at all.
+    for _ in 0..12 {
+        w.now += Duration::from_secs(10);
+        for id in [s.id, c.id] {
+            w.relay.handle_timeout(id, w.now);
+        }
+        w.send(&mut s, &Message::Pong);
+    }
+    assert_eq!(w.relay.close_reason(c.id), None);
+    assert_eq!(w.relay.close_reason(s.id), None);
+    // The receiver's pings were queued after ~10 KB of data but come out first.
+    let first = w.relay.poll_transmit(s.id, w.now).unwrap();
+    s.codec.receive(&first).unwrap();
+    assert_eq!(
+        s.codec.poll_event(),
+        Some(RelayEvent::Message(Message::Ping))
+    );
+    // Draining unblocks the sender, which then has the idle timeout to speak again.
+    w.recv(&mut s);
+    assert!(w.relay.wants_read(c.id));
+    w.now += Duration::from_secs(44);
+    w.relay.handle_timeout(c.id, w.now);
+    assert_eq!(w.relay.close_reason(c.id), None);
+    w.now += Duration::from_secs(1);
+    w.relay.handle_timeout(c.id, w.now);
+    assert!(matches!(
+        w.relay.close_reason(c.id),
+        Some(CloseReason::Idle(_))
+    ));
+}
+
+/// Library users may pass any `Limits`: huge durations saturate instead of panicking.
+#[test]
+fn huge_durations_do_not_panic() {
+    let limits = Limits {
+        idle_timeout: Duration::MAX,
+        ping_interval: Duration::from_secs(9223372036854775807),
+        max_sessions: usize::MAX,
+        ..Limits::default()
+    };
+    assert!(limits.validate().is_err());
+    let mut w = World::new(limits);
+    let mut c = w.client(1);
+    w.recv(&mut c);
+    let t = w.relay.poll_timeout(c.id).unwrap();
+    assert!(t > w.now + Duration::from_secs(86_400 * 365));
+    w.relay.handle_timeout(c.id, w.now);
+    w.now += Duration::from_secs(86_400);
+    w.relay.handle_timeout(c.id, w.now);
+    assert_eq!(w.relay.close_reason(c.id), None);
+}
+
 #[test]
 fn announce_and_lookup() {
     let mut w = World::new(Limits::default());

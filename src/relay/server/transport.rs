@@ -1,8 +1,9 @@
 //! [`RelayServer`]: the tokio driver of [`Relay`] over WebSocket and TCP (PROTOCOL.md §6).
 //!
 //! - WebSocket (`@hyperswarm/dht-relay/ws`): one binary message = one protomux frame, nothing
-//!   else. Messages above [`Limits::max_frame`] are refused by the WebSocket layer. With a
-//!   [`TlsConfig`] the WebSocket listener speaks TLS (`wss://`, rustls on aws-lc-rs).
+//!   else (our own RFC 6455 server side, `ws.rs`). Messages above [`Limits::max_frame`] are
+//!   refused from their header. With a [`TlsConfig`] the WebSocket listener speaks TLS
+//!   (`wss://`, rustls on aws-lc-rs).
 //! - TCP (`@hyperswarm/dht-relay/tcp`): `@hyperswarm/secret-stream` 6.9.2 as the responder, with
 //!   a fresh random key pair per connection (as JS: encrypted, not authenticated); one
 //!   decrypted message = one protomux frame.
@@ -10,6 +11,8 @@
 //! Each connection runs three loops: read (paused while [`Relay::wants_read`] is false: that is
 //! the back-pressure), write (frames from [`Relay::poll_transmit`]) and timer (heartbeat, idle
 //! timeout, and a forced close if a closing session's client does not take its last frames).
+//! Partial input (a frame still arriving) is bounded per session and in total (`input.rs`,
+//! [`Limits::input_budget`]).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -19,25 +22,21 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
 use rand::rngs::OsRng;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio_rustls::rustls;
 use tokio_rustls::TlsAcceptor;
-use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
-use tokio_tungstenite::WebSocketStream;
 use tracing::{debug, warn};
 
-use crate::net::secret_stream::{self, Decryptor, Encryptor, FrameDecoder, ABYTES};
+use crate::net::secret_stream::{self, Decryptor, Encryptor, ABYTES};
 
+use super::input::{InputBudget, InputBuffer};
+use super::session::later;
+use super::ws::{self, Incoming};
 use super::{CloseReason, Limits, LocalNetwork, Relay, RelayError, SessionId};
 
 /// Most bytes the writer takes from the relay core in one batch.
@@ -155,6 +154,8 @@ impl State {
 struct Shared {
     state: Mutex<State>,
     limits: Limits,
+    /// Partial input of all sessions beyond their allowance ([`Limits::input_budget`]).
+    input: Arc<InputBudget>,
     behind_proxy: bool,
     tls: Option<TlsConfig>,
 }
@@ -196,8 +197,10 @@ async fn bind(addr: Option<SocketAddr>, what: &str) -> Result<Option<TcpListener
 impl RelayServer {
     /// Binds the listening sockets of `config` (port 0 picks a free port).
     ///
-    /// Errors: [`RelayError::Io`] if an address cannot be bound.
+    /// Errors: [`RelayError::Limits`] if a limit is out of its range ([`Limits::validate`]),
+    /// [`RelayError::Io`] if an address cannot be bound.
     pub async fn bind(config: RelayConfig) -> Result<Self, RelayError> {
+        config.limits.validate()?;
         let ws = bind(config.ws, "WebSocket").await?;
         let tcp = bind(config.tcp, "TCP").await?;
         let reported = ws
@@ -218,6 +221,7 @@ impl RelayServer {
                     relay,
                     wakers: HashMap::new(),
                 }),
+                input: InputBudget::new(config.limits.input_budget),
                 limits: config.limits,
                 behind_proxy: config.behind_proxy,
                 tls: config.tls,
@@ -251,7 +255,10 @@ impl RelayServer {
     /// Errors: none so far (accept errors such as running out of file descriptors are logged and
     /// retried); the `Result` leaves room for fatal listener errors.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), RelayError> {
-        let permits = Arc::new(Semaphore::new(self.shared.limits.max_sessions));
+        // `bind` validated the limit; the `min` only keeps tokio's semaphore from panicking.
+        let permits = Arc::new(Semaphore::new(
+            self.shared.limits.max_sessions.min(Semaphore::MAX_PERMITS),
+        ));
         let mut tasks = JoinSet::new();
         tokio::pin!(shutdown);
         loop {
@@ -311,13 +318,11 @@ async fn accept_error(e: std::io::Error) {
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
-// The upgrade callback's error type (an HTTP response) is tungstenite's, not ours.
-#[allow(clippy::result_large_err)]
 async fn ws_connection(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
     let limits = &shared.limits;
     // The TLS handshake (if any) and the WebSocket upgrade share one deadline.
-    let deadline = tokio::time::Instant::now() + limits.handshake_timeout;
-    let stream: Box<dyn Io> = match &shared.tls {
+    let deadline = later(Instant::now(), limits.handshake_timeout).into();
+    let mut stream: Box<dyn Io> = match &shared.tls {
         None => Box::new(stream),
         Some(tls) => match tokio::time::timeout_at(deadline, tls.acceptor.accept(stream)).await {
             Ok(Ok(s)) => Box::new(s),
@@ -325,38 +330,19 @@ async fn ws_connection(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr)
             Err(_) => return debug!(%addr, "relay: TLS handshake timed out"),
         },
     };
-    // tungstenite's default 128 KiB read buffer is zero-filled before every read, so each idle
-    // session kept 128 KiB resident (measured: 138 KiB per idle session). Frames larger than the
-    // buffer still arrive whole: only each read() is capped.
-    let config = WebSocketConfig::default()
-        .read_buffer_size(WS_READ_BUFFER)
-        .max_message_size(Some(limits.max_frame))
-        .max_frame_size(Some(limits.max_frame));
-    let mut forwarded: Option<String> = None;
-    let behind_proxy = shared.behind_proxy;
-    let callback = |req: &Request, resp: Response| {
-        if behind_proxy {
-            forwarded = req
-                .headers()
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(',').next())
-                .map(|v| v.trim().to_string());
-        }
-        Ok(resp)
-    };
-    let upgrade = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config));
-    let ws = match tokio::time::timeout_at(deadline, upgrade).await {
-        Ok(Ok(ws)) => ws,
+    let upgrade = match tokio::time::timeout_at(deadline, ws::accept(&mut stream)).await {
+        Ok(Ok(u)) => u,
         Ok(Err(e)) => return debug!(%addr, error = %e, "relay: WebSocket upgrade failed"),
         Err(_) => return debug!(%addr, "relay: WebSocket upgrade timed out"),
     };
-    let peer = match forwarded {
+    let peer = match upgrade.forwarded_for.filter(|_| shared.behind_proxy) {
         Some(f) => format!("ws {f} (via {addr})"),
         None => format!("ws {addr}"),
     };
-    let (sink, stream) = ws.split();
-    serve(shared, peer, Reader::Ws(stream), Writer::Ws(sink)).await
+    let input = InputBuffer::new(shared.input.clone(), upgrade.rest);
+    let (read, write) = tokio::io::split(stream);
+    let reader = Reader::Ws(ws::Reader::new(read, input, limits.max_frame));
+    serve(shared, peer, reader, Writer::Ws(write)).await
 }
 
 async fn tcp_connection(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr) {
@@ -369,12 +355,9 @@ async fn tcp_connection(shared: Arc<Shared>, mut stream: TcpStream, addr: Socket
             Err(e) => return debug!(%addr, error = %e, "relay: TCP secret-stream handshake failed"),
         };
     let (read, write) = stream.into_split();
-    let mut frames = FrameDecoder::new();
-    frames.push(&rest);
     let reader = Reader::Tcp {
         read,
-        buf: vec![0; TCP_READ_BUFFER],
-        frames,
+        input: InputBuffer::new(shared.input.clone(), rest),
         dec,
         max_body: shared.limits.max_frame + ABYTES,
     };
@@ -382,81 +365,66 @@ async fn tcp_connection(shared: Arc<Shared>, mut stream: TcpStream, addr: Socket
     serve(shared, format!("tcp {addr}"), reader, writer).await
 }
 
-/// Bytes one WebSocket read may take (see `ws_connection`).
-const WS_READ_BUFFER: usize = 4 << 10;
-/// Bytes one TCP read may take.
-const TCP_READ_BUFFER: usize = 8 << 10;
-
 /// A client's byte stream under the WebSocket: plain TCP or TLS over TCP.
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
-type WsStream = WebSocketStream<Box<dyn Io>>;
-
 /// The reading half of a client transport: one protomux frame per call.
 enum Reader {
-    Ws(SplitStream<WsStream>),
+    Ws(ws::Reader<ReadHalf<Box<dyn Io>>>),
     Tcp {
         read: OwnedReadHalf,
-        /// Reused for every read: an idle session holds only this much.
-        buf: Vec<u8>,
-        frames: FrameDecoder,
+        /// Received bytes not yet decrypted: at most one frame beyond a few KiB, bounded with
+        /// the other sessions' by [`Limits::input_budget`].
+        input: InputBuffer,
         dec: Decryptor,
         max_body: usize,
     },
 }
 
 impl Reader {
-    /// The next frame; `Ok(None)` when the client closed the connection.
-    async fn read(&mut self) -> Result<Option<Vec<u8>>, CloseReason> {
+    /// The next frame, a WebSocket ping to answer, or [`Incoming::Closed`] when the client
+    /// closed the connection.
+    async fn read(&mut self) -> Result<Incoming, CloseReason> {
         match self {
-            Reader::Ws(stream) => loop {
-                let message = match stream.next().await {
-                    None => return Ok(None),
-                    Some(Err(e)) => return Err(ws_error(e)),
-                    Some(Ok(m)) => m,
-                };
-                match message {
-                    WsMessage::Binary(b) => return Ok(Some(b.to_vec())),
-                    // JS turns a text message into its UTF-8 bytes (`b4a.from(event.data)`).
-                    WsMessage::Text(t) => return Ok(Some(t.as_bytes().to_vec())),
-                    WsMessage::Close(_) => return Ok(None),
-                    _ => continue, // ping/pong are answered by tungstenite
-                }
-            },
+            Reader::Ws(r) => r.read().await,
             Reader::Tcp {
                 read,
-                buf,
-                frames,
+                input,
                 dec,
                 max_body,
-            } => {
-                loop {
-                    if let Some(body) = frames.next_frame() {
-                        if body.len() > *max_body {
-                            return Err(frame_too_large(body.len() - ABYTES, *max_body - ABYTES));
-                        }
-                        return dec
-                            .decrypt(&body)
-                            .map(Some)
-                            .map_err(|e| CloseReason::Protocol(e.to_string()));
-                    }
+            } => loop {
+                // `@hyperswarm/secret-stream` framing: uint24le length, then the body.
+                let b = input.bytes();
+                let want = if b.len() < 3 {
+                    3 - b.len()
+                } else {
+                    let len = b[0] as usize | (b[1] as usize) << 8 | (b[2] as usize) << 16;
                     // A frame announced larger than the limit is refused before it is buffered.
-                    if frames.buffered() > *max_body + 3 {
-                        return Err(frame_too_large(frames.buffered(), *max_body - ABYTES));
+                    if len > *max_body {
+                        return Err(frame_too_large(len - ABYTES, *max_body - ABYTES));
                     }
-                    let n = read.read(buf).await.map_err(io_error)?;
-                    if n == 0 {
-                        return Ok(None);
+                    if b.len() >= 3 + len {
+                        let plain = dec
+                            .decrypt(&b[3..3 + len])
+                            .map_err(|e| CloseReason::Protocol(e.to_string()))?;
+                        input.consume(3 + len, 0);
+                        return Ok(Incoming::Message(plain));
                     }
-                    frames.push(&buf[..n]);
+                    3 + len - b.len()
+                };
+                match input.fill(read, want, 0).await {
+                    Ok(0) => return Ok(Incoming::Closed),
+                    Ok(_) => {}
+                    Err(e) => return Err(io_error(e)),
                 }
-            }
+            },
         }
     }
 }
 
-fn io_error(e: std::io::Error) -> CloseReason {
+/// The close reason for a failed read or write.
+pub(super) fn io_error(e: std::io::Error) -> CloseReason {
     match e.kind() {
         std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe => {
             CloseReason::ClientGone
@@ -465,31 +433,14 @@ fn io_error(e: std::io::Error) -> CloseReason {
     }
 }
 
-fn frame_too_large(size: usize, max: usize) -> CloseReason {
+/// The close reason for a frame of `size` bytes above the limit `max`.
+pub(super) fn frame_too_large(size: usize, max: usize) -> CloseReason {
     CloseReason::Limit(format!("frame of {size} bytes exceeds the limit of {max}"))
-}
-
-fn ws_error(e: WsError) -> CloseReason {
-    use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
-    match e {
-        WsError::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
-            frame_too_large(size, max_size)
-        }
-        WsError::Capacity(e) => CloseReason::Limit(e.to_string()),
-        // A client that drops its socket without a close frame just went away.
-        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => CloseReason::ClientGone,
-        WsError::Protocol(e) => CloseReason::Protocol(e.to_string()),
-        WsError::Io(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
-            CloseReason::ClientGone
-        }
-        WsError::ConnectionClosed | WsError::AlreadyClosed => CloseReason::ClientGone,
-        e => CloseReason::Transport(e.to_string()),
-    }
 }
 
 /// The writing half of a client transport.
 enum Writer {
-    Ws(SplitSink<WsStream, WsMessage>),
+    Ws(WriteHalf<Box<dyn Io>>),
     Tcp {
         write: OwnedWriteHalf,
         enc: Encryptor,
@@ -499,13 +450,12 @@ enum Writer {
 impl Writer {
     async fn write(&mut self, frames: Vec<Vec<u8>>) -> Result<(), CloseReason> {
         match self {
-            Writer::Ws(sink) => {
+            Writer::Ws(io) => {
+                let mut out = Vec::with_capacity(frames.iter().map(|f| f.len() + 10).sum());
                 for f in frames {
-                    sink.feed(WsMessage::Binary(f.into()))
-                        .await
-                        .map_err(ws_error)?;
+                    ws::binary(&f, &mut out);
                 }
-                sink.flush().await.map_err(ws_error)
+                ws::write(io, &out).await.map_err(io_error)
             }
             Writer::Tcp { write, enc } => {
                 let mut out = Vec::new();
@@ -518,29 +468,35 @@ impl Writer {
         }
     }
 
+    /// Answers a WebSocket ping (nothing to do on TCP).
+    async fn pong(&mut self, payload: &[u8]) -> Result<(), CloseReason> {
+        match self {
+            Writer::Ws(io) => {
+                let mut out = Vec::new();
+                ws::pong(payload, &mut out);
+                ws::write(io, &out).await.map_err(io_error)
+            }
+            Writer::Tcp { .. } => Ok(()),
+        }
+    }
+
     /// Ends the transport; a WebSocket gets a close frame carrying the reason.
     async fn close(&mut self, reason: &CloseReason) {
         match self {
-            Writer::Ws(sink) => {
+            Writer::Ws(io) => {
+                // RFC 6455 §7.4.1: 1000 normal, 1001 going away, 1008 policy, 1011 error.
                 let code = match reason {
-                    CloseReason::ClientGone => CloseCode::Normal,
-                    CloseReason::Shutdown => CloseCode::Away,
-                    CloseReason::Limit(_) => CloseCode::Policy,
-                    CloseReason::Protocol(_) | CloseReason::Unsupported(_) => CloseCode::Policy,
-                    CloseReason::Idle(_) => CloseCode::Away,
-                    CloseReason::Transport(_) => CloseCode::Error,
+                    CloseReason::ClientGone => 1000,
+                    CloseReason::Shutdown | CloseReason::Idle(_) => 1001,
+                    CloseReason::Limit(_)
+                    | CloseReason::Protocol(_)
+                    | CloseReason::Unsupported(_) => 1008,
+                    CloseReason::Transport(_) => 1011,
                 };
-                let mut text = reason.to_string();
-                // A close frame's reason has at most 123 bytes.
-                while text.len() > 123 {
-                    text.pop();
-                }
-                let frame = CloseFrame {
-                    code,
-                    reason: text.into(),
-                };
-                let _ = sink.send(WsMessage::Close(Some(frame))).await;
-                let _ = sink.close().await;
+                let mut out = Vec::new();
+                ws::close(code, &reason.to_string(), &mut out);
+                let _ = ws::write(io, &out).await;
+                let _ = io.shutdown().await;
             }
             Writer::Tcp { write, .. } => {
                 let _ = write.shutdown().await;
@@ -561,6 +517,8 @@ async fn serve(shared: Arc<Shared>, peer: String, mut reader: Reader, mut writer
         st.wakers.insert(id, wakers.clone());
         (id, wakers)
     };
+    // A WebSocket ping waiting for its pong (only the latest needs one, RFC 6455 §5.5.3).
+    let pong: Mutex<Option<Vec<u8>>> = Mutex::new(None);
     let read_loop = async {
         loop {
             loop {
@@ -578,10 +536,16 @@ async fn serve(shared: Arc<Shared>, peer: String, mut reader: Reader, mut writer
                 wakers.read.notified().await;
             }
             let r = reader.read().await;
+            if let Ok(Incoming::Ping(payload)) = r {
+                *pong.lock().unwrap_or_else(|e| e.into_inner()) = Some(payload);
+                wakers.write.notify_one();
+                continue;
+            }
             let mut st = shared.lock();
             match r {
-                Ok(Some(frame)) => st.relay.handle_frame(id, &frame, Instant::now()),
-                Ok(None) => st.relay.close_session(id, CloseReason::ClientGone),
+                Ok(Incoming::Message(frame)) => st.relay.handle_frame(id, &frame, Instant::now()),
+                Ok(Incoming::Ping(_)) => {}
+                Ok(Incoming::Closed) => st.relay.close_session(id, CloseReason::ClientGone),
                 Err(reason) => st.relay.close_session(id, reason),
             }
             st.wake();
@@ -589,6 +553,15 @@ async fn serve(shared: Arc<Shared>, peer: String, mut reader: Reader, mut writer
     };
     let write_loop = async {
         loop {
+            let ping = pong.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(payload) = ping {
+                if let Err(reason) = writer.pong(&payload).await {
+                    let mut st = shared.lock();
+                    st.relay.close_session(id, reason);
+                    st.wake();
+                    return;
+                }
+            }
             let (frames, finished) = {
                 let mut st = shared.lock();
                 let now = Instant::now();
