@@ -34,7 +34,9 @@ fn message_with(proc: &mut Proc, text: &str) -> serde_json::Value {
 fn invalid_utf8_on_stdin_is_replaced_and_later_lines_still_go_both_ways() {
     let (_alice, mut host_proc, _bob, mut player) = lobby();
     let mut player_in = player.take_stdin();
-    player_in.write_all(b"caf\xe9 \xff\xfe\nafter the bad line\n").unwrap();
+    player_in
+        .write_all(b"caf\xe9 \xff\xfe\nafter the bad line\n")
+        .unwrap();
     player_in.flush().unwrap();
     message_with(&mut host_proc, "caf\u{fffd} \u{fffd}\u{fffd}");
     message_with(&mut host_proc, "after the bad line");

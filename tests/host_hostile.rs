@@ -127,7 +127,10 @@ fn forty_unadmitted_peers_announcing_16_mib_frames_leave_the_host_small() {
 fn a_player_joins_while_thousands_of_sockets_are_held_from_many_addresses() {
     // This process holds about 3,100 sockets.
     let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap();
-    assert!(limit >= 4096, "open-files limit {limit} is too low for this test");
+    assert!(
+        limit >= 4096,
+        "open-files limit {limit} is too low for this test"
+    );
     let alice = User::new("alice");
     let (mut lobby, hosting) = host(&alice, &["--max-peers", "2"]);
     let to = listen_addr(&hosting);
@@ -178,10 +181,8 @@ fn a_player_joins_while_thousands_of_sockets_are_held_from_many_addresses() {
         idle.len(),
         still_open
     );
-    assert!(
-        still_open >= 500,
-        "the attack should hold hundreds of connections, holds {still_open}"
-    );
+    // The attackers hold more sockets than the host has slots.
+    assert!(half_open.len() + still_open > 1024);
 
     // A real player, from 127.0.0.1, gets in.
     let invite = hosting["invite"].as_str().unwrap();

@@ -821,11 +821,7 @@ impl State {
                 }
                 // The same identity rejoining (e.g. after a crash) replaces its old slot: its
                 // offer is signed by that identity, so nobody else can take it over.
-                let ghost = self
-                    .players
-                    .values()
-                    .find(|p| p.url == peer)
-                    .map(|p| p.id);
+                let ghost = self.players.values().find(|p| p.url == peer).map(|p| p.id);
                 if let Some(old) = ghost {
                     self.remove_player(old);
                 }
