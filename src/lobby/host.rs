@@ -9,6 +9,13 @@
 //! default: the host runs the Noise handshakes and the relay carries only ciphertext; custodial
 //! on request: the relay holds the key and runs them). Both kinds end up as a
 //! [`Connection`] and are served by the same code.
+//!
+//! Anyone can connect, so connections that are not players yet are kept cheap and bounded
+//! (docs/PROTOCOL.md, "What a host accepts from peers it has not admitted"): a short handshake
+//! ([`HANDSHAKE_TIMEOUT`]), small records and buffers ([`MAX_FRAME_BYTES`],
+//! [`MAX_UNACCEPTED_BYTES`]), a per-address count ([`MAX_UNADMITTED_PER_ADDRESS`]) and, when
+//! all [`MAX_CONNECTIONS`] are taken, eviction from the address holding the most; refusals are
+//! counted into one warning per [`REFUSALS_REPORT_INTERVAL`].
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
