@@ -396,7 +396,11 @@ async fn host(home: &Home, args: HostArgs, out: &Output) -> Result<u8> {
             info.name, info.max_peers, info.invite
         ),
     );
-    let mut stdin = output::stdin_lines();
+    let chat = lobby.chat();
+    let mut refused = send_stdin_chat(move |text| {
+        let chat = chat.clone();
+        async move { chat.say(&text).await }
+    });
     let mut stop = output::shutdown_signal();
     loop {
         tokio::select! {
@@ -404,7 +408,7 @@ async fn host(home: &Home, args: HostArgs, out: &Output) -> Result<u8> {
                 Some(event) => out.lobby_event(&event),
                 None => break,
             },
-            Some(text) = stdin.next() => lobby.say(&text),
+            Some(message) = refused.recv() => out.lobby_event(&LobbyEvent::Warning { message }),
             _ = &mut stop => break,
         }
     }
@@ -416,6 +420,50 @@ async fn host(home: &Home, args: HostArgs, out: &Output) -> Result<u8> {
     }
     out.event("ended", serde_json::json!({}), "lobby ended");
     Ok(0)
+}
+
+/// Sends each stdin line as chat with `say`, one at a time (a line waits until the previous
+/// one was queued: back-pressure down to stdin, nothing dropped). Returns the messages about
+/// lines that were refused (too long, not sent) or altered (invalid UTF-8 replaced), each also
+/// logged on stderr; the caller prints them as `warning` events.
+fn send_stdin_chat<F, Fut>(say: F) -> tokio::sync::mpsc::UnboundedReceiver<String>
+where
+    F: Fn(String) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), lobby::ChatError>> + Send,
+{
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut stdin = output::stdin_lines(lobby::MAX_CHAT_BYTES);
+        while let Some(line) = stdin.next().await {
+            let problem = match line {
+                output::StdinLine::Text { text, lossy } => {
+                    let len = text.len();
+                    match say(text).await {
+                        Err(lobby::ChatError::Closed) => break,
+                        Err(e) => Some(e.to_string()),
+                        Ok(()) if lossy => Some(format!(
+                            "a chat line ({len} bytes) was not valid UTF-8: sent with U+FFFD in place of the invalid bytes"
+                        )),
+                        Ok(()) => None,
+                    }
+                }
+                output::StdinLine::TooLong { bytes } => Some(
+                    lobby::ChatError::TooLong {
+                        len: bytes,
+                        max: lobby::MAX_CHAT_BYTES,
+                    }
+                    .to_string(),
+                ),
+            };
+            if let Some(message) = problem {
+                tracing::warn!("{message}");
+                if tx.send(message).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    rx
 }
 
 /// Announces the host's archive (its discovery key) on the local network with its TCP port.
@@ -480,7 +528,11 @@ async fn join(home: &Home, args: JoinArgs, out: &Output) -> Result<u8> {
             started.elapsed().as_millis()
         ),
     );
-    let mut stdin = output::stdin_lines();
+    let chat = joined.chat();
+    let mut refused = send_stdin_chat(move |text| {
+        let chat = chat.clone();
+        async move { chat.say(&text).await }
+    });
     let mut stop = output::shutdown_signal();
     loop {
         tokio::select! {
@@ -491,7 +543,7 @@ async fn join(home: &Home, args: JoinArgs, out: &Output) -> Result<u8> {
                 }
                 Some(event) => out.lobby_event(&event),
             },
-            Some(text) = stdin.next() => joined.say(&text),
+            Some(message) = refused.recv() => out.lobby_event(&LobbyEvent::Warning { message }),
             _ = &mut stop => break,
         }
     }

@@ -9,19 +9,27 @@
 //! default: the host runs the Noise handshakes and the relay carries only ciphertext; custodial
 //! on request: the relay holds the key and runs them). Both kinds end up as a
 //! [`Connection`] and are served by the same code.
+//!
+//! Anyone can connect, so connections that are not players yet are kept cheap and bounded
+//! (docs/PROTOCOL.md, "What a host accepts from peers it has not admitted"): a short handshake
+//! ([`HANDSHAKE_TIMEOUT`]), small records and buffers ([`MAX_FRAME_BYTES`],
+//! [`MAX_UNACCEPTED_BYTES`]), a per-address count ([`MAX_UNADMITTED_PER_ADDRESS`]) and, when
+//! all [`MAX_CONNECTIONS`] are taken, eviction from the address holding the most; refusals are
+//! counted into one warning per [`REFUSALS_REPORT_INTERVAL`].
 
-use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot, watch};
-use tokio::task::JoinSet;
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
+use tokio::task::{AbortHandle, JoinSet};
 
 use super::{
-    rtc_config_for, ChatIn, ChatOut, Hello, LobbyEvent, CHAT_LABEL, LOBBY_PROTOCOL, MAX_CHAT_BYTES,
+    check_chat, rtc_config_for, ChatError, ChatIn, ChatOut, Hello, LobbyEvent, CHAT_LABEL,
+    LOBBY_PROTOCOL, MAX_CHAT_BYTES,
 };
 use crate::archive::{self, ArchiveError};
 use crate::home::{ArchiveLock, Home, HomeError};
@@ -40,8 +48,51 @@ use crate::signal::{pake, RejectReason, Signal, SignalError};
 /// so that connected readers receive it (a block reaches a live reader in about a millisecond).
 const ENDED_GRACE: Duration = Duration::from_millis(200);
 
-/// Most connections served at once (joiners in signalling plus players).
+/// Most connections served at once (joiners in signalling, readers and players): 1,024.
+/// When every one is taken, a new connection from a source holding fewer unadmitted
+/// connections than the biggest holder replaces that holder's oldest unadmitted connection
+/// (so a flood from a few sources can't keep a player out); otherwise it is refused.
 pub const MAX_CONNECTIONS: usize = 1024;
+
+/// Most connections from one source address that are not players (still in the handshake,
+/// signalling, or reading the archive): 16. A source is an IPv4 address or an IPv6 /64; a
+/// player's connection stops counting once its slot is reserved. More are refused at once.
+pub const MAX_UNADMITTED_PER_ADDRESS: usize = 16;
+
+/// Most relayed connections at once that are not players (the relay hides their addresses,
+/// so they share one budget): 64.
+pub const MAX_UNADMITTED_RELAYED: usize = 64;
+
+/// How long an incoming TCP connection may take to finish the secret-stream handshake: 5 s
+/// (a handshake is three small messages; a half-open socket is closed after this).
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Largest secret-stream record the host accepts from a peer, in bytes: 128 KiB (a
+/// signalling block of at most 64 KiB, `signal::message::MAX_BLOCK_BYTES`, with its merkle
+/// proof; replication requests are tiny). Refused before it is buffered, so an
+/// unauthenticated peer makes the host hold at most this plus a 16 KiB read buffer.
+pub const MAX_FRAME_BYTES: usize = 128 * 1024;
+
+/// Most bytes the host buffers for channels a peer opened and it did not accept: 64 KiB.
+pub const MAX_UNACCEPTED_BYTES: usize = 64 * 1024;
+
+/// Largest record while the host reads a friends-only joiner's archive (a `profile.json` of
+/// up to `schema::MAX_FILE_BYTES`, 1 MiB, in one block): 2 MiB.
+pub const FRIEND_ARCHIVE_FRAME_BYTES: usize = 2 * 1024 * 1024;
+
+/// Most connections that may use [`FRIEND_ARCHIVE_FRAME_BYTES`] at once: 8 (16 MiB in total);
+/// others wait for a turn within their admission timeout.
+pub const MAX_FRIEND_ARCHIVE_READS: usize = 8;
+
+/// Period of the one warning that sums up refused, evicted and failed connections: 10 s.
+pub const REFUSALS_REPORT_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Most warnings about single connections (a joiner's failure, a refused chat line) per
+/// [`REFUSALS_REPORT_INTERVAL`]: 10; the rest are counted into the summary.
+pub const MAX_WARNINGS_PER_INTERVAL: u32 = 10;
+
+/// How long [`HostChat::say`] waits for one player's send queue to have room: 10 s.
+pub const CHAT_SEND_WAIT: Duration = Duration::from_secs(10);
 
 /// How a lobby is hosted.
 #[derive(Clone, Debug)]
@@ -150,8 +201,13 @@ pub struct Host {
 
 /// What connection tasks and the user tell the lobby task.
 enum Command {
-    /// May one more joiner start its data channel? Reserves a slot when yes.
-    Admit(oneshot::Sender<bool>),
+    /// May connection `id`, the joiner `peer` (identity URL), start its data channel? Reserves
+    /// a slot when yes (replacing `peer`'s own old slot if it is still a player).
+    Admit {
+        id: u64,
+        peer: String,
+        reply: oneshot::Sender<bool>,
+    },
     /// A reserved slot is not needed after all.
     Release,
     /// A player's data channel opened (its reserved slot becomes a player).
@@ -162,10 +218,14 @@ enum Command {
     Chat(u64, String),
     /// A joiner was turned away.
     Rejected(String, RejectReason),
-    /// A connection failed.
+    /// A joiner's connection failed, or a player sent something refused.
     Warning(String),
-    /// The host's own chat line.
+    /// A connection failed before it opened the lobby channel (counted, not logged).
+    EarlyFailure,
+    /// The host's own chat line (sent without waiting).
     Say(String),
+    /// The host's own chat line: who should get it (see [`HostChat::say`]).
+    Recipients(oneshot::Sender<ChatTargets>),
     /// A player opened another data channel.
     Channel(u64, String, ChannelId),
     /// A message on a player's other data channel: (player, label, bytes).
@@ -184,6 +244,16 @@ struct Player {
     channel: ChannelId,
     /// The player's other data channels by label (e.g. [`super::GAME_LABEL`]).
     channels: HashMap<String, ChannelId>,
+    /// Dropping it ends the player's connection task (a rejoin by the same identity).
+    _kick: oneshot::Sender<()>,
+}
+
+/// Who gets the host's chat line as [`HostChat`] sends it: the host's URL and name, and each
+/// player's URL and chat channel.
+struct ChatTargets {
+    from: String,
+    name: String,
+    players: Vec<(String, RtcSender, ChannelId)>,
 }
 
 /// What every connection task needs.
@@ -198,6 +268,8 @@ struct Context {
     timeout: Duration,
     commands: mpsc::UnboundedSender<Command>,
     shutdown: watch::Receiver<bool>,
+    /// Turns to read a friends-only joiner's archive with large records.
+    large_frames: Semaphore,
 }
 
 impl Host {
@@ -303,6 +375,7 @@ impl Host {
             timeout: options.admission_timeout,
             commands: commands.clone(),
             shutdown,
+            large_frames: Semaphore::new(MAX_FRIEND_ARCHIVE_READS),
         });
         let state = State {
             ctx: ctx.clone(),
@@ -310,6 +383,8 @@ impl Host {
             players: HashMap::new(),
             reserved: 0,
             events: events_tx,
+            gate: Gate::default(),
+            session_unsaved: false,
             _lock: lock,
         };
         let task =
@@ -332,9 +407,19 @@ impl Host {
         self.events.recv().await
     }
 
-    /// Sends the host's chat line to every player.
+    /// Sends the host's chat line to every player without waiting: a line longer than
+    /// [`MAX_CHAT_BYTES`] is refused, and a player whose send queue is full misses it; both
+    /// are reported as [`LobbyEvent::Warning`]. [`Host::chat`] waits for room instead.
     pub fn say(&self, text: &str) {
         let _ = self.commands.send(Command::Say(text.to_string()));
+    }
+
+    /// A handle that sends the host's chat lines from any task, with back-pressure (see
+    /// [`HostChat::say`]).
+    pub fn chat(&self) -> HostChat {
+        HostChat {
+            commands: self.commands.clone(),
+        }
     }
 
     /// Sends game bytes on the data channel labelled `label` of player `to` (a `dat://`
@@ -362,6 +447,52 @@ impl Host {
     }
 }
 
+/// Sends the host's chat lines to every player; cheap to clone, usable from any task (e.g.
+/// one that reads stdin while another reads lobby events).
+#[derive(Clone)]
+pub struct HostChat {
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl std::fmt::Debug for HostChat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HostChat")
+    }
+}
+
+impl HostChat {
+    /// Sends one chat line to every player, waiting (up to [`CHAT_SEND_WAIT`] per player)
+    /// while a player's send queue is full, so that a pasted burst is slowed down to what the
+    /// network carries instead of dropped. A player still full after that, or gone meanwhile,
+    /// misses the line: reported as a [`LobbyEvent::Warning`].
+    ///
+    /// Errors: [`ChatError::TooLong`] above [`MAX_CHAT_BYTES`] (nothing is sent),
+    /// [`ChatError::Closed`] once the lobby has ended.
+    pub async fn say(&self, text: &str) -> Result<(), ChatError> {
+        check_chat(text)?;
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Recipients(reply))
+            .map_err(|_| ChatError::Closed)?;
+        let targets = rx.await.map_err(|_| ChatError::Closed)?;
+        let line = chat_out(&targets.from, &targets.name, text);
+        for (url, sender, channel) in targets.players {
+            let sent =
+                tokio::time::timeout(CHAT_SEND_WAIT, sender.send_text_wait(channel, &line)).await;
+            let problem = match sent {
+                Ok(Ok(())) => continue,
+                Ok(Err(rtc::RtcError::Closed)) => continue, // left meanwhile: PeerLeft says so
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => format!("its send queue stayed full for {CHAT_SEND_WAIT:?}"),
+            };
+            let _ = self.commands.send(Command::Warning(format!(
+                "chat line not delivered to {url}: {problem}"
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// The address to put in invites: the bound one, or for `0.0.0.0` a local interface address
 /// (the first non-loopback IPv4 one, else loopback).
 fn advertised(listen: SocketAddr) -> SocketAddr {
@@ -379,8 +510,177 @@ fn advertised(listen: SocketAddr) -> SocketAddr {
     SocketAddr::new(ip, listen.port())
 }
 
+/// The JSON of a chat line as the host relays it.
+fn chat_out(from: &str, name: &str, text: &str) -> String {
+    serde_json::to_string(&ChatOut {
+        from: from.to_string(),
+        name: name.to_string(),
+        text: text.to_string(),
+    })
+    .expect("chat serializes")
+}
+
 fn write_session(archive: &SharedCore, session: &Session) -> Result<(), ArchiveError> {
     archive.with_core(|core| archive::put_session(core, session).map(|_| ()))
+}
+
+/// Where a connection comes from, for the per-source limits: an IPv4 address, an IPv6 /64
+/// (one subscriber's usual allocation), or any relay.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Source {
+    V4([u8; 4]),
+    V6([u8; 8]),
+    Relay,
+}
+
+impl Source {
+    fn of(addr: &SocketAddr) -> Source {
+        match addr.ip() {
+            IpAddr::V4(ip) => Source::V4(ip.octets()),
+            IpAddr::V6(ip) => match ip.to_ipv4_mapped() {
+                Some(v4) => Source::V4(v4.octets()),
+                None => {
+                    let o = ip.octets();
+                    Source::V6([o[0], o[1], o[2], o[3], o[4], o[5], o[6], o[7]])
+                }
+            },
+        }
+    }
+
+    fn limit(self) -> usize {
+        match self {
+            Source::Relay => MAX_UNADMITTED_RELAYED,
+            _ => MAX_UNADMITTED_PER_ADDRESS,
+        }
+    }
+}
+
+/// What the gate decided about a new connection.
+#[derive(Debug, PartialEq, Eq)]
+enum Decision {
+    /// Serve it.
+    Accept,
+    /// Serve it after closing this older unadmitted connection.
+    Evict(u64),
+    /// Its source already holds [`Source::limit`] unadmitted connections.
+    RefusePerSource,
+    /// Every slot is taken and its source holds as many as anyone.
+    RefuseFull,
+}
+
+/// The connections that are not players yet (handshaking, signalling, readers), by source,
+/// and the counters of what was refused: the host's defence against one client holding every
+/// slot. Counts are reported as one warning every [`REFUSALS_REPORT_INTERVAL`].
+#[derive(Default)]
+struct Gate {
+    /// Unadmitted connections: id -> (source, abort handle).
+    open: HashMap<u64, (Source, Option<AbortHandle>)>,
+    /// Unadmitted connection ids per source, oldest first.
+    by_source: HashMap<Source, VecDeque<u64>>,
+    refused_per_source: u64,
+    refused_full: u64,
+    evicted: u64,
+    failed_early: u64,
+    accept_errors: u64,
+    warnings: u32,
+    suppressed: u64,
+}
+
+impl Gate {
+    fn count(&self, source: Source) -> usize {
+        self.by_source.get(&source).map_or(0, VecDeque::len)
+    }
+
+    /// Whether a new connection from `source` may be served while `total` are.
+    fn decide(&self, source: Source, total: usize) -> Decision {
+        let mine = self.count(source);
+        if mine >= source.limit() {
+            return Decision::RefusePerSource;
+        }
+        if total < MAX_CONNECTIONS {
+            return Decision::Accept;
+        }
+        let biggest = self
+            .by_source
+            .iter()
+            .filter(|(_, ids)| !ids.is_empty())
+            .max_by_key(|(_, ids)| ids.len());
+        match biggest {
+            Some((_, ids)) if ids.len() > mine + 1 => Decision::Evict(ids[0]),
+            _ => Decision::RefuseFull,
+        }
+    }
+
+    fn track(&mut self, id: u64, source: Source, abort: Option<AbortHandle>) {
+        self.open.insert(id, (source, abort));
+        self.by_source.entry(source).or_default().push_back(id);
+    }
+
+    /// Stops counting `id` (it became a player, or ended); its abort handle if it was counted.
+    fn untrack(&mut self, id: u64) -> Option<Option<AbortHandle>> {
+        let (source, abort) = self.open.remove(&id)?;
+        if let Some(ids) = self.by_source.get_mut(&source) {
+            ids.retain(|i| *i != id);
+            if ids.is_empty() {
+                self.by_source.remove(&source);
+            }
+        }
+        Some(abort)
+    }
+
+    /// Closes the unadmitted connection `id` to make room.
+    fn evict(&mut self, id: u64) {
+        if let Some(Some(abort)) = self.untrack(id) {
+            abort.abort();
+        }
+        self.evicted += 1;
+    }
+
+    fn refuse(&mut self, decision: &Decision) {
+        match decision {
+            Decision::RefusePerSource => self.refused_per_source += 1,
+            _ => self.refused_full += 1,
+        }
+    }
+
+    /// The summary of the last interval, if anything happened; resets the counters.
+    fn report(&mut self) -> Option<String> {
+        let mut parts = Vec::new();
+        let mut part = |n: &mut u64, what: String| {
+            if *n > 0 {
+                parts.push(format!("{n} {what}"));
+                *n = 0;
+            }
+        };
+        part(
+            &mut self.refused_per_source,
+            format!(
+                "refused (over {MAX_UNADMITTED_PER_ADDRESS} unadmitted connections from one address)"
+            ),
+        );
+        part(
+            &mut self.refused_full,
+            format!("refused ({MAX_CONNECTIONS} connections open)"),
+        );
+        part(
+            &mut self.evicted,
+            "closed to make room (their address held the most unadmitted connections)".into(),
+        );
+        part(
+            &mut self.failed_early,
+            "failed before reaching the lobby (handshake, timeout, bad data)".into(),
+        );
+        part(&mut self.accept_errors, "accept errors".into());
+        part(&mut self.suppressed, "more warnings not shown".into());
+        self.warnings = 0;
+        (!parts.is_empty()).then(|| {
+            format!(
+                "connections in the last {} s: {}",
+                REFUSALS_REPORT_INTERVAL.as_secs(),
+                parts.join(", ")
+            )
+        })
+    }
 }
 
 /// The lobby task's state.
@@ -390,6 +690,10 @@ struct State {
     players: HashMap<u64, Player>,
     reserved: u32,
     events: mpsc::UnboundedSender<LobbyEvent>,
+    gate: Gate,
+    /// The last `session.json` write failed (e.g. a full disk): retried at the next heartbeat,
+    /// join or leave.
+    session_unsaved: bool,
     _lock: ArchiveLock,
 }
 
@@ -406,6 +710,10 @@ impl State {
         let mut next_id = 0u64;
         let mut ticker =
             tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+        let mut report = tokio::time::interval_at(
+            tokio::time::Instant::now() + REFUSALS_REPORT_INTERVAL,
+            REFUSALS_REPORT_INTERVAL,
+        );
         let (relay_url, mut relay_state, mut relay_listener) = match relay {
             Some((client, listener)) => (
                 client.url().to_string(),
@@ -417,20 +725,31 @@ impl State {
         let done = loop {
             tokio::select! {
                 accepted = listener.accept() => match accepted {
-                    Ok((tcp, addr)) if connections.len() < MAX_CONNECTIONS => {
-                        next_id += 1;
-                        connections.spawn(serve(self.ctx.clone(), next_id, Incoming::Tcp(tcp, addr)));
+                    Ok((tcp, addr)) => {
+                        let source = Source::of(&addr);
+                        if self.admit_connection(source, connections.len()) {
+                            next_id += 1;
+                            let abort = connections.spawn(serve(self.ctx.clone(), next_id, Incoming::Tcp(tcp, addr)));
+                            self.gate.track(next_id, source, Some(abort));
+                        }
                     }
-                    Ok((_, addr)) => self.warn(format!("refused {addr}: {MAX_CONNECTIONS} connections open")),
-                    Err(e) => self.warn(format!("accept failed: {e}")),
+                    Err(e) => {
+                        // E.g. out of file descriptors: counted, and a pause so that a
+                        // persistent error does not spin.
+                        tracing::debug!("accept failed: {e}");
+                        self.gate.accept_errors += 1;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
                 },
                 stream = accept_relayed(&mut relay_listener) => match stream {
-                    Some(stream) if connections.len() < MAX_CONNECTIONS => {
-                        next_id += 1;
-                        connections.spawn(serve(self.ctx.clone(), next_id, Incoming::Relay(stream)));
+                    Some(stream) => {
+                        // Dropping a refused stream destroys it at the relay.
+                        if self.admit_connection(Source::Relay, connections.len()) {
+                            next_id += 1;
+                            let abort = connections.spawn(serve(self.ctx.clone(), next_id, Incoming::Relay(stream)));
+                            self.gate.track(next_id, Source::Relay, Some(abort));
+                        }
                     }
-                    // Dropping the stream destroys it at the relay.
-                    Some(_) => self.warn(format!("refused a relayed connection: {MAX_CONNECTIONS} connections open")),
                     None => {
                         self.warn(format!("the relay client for {relay_url} stopped"));
                         relay_listener = None;
@@ -443,11 +762,20 @@ impl State {
                     Some(_) => {}
                     None => relay_state = None,
                 },
-                Some(_) = connections.join_next(), if !connections.is_empty() => {}
-                _ = ticker.tick() => self.publish()?,
+                Some(ended) = connections.join_next(), if !connections.is_empty() => {
+                    if let Ok(id) = ended {
+                        self.gate.untrack(id);
+                    }
+                }
+                _ = ticker.tick() => self.publish(),
+                _ = report.tick() => {
+                    if let Some(summary) = self.gate.report() {
+                        self.warn(summary);
+                    }
+                }
                 command = commands.recv() => match command {
                     Some(Command::Shutdown(done)) => break Some(done),
-                    Some(command) => self.handle(command)?,
+                    Some(command) => self.handle(command),
                     None => break None,
                 },
             }
@@ -474,37 +802,59 @@ impl State {
         Ok(())
     }
 
-    fn handle(&mut self, command: Command) -> Result<(), LobbyError> {
+    /// Whether to serve a new connection from `source` (`total` being served): applies the
+    /// gate's decision, evicting or counting a refusal.
+    fn admit_connection(&mut self, source: Source, total: usize) -> bool {
+        match self.gate.decide(source, total) {
+            Decision::Accept => true,
+            Decision::Evict(id) => {
+                self.gate.evict(id);
+                true
+            }
+            refused => {
+                self.gate.refuse(&refused);
+                false
+            }
+        }
+    }
+
+    fn handle(&mut self, command: Command) {
         match command {
-            Command::Admit(reply) => {
+            Command::Admit { id, peer, reply } => {
+                // A connection closed to make room meanwhile gets nothing.
+                if !self.gate.open.contains_key(&id) {
+                    let _ = reply.send(false);
+                    return;
+                }
+                // The same identity rejoining (e.g. after a crash) replaces its old slot: its
+                // offer is signed by that identity, so nobody else can take it over.
+                let ghost = self.players.values().find(|p| p.url == peer).map(|p| p.id);
+                if let Some(old) = ghost {
+                    self.remove_player(old);
+                }
                 let free = (self.players.len() as u32 + self.reserved) < self.session.max_peers;
                 if free {
+                    // Admitted: no longer counted against its address, never evicted.
+                    self.gate.untrack(id);
                     self.reserved += 1;
                 }
-                let _ = reply.send(free);
+                if reply.send(free).is_err() && free {
+                    self.reserved -= 1;
+                }
             }
             Command::Release => self.reserved = self.reserved.saturating_sub(1),
             Command::Joined(player) => {
                 self.reserved = self.reserved.saturating_sub(1);
                 let (url, name) = (player.url.clone(), player.name.clone());
                 self.players.insert(player.id, player);
-                self.publish()?;
+                self.publish();
                 self.emit(LobbyEvent::PeerJoined {
                     peer: url,
                     name,
                     peers: self.players.len() as u32,
                 });
             }
-            Command::Left(id) => {
-                if let Some(player) = self.players.remove(&id) {
-                    self.publish()?;
-                    self.emit(LobbyEvent::PeerLeft {
-                        peer: player.url,
-                        name: player.name,
-                        peers: self.players.len() as u32,
-                    });
-                }
-            }
+            Command::Left(id) => self.remove_player(id),
             Command::Chat(id, text) => {
                 if let Some(player) = self.players.get(&id) {
                     let (url, name) = (player.url.clone(), player.name.clone());
@@ -512,9 +862,25 @@ impl State {
                 }
             }
             Command::Say(text) => {
+                if let Err(e) = check_chat(&text) {
+                    self.warn(format!("your {e}"));
+                    return;
+                }
                 let url = self.ctx.identity.url().base();
                 let name = self.session.name.clone();
                 self.broadcast(None, &url, &name, &text);
+            }
+            Command::Recipients(reply) => {
+                let players = self
+                    .players
+                    .values()
+                    .map(|p| (p.url.clone(), p.sender.clone(), p.channel))
+                    .collect();
+                let _ = reply.send(ChatTargets {
+                    from: self.ctx.identity.url().base(),
+                    name: self.session.name.clone(),
+                    players,
+                });
             }
             Command::Channel(id, label, channel) => {
                 if let Some(player) = self.players.get_mut(&id) {
@@ -544,26 +910,41 @@ impl State {
                 }
             }
             Command::Rejected(peer, reason) => self.emit(LobbyEvent::Rejected { peer, reason }),
-            Command::Warning(message) => self.warn(message),
+            Command::Warning(message) => self.connection_warning(message),
+            Command::EarlyFailure => self.gate.failed_early += 1,
             Command::Shutdown(_) => unreachable!("handled by run"),
         }
-        Ok(())
     }
 
-    /// Shows chat to the host and passes it to every player but its sender.
+    /// Removes player `id` (gone, or replaced by its own rejoin): its connection task ends,
+    /// `session.json` is rewritten and [`LobbyEvent::PeerLeft`] emitted.
+    fn remove_player(&mut self, id: u64) {
+        if let Some(player) = self.players.remove(&id) {
+            self.publish();
+            self.emit(LobbyEvent::PeerLeft {
+                peer: player.url,
+                name: player.name,
+                peers: self.players.len() as u32,
+            });
+        }
+    }
+
+    /// Shows chat to the host and passes it to every player but its sender. A player whose
+    /// send queue is full misses it (reported).
     fn broadcast(&mut self, sender: Option<u64>, from: &str, name: &str, text: &str) {
-        let line = serde_json::to_string(&ChatOut {
-            from: from.to_string(),
-            name: name.to_string(),
-            text: text.to_string(),
-        })
-        .expect("chat serializes");
+        let line = chat_out(from, name, text);
+        let mut missed = Vec::new();
         for (id, player) in &self.players {
             if Some(*id) != sender {
                 if let Err(e) = player.sender.send_text(player.channel, &line) {
-                    tracing::warn!(player = %player.url, "chat not delivered: {e}");
+                    if !matches!(e, rtc::RtcError::Closed) {
+                        missed.push(format!("chat line not delivered to {}: {e}", player.url));
+                    }
                 }
             }
+        }
+        for message in missed {
+            self.connection_warning(message);
         }
         if sender.is_some() {
             self.emit(LobbyEvent::Message {
@@ -574,12 +955,25 @@ impl State {
         }
     }
 
-    /// Rewrites `session.json` with the current player count and a fresh heartbeat.
-    fn publish(&mut self) -> Result<(), LobbyError> {
+    /// Rewrites `session.json` with the current player count and a fresh heartbeat. A failed
+    /// write (e.g. a full disk) does not end the lobby: it is reported and retried at the next
+    /// heartbeat, join or leave.
+    fn publish(&mut self) {
         self.session.peers = self.players.len() as u32;
         self.session.last_update = now_ms();
-        write_session(&self.ctx.archive, &self.session)?;
-        Ok(())
+        match write_session(&self.ctx.archive, &self.session) {
+            Ok(()) => {
+                if std::mem::take(&mut self.session_unsaved) {
+                    tracing::info!("session.json written again");
+                }
+            }
+            Err(e) => {
+                self.session_unsaved = true;
+                self.warn(format!(
+                    "cannot write session.json (the lobby goes on; retrying at the next heartbeat, join or leave): {e}"
+                ));
+            }
+        }
     }
 
     fn emit(&self, event: LobbyEvent) {
@@ -589,6 +983,18 @@ impl State {
     fn warn(&self, message: String) {
         tracing::warn!("{message}");
         self.emit(LobbyEvent::Warning { message });
+    }
+
+    /// A warning about one connection or player: at most [`MAX_WARNINGS_PER_INTERVAL`] per
+    /// interval are shown, the rest counted into the summary.
+    fn connection_warning(&mut self, message: String) {
+        if self.gate.warnings < MAX_WARNINGS_PER_INTERVAL {
+            self.gate.warnings += 1;
+            self.warn(message);
+        } else {
+            tracing::debug!("{message}");
+            self.gate.suppressed += 1;
+        }
     }
 }
 
@@ -670,36 +1076,54 @@ impl Incoming {
             Incoming::Tcp(tcp, _) => {
                 let _ = tcp.set_nodelay(true);
                 let local_ip = tcp.local_addr().map(|a| a.ip()).map_err(NetError::Io)?;
-                let conn = Connection::connect(tcp, ctx.identity.signing_key(), false).await?;
+                let conn =
+                    Connection::connect_with(tcp, ctx.identity.signing_key(), false, peer_config())
+                        .await?;
                 Ok((conn, local_ip))
             }
             Incoming::Relay(stream) => {
                 let local_ip = stream.local_ip();
-                Ok((
-                    stream.into_connection(ConnectionConfig::default()),
-                    local_ip,
-                ))
+                Ok((stream.into_connection(peer_config()), local_ip))
             }
         }
     }
 }
 
+/// The settings of every connection the host serves: a short handshake and small buffers
+/// ([`HANDSHAKE_TIMEOUT`], [`MAX_FRAME_BYTES`], [`MAX_UNACCEPTED_BYTES`]).
+fn peer_config() -> ConnectionConfig {
+    ConnectionConfig {
+        handshake_timeout: HANDSHAKE_TIMEOUT,
+        max_frame_bytes: MAX_FRAME_BYTES,
+        max_unaccepted_bytes: MAX_UNACCEPTED_BYTES,
+        ..ConnectionConfig::default()
+    }
+}
+
 /// Serves one connection: signalling, then the player's data channel until it closes.
-async fn serve(ctx: Arc<Context>, id: u64, incoming: Incoming) {
+/// Returns `id`, so that the lobby stops counting it.
+async fn serve(ctx: Arc<Context>, id: u64, incoming: Incoming) -> u64 {
     let mut shutdown = ctx.shutdown.clone();
     let label = incoming.label();
+    let mut reached_lobby = false;
     let result = tokio::select! {
-        r = serve_inner(&ctx, id, incoming, &label) => r,
+        r = serve_inner(&ctx, id, incoming, &label, &mut reached_lobby) => r,
         _ = shutdown.wait_for(|s| *s) => Err(ServeError::Ending),
     };
     match result {
         Ok(()) | Err(ServeError::Ending) | Err(ServeError::Rejected(_)) => {}
+        // Anyone can open a socket: failures before the lobby are counted, not logged.
+        Err(e) if !reached_lobby => {
+            tracing::debug!("connection from {label}: {e}");
+            let _ = ctx.commands.send(Command::EarlyFailure);
+        }
         Err(e) => {
             let _ = ctx
                 .commands
                 .send(Command::Warning(format!("connection from {label}: {e}")));
         }
     }
+    id
 }
 
 async fn serve_inner(
@@ -707,9 +1131,10 @@ async fn serve_inner(
     id: u64,
     incoming: Incoming,
     label: &str,
+    reached_lobby: &mut bool,
 ) -> Result<(), ServeError> {
     let (conn, local_ip) = incoming.connect(ctx).await?;
-    serve_connection(ctx, id, conn, local_ip, label).await
+    serve_connection(ctx, id, conn, local_ip, label, reached_lobby).await
 }
 
 /// The lobby's side of one joiner or reader on an authenticated connection, whatever carries
@@ -720,6 +1145,7 @@ async fn serve_connection(
     conn: Connection,
     local_ip: std::net::IpAddr,
     label: &str,
+    reached_lobby: &mut bool,
 ) -> Result<(), ServeError> {
     conn.replicate(ctx.archive.clone()).await?;
     conn.replicate(ctx.lobby.clone()).await?;
@@ -741,6 +1167,11 @@ async fn serve_connection(
             None => return Ok(()),
         }
     }
+    // Nothing else is read from the event stream: drop it rather than let it fill.
+    drop(events);
+    // From here on the peer must keep to the lobby's deadlines (hello, offer: the admission
+    // timeout), and its failures are worth a warning.
+    *reached_lobby = true;
     let mut channel = conn
         .open_app_channel(LOBBY_PROTOCOL, Some(&lobby_pub))
         .await?;
@@ -748,6 +1179,8 @@ async fn serve_connection(
         .await
         .map_err(|_| ServeError::Timeout("the joiner's hello"))?
         .ok_or(ServeError::Net(NetError::Closed))?;
+    // The hello is the channel's only message: close it so that nothing more is buffered.
+    drop(channel);
     let hello: Hello = serde_json::from_slice(&hello.payload)
         .map_err(|e| ServeError::Protocol(format!("bad hello: {e}")))?;
     let log_key = crate::identity::parse_key_hex(&hello.log).map_err(ServeError::Protocol)?;
@@ -772,7 +1205,7 @@ async fn serve_connection(
         joiner.reject(&peer, RejectReason::FriendsOnly, &conn).await;
         return Err(ServeError::Rejected(RejectReason::FriendsOnly));
     }
-    if !reserve_slot(ctx).await {
+    if !reserve_slot(ctx, id, &peer).await {
         joiner.reject(&peer, RejectReason::Full, &conn).await;
         return Err(ServeError::Rejected(RejectReason::Full));
     }
@@ -785,6 +1218,7 @@ async fn serve_connection(
             return Err(e);
         }
     };
+    let (kick, mut kicked) = oneshot::channel();
     let _ = ctx.commands.send(Command::Joined(Player {
         id,
         url: peer.clone(),
@@ -792,10 +1226,19 @@ async fn serve_connection(
         sender: pc.sender(),
         channel: channel_id,
         channels: HashMap::new(),
+        _kick: kick,
     }));
-    // The player is in: relay its chat and game data until its chat channel closes.
+    // The player is in: relay its chat and game data until its chat channel closes, or the
+    // lobby drops the player (its identity rejoined on another connection).
     let mut labels: HashMap<ChannelId, String> = HashMap::new();
-    while let Some(event) = pc.next_event().await {
+    loop {
+        let event = tokio::select! {
+            event = pc.next_event() => match event {
+                Some(event) => event,
+                None => break,
+            },
+            _ = &mut kicked => break,
+        };
         match event {
             RtcEvent::ChannelOpen { channel, label, .. } => {
                 labels.insert(channel, label.clone());
@@ -806,12 +1249,20 @@ async fn serve_connection(
                 let _ = ctx.commands.send(Command::Data(id, label, data));
             }
             RtcEvent::Message { channel, data, .. } if channel == channel_id => {
-                match serde_json::from_slice::<ChatIn>(&data) {
+                let refused = match serde_json::from_slice::<ChatIn>(&data) {
                     Ok(chat) if chat.text.len() <= MAX_CHAT_BYTES => {
                         let _ = ctx.commands.send(Command::Chat(id, chat.text));
+                        continue;
                     }
-                    _ => tracing::debug!(%peer, "ignored a malformed chat message"),
-                }
+                    Ok(chat) => format!(
+                        "a chat line of {} bytes (the limit is {MAX_CHAT_BYTES})",
+                        chat.text.len()
+                    ),
+                    Err(e) => format!("a malformed chat message of {} bytes: {e}", data.len()),
+                };
+                let _ = ctx.commands.send(Command::Warning(format!(
+                    "refused {refused} from {name} ({peer})"
+                )));
             }
             RtcEvent::ChannelClosed { channel } if channel == channel_id => break,
             RtcEvent::Disconnected { .. } => break,
@@ -837,17 +1288,30 @@ async fn is_admissible(ctx: &Context, conn: &Connection, peer: &str) -> bool {
         return false;
     }
     // Their archive comes over this connection; a joiner that doesn't offer it isn't admitted.
+    // Its profile may need records larger than the host's usual limit: a few friends at a
+    // time get them.
     let deadline = tokio::time::Instant::now() + ctx.timeout.min(Duration::from_secs(5));
-    let Ok((files, _)) = crate::remote::read_archive(conn, url.key, deadline).await else {
+    let Ok(Ok(_turn)) = tokio::time::timeout_at(deadline, ctx.large_frames.acquire()).await else {
+        return false;
+    };
+    conn.set_max_frame_bytes(FRIEND_ARCHIVE_FRAME_BYTES);
+    let read = crate::remote::read_archive(conn, url.key, deadline).await;
+    conn.set_max_frame_bytes(MAX_FRAME_BYTES);
+    let Ok((files, _)) = read else {
         return false;
     };
     let me = ctx.identity.url().base();
     files.profile.is_some_and(|p| p.friends.contains(&me))
 }
 
-async fn reserve_slot(ctx: &Context) -> bool {
-    let (tx, rx) = oneshot::channel();
-    let _ = ctx.commands.send(Command::Admit(tx));
+/// Asks the lobby for a slot for connection `id`, the joiner `peer`.
+async fn reserve_slot(ctx: &Context, id: u64, peer: &str) -> bool {
+    let (reply, rx) = oneshot::channel();
+    let _ = ctx.commands.send(Command::Admit {
+        id,
+        peer: peer.to_string(),
+        reply,
+    });
     rx.await.unwrap_or(false)
 }
 

@@ -7,7 +7,10 @@ use std::time::Duration;
 use ed25519_dalek::SigningKey;
 use tokio::time::Instant;
 
-use super::{rtc_config_for, ChatIn, ChatOut, Hello, LobbyEvent, CHAT_LABEL, LOBBY_PROTOCOL};
+use super::{
+    check_chat, rtc_config_for, ChatError, ChatIn, ChatOut, Hello, LobbyEvent, CHAT_LABEL,
+    LOBBY_PROTOCOL,
+};
 use crate::archive::ArchiveError;
 use crate::hypercore::Core;
 use crate::identity::{DatUrl, Identity};
@@ -269,6 +272,40 @@ pub async fn join(identity: &Identity, options: JoinOptions) -> Result<Joined, J
     })
 }
 
+fn chat_in(text: &str) -> String {
+    serde_json::to_string(&ChatIn {
+        text: text.to_string(),
+    })
+    .expect("chat serializes")
+}
+
+/// Sends a player's chat lines to the host; cheap to clone, usable from any task (e.g. one
+/// that reads stdin while another reads lobby events).
+#[derive(Clone, Debug)]
+pub struct PlayerChat {
+    sender: rtc::RtcSender,
+    channel: ChannelId,
+}
+
+impl PlayerChat {
+    /// Sends one chat line, waiting while the connection's send queue is full (so a pasted
+    /// burst is slowed down to what the network carries, never dropped).
+    ///
+    /// Errors: [`ChatError::TooLong`] above [`super::MAX_CHAT_BYTES`] (nothing is sent),
+    /// [`ChatError::Closed`] once the connection to the host has ended.
+    pub async fn say(&self, text: &str) -> Result<(), ChatError> {
+        check_chat(text)?;
+        self.sender
+            .send_text_wait(self.channel, &chat_in(text))
+            .await
+            .map_err(|e| match e {
+                rtc::RtcError::Closed => ChatError::Closed,
+                // The JSON of a 16 KiB line fits in a message unless it is mostly escapes.
+                other => ChatError::NotSent(other.to_string()),
+            })
+    }
+}
+
 /// The host's replies to us on the lobby log, in order.
 struct Replies<'a> {
     lobby: &'a SharedCore,
@@ -301,14 +338,26 @@ impl Joined {
         self.info.clone()
     }
 
-    /// Sends a chat line to the host (which passes it to every other player).
+    /// Sends a chat line to the host (which passes it to every other player), without
+    /// waiting: a line longer than [`super::MAX_CHAT_BYTES`] or one the full send queue has no
+    /// room for is not sent (logged). [`Joined::chat`] reports both and waits for room.
     pub fn say(&self, text: &str) {
-        let line = serde_json::to_string(&ChatIn {
-            text: text.to_string(),
-        })
-        .expect("chat serializes");
-        if let Err(e) = self.pc.send_text(self.chat, &line) {
+        let sent = check_chat(text).map_err(|e| e.to_string()).and_then(|()| {
+            self.pc
+                .send_text(self.chat, &chat_in(text))
+                .map_err(|e| e.to_string())
+        });
+        if let Err(e) = sent {
             tracing::warn!("chat not sent: {e}");
+        }
+    }
+
+    /// A handle that sends chat lines from any task, with back-pressure and errors (see
+    /// [`PlayerChat::say`]).
+    pub fn chat(&self) -> PlayerChat {
+        PlayerChat {
+            sender: self.pc.sender(),
+            channel: self.chat,
         }
     }
 

@@ -15,8 +15,8 @@ pub mod join;
 
 use serde::{Deserialize, Serialize};
 
-pub use host::{Host, HostOptions, HostRelay, HostingInfo, LobbyError};
-pub use join::{join, JoinError, JoinOptions, Joined, JoinedInfo};
+pub use host::{Host, HostChat, HostOptions, HostRelay, HostingInfo, LobbyError};
+pub use join::{join, JoinError, JoinOptions, Joined, JoinedInfo, PlayerChat};
 
 use crate::signal::RejectReason;
 
@@ -27,8 +27,42 @@ pub const GAME_LABEL: &str = "game";
 /// The protomux protocol of the lobby's application channel; its id is the lobby log key and its
 /// one message is the hello `{"log": "<64 hex>"}`: the player's signalling log key.
 pub const LOBBY_PROTOCOL: &str = "dat-social/lobby";
-/// Longest chat message, in bytes.
+/// Longest chat message, in bytes of UTF-8 text: 16 KiB (16,384). The same limit holds both
+/// ways: a player's [`PlayerChat::say`] and a host's [`HostChat::say`] / [`Host::say`] refuse
+/// longer text with [`ChatError::TooLong`], and a host refuses (with a
+/// [`LobbyEvent::Warning`]) a longer message from a player whose client did not check.
 pub const MAX_CHAT_BYTES: usize = 16 * 1024;
+
+/// Why a chat line was not sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChatError {
+    /// The text is longer than [`MAX_CHAT_BYTES`].
+    #[error("chat line of {len} bytes refused: the limit is {max} bytes")]
+    TooLong {
+        /// The text's length, in bytes.
+        len: usize,
+        /// The limit, in bytes ([`MAX_CHAT_BYTES`]).
+        max: usize,
+    },
+    /// The connection to the host (player side) or the lobby (host side) has ended.
+    #[error("chat line not sent: the lobby connection is closed")]
+    Closed,
+    /// The WebRTC layer refused the message (e.g. a line of mostly control characters whose
+    /// JSON escapes exceed the data channel's message size).
+    #[error("chat line not sent: {0}")]
+    NotSent(String),
+}
+
+/// Refuses `text` longer than [`MAX_CHAT_BYTES`].
+pub(crate) fn check_chat(text: &str) -> Result<(), ChatError> {
+    if text.len() > MAX_CHAT_BYTES {
+        return Err(ChatError::TooLong {
+            len: text.len(),
+            max: MAX_CHAT_BYTES,
+        });
+    }
+    Ok(())
+}
 
 /// What happens in a lobby, as the host or a player sees it. `peer` and `from` are `dat://`
 /// URLs of identities.

@@ -23,7 +23,9 @@ use super::protomux::{ChannelId, ChannelKey, Mux, MuxEvent};
 use super::replication::{Replicator, PROTOCOL};
 use super::secret_stream::{handshake, SessionInfo, DEFAULT_HANDSHAKE_TIMEOUT};
 use super::shared_core::SharedCore;
-use super::transport::{FrameReader, FrameWriter, SecretStreamReader, SecretStreamWriter};
+use super::transport::{
+    FrameLimit, FrameReader, FrameWriter, SecretStreamReader, SecretStreamWriter,
+};
 use super::NetError;
 
 /// Above this many bytes queued for the socket, we stop reading from the peer until the writer
@@ -51,6 +53,17 @@ pub struct ConnectionConfig {
     /// arrived for this long: a peer that vanished without closing (default 30 s; JS hypercore
     /// peers send keep-alives every 5 s). `None` disables.
     pub idle_timeout: Option<Duration>,
+    /// Largest secret-stream record accepted from the peer, in bytes (ciphertext: plaintext +
+    /// 17). A larger one is refused when its length prefix arrives, before it is buffered, and
+    /// ends the connection with [`super::secret_stream::SecretStreamError::FrameTooLarge`].
+    /// Default [`super::secret_stream::MAX_FRAME`] (16 MiB, the format's limit); change it
+    /// later with [`Connection::set_max_frame_bytes`]. Applies to secret streams
+    /// ([`Connection::connect`]); a [`Connection::from_frames`] transport bounds its own
+    /// frames.
+    pub max_frame_bytes: usize,
+    /// Most bytes buffered for channels the peer opened that nobody accepted yet, in bytes
+    /// (default [`super::protomux::MAX_BUFFERED_BYTES`], 4 MiB); past it the connection ends.
+    pub max_unaccepted_bytes: usize,
 }
 
 impl Default for ConnectionConfig {
@@ -60,6 +73,8 @@ impl Default for ConnectionConfig {
             max_inflight: super::replication::DEFAULT_MAX_INFLIGHT,
             keep_alive: Some(Duration::from_secs(5)),
             idle_timeout: Some(Duration::from_secs(30)),
+            max_frame_bytes: super::secret_stream::MAX_FRAME,
+            max_unaccepted_bytes: super::protomux::MAX_BUFFERED_BYTES,
         }
     }
 }
@@ -119,6 +134,7 @@ enum Command {
 /// An encrypted, multiplexed connection to one peer. Dropping it closes the connection.
 pub struct Connection {
     info: SessionInfo,
+    frame_limit: FrameLimit,
     cmd: mpsc::UnboundedSender<Command>,
     closed: watch::Receiver<Option<Result<(), Arc<NetError>>>>,
     events: std::sync::Mutex<Option<mpsc::UnboundedReceiver<ConnectionEvent>>>,
@@ -179,12 +195,15 @@ impl Connection {
         let (info, encryptor, decryptor, rest) =
             handshake(&mut io, identity, is_initiator, config.handshake_timeout).await?;
         let (reader, writer) = tokio::io::split(io);
-        Ok(Self::from_frames(
+        let limit = FrameLimit::new(config.max_frame_bytes);
+        let mut conn = Self::from_frames(
             info,
-            SecretStreamReader::new(reader, decryptor, &rest),
+            SecretStreamReader::new(reader, decryptor, &rest).with_limit(limit.clone()),
             SecretStreamWriter::new(writer, encryptor),
             config,
-        ))
+        );
+        conn.frame_limit = limit;
+        Ok(conn)
     }
 
     /// Starts a connection on a transport that is already authenticated and carries whole
@@ -206,10 +225,13 @@ impl Connection {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let queue = Arc::new(WriteQueue::default());
         let writer_task = tokio::spawn(run_writer(writer, out_rx, queue.clone()));
+        let frame_limit = FrameLimit::new(config.max_frame_bytes);
+        let mut mux = Mux::new();
+        mux.set_max_buffered(config.max_unaccepted_bytes);
         let actor = Actor {
             info: info.clone(),
             config,
-            mux: Mux::new(),
+            mux,
             out: out_tx,
             queue,
             cmd_tx: cmd_tx.downgrade(),
@@ -229,6 +251,7 @@ impl Connection {
         });
         Self {
             info,
+            frame_limit,
             cmd: cmd_tx,
             closed: closed_rx,
             events: std::sync::Mutex::new(Some(events_rx)),
@@ -238,6 +261,18 @@ impl Connection {
     /// The remote's ed25519 public key, proven by the handshake.
     pub fn remote_public_key(&self) -> [u8; 32] {
         self.info.remote_public_key
+    }
+
+    /// Changes the largest record accepted from the peer (see
+    /// [`ConnectionConfig::max_frame_bytes`]), e.g. raised once the peer is trusted; applies
+    /// to the next record read. Clamped to 16 MiB.
+    pub fn set_max_frame_bytes(&self, bytes: usize) {
+        self.frame_limit.set(bytes);
+    }
+
+    /// The largest record accepted from the peer now, in bytes.
+    pub fn max_frame_bytes(&self) -> usize {
+        self.frame_limit.get()
     }
 
     /// Whether we initiated the handshake.

@@ -42,7 +42,8 @@ pub enum MuxError {
     /// The remote opened more than [`MAX_PENDING_OPENS`] channels that nobody accepted.
     #[error("protomux: remote opened too many channels nobody accepted")]
     TooManyPendingOpens,
-    /// The remote sent more than [`MAX_BUFFERED_BYTES`] to channels nobody accepted.
+    /// The remote sent more than [`MAX_BUFFERED_BYTES`] (or the limit set with
+    /// [`Mux::set_max_buffered`]) to channels nobody accepted.
     #[error("protomux: remote buffered too much data on unaccepted channels")]
     BufferOverflow,
 }
@@ -158,6 +159,8 @@ pub struct Mux {
     incoming: HashMap<ChannelKey, VecDeque<u64>>,
     pending_opens: usize,
     buffered_bytes: usize,
+    /// `None`: [`MAX_BUFFERED_BYTES`]; see [`Mux::set_max_buffered`].
+    max_buffered: Option<usize>,
     events: VecDeque<MuxEvent>,
     transmit: VecDeque<Vec<u8>>,
 }
@@ -169,6 +172,13 @@ impl Mux {
             next_local: 1,
             ..Self::default()
         }
+    }
+
+    /// Lowers (or raises) the most bytes buffered for channels the remote opened and we have
+    /// not accepted yet (default [`MAX_BUFFERED_BYTES`]); past it the remote gets
+    /// [`MuxError::BufferOverflow`]. A host sets a small value for peers it has not admitted.
+    pub fn set_max_buffered(&mut self, bytes: usize) {
+        self.max_buffered = Some(bytes);
     }
 
     /// Next event, if any.
@@ -345,7 +355,7 @@ impl Mux {
             }),
             RemoteSlot::Pending { buffered, .. } => {
                 self.buffered_bytes += payload.len();
-                if self.buffered_bytes > MAX_BUFFERED_BYTES {
+                if self.buffered_bytes > self.max_buffered.unwrap_or(MAX_BUFFERED_BYTES) {
                     return Err(MuxError::BufferOverflow);
                 }
                 buffered.push((message_type, payload.to_vec()));
@@ -628,6 +638,18 @@ mod tests {
         );
         pump(&mut b, &mut a);
         assert!(matches!(events(&mut a)[..], [MuxEvent::Opened { .. }]));
+    }
+
+    #[test]
+    fn a_lowered_buffer_limit_refuses_data_for_unaccepted_channels() {
+        let (mut a, mut b) = (Mux::new(), Mux::new());
+        b.set_max_buffered(1000);
+        let ca = a.open("unwanted", None, b"").unwrap();
+        a.send(ca, 0, &[1u8; 600]).unwrap();
+        pump(&mut a, &mut b);
+        a.send(ca, 0, &[2u8; 600]).unwrap();
+        let m = a.poll_transmit().unwrap();
+        assert_eq!(b.on_message(&m), Err(MuxError::BufferOverflow));
     }
 
     #[test]

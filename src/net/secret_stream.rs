@@ -66,6 +66,15 @@ pub enum SecretStreamError {
     /// The handshake did not finish in time.
     #[error("secret-stream: handshake timed out after {0:?}")]
     Timeout(Duration),
+    /// The peer announced a frame larger than this connection accepts (see
+    /// [`crate::net::ConnectionConfig::max_frame_bytes`]); refused before buffering it.
+    #[error("secret-stream: the peer announced a frame of {len} bytes; this connection accepts at most {max}")]
+    FrameTooLarge {
+        /// The announced frame length, in bytes.
+        len: usize,
+        /// The limit, in bytes.
+        max: usize,
+    },
     /// Socket error.
     #[error("secret-stream: io error: {0}")]
     Io(#[from] std::io::Error),
@@ -108,6 +117,15 @@ impl FrameDecoder {
         let frame = avail[3..3 + len].to_vec();
         self.pos += 3 + len;
         Some(frame)
+    }
+
+    /// The length the next frame's `uint24le` prefix announces, once those 3 bytes arrived
+    /// (whether or not its body is complete): lets a reader refuse a huge frame before
+    /// buffering it.
+    pub fn announced_len(&self) -> Option<usize> {
+        let avail = &self.buf[self.pos..];
+        (avail.len() >= 3)
+            .then(|| avail[0] as usize | (avail[1] as usize) << 8 | (avail[2] as usize) << 16)
     }
 
     /// Bytes received but not yet returned as frames.
@@ -580,6 +598,8 @@ mod tests {
         d.push(&[0xff, 0xff, 0xff, 1, 2]);
         assert!(d.next_frame().is_none());
         assert_eq!(d.buffered(), 5);
+        assert_eq!(d.announced_len(), Some(MAX_FRAME));
+        assert_eq!(FrameDecoder::new().announced_len(), None);
     }
 
     #[test]

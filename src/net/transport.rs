@@ -12,10 +12,12 @@
 //!   exactly that (protomux straight on the relayed stream, no second secret-stream).
 
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::secret_stream::{Decryptor, Encryptor, FrameDecoder};
+use super::secret_stream::{Decryptor, Encryptor, FrameDecoder, SecretStreamError, MAX_FRAME};
 use super::NetError;
 
 /// The receiving side of a frame transport.
@@ -49,17 +51,54 @@ pub trait FrameWriter: Send + 'static {
     fn shutdown(&mut self) -> impl Future<Output = ()> + Send + '_;
 }
 
+/// Bytes read from the socket at once by a [`SecretStreamReader`] (its fixed buffer).
+pub const READ_CHUNK: usize = 16 * 1024;
+
+/// The largest secret-stream record (ciphertext frame body) a reader accepts, shared between a
+/// [`Connection`](super::Connection) and its reader so that it can change while the
+/// connection runs (e.g. a host raises it for a peer it admitted). A record is refused as soon
+/// as its 3-byte length prefix announces more, before its body is buffered: a peer can make
+/// the reader hold at most this many bytes (plus one [`READ_CHUNK`]).
+#[derive(Clone, Debug)]
+pub struct FrameLimit(Arc<AtomicUsize>);
+
+impl FrameLimit {
+    /// A limit of `bytes` (clamped to [`MAX_FRAME`], what the length prefix can express).
+    pub fn new(bytes: usize) -> Self {
+        FrameLimit(Arc::new(AtomicUsize::new(bytes.min(MAX_FRAME))))
+    }
+
+    /// The current limit, in bytes.
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// Changes the limit (clamped to [`MAX_FRAME`]); applies to the next record read.
+    pub fn set(&self, bytes: usize) {
+        self.0.store(bytes.min(MAX_FRAME), Ordering::Release);
+    }
+}
+
+impl Default for FrameLimit {
+    /// No limit beyond the format's own ([`MAX_FRAME`]).
+    fn default() -> Self {
+        FrameLimit::new(MAX_FRAME)
+    }
+}
+
 /// Reads secret-stream records from a byte stream and decrypts them into frames.
 pub struct SecretStreamReader<R> {
     read: R,
     frames: FrameDecoder,
     decryptor: Decryptor,
     buf: Vec<u8>,
+    limit: FrameLimit,
 }
 
 impl<R> SecretStreamReader<R> {
     /// `rest`: bytes that arrived together with the end of the handshake (see
-    /// [`super::secret_stream::handshake`]).
+    /// [`super::secret_stream::handshake`]). Accepts records up to [`MAX_FRAME`]; see
+    /// [`SecretStreamReader::with_limit`].
     pub fn new(read: R, decryptor: Decryptor, rest: &[u8]) -> Self {
         let mut frames = FrameDecoder::new();
         frames.push(rest);
@@ -67,7 +106,25 @@ impl<R> SecretStreamReader<R> {
             read,
             frames,
             decryptor,
-            buf: vec![0u8; 64 * 1024],
+            buf: vec![0u8; READ_CHUNK],
+            limit: FrameLimit::default(),
+        }
+    }
+
+    /// Refuses records larger than `limit` (checked before each is buffered) with
+    /// [`SecretStreamError::FrameTooLarge`].
+    pub fn with_limit(mut self, limit: FrameLimit) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    fn check_limit(&self) -> Result<(), SecretStreamError> {
+        match self.frames.announced_len() {
+            Some(len) if len > self.limit.get() => Err(SecretStreamError::FrameTooLarge {
+                len,
+                max: self.limit.get(),
+            }),
+            _ => Ok(()),
         }
     }
 }
@@ -77,8 +134,10 @@ impl<R: AsyncRead + Send + Unpin + 'static> FrameReader for SecretStreamReader<R
         loop {
             // Complete records first (e.g. bytes left over from the handshake): no await
             // between taking a record and returning it, so cancelling never loses one.
+            self.check_limit()?;
             while let Some(record) = self.frames.next_frame() {
                 out.push(self.decryptor.decrypt(&record)?);
+                self.check_limit()?;
             }
             if !out.is_empty() {
                 return Ok(true);

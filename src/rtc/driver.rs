@@ -71,6 +71,9 @@ pub(crate) struct Shared {
     pub closed: AtomicBool,
     /// Bytes handed to `send` and not yet accepted by SCTP (or dropped).
     pub queued_bytes: AtomicUsize,
+    /// Woken (every waiter) whenever `queued_bytes` shrinks or the connection ends: what
+    /// `RtcSender::send_wait` waits on.
+    pub drained: tokio::sync::Notify,
     pub bytes_sent: AtomicU64,
     pub bytes_received: AtomicU64,
     pub messages_dropped: AtomicU64,
@@ -83,6 +86,7 @@ impl Shared {
         Shared {
             closed: AtomicBool::new(false),
             queued_bytes: AtomicUsize::new(0),
+            drained: tokio::sync::Notify::new(),
             bytes_sent: AtomicU64::new(0),
             bytes_received: AtomicU64::new(0),
             messages_dropped: AtomicU64::new(0),
@@ -448,6 +452,7 @@ impl Driver {
 
     fn release(&self, bytes: usize, dropped: bool) {
         self.shared.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+        self.shared.drained.notify_waiters();
         if dropped {
             self.shared.messages_dropped.fetch_add(1, Ordering::Relaxed);
         }
@@ -583,6 +588,7 @@ impl Driver {
             tracing::debug!("connection ending: {reason}");
             self.ending = Some(reason);
             self.shared.closed.store(true, Ordering::Release);
+            self.shared.drained.notify_waiters();
             // Closing flushes SCTP shutdown and DTLS close_notify; give it a moment.
             self.close_deadline = Some(Instant::now() + CLOSE_LINGER);
             self.connect_deadline = None;
@@ -635,6 +641,7 @@ impl Driver {
             .map(|(d, _)| d.len())
             .sum();
         shared.queued_bytes.fetch_sub(queued, Ordering::AcqRel);
+        shared.drained.notify_waiters();
         if owner_gone {
             return;
         }

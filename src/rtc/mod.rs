@@ -549,6 +549,40 @@ impl RtcSender {
         self.enqueue(channel, text.as_bytes().to_vec(), false)
     }
 
+    /// Like [`RtcSender::send`], but when [`RtcConfig::max_queued_bytes`] are already waiting
+    /// it waits for SCTP to take enough of them instead of failing: back-pressure for a
+    /// producer (e.g. pasted chat) that must not lose messages. Cancel-safe (nothing is queued
+    /// until it returns `Ok`). Bound the wait with a timeout if the peer may stall.
+    ///
+    /// Errors: [`RtcError::Closed`] once the connection has ended (also while waiting),
+    /// [`RtcError::MessageTooLarge`].
+    pub async fn send_wait(&self, channel: ChannelId, data: &[u8]) -> Result<(), RtcError> {
+        self.enqueue_wait(channel, data, true).await
+    }
+
+    /// [`RtcSender::send_wait`] as a text message.
+    pub async fn send_text_wait(&self, channel: ChannelId, text: &str) -> Result<(), RtcError> {
+        self.enqueue_wait(channel, text.as_bytes(), false).await
+    }
+
+    async fn enqueue_wait(
+        &self,
+        channel: ChannelId,
+        data: &[u8],
+        binary: bool,
+    ) -> Result<(), RtcError> {
+        loop {
+            // Register for the wake-up before trying, so that a drain in between is not missed.
+            let drained = self.shared.drained.notified();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            match self.enqueue(channel, data.to_vec(), binary) {
+                Err(RtcError::QueueFull { .. }) => drained.await,
+                other => return other,
+            }
+        }
+    }
+
     fn enqueue(&self, channel: ChannelId, data: Vec<u8>, binary: bool) -> Result<(), RtcError> {
         if self.is_closed() {
             return Err(RtcError::Closed);

@@ -236,6 +236,12 @@ impl Proc {
         stdin.flush().unwrap();
     }
 
+    /// Takes the process's stdin, e.g. to write raw bytes (not UTF-8) or a large burst from
+    /// another thread; `say` can't be used afterwards.
+    pub fn take_stdin(&mut self) -> ChildStdin {
+        self.stdin.take().expect("stdin open")
+    }
+
     /// Sends a signal (`INT`, `TERM`, `KILL`) with kill(1).
     pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
