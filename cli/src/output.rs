@@ -41,7 +41,7 @@ impl fmt::Display for Untrusted<'_> {
         if !self.0.chars().any(is_unsafe) {
             return f.pad(self.0);
         }
-        f.pad(&escape(self.0, |c| is_unsafe(c)))
+        f.pad(&escape(self.0, is_unsafe))
     }
 }
 
@@ -177,19 +177,16 @@ impl Output {
         }
     }
 
-    /// Prints an error: on stderr as text (each cause once, control characters escaped), and
-    /// with `--json` also as an `error` event on stdout.
+    /// Prints an error: on stderr as one line of text (each cause once, control characters
+    /// escaped as in [`Untrusted`]), and with `--json` also as an `error` event on stdout.
     pub fn error(&self, err: &anyhow::Error) {
         let message = describe(err);
         if self.json {
             self.event("error", json!({ "message": message }), "");
         }
-        // A closed or full stderr has nowhere left to report to: ignore it, never panic.
-        let _ = writeln!(
-            std::io::stderr().lock(),
-            "error: {}",
-            terminal_safe(&message)
-        );
+        // A message may quote other people's data: escaped like it, on one line. A closed or
+        // full stderr has nowhere left to report to: ignore it, never panic.
+        let _ = writeln!(std::io::stderr().lock(), "error: {}", Untrusted(&message));
     }
 
     /// The exit status once the command is done with status `code`: `code`, unless writing
