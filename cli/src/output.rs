@@ -329,3 +329,45 @@ pub fn shutdown_signal() -> Pin<Box<dyn std::future::Future<Output = ()> + Send>
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn untrusted_text_has_no_raw_control_or_bidi_characters() {
+        let evil = "a\u{1b}[2J\u{7}\r\n\u{9b}1m\u{202e}b";
+        let shown = format!("<{:<4}>", Untrusted(evil));
+        assert!(!shown.chars().any(is_unsafe), "{shown:?}");
+        assert_eq!(shown, "<a\\u{1b}[2J\\u{7}\\r\\n\\u{9b}1m\\u{202e}b>");
+        assert_eq!(format!("{:<4}|", Untrusted("ab")), "ab  |");
+        // Our own line breaks survive the backstop; everything else unsafe is escaped.
+        assert_eq!(terminal_safe("x\ny\u{1b}"), "x\ny\\u{1b}");
+    }
+
+    #[test]
+    fn json_lines_escape_what_serde_json_leaves_raw_and_keep_the_value() {
+        let name = "x\u{7f}\u{9b}\u{202e}y\u{1b}";
+        let line = json_safe(json!({ "name": name }).to_string());
+        assert!(!line.chars().any(is_unsafe), "{line:?}");
+        let back: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(back["name"], name);
+    }
+
+    #[test]
+    fn each_cause_of_an_error_is_described_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("archive.lock: {source}")]
+        struct Wrapped {
+            source: std::io::Error,
+        }
+        let io = std::io::Error::other("Is a directory");
+        let err = anyhow::Error::new(Wrapped { source: io }).context("cannot update");
+        assert_eq!(
+            describe(&err),
+            "cannot update: archive.lock: Is a directory"
+        );
+        let plain = anyhow::anyhow!("one").context("two");
+        assert_eq!(describe(&plain), "two: one");
+    }
+}
