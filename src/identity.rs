@@ -142,9 +142,9 @@ pub fn check_peer(peer: &str) -> Result<(), String> {
         }
     }
     if let Some(inner) = host.strip_prefix('[') {
-        let v6 = inner
-            .strip_suffix(']')
-            .ok_or_else(|| "peer's IPv6 address must be in brackets: [addr]:port".to_string())?;
+        let v6 = inner.strip_suffix(']').ok_or_else(|| {
+            "peer's IPv6 address must be in brackets, [addr]:port: the ']' is missing".to_string()
+        })?;
         return v6
             .parse::<std::net::Ipv6Addr>()
             .map(|_| ())
