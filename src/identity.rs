@@ -3,7 +3,9 @@
 //! A user's identity is an ed25519 key pair. Its public key (32 bytes) is also the key of the
 //! user's archive core, so the URL `dat://<64 lowercase hex>` names both the user and their
 //! archive. A URL may carry a connection hint: `?peer=<host>:<port>` (a TCP address of a peer that
-//! serves the core) and, for relays, `?relay=<url>`.
+//! serves the core: a DNS name, an IPv4 address or a bracketed IPv6 address, and a port of
+//! 1-65535; at most [`MAX_PEER_CHARS`] characters) and, for relays, `?relay=<url>` (`ws://`,
+//! `wss://` or `tcp://`, at most [`MAX_RELAY_CHARS`] characters).
 //!
 //! Key files are JSON (`{"public_key": hex, "secret_key": hex}`, the secret being the 32-byte
 //! ed25519 seed), written with mode 0600 through a temporary file and a rename so that a crash never
@@ -17,13 +19,19 @@ use std::str::FromStr;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
+/// Longest `peer=` hint accepted, in characters: a 253-character DNS name, `:` and a port.
+pub const MAX_PEER_CHARS: usize = 259;
+
+/// Longest `relay=` hint accepted, in characters.
+pub const MAX_RELAY_CHARS: usize = 512;
+
 /// Errors of this module.
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
     /// The text is not a `dat://<64 hex>[?peer=host:port][&relay=url]` URL; the string says why.
     #[error("invalid dat URL {url:?}: {reason}")]
     InvalidUrl {
-        /// The text that was parsed.
+        /// The text that was parsed (its first 200 characters when longer).
         url: String,
         /// What is wrong with it.
         reason: String,
@@ -83,6 +91,113 @@ impl DatUrl {
     pub fn base(&self) -> String {
         format!("dat://{}", self.key_hex())
     }
+
+    /// Checks that the key can be someone's identity: a valid ed25519 public key (a point on the
+    /// curve) that is not all zeros and not of small order (a key anyone could forge
+    /// signatures for). Parsing checks only the syntax; call this before trusting a key given
+    /// by a user, e.g. before following it.
+    ///
+    /// Errors: [`IdentityError::InvalidUrl`] saying which.
+    pub fn check_key(&self) -> Result<(), IdentityError> {
+        let bad = |reason: &str| IdentityError::InvalidUrl {
+            url: self.base(),
+            reason: reason.to_string(),
+        };
+        if self.key == [0u8; 32] {
+            return Err(bad("the key is all zeros, which is nobody's public key"));
+        }
+        let key = VerifyingKey::from_bytes(&self.key)
+            .map_err(|_| bad("the key is not an ed25519 public key (not a curve point)"))?;
+        if key.is_weak() {
+            return Err(bad(
+                "the key is a small-order ed25519 point, which is nobody's public key",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Checks a `peer=` hint: `host:port` with a DNS name (RFC 1123 labels of letters, digits and
+/// hyphens), an IPv4 address or a bracketed IPv6 address (`[::1]:4000`), a port of 1-65535, and
+/// at most [`MAX_PEER_CHARS`] characters. Returns what is wrong.
+pub fn check_peer(peer: &str) -> Result<(), String> {
+    if peer.chars().count() > MAX_PEER_CHARS {
+        return Err(format!(
+            "peer must be at most {MAX_PEER_CHARS} characters, got {}",
+            peer.chars().count()
+        ));
+    }
+    let (host, port) = peer
+        .rsplit_once(':')
+        .ok_or_else(|| "peer must be host:port".to_string())?;
+    if host.is_empty() {
+        return Err("peer must be host:port with a host".to_string());
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 && !port.starts_with('+') => {}
+        _ => {
+            return Err(format!(
+                "peer must be host:port with a port of 1-65535, got {port:?}"
+            ))
+        }
+    }
+    if let Some(inner) = host.strip_prefix('[') {
+        let v6 = inner.strip_suffix(']').ok_or_else(|| {
+            "peer's IPv6 address must be in brackets, [addr]:port: the ']' is missing".to_string()
+        })?;
+        return v6
+            .parse::<std::net::Ipv6Addr>()
+            .map(|_| ())
+            .map_err(|_| format!("peer's host {host:?} is not an IPv6 address"));
+    }
+    if host.contains(':') {
+        return Err("peer's IPv6 address must be in brackets: [addr]:port".to_string());
+    }
+    if host.parse::<std::net::Ipv4Addr>().is_ok() {
+        return Ok(());
+    }
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    let name = host.strip_suffix('.').unwrap_or(host);
+    if name.len() > 253 || !name.split('.').all(label_ok) {
+        return Err(format!(
+            "peer's host {host:?} is not a DNS name, an IPv4 address or a bracketed IPv6 address"
+        ));
+    }
+    // All-numeric names would be read as (invalid) IPv4 addresses by resolvers.
+    if name
+        .split('.')
+        .all(|l| l.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(format!("peer's host {host:?} is not a valid IPv4 address"));
+    }
+    Ok(())
+}
+
+/// Checks a `relay=` hint: a relay URL ([`crate::relay::client::RelayUrl`]: `ws://`, `wss://`
+/// or `tcp://`) of at most [`MAX_RELAY_CHARS`] characters. Returns what is wrong.
+pub fn check_relay(relay: &str) -> Result<(), String> {
+    if relay.is_empty() {
+        return Err("relay must not be empty".to_string());
+    }
+    if relay.chars().count() > MAX_RELAY_CHARS {
+        return Err(format!(
+            "relay must be at most {MAX_RELAY_CHARS} characters, got {}",
+            relay.chars().count()
+        ));
+    }
+    if relay.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err("relay must not contain spaces or control characters".to_string());
+    }
+    relay
+        .parse::<crate::relay::client::RelayUrl>()
+        .map(|_| ())
+        .map_err(|e| format!("relay: {e}"))
 }
 
 impl fmt::Display for DatUrl {
@@ -104,10 +219,12 @@ impl FromStr for DatUrl {
     type Err = IdentityError;
 
     /// Parses `dat://<64 hex>[/][?peer=host:port][&relay=url]`. Hex is case-insensitive. Unknown
-    /// query parameters are ignored (forward compatibility); a `peer` without a port is an error.
+    /// query parameters are ignored (forward compatibility); hints are checked strictly
+    /// ([`check_peer`], [`check_relay`]). Only the key's syntax is checked here; see
+    /// [`DatUrl::check_key`] for whether it can be anyone's key.
     fn from_str(url: &str) -> Result<Self, Self::Err> {
         let bad = |reason: &str| IdentityError::InvalidUrl {
-            url: url.to_string(),
+            url: shorten(url),
             reason: reason.to_string(),
         };
         let rest = url
@@ -124,20 +241,26 @@ impl FromStr for DatUrl {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
             match name {
                 "peer" => {
-                    let (host, port) = value
-                        .rsplit_once(':')
-                        .ok_or_else(|| bad("peer must be host:port"))?;
-                    if host.is_empty() || port.parse::<u16>().is_err() {
-                        return Err(bad("peer must be host:port with a port of 0-65535"));
-                    }
+                    check_peer(value).map_err(|r| bad(&r))?;
                     out.peer = Some(value.to_string());
                 }
-                "relay" if !value.is_empty() => out.relay = Some(value.to_string()),
-                "relay" => return Err(bad("relay must not be empty")),
+                "relay" => {
+                    check_relay(value).map_err(|r| bad(&r))?;
+                    out.relay = Some(value.to_string());
+                }
                 _ => {}
             }
         }
         Ok(out)
+    }
+}
+
+/// `text` cut to its first 200 characters (and `…`), to quote a long input in a message.
+fn shorten(text: &str) -> String {
+    const KEEP: usize = 200;
+    match text.char_indices().nth(KEEP) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
     }
 }
 
@@ -324,6 +447,80 @@ mod tests {
             let err = text.parse::<DatUrl>().unwrap_err().to_string();
             assert!(err.contains(needle), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn hints_are_checked_strictly() {
+        let key = "00".repeat(32);
+        for (query, needle) in [
+            ("peer=[::1", "brackets"),
+            ("peer=[::1]", "host:port"),
+            ("peer=::1:4000", "brackets"),
+            ("peer=[zz]:4000", "IPv6"),
+            ("peer=h:0", "1-65535"),
+            ("peer=h:+80", "1-65535"),
+            ("peer=a_b:80", "DNS name"),
+            ("peer=-a.example:80", "DNS name"),
+            ("peer=999.1.1.1:80", "IPv4"),
+            ("peer=h%0a:80", "DNS name"),
+            ("relay=gopher://x", "ws://"),
+            ("relay=", "empty"),
+            ("relay=ws://", "host"),
+        ] {
+            let text = format!("dat://{key}?{query}");
+            let err = text.parse::<DatUrl>().unwrap_err().to_string();
+            assert!(err.contains(needle), "{query}: {err}");
+        }
+        let long = format!("dat://{key}?peer={}:80", "a".repeat(5000));
+        let err = long.parse::<DatUrl>().unwrap_err().to_string();
+        assert!(err.contains("at most 259"), "{err}");
+        assert!(
+            err.len() < 400,
+            "the whole input is echoed: {} bytes",
+            err.len()
+        );
+        let long = format!("dat://{key}?relay=ws://{}", "a".repeat(600));
+        let err = long.parse::<DatUrl>().unwrap_err().to_string();
+        assert!(err.contains("at most 512"), "{err}");
+
+        for (query, peer, relay) in [
+            ("peer=127.0.0.1:4000", Some("127.0.0.1:4000"), None),
+            ("peer=[::1]:4000", Some("[::1]:4000"), None),
+            (
+                "peer=host-1.example.org.:65535",
+                Some("host-1.example.org.:65535"),
+                None,
+            ),
+            (
+                "relay=tcp://127.0.0.1:49444",
+                None,
+                Some("tcp://127.0.0.1:49444"),
+            ),
+            (
+                "relay=wss://relay.example/x",
+                None,
+                Some("wss://relay.example/x"),
+            ),
+        ] {
+            let url: DatUrl = format!("dat://{key}?{query}").parse().unwrap();
+            assert_eq!(url.peer.as_deref(), peer, "{query}");
+            assert_eq!(url.relay.as_deref(), relay, "{query}");
+        }
+    }
+
+    #[test]
+    fn keys_that_are_nobodys_are_refused_by_check_key() {
+        let zero = DatUrl::new([0; 32]).check_key().unwrap_err().to_string();
+        assert!(zero.contains("all zeros"), "{zero}");
+        // 0xab repeated is not on the curve.
+        let off = DatUrl::new([0xab; 32]).check_key().unwrap_err().to_string();
+        assert!(off.contains("not an ed25519"), "{off}");
+        // The identity point (y = 1) has order 1.
+        let mut one = [0u8; 32];
+        one[0] = 1;
+        let weak = DatUrl::new(one).check_key().unwrap_err().to_string();
+        assert!(weak.contains("small-order"), "{weak}");
+        assert!(Identity::generate().url().check_key().is_ok());
     }
 
     #[test]

@@ -10,11 +10,11 @@ use dat_social::friends::{
     FriendStatus, LiveLobby, RefreshOptions, Watcher, WatcherOptions,
 };
 use dat_social::home::Home;
-use dat_social::identity::DatUrl;
+use dat_social::identity::{DatUrl, Identity};
 use dat_social::schema::now_ms;
 use serde_json::json;
 
-use crate::output::{self, clean, Output};
+use crate::output::{self, clean, Output, Untrusted};
 
 #[derive(Subcommand)]
 pub enum FriendsCommand {
@@ -46,10 +46,15 @@ pub struct LookArgs {
     /// Also look for friends through this relay (ws://, wss://, tcp://).
     #[arg(long, value_name = "URL", env = "DAT_SOCIAL_RELAY")]
     pub relay: Option<String>,
-    /// Seconds to spend reaching each friend.
-    #[arg(long = "look-timeout", default_value_t = 5, value_name = "SECS")]
+    /// Seconds to spend reaching each friend (1-300).
+    #[arg(
+        long = "look-timeout",
+        default_value_t = 5,
+        value_name = "SECS",
+        value_parser = clap::value_parser!(u64).range(1..=crate::limits::MAX_LOOK_TIMEOUT_SECS)
+    )]
     pub look_timeout: u64,
-    /// Don't contact anyone: show the replicas on disk.
+    /// Don't contact anyone: show the replicas on disk (writes nothing).
     #[arg(long)]
     pub offline: bool,
     /// Also look for friends on the local network (multicast DNS); they must host with --lan.
@@ -72,6 +77,15 @@ impl LookArgs {
             timeout: Duration::from_secs(self.look_timeout),
             ..RefreshOptions::default()
         })
+    }
+
+    /// Every friend's status: one look at them all, or with `--offline` what the replicas on
+    /// disk say, read without writing anything (no notes, no lock, no replica repaired).
+    async fn statuses(&self, home: &Home, identity: &Identity) -> Result<Vec<FriendStatus>> {
+        if self.offline {
+            return Ok(friends::status::read_offline(home, identity)?);
+        }
+        Ok(friends::refresh(home, identity, &self.refresh_options()?).await?)
     }
 }
 
@@ -105,9 +119,9 @@ pub async fn friends(home: &Home, command: FriendsCommand, out: &Output) -> Resu
             );
         }
         FriendsCommand::List(look) => {
-            let statuses = friends::refresh(home, &identity, &look.refresh_options()?).await?;
-            if statuses.is_empty() && !out.is_json() {
-                println!("no friends yet: dat-social friends add <dat://url>");
+            let statuses = look.statuses(home, &identity).await?;
+            if statuses.is_empty() {
+                out.note("no friends yet: dat-social friends add <dat://url>");
             }
             for s in &statuses {
                 print_friend(s, out);
@@ -151,7 +165,7 @@ fn print_friend(s: &FriendStatus, out: &Output) {
             ))
             .unwrap_or_default(),
         match (&s.profile, &s.error) {
-            (None, Some(e)) => format!("  (never seen: {e})"),
+            (None, Some(e)) => format!("  (never seen: {})", Untrusted(e)),
             _ => String::new(),
         },
     );
@@ -165,7 +179,7 @@ fn print_friend(s: &FriendStatus, out: &Output) {
             "error": s.error,
             "damaged": match &s.replica {
                 friends::OpenState::Discarded(reason) => Some(reason.clone()),
-                _ => None,
+                _ => s.damaged.clone(),
             },
         }),
         &text,
@@ -176,8 +190,8 @@ pub async fn sessions(home: &Home, args: SessionsArgs, out: &Output) -> Result<u
     let identity = home.identity()?;
     if !args.watch {
         let lobbies = live_lobbies(home, &args.look).await?;
-        if lobbies.is_empty() && !out.is_json() {
-            println!("no live lobbies among your friends");
+        if lobbies.is_empty() {
+            out.note("no live lobbies among your friends");
         }
         for l in &lobbies {
             out.event("session", lobby_json(l), &lobby_text(l));
@@ -251,7 +265,7 @@ fn print_watch_event(event: &FriendEvent, out: &Output) {
         FriendEvent::Warning { key, message } => out.event(
             "warning",
             json!({ "url": url(key), "message": message }),
-            &format!("warning: {}: {message}", url(key)),
+            &format!("warning: {}: {}", url(key), Untrusted(message)),
         ),
     }
 }
@@ -259,7 +273,7 @@ fn print_watch_event(event: &FriendEvent, out: &Output) {
 /// The live lobbies among friends now, most players first.
 pub async fn live_lobbies(home: &Home, look: &LookArgs) -> Result<Vec<LiveLobby>> {
     let identity = home.identity()?;
-    let statuses = friends::refresh(home, &identity, &look.refresh_options()?).await?;
+    let statuses = look.statuses(home, &identity).await?;
     let now = now_ms();
     let mut lobbies: Vec<LiveLobby> = statuses.iter().filter_map(|s| s.live_lobby(now)).collect();
     lobbies.sort_by(|a, b| {
@@ -280,7 +294,7 @@ pub async fn friend_lobby(home: &Home, who: &str, look: &LookArgs) -> Result<Dat
         Some(l) => Ok(join_url(l)),
         None => bail!(
             "{} ({}) is not hosting a live lobby that you can reach",
-            who,
+            Untrusted(who),
             friend.url()
         ),
     }

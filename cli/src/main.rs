@@ -15,7 +15,18 @@ use dat_social::home::Home;
 use dat_social::identity::DatUrl;
 use dat_social::lobby::{self, HostOptions, JoinError, JoinOptions, LobbyEvent};
 use dat_social::signal::RejectReason;
-use output::Output;
+use output::{Output, Untrusted};
+
+/// The ranges of the numeric options, in seconds (in `--help`, README.md and docs/SECURITY.md);
+/// a value outside is a usage error (exit 2) naming the option.
+mod limits {
+    /// `show --timeout` and `join --timeout`: an hour at most.
+    pub const MAX_TIMEOUT_SECS: u64 = 3600;
+    /// `host --heartbeat`: a day at most (readers call a lobby gone after two heartbeats).
+    pub const MAX_HEARTBEAT_SECS: u64 = 86_400;
+    /// `--look-timeout` (`friends list`, `sessions`): five minutes per friend at most.
+    pub const MAX_LOOK_TIMEOUT_SECS: u64 = 300;
+}
 
 /// Exit codes of `dat-social join` besides 0 (success), 1 (any other error) and 2 (usage).
 mod exit {
@@ -77,8 +88,13 @@ enum Command {
         /// Their TCP address, if the URL has no peer hint.
         #[arg(long, value_name = "ADDR")]
         peer: Option<String>,
-        /// Seconds to wait for the archive.
-        #[arg(long, default_value_t = 10, value_name = "SECS")]
+        /// Seconds to wait for the archive (1-3600).
+        #[arg(
+            long,
+            default_value_t = 10,
+            value_name = "SECS",
+            value_parser = clap::value_parser!(u64).range(1..=limits::MAX_TIMEOUT_SECS)
+        )]
         timeout: u64,
     },
     /// Host a game lobby until Ctrl-C; each line on stdin is a chat message to every player.
@@ -131,8 +147,13 @@ struct HostArgs {
     /// TCP address to accept players on.
     #[arg(long, default_value = "0.0.0.0:0", value_name = "ADDR")]
     listen: String,
-    /// Seconds between heartbeats (rewrites of last_update in session.json).
-    #[arg(long, default_value_t = 300, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    /// Seconds between heartbeats (rewrites of last_update in session.json), 1-86400.
+    #[arg(
+        long,
+        default_value_t = 300,
+        value_name = "SECS",
+        value_parser = clap::value_parser!(u64).range(1..=limits::MAX_HEARTBEAT_SECS)
+    )]
     heartbeat: u64,
     /// Also accept players through this @hyperswarm/dht-relay relay (ws://, wss:// or tcp://
     /// HOST:PORT), listening on your identity key; the invite carries it. Non-custodial: your
@@ -179,8 +200,13 @@ struct JoinArgs {
     /// With --friend/--quick: also look for friends on the local network (multicast DNS).
     #[arg(long, env = "DAT_SOCIAL_LAN")]
     lan: bool,
-    /// Seconds to wait for the host and the data channel.
-    #[arg(long, default_value_t = 15, value_name = "SECS")]
+    /// Seconds to wait for the host and the data channel (1-3600).
+    #[arg(
+        long,
+        default_value_t = 15,
+        value_name = "SECS",
+        value_parser = clap::value_parser!(u64).range(1..=limits::MAX_TIMEOUT_SECS)
+    )]
     timeout: u64,
 }
 
@@ -199,13 +225,23 @@ fn main() -> ExitCode {
     }
     let out = Output::new(cli.json);
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-    match runtime.block_on(run(cli, &out)) {
-        Ok(code) => ExitCode::from(code),
+    let code = match runtime.block_on(run(cli, &out)) {
+        Ok(code) => code,
         Err(err) => {
             out.error(&err);
-            ExitCode::from(exit_code(&err))
+            exit_code(&err)
         }
-    }
+    };
+    ExitCode::from(out.finish(code))
+}
+
+/// The instant `timeout` from now, or a far-off one (a year) when that is past what an
+/// `Instant` can hold: a user's number never panics the program.
+fn deadline_after(timeout: Duration) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    now.checked_add(timeout)
+        .or_else(|| now.checked_add(Duration::from_secs(365 * 86_400)))
+        .unwrap_or(now)
 }
 
 fn exit_code(err: &anyhow::Error) -> u8 {
@@ -248,7 +284,11 @@ fn init(home: &Home, name: &str, out: &Output) -> Result<u8> {
     out.event(
         "initialized",
         serde_json::json!({ "url": identity.url().to_string(), "profile": profile, "data_dir": home.root() }),
-        &format!("created identity {}\nname: {}", identity.url(), profile.name),
+        &format!(
+            "created identity {}\nname: {}",
+            identity.url(),
+            Untrusted(&profile.name)
+        ),
     );
     Ok(0)
 }
@@ -263,7 +303,7 @@ fn whoami(home: &Home, out: &Output) -> Result<u8> {
     let mut text = format!(
         "{}\nname: {}\ncreated: {}\nfriends: {}",
         identity.url(),
-        profile.name,
+        Untrusted(&profile.name),
         profile.created,
         profile.friends.len()
     );
@@ -273,8 +313,10 @@ fn whoami(home: &Home, out: &Output) -> Result<u8> {
             None => "hosting",
         };
         text += &format!(
-            "\nlobby: {:?} {}/{} players ({state})",
-            s.name, s.peers, s.max_peers
+            "\nlobby: \"{}\" {}/{} players ({state})",
+            Untrusted(&s.name),
+            s.peers,
+            s.max_peers
         );
     }
     out.event(
@@ -299,7 +341,7 @@ fn profile_set(home: &Home, name: Option<String>, out: &Output) -> Result<u8> {
     out.event(
         "profile",
         serde_json::json!({ "url": identity.url().to_string(), "profile": profile }),
-        &format!("profile updated: name = {}", profile.name),
+        &format!("profile updated: name = {}", Untrusted(&profile.name)),
     );
     Ok(0)
 }
@@ -315,7 +357,7 @@ async fn show(
     let url: DatUrl = url.parse()?;
     let route = dat_social::remote::Route::pick(&url, peer, None)?
         .context("no address: the URL has no ?peer= or ?relay= hint; pass --peer HOST:PORT")?;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
+    let deadline = deadline_after(Duration::from_secs(timeout));
     let (conn, _) = dat_social::remote::reach(&identity, &route, url.key, deadline).await?;
     let (files, _) = dat_social::remote::read_archive(&conn, url.key, deadline).await?;
     let live = files
@@ -324,13 +366,17 @@ async fn show(
         .is_some_and(|s| s.is_live(dat_social::schema::now_ms()));
     let mut text = format!("{}\narchive length: {}", url.base(), files.length);
     if let Some(p) = &files.profile {
-        text += &format!("\nname: {}\nfriends: {}", p.name, p.friends.len());
+        text += &format!(
+            "\nname: {}\nfriends: {}",
+            Untrusted(&p.name),
+            p.friends.len()
+        );
     }
     if let Some(s) = &files.session {
         let state = if live { "live" } else { "not live" };
         text += &format!(
-            "\nlobby: {:?} {}/{} players{} ({state})",
-            s.name,
+            "\nlobby: \"{}\" {}/{} players{} ({state})",
+            Untrusted(&s.name),
             s.peers,
             s.max_peers,
             if s.protected { ", password" } else { "" }
@@ -522,9 +568,9 @@ async fn join(home: &Home, args: JoinArgs, out: &Output) -> Result<u8> {
             "ms": started.elapsed().as_millis() as u64,
         }),
         &format!(
-            "joined {:?} hosted by {} ({} ms)\n(type a line to chat, Ctrl-C to leave)",
-            info.lobby_name,
-            info.host_name,
+            "joined \"{}\" hosted by {} ({} ms)\n(type a line to chat, Ctrl-C to leave)",
+            Untrusted(&info.lobby_name),
+            Untrusted(&info.host_name),
             started.elapsed().as_millis()
         ),
     );

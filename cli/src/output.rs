@@ -1,103 +1,246 @@
 //! What the CLI prints (human text, or one JSON object per line with `--json`), and the inputs it
 //! waits on besides the network: stdin lines and shutdown signals.
+//!
+//! Every line reaches the terminal through [`Output`], which guarantees that no control
+//! character (ESC, BEL, CR, ..., C1 controls) nor bidirectional-override character is written
+//! raw, whoever forgot what: text built from other people's data wraps each value in
+//! [`Untrusted`] (which also escapes line breaks, so a name can't forge a line), and
+//! [`Output::event`] escapes whatever else slipped through except our own line breaks. JSON
+//! lines escape the same characters as `\uXXXX`.
+//!
+//! A write to stdout that fails (a full disk, a closed pipe) is remembered: later events are
+//! dropped, long-running commands end as on Ctrl-C, and [`Output::finish`] turns it into the exit
+//! status (1 and a message on stderr; a closed pipe ends quietly).
 
+use std::fmt;
 use std::io::Write;
 use std::pin::Pin;
+use std::sync::Mutex;
 
 use dat_social::lobby::LobbyEvent;
 use dat_social::relay::client::RelayState;
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
-/// Text from other people (names, chat) with its control characters escaped, so that nobody
-/// can drive the reader's terminal.
-pub fn clean(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
+/// Whether `c` must not reach a terminal raw: C0 and C1 control characters and DEL
+/// (`char::is_control`), and the Unicode bidirectional embeddings, overrides and isolates, which
+/// reorder what the reader sees.
+fn is_unsafe(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
+
+/// Text from other people (a name, a chat line, a remote error message) to put into a line of
+/// human output: its [`Display`](fmt::Display) escapes every control character, line breaks
+/// included (`\u{1b}`, `\r`, `\n`), and bidirectional overrides, so that nobody can drive or
+/// garble the reader's terminal. Honours width and alignment (`{:<20}`).
+#[derive(Clone, Copy, Debug)]
+pub struct Untrusted<'a>(pub &'a str);
+
+impl fmt::Display for Untrusted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.0.chars().any(is_unsafe) {
+            return f.pad(self.0);
+        }
+        f.pad(&escape(self.0, is_unsafe))
+    }
+}
+
+/// `text` with each character for which `escape_it` holds written as its Rust escape.
+fn escape(text: &str, escape_it: impl Fn(char) -> bool) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if escape_it(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// [`Untrusted`] as an owned string.
+pub fn clean(s: &str) -> String {
+    Untrusted(s).to_string()
+}
+
+/// A line of our own human text, made terminal-safe as a last line of defence: every unsafe
+/// character but the line breaks we put there is escaped (values from other people should
+/// already have gone through [`Untrusted`], which escapes their line breaks too).
+fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().any(|c| c != '\n' && is_unsafe(c)) {
+        std::borrow::Cow::Owned(escape(text, |c| c != '\n' && is_unsafe(c)))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
+/// A JSON line with the characters serde_json leaves raw but a terminal acts on (DEL, the C1
+/// controls, bidirectional overrides) written as `\uXXXX`: the same JSON value, safe to show.
+fn json_safe(line: String) -> String {
+    if !line.chars().any(is_unsafe) {
+        return line;
+    }
+    let mut out = String::with_capacity(line.len() + 16);
+    for c in line.chars() {
+        if is_unsafe(c) {
+            // Inside a JSON string (serde_json already escaped the C0 controls, so these can
+            // only be in strings); every such character is in the Basic Multilingual Plane.
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// An error and its causes on one line, `outer: cause: cause`, each cause once: a cause whose
+/// text the previous message already contains (an error that prints its source and also
+/// returns it from `source()`) is not repeated.
+pub fn describe(err: &anyhow::Error) -> String {
+    let mut message = String::new();
+    let mut previous = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || previous.contains(&text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&text);
+        previous = text;
+    }
+    message
+}
+
+/// Resolves [`shutdown_signal`] once stdout can't be written any more.
+static STDOUT_GONE: Notify = Notify::const_new();
 
 /// Where events go.
 pub struct Output {
     json: bool,
+    /// The first error writing stdout; nothing more is written after it.
+    failed: Mutex<Option<std::io::Error>>,
 }
 
 impl Output {
+    /// Output in JSON lines (`json`) or human text.
     pub fn new(json: bool) -> Self {
-        Output { json }
+        Output {
+            json,
+            failed: Mutex::new(None),
+        }
     }
 
     /// Whether events are printed as JSON lines.
+    #[allow(dead_code)] // for commands that print something only in text mode
     pub fn is_json(&self) -> bool {
         self.json
     }
 
-    /// Prints one event: `{"event": name, ...fields}` with `--json`, else `text`.
+    /// Prints one event: `{"event": name, ...fields}` with `--json`, else `text` (our own words;
+    /// other people's values in it wrapped in [`Untrusted`]).
     pub fn event(&self, name: &str, fields: Value, text: &str) {
-        let mut stdout = std::io::stdout().lock();
         let line = if self.json {
             let mut obj = serde_json::Map::new();
             obj.insert("event".into(), json!(name));
             if let Value::Object(map) = fields {
                 obj.extend(map);
             }
-            Value::Object(obj).to_string()
+            json_safe(Value::Object(obj).to_string())
         } else {
-            text.to_string()
+            terminal_safe(text).into_owned()
         };
-        // A closed stdout (e.g. `| head`) must not panic the program.
-        let _ = writeln!(stdout, "{line}");
-        let _ = stdout.flush();
+        self.write_line(&line);
     }
 
-    /// Prints an error: on stderr as text, and with `--json` also as an `error` event on stdout.
+    /// Prints a line of human text only (nothing with `--json`), e.g. "no friends yet".
+    pub fn note(&self, text: &str) {
+        if !self.json {
+            self.write_line(&terminal_safe(text));
+        }
+    }
+
+    /// Writes `line` and a newline to stdout, unless an earlier write failed. A failure is kept
+    /// for [`Output::finish`] and ends long-running commands ([`shutdown_signal`]); it never
+    /// panics (a closed pipe is an error like any other here).
+    fn write_line(&self, line: &str) {
+        let mut failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
+        if failed.is_some() {
+            return;
+        }
+        let mut stdout = std::io::stdout().lock();
+        let written = writeln!(stdout, "{line}").and_then(|_| stdout.flush());
+        if let Err(e) = written {
+            *failed = Some(e);
+            STDOUT_GONE.notify_one();
+        }
+    }
+
+    /// Prints an error: on stderr as one line of text (each cause once, control characters
+    /// escaped as in [`Untrusted`]), and with `--json` also as an `error` event on stdout.
     pub fn error(&self, err: &anyhow::Error) {
-        let message = format!("{err:#}");
+        let message = describe(err);
         if self.json {
             self.event("error", json!({ "message": message }), "");
         }
-        eprintln!("error: {message}");
+        // A message may quote other people's data: escaped like it, on one line. A closed or
+        // full stderr has nowhere left to report to: ignore it, never panic.
+        let _ = writeln!(std::io::stderr().lock(), "error: {}", Untrusted(&message));
     }
 
-    /// Prints a lobby event. Names and chat come from other people: in text mode their control
-    /// characters are escaped so that nobody can drive the reader's terminal.
+    /// The exit status once the command is done with status `code`: `code`, unless writing
+    /// stdout failed, in which case at least 1, with the reason on stderr (`cannot write to
+    /// stdout: No space left on device`); a closed pipe (the reader went away, as `| head`
+    /// does) is not an error of ours and ends quietly with `code`.
+    pub fn finish(&self, code: u8) -> u8 {
+        let failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
+        match &*failed {
+            None => code,
+            Some(e) if e.kind() == std::io::ErrorKind::BrokenPipe => code,
+            Some(e) => {
+                let _ = writeln!(
+                    std::io::stderr().lock(),
+                    "error: cannot write to stdout: {e}"
+                );
+                code.max(1)
+            }
+        }
+    }
+
+    /// Prints a lobby event. Names, chat, channel labels and warnings come from other people:
+    /// in text mode they go through [`Untrusted`].
     pub fn lobby_event(&self, event: &LobbyEvent) {
         match event {
             LobbyEvent::PeerJoined { peer, name, peers } => self.event(
                 "peer-joined",
                 json!({ "peer": peer, "name": name, "peers": peers }),
-                &format!("* {} joined ({peers} players)", clean(name)),
+                &format!("* {} joined ({peers} players)", Untrusted(name)),
             ),
             LobbyEvent::PeerLeft { peer, name, peers } => self.event(
                 "peer-left",
                 json!({ "peer": peer, "name": name, "peers": peers }),
-                &format!("* {} left ({peers} players)", clean(name)),
+                &format!("* {} left ({peers} players)", Untrusted(name)),
             ),
             LobbyEvent::Rejected { peer, reason } => self.event(
                 "peer-rejected",
                 json!({ "peer": peer, "reason": reason }),
-                &format!("* turned away {peer}: {}", reason.as_str()),
+                &format!("* turned away {}: {}", Untrusted(peer), reason.as_str()),
             ),
             LobbyEvent::Message { from, name, text } => self.event(
                 "message",
                 json!({ "from": from, "name": name, "text": text }),
-                &format!("<{}> {}", clean(name), clean(text)),
+                &format!("<{}> {}", Untrusted(name), Untrusted(text)),
             ),
             LobbyEvent::Warning { message } => self.event(
                 "warning",
                 json!({ "message": message }),
-                &format!("! {message}"),
+                &format!("! {}", Untrusted(message)),
             ),
             LobbyEvent::Data { from, label, data } => self.event(
                 "data",
                 json!({ "from": from, "label": label, "bytes": data.len() }),
-                &format!("* {} bytes on {label} from {from}", data.len()),
+                &format!("* {} bytes on {} from {from}", data.len(), Untrusted(label)),
             ),
             LobbyEvent::Disconnected => {
                 self.event("disconnected", json!({}), "* disconnected from the lobby")
@@ -114,7 +257,8 @@ impl Output {
                         fields["delay_ms"] = json!(delay.as_millis() as u64);
                         fields["error"] = json!(error);
                         format!(
-                            "! relay {url} lost ({error}); reconnecting in {} ms (attempt {attempt})",
+                            "! relay {url} lost ({}); reconnecting in {} ms (attempt {attempt})",
+                            Untrusted(error),
                             delay.as_millis()
                         )
                     }
@@ -243,7 +387,8 @@ pub fn read_lines(
     }
 }
 
-/// Resolves on Ctrl-C (SIGINT) or SIGTERM.
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM, or once stdout can't be written any more (nobody
+/// reads what a lobby or a watch prints: end it as the user would).
 pub fn shutdown_signal() -> Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
     Box::pin(async {
         #[cfg(unix)]
@@ -253,11 +398,15 @@ pub fn shutdown_signal() -> Pin<Box<dyn std::future::Future<Output = ()> + Send>
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}
+                _ = STDOUT_GONE.notified() => {}
             }
         }
         #[cfg(not(unix))]
         {
-            let _ = tokio::signal::ctrl_c().await;
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = STDOUT_GONE.notified() => {}
+            }
         }
     })
 }
@@ -313,5 +462,42 @@ mod tests {
                 text("end", false)
             ]
         );
+    }
+
+    #[test]
+    fn untrusted_text_has_no_raw_control_or_bidi_characters() {
+        let evil = "a\u{1b}[2J\u{7}\r\n\u{9b}1m\u{202e}b";
+        let shown = format!("<{:<4}>", Untrusted(evil));
+        assert!(!shown.chars().any(is_unsafe), "{shown:?}");
+        assert_eq!(shown, "<a\\u{1b}[2J\\u{7}\\r\\n\\u{9b}1m\\u{202e}b>");
+        assert_eq!(format!("{:<4}|", Untrusted("ab")), "ab  |");
+        // Our own line breaks survive the backstop; everything else unsafe is escaped.
+        assert_eq!(terminal_safe("x\ny\u{1b}"), "x\ny\\u{1b}");
+    }
+
+    #[test]
+    fn json_lines_escape_what_serde_json_leaves_raw_and_keep_the_value() {
+        let name = "x\u{7f}\u{9b}\u{202e}y\u{1b}";
+        let line = json_safe(json!({ "name": name }).to_string());
+        assert!(!line.chars().any(is_unsafe), "{line:?}");
+        let back: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(back["name"], name);
+    }
+
+    #[test]
+    fn each_cause_of_an_error_is_described_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("archive.lock: {source}")]
+        struct Wrapped {
+            source: std::io::Error,
+        }
+        let io = std::io::Error::other("Is a directory");
+        let err = anyhow::Error::new(Wrapped { source: io }).context("cannot update");
+        assert_eq!(
+            describe(&err),
+            "cannot update: archive.lock: Is a directory"
+        );
+        let plain = anyhow::anyhow!("one").context("two");
+        assert_eq!(describe(&plain), "two: one");
     }
 }

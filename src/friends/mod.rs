@@ -140,7 +140,8 @@ pub fn list(home: &Home, identity: &Identity) -> Result<Vec<Friend>, FriendsErro
 /// Follows `url`: appends `dat://<hex>` to `profile.json`'s `friends` and keeps the URL's
 /// `peer=`/`relay=` hints and `alias` in the local notes. Does not contact the friend.
 ///
-/// Errors: [`FriendsError::Yourself`], [`FriendsError::AlreadyFriend`], [`FriendsError::TooMany`],
+/// Errors: [`FriendsError::Url`] when the key can't be anyone's ([`DatUrl::check_key`]: all
+/// zeros, not an ed25519 point, or of small order), [`FriendsError::Yourself`], [`FriendsError::AlreadyFriend`], [`FriendsError::TooMany`],
 /// [`FriendsError::BadAlias`] (empty, over [`local::MAX_ALIAS_CHARS`] characters, containing
 /// `://` or control characters, or another friend's), [`HomeError::Busy`] while a `host` holds
 /// the archive.
@@ -150,6 +151,7 @@ pub fn add(
     url: &DatUrl,
     alias: Option<&str>,
 ) -> Result<Friend, FriendsError> {
+    url.check_key()?;
     if url.key == identity.public_key() {
         return Err(FriendsError::Yourself);
     }
@@ -242,6 +244,15 @@ pub fn resolve(home: &Home, identity: &Identity, which: &str) -> Result<Friend, 
         [] => Err(FriendsError::NotFriend(which.to_string())),
         _ => Err(FriendsError::Ambiguous(which.to_string())),
     }
+}
+
+/// The instant `timeout` from now; a timeout past what an `Instant` can hold (a caller's
+/// `Duration::MAX`) waits a year instead of panicking.
+pub(crate) fn deadline_after(timeout: std::time::Duration) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    now.checked_add(timeout)
+        .or_else(|| now.checked_add(std::time::Duration::from_secs(365 * 86_400)))
+        .unwrap_or(now)
 }
 
 fn own_profile(home: &Home, identity: &Identity) -> Result<Profile, FriendsError> {

@@ -52,6 +52,9 @@ pub struct FriendStatus {
     pub length: u64,
     /// What opening the replica found (e.g. a damaged replica discarded).
     pub replica: OpenState,
+    /// Why the replica on disk can't be trusted, when a read-only look ([`read_offline`]) found
+    /// it damaged: it is left as it is (a look that reaches the friend replaces it).
+    pub damaged: Option<String>,
     /// Why they could not be reached or read, when they weren't.
     pub error: Option<String>,
 }
@@ -132,22 +135,83 @@ pub fn pick_quick(lobbies: &[LiveLobby]) -> Option<&LiveLobby> {
 /// The files of `key`'s replica on disk, read-only and verified; `None` if there is none, it is
 /// incomplete, or it fails verification (never shown as valid).
 pub fn offline_files(home: &Home, key: &[u8; 32]) -> Option<Files> {
+    match read_replica(home, key) {
+        OnDisk::Files(files) => Some(files),
+        _ => None,
+    }
+}
+
+/// What a read-only look at a replica on disk found.
+enum OnDisk {
+    /// No replica, or an incomplete one.
+    Nothing,
+    /// A verified replica and its files.
+    Files(Files),
+    /// The stored bytes fail verification (or are another core's): the reason.
+    Damaged(String),
+    /// Verified, but the friend's signed archive breaks the format or schemas: the reason.
+    Invalid(String),
+}
+
+/// Reads `key`'s replica on disk without writing anything (no repair, no creation), checking
+/// every stored byte.
+fn read_replica(home: &Home, key: &[u8; 32]) -> OnDisk {
     let dir = Replica::dir(home.root(), key);
     if !dir.join("header").exists() {
-        return None;
+        return OnDisk::Nothing;
     }
-    let core = Core::open(&dir, None).ok()?;
-    if core.key() != *key || core.verify_all().is_err() || core.contiguous_length() < core.length()
-    {
-        return None;
+    let core = match Core::open(&dir, None) {
+        Ok(core) => core,
+        Err(e) => return OnDisk::Damaged(e.to_string()),
+    };
+    if core.key() != *key {
+        return OnDisk::Damaged(format!("it holds core {}", hex::encode(core.key())));
     }
-    crate::archive::read_files(&core).ok()
+    if let Err(e) = core.verify_all() {
+        return OnDisk::Damaged(e.to_string());
+    }
+    if core.length() == 0 || core.contiguous_length() < core.length() {
+        return OnDisk::Nothing;
+    }
+    match crate::archive::read_files(&core) {
+        Ok(files) => OnDisk::Files(files),
+        Err(e) => OnDisk::Invalid(e.to_string()),
+    }
+}
+
+/// Every friend's status from what is on disk alone, contacting nobody and writing nothing (not
+/// `friends.json`, not a lock file, not a replica, not even to discard a damaged one): what
+/// `friends list --offline` shows, and works on a read-only or full disk. Each friend is
+/// offline; a damaged replica is reported in [`FriendStatus::damaged`] and not shown.
+///
+/// Errors: only for the user's own data (identity, archive, `friends.json`).
+pub fn read_offline(home: &Home, identity: &Identity) -> Result<Vec<FriendStatus>, FriendsError> {
+    let friends = super::list(home, identity)?;
+    Ok(friends
+        .into_iter()
+        .map(|friend| {
+            let (files, damaged, error) = match read_replica(home, &friend.key) {
+                OnDisk::Nothing => (None, None, None),
+                OnDisk::Files(files) => (Some(files), None, None),
+                OnDisk::Damaged(reason) => (None, Some(reason), None),
+                OnDisk::Invalid(reason) => (None, None, Some(reason)),
+            };
+            let state = match &files {
+                Some(files) => OpenState::Verified(files.length),
+                None => OpenState::Empty,
+            };
+            let mut status = status(friend, files, None, state, error, identity);
+            status.damaged = damaged;
+            status
+        })
+        .collect())
 }
 
 /// Looks at every friend once: reaches each along the routes `options.discovery` gives, brings
 /// their replica up to date, and returns their status in friend-list order. Friends who can't
 /// be reached are reported offline with their last verified files. Each friend takes at most
-/// `options.timeout`; `options.concurrency` at once.
+/// `options.timeout`; `options.concurrency` at once. `friends.json` is rewritten only when a
+/// friend was reached; for a look that writes nothing at all, see [`read_offline`].
 ///
 /// Errors: only for the user's own data (identity, archive, `friends.json`); a friend's failure
 /// is in their [`FriendStatus::error`].
@@ -236,7 +300,7 @@ async fn look(
     options: &RefreshOptions,
 ) -> Result<FriendStatus, FriendsError> {
     let (replica, replica_state) = replicas.replica(friend.key, true)?;
-    let deadline = Instant::now() + options.timeout;
+    let deadline = super::deadline_after(options.timeout);
     let mut online = None;
     let mut errors = Vec::new();
     for route in options
@@ -294,6 +358,7 @@ fn status(
         session: files.session,
         online,
         replica,
+        damaged: None,
         error,
         friend,
     }
@@ -313,10 +378,15 @@ pub(crate) async fn fetch(
     Ok(conn)
 }
 
-/// Saves where each friend was reached and when their archive changed; returns the notes.
+/// Saves where each friend was reached and when their archive changed; returns the notes. Reads
+/// only (no write, no lock) when nobody was reached: there is nothing new to save.
 fn remember(home: &Home, statuses: &[FriendStatus]) -> Result<super::LocalFriends, FriendsError> {
     let now = now_ms();
-    LocalStore::new(home.root()).update(|notes| {
+    let store = LocalStore::new(home.root());
+    if statuses.iter().all(|s| s.online.is_none()) {
+        return store.load();
+    }
+    store.update(|notes| {
         for s in statuses {
             let Some(route) = &s.online else { continue };
             let entry = notes.friends.entry(hex::encode(s.friend.key)).or_default();

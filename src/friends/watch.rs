@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 
 use super::status::{fetch, note_route, url_of, ReplicaStore};
 use super::{Discovery, Friend, FriendsError, LiveLobby, LocalStore, Replica};
@@ -243,7 +242,7 @@ async fn follow(ctx: Arc<FriendCtx>, key: [u8; 32], mut notes: super::FriendNote
         wait = if reached {
             ctx.options.retry_min
         } else {
-            (wait * 2).min(ctx.options.retry_max)
+            wait.saturating_mul(2).min(ctx.options.retry_max)
         };
         tokio::time::sleep(jitter(wait)).await;
     }
@@ -260,7 +259,7 @@ async fn try_routes(
 ) -> bool {
     for route in routes {
         let permit = ctx.reaching.acquire().await;
-        let deadline = Instant::now() + ctx.options.timeout;
+        let deadline = super::deadline_after(ctx.options.timeout);
         let fetched = fetch(&ctx.identity, &route, replica, key, deadline).await;
         drop(permit);
         let conn = match fetched {
@@ -349,10 +348,12 @@ fn publish_files(ctx: &FriendCtx, replica: &Replica, key: [u8; 32]) {
     }
 }
 
-/// ±20 % so that many watchers don't retry in lock step.
+/// ±20 % so that many watchers don't retry in lock step; saturates at `Duration::MAX` (a
+/// caller's huge `retry_max` never panics).
 fn jitter(d: Duration) -> Duration {
     use rand::Rng;
-    d.mul_f64(rand::thread_rng().gen_range(0.8..1.2))
+    let factor = rand::thread_rng().gen_range(0.8..1.2);
+    Duration::try_from_secs_f64(d.as_secs_f64() * factor).unwrap_or(Duration::MAX)
 }
 
 /// What the state task knows of one friend.
@@ -494,8 +495,15 @@ impl State {
         self.live
             .values()
             .filter_map(|l| {
+                // A friend's heartbeat is theirs to choose: saturate rather than wrap around
+                // (a wrapped time is in the past, and the watcher would spin).
                 let period = l.session.heartbeat?;
-                Some(l.session.last_update + 2 * period + 1)
+                Some(
+                    l.session
+                        .last_update
+                        .saturating_add(period.saturating_mul(2))
+                        .saturating_add(1),
+                )
             })
             .min()
     }
