@@ -204,12 +204,12 @@ pub async fn sessions(home: &Home, args: SessionsArgs, out: &Output) -> Result<u
         ..WatcherOptions::default()
     };
     let mut watcher = Watcher::start(home, &identity, options).await?;
+    let mut stop = output::shutdown_signal();
     out.event(
         "watching",
         json!({}),
         "watching your friends' lobbies (Ctrl-C to stop)",
     );
-    let mut stop = output::shutdown_signal();
     loop {
         tokio::select! {
             event = watcher.next_event() => match event {

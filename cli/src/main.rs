@@ -430,6 +430,7 @@ async fn host(home: &Home, args: HostArgs, out: &Output) -> Result<u8> {
         true => Some(announce_on_lan(&info)?),
         false => None,
     };
+    let mut stop = output::shutdown_signal();
     out.event(
         "hosting",
         serde_json::json!({
@@ -447,7 +448,6 @@ async fn host(home: &Home, args: HostArgs, out: &Output) -> Result<u8> {
         let chat = chat.clone();
         async move { chat.say(&text).await }
     });
-    let mut stop = output::shutdown_signal();
     loop {
         tokio::select! {
             event = lobby.next_event() => match event {
@@ -561,6 +561,7 @@ async fn join(home: &Home, args: JoinArgs, out: &Output) -> Result<u8> {
         Err(err) => return Err(err.into()),
     };
     let info = joined.info();
+    let mut stop = output::shutdown_signal();
     out.event(
         "connected",
         serde_json::json!({
@@ -579,7 +580,6 @@ async fn join(home: &Home, args: JoinArgs, out: &Output) -> Result<u8> {
         let chat = chat.clone();
         async move { chat.say(&text).await }
     });
-    let mut stop = output::shutdown_signal();
     loop {
         tokio::select! {
             event = joined.next_event() => match event {

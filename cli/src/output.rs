@@ -389,26 +389,34 @@ pub fn read_lines(
 
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM, or once stdout can't be written any more (nobody
 /// reads what a lobby or a watch prints: end it as the user would).
+///
+/// The signal handlers are installed by this call, not when the future is first polled: call it
+/// before printing the event that tells a script it may now signal us (`hosting`, `connected`,
+/// `listening`, `watching`), so that a signal sent right after that event is never the default
+/// action that kills the process. Must be called inside the tokio runtime.
 pub fn shutdown_signal() -> Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
-    Box::pin(async {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{signal, SignalKind};
-            let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        Box::pin(async move {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
+                _ = int.recv() => {}
                 _ = term.recv() => {}
                 _ = STDOUT_GONE.notified() => {}
             }
-        }
-        #[cfg(not(unix))]
-        {
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Box::pin(async {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = STDOUT_GONE.notified() => {}
             }
-        }
-    })
+        })
+    }
 }
 
 #[cfg(test)]

@@ -125,12 +125,13 @@ pub async fn relay(args: RelayArgs, out: &Output) -> Result<u8> {
         text.push_str(&format!(" and {t}"));
     }
     text.push_str("\n(Ctrl-C to stop)");
+    let stop = output::shutdown_signal();
     out.event(
         "listening",
         serde_json::json!({ "ws": ws, "tcp": tcp }),
         &text,
     );
-    server.run(output::shutdown_signal()).await?;
+    server.run(stop).await?;
     out.event("stopped", serde_json::json!({}), "relay stopped");
     Ok(0)
 }
