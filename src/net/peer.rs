@@ -206,6 +206,13 @@ impl Connection {
         Ok(conn)
     }
 
+    /// Shares `limit` with the transport's reader, so that [`Connection::set_max_frame_bytes`]
+    /// reaches it (a reader built outside this module, e.g. a relayed stream's).
+    pub(crate) fn with_frame_limit(mut self, limit: FrameLimit) -> Self {
+        self.frame_limit = limit;
+        self
+    }
+
     /// Starts a connection on a transport that is already authenticated and carries whole
     /// protomux frames, skipping the secret-stream handshake: e.g. a custodial
     /// `@hyperswarm/dht-relay` stream, where the relay ran the Noise handshake and told us

@@ -19,6 +19,7 @@ use super::{
     secret_key, ClientOptions, Cmd, Listener, RelayClientError, RelayState, RelayStream, RelayUrl,
 };
 use crate::net::secret_stream::{self, FrameDecoder};
+use crate::net::transport::FrameLimit;
 use crate::net::SessionInfo;
 use crate::relay::messages::{
     AliasRef, Announce, Connect, Connected, Data, Destroy, DestroyTarget, Handshake, IdRef, Listen,
@@ -430,6 +431,7 @@ impl Session {
                 alias,
                 after: None,
                 crypto,
+                limit: FrameLimit::default(),
             },
             writer: RelayStreamWriter {
                 cmd,

@@ -10,8 +10,8 @@ use std::net::IpAddr;
 use tokio::sync::{mpsc, oneshot};
 
 use super::Cmd;
-use crate::net::secret_stream::{Decryptor, Encryptor, FrameDecoder};
-use crate::net::transport::{FrameReader, FrameWriter};
+use crate::net::secret_stream::{Decryptor, Encryptor, FrameDecoder, SecretStreamError};
+use crate::net::transport::{FrameLimit, FrameReader, FrameWriter};
 use crate::net::{Connection, ConnectionConfig, NetError, SessionInfo};
 
 /// What the client task hands a stream's reader.
@@ -87,10 +87,17 @@ impl RelayStream {
     /// Runs a [`Connection`] (protomux, replication, app channels) directly on this stream,
     /// with no further handshake: what JS `core.replicate(relayedStream)` does (on the
     /// relayed stream itself when custodial, on the client's secret-stream when not).
+    ///
+    /// [`ConnectionConfig::max_frame_bytes`] applies here as on a socket: a larger record
+    /// (non-custodial: announced by its length prefix, refused before it is reassembled) or a
+    /// larger chunk (custodial: one chunk is one message) ends the connection with
+    /// [`SecretStreamError::FrameTooLarge`](crate::net::secret_stream::SecretStreamError).
     pub fn into_connection(self, config: ConnectionConfig) -> Connection {
         let info = self.info.clone();
-        let (reader, writer) = self.split();
-        Connection::from_frames(info, reader, writer, config)
+        let limit = FrameLimit::new(config.max_frame_bytes);
+        let (mut reader, writer) = self.split();
+        reader.limit = limit.clone();
+        Connection::from_frames(info, reader, writer, config).with_frame_limit(limit)
     }
 }
 
@@ -105,6 +112,8 @@ pub struct RelayStreamReader {
     pub(crate) after: Option<StreamInput>,
     /// Non-custodial: the secret-stream records being reassembled and decrypted.
     pub(crate) crypto: Option<Box<ReadCrypto>>,
+    /// Largest record (non-custodial) or chunk (custodial) accepted, in bytes.
+    pub(crate) limit: FrameLimit,
 }
 
 /// The receiving half of a non-custodial stream's secret-stream.
@@ -122,17 +131,29 @@ impl RelayStreamReader {
         chunks: Vec<Vec<u8>>,
         out: &mut Vec<Vec<u8>>,
     ) -> Result<(), NetError> {
+        let max = self.limit.get();
+        let too_large = |len: usize| SecretStreamError::FrameTooLarge { len, max };
         let Some(c) = self.crypto.as_mut() else {
+            if let Some(chunk) = chunks.iter().find(|c| c.len() > max) {
+                return Err(too_large(chunk.len()).into());
+            }
             out.extend(chunks);
             return Ok(());
         };
         for chunk in chunks {
             c.frames.push(&chunk);
+            // Refused before the record's body accumulates (it may span many chunks).
+            if let Some(len) = c.frames.announced_len().filter(|len| *len > max) {
+                return Err(too_large(len).into());
+            }
             while let Some(record) = c.frames.next_frame() {
                 let was_ready = c.decryptor.is_ready();
                 let message = c.decryptor.decrypt(&record)?;
                 if was_ready {
                     out.push(message);
+                }
+                if let Some(len) = c.frames.announced_len().filter(|len| *len > max) {
+                    return Err(too_large(len).into());
                 }
             }
         }
@@ -262,5 +283,96 @@ impl Listener {
 impl Drop for Listener {
     fn drop(&mut self) {
         let _ = self.cmd.send(Cmd::Unlisten(self.alias));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::noise::HandshakeOutcome;
+    use crate::net::secret_stream::{self, frame};
+
+    /// A reader as the driver builds it, fed by the returned sender, with both ends of a
+    /// non-custodial secret-stream (`None`: custodial).
+    fn reader(
+        own_crypto: bool,
+        max: usize,
+    ) -> (
+        RelayStreamReader,
+        mpsc::UnboundedSender<StreamInput>,
+        Option<secret_stream::Encryptor>,
+        Vec<u8>,
+    ) {
+        let keys = |tx: [u8; 32], rx: [u8; 32]| HandshakeOutcome {
+            tx,
+            rx,
+            handshake_hash: [7; 64],
+            remote_public_key: [9; 32],
+        };
+        let (_, _, _, dec) = secret_stream::from_handshake(&keys([1; 32], [2; 32]), false, [0; 32]);
+        let (_, enc, header, _) =
+            secret_stream::from_handshake(&keys([2; 32], [1; 32]), true, [0; 32]);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (cmd, _) = mpsc::unbounded_channel();
+        let crypto = own_crypto.then(|| {
+            Box::new(ReadCrypto {
+                frames: FrameDecoder::new(),
+                decryptor: dec,
+            })
+        });
+        let reader = RelayStreamReader {
+            rx,
+            cmd,
+            generation: 0,
+            alias: 1,
+            after: None,
+            crypto,
+            limit: FrameLimit::new(max),
+        };
+        (reader, tx, own_crypto.then_some(enc), header)
+    }
+
+    fn too_large(result: Result<bool, NetError>) -> Option<usize> {
+        match result {
+            Err(NetError::SecretStream(SecretStreamError::FrameTooLarge { len, .. })) => Some(len),
+            _ => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_record_announced_over_the_limit_is_refused_before_its_body_arrives() {
+        let (mut reader, tx, mut enc, header) = reader(true, 1024);
+        let enc = enc.as_mut().unwrap();
+        // A record within the limit passes.
+        let small = enc.encrypt(b"hello").unwrap();
+        tx.send(StreamInput::Data(vec![header, small])).unwrap();
+        let mut out = Vec::new();
+        assert!(reader.read_frames(&mut out).await.unwrap());
+        assert_eq!(out, vec![b"hello".to_vec()]);
+        // Only the length prefix of a 16 MiB record and a few bytes of it: refused at once,
+        // without waiting for (and holding) the rest.
+        let announced = secret_stream::MAX_FRAME;
+        let mut start = vec![
+            announced as u8,
+            (announced >> 8) as u8,
+            (announced >> 16) as u8,
+        ];
+        start.extend_from_slice(&[0; 100]);
+        tx.send(StreamInput::Data(vec![start])).unwrap();
+        let mut out = Vec::new();
+        assert_eq!(
+            too_large(reader.read_frames(&mut out).await),
+            Some(announced)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_custodial_chunk_over_the_limit_is_refused() {
+        let (mut reader, tx, _, _) = reader(false, 1024);
+        tx.send(StreamInput::Data(vec![vec![1; 1024]])).unwrap();
+        let mut out = Vec::new();
+        assert!(reader.read_frames(&mut out).await.unwrap());
+        tx.send(StreamInput::Data(vec![frame(&[2; 1025])])).unwrap();
+        assert_eq!(too_large(reader.read_frames(&mut out).await), Some(1028));
     }
 }
