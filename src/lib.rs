@@ -19,3 +19,4 @@ pub mod remote;
 pub mod rtc;
 pub mod schema;
 pub mod signal;
+pub mod time;

@@ -115,3 +115,44 @@ async fn game_data_flows_on_an_unreliable_channel_to_one_player_or_all() {
     ben.leave().await;
     host.shutdown().await.unwrap();
 }
+
+/// A library user's durations can't panic the lobby: a heartbeat outside 1 ms..=1 day is an
+/// error from `Host::start`, and a join timeout of `Duration::MAX` waits as long as the host
+/// needs instead of overflowing its deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_durations_are_refused_or_saturate_never_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::new(dir.path().join("host"));
+    let (identity, _) = home.init("host").unwrap();
+    for heartbeat in [Duration::ZERO, Duration::from_secs(86_401), Duration::MAX] {
+        let options = HostOptions {
+            listen: "127.0.0.1:0".into(),
+            heartbeat,
+            ..HostOptions::default()
+        };
+        match Host::start(&home, identity.clone(), options).await {
+            Err(lobby::LobbyError::Heartbeat(h)) => assert_eq!(h, heartbeat),
+            Err(e) => panic!("heartbeat {heartbeat:?}: unexpected error {e}"),
+            Ok(_) => panic!("heartbeat {heartbeat:?} was accepted"),
+        }
+    }
+    let options = HostOptions {
+        listen: "127.0.0.1:0".into(),
+        heartbeat: Duration::from_secs(86_400),
+        admission_timeout: Duration::MAX,
+        ..HostOptions::default()
+    };
+    let mut host = Host::start(&home, identity, options).await.unwrap();
+    let guest = Home::new(dir.path().join("guest"));
+    let (guest_id, _) = guest.init("guest").unwrap();
+    let options = JoinOptions {
+        url: host.info().invite.parse().unwrap(),
+        name: "guest".into(),
+        timeout: Duration::MAX,
+        ..JoinOptions::default()
+    };
+    let mut joined = lobby::join(&guest_id, options).await.unwrap();
+    next_event!(host, LobbyEvent::PeerJoined { .. } => ());
+    joined.leave().await;
+    host.shutdown().await.unwrap();
+}

@@ -235,15 +235,6 @@ fn main() -> ExitCode {
     ExitCode::from(out.finish(code))
 }
 
-/// The instant `timeout` from now, or a far-off one (a year) when that is past what an
-/// `Instant` can hold: a user's number never panics the program.
-fn deadline_after(timeout: Duration) -> tokio::time::Instant {
-    let now = tokio::time::Instant::now();
-    now.checked_add(timeout)
-        .or_else(|| now.checked_add(Duration::from_secs(365 * 86_400)))
-        .unwrap_or(now)
-}
-
 fn exit_code(err: &anyhow::Error) -> u8 {
     match err.downcast_ref::<JoinError>() {
         Some(JoinError::Unreachable { .. }) => exit::UNREACHABLE,
@@ -357,7 +348,7 @@ async fn show(
     let url: DatUrl = url.parse()?;
     let route = dat_social::remote::Route::pick(&url, peer, None)?
         .context("no address: the URL has no ?peer= or ?relay= hint; pass --peer HOST:PORT")?;
-    let deadline = deadline_after(Duration::from_secs(timeout));
+    let deadline = dat_social::time::deadline_after(Duration::from_secs(timeout));
     let (conn, _) = dat_social::remote::reach(&identity, &route, url.key, deadline).await?;
     let (files, _) = dat_social::remote::read_archive(&conn, url.key, deadline).await?;
     let live = files

@@ -476,7 +476,7 @@ impl MdnsDiscovery {
         timeout: Duration,
     ) -> Result<Vec<MdnsPeer>, MdnsError> {
         let mut watch = self.watch(discovery_key)?;
-        let deadline = tokio::time::Instant::now() + timeout;
+        let deadline = crate::time::deadline_after(timeout);
         // Bounded by `deadline`: every turn waits for a change of what was heard.
         loop {
             if !watch.peers().is_empty() {

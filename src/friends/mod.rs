@@ -246,15 +246,6 @@ pub fn resolve(home: &Home, identity: &Identity, which: &str) -> Result<Friend, 
     }
 }
 
-/// The instant `timeout` from now; a timeout past what an `Instant` can hold (a caller's
-/// `Duration::MAX`) waits a year instead of panicking.
-pub(crate) fn deadline_after(timeout: std::time::Duration) -> tokio::time::Instant {
-    let now = tokio::time::Instant::now();
-    now.checked_add(timeout)
-        .or_else(|| now.checked_add(std::time::Duration::from_secs(365 * 86_400)))
-        .unwrap_or(now)
-}
-
 fn own_profile(home: &Home, identity: &Identity) -> Result<Profile, FriendsError> {
     Ok(home
         .files(identity)?

@@ -300,7 +300,7 @@ async fn look(
     options: &RefreshOptions,
 ) -> Result<FriendStatus, FriendsError> {
     let (replica, replica_state) = replicas.replica(friend.key, true)?;
-    let deadline = super::deadline_after(options.timeout);
+    let deadline = crate::time::deadline_after(options.timeout);
     let mut online = None;
     let mut errors = Vec::new();
     for route in options

@@ -259,7 +259,7 @@ async fn try_routes(
 ) -> bool {
     for route in routes {
         let permit = ctx.reaching.acquire().await;
-        let deadline = super::deadline_after(ctx.options.timeout);
+        let deadline = crate::time::deadline_after(ctx.options.timeout);
         let fetched = fetch(&ctx.identity, &route, replica, key, deadline).await;
         drop(permit);
         let conn = match fetched {

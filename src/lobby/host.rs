@@ -48,6 +48,11 @@ use crate::signal::{pake, RejectReason, Signal, SignalError};
 /// so that connected readers receive it (a block reaches a live reader in about a millisecond).
 const ENDED_GRACE: Duration = Duration::from_millis(200);
 
+/// Shortest [`HostOptions::heartbeat`]: 1 ms (`session.json` states it in whole ms).
+pub const MIN_HEARTBEAT: Duration = Duration::from_millis(1);
+/// Longest [`HostOptions::heartbeat`]: 1 day.
+pub const MAX_HEARTBEAT: Duration = Duration::from_secs(86_400);
+
 /// Most connections served at once (joiners in signalling, readers and players): 1,024.
 /// When every one is taken, a new connection from a source holding fewer unadmitted
 /// connections than the biggest holder replaces that holder's oldest unadmitted connection
@@ -105,7 +110,8 @@ pub struct HostOptions {
     pub password: Option<Vec<u8>>,
     /// TCP address to listen on, `host:port`. Default `0.0.0.0:0` (every interface, any port).
     pub listen: String,
-    /// Period of `session.json` heartbeats. Default 300 s.
+    /// Period of `session.json` heartbeats, [`MIN_HEARTBEAT`] to [`MAX_HEARTBEAT`] (1 ms to
+    /// 1 day; the CLI takes whole seconds). Default 300 s.
     pub heartbeat: Duration,
     /// How long a joiner may take from connecting to an open data channel. Default 15 s.
     pub admission_timeout: Duration,
@@ -166,6 +172,9 @@ pub enum LobbyError {
     /// The lobby task ended unexpectedly.
     #[error("the lobby task failed: {0}")]
     Task(String),
+    /// [`HostOptions::heartbeat`] is outside [`MIN_HEARTBEAT`]..=[`MAX_HEARTBEAT`].
+    #[error("heartbeat of {0:?} is outside 1 ms to 1 day")]
+    Heartbeat(Duration),
     /// The relay can't be used (the relay client stopped).
     #[error("relay: {0}")]
     Relay(String),
@@ -281,12 +290,15 @@ impl Host {
     ///
     /// Errors: [`LobbyError::Home`] (no identity, archive busy or corrupt),
     /// [`LobbyError::Listen`], [`LobbyError::Archive`] (an invalid name or max_peers),
-    /// [`LobbyError::Relay`] (the relay client stopped at once).
+    /// [`LobbyError::Relay`] (the relay client stopped at once), [`LobbyError::Heartbeat`].
     pub async fn start(
         home: &Home,
         identity: Identity,
         options: HostOptions,
     ) -> Result<Host, LobbyError> {
+        if !(MIN_HEARTBEAT..=MAX_HEARTBEAT).contains(&options.heartbeat) {
+            return Err(LobbyError::Heartbeat(options.heartbeat));
+        }
         let lock = home.lock_archive()?;
         // The crypto backend's one-time setup, now rather than on the first joiner's path.
         tokio::task::spawn_blocking(crate::rtc::warm_up);
@@ -709,7 +721,7 @@ impl State {
         let mut connections = JoinSet::new();
         let mut next_id = 0u64;
         let mut ticker =
-            tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+            tokio::time::interval_at(crate::time::deadline_after(heartbeat), heartbeat);
         let mut report = tokio::time::interval_at(
             tokio::time::Instant::now() + REFUSALS_REPORT_INTERVAL,
             REFUSALS_REPORT_INTERVAL,
@@ -1290,7 +1302,7 @@ async fn is_admissible(ctx: &Context, conn: &Connection, peer: &str) -> bool {
     // Their archive comes over this connection; a joiner that doesn't offer it isn't admitted.
     // Its profile may need records larger than the host's usual limit: a few friends at a
     // time get them.
-    let deadline = tokio::time::Instant::now() + ctx.timeout.min(Duration::from_secs(5));
+    let deadline = crate::time::deadline_after(ctx.timeout.min(Duration::from_secs(5)));
     let Ok(Ok(_turn)) = tokio::time::timeout_at(deadline, ctx.large_frames.acquire()).await else {
         return false;
     };

@@ -142,7 +142,7 @@ pub struct Joined {
 /// Errors: see [`JoinError`]; every wait is bounded by `options.timeout`.
 pub async fn join(identity: &Identity, options: JoinOptions) -> Result<Joined, JoinError> {
     let started = Instant::now();
-    let deadline = started + options.timeout;
+    let deadline = crate::time::tokio_later(started, options.timeout);
     // The crypto backend's one-time setup costs tens of ms of CPU: do it while the network
     // round trips run, not on the path to the offer.
     let warm_up = tokio::task::spawn_blocking(rtc::warm_up);

@@ -185,7 +185,7 @@ impl Driver {
             rtc_timeout: now,
             waiting,
             connected: false,
-            connect_deadline: Some(now + timing.connect_timeout),
+            connect_deadline: Some(crate::time::later(now, timing.connect_timeout)),
             timing,
             last_recv: now,
             remote: None,

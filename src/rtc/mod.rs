@@ -702,7 +702,8 @@ impl PeerConnection {
     ) -> Result<(), RtcError> {
         self.channels = ids.clone();
         // The task enforces the timeout; this margin only guards against a stalled task.
-        let deadline = tokio::time::Instant::now() + timeout + Duration::from_millis(500);
+        let deadline =
+            crate::time::deadline_after(timeout.saturating_add(Duration::from_millis(500)));
         while !ids.is_empty() {
             let ev = match tokio::time::timeout_at(deadline, self.events.recv()).await {
                 Err(_) => return Err(RtcError::ConnectTimeout(timeout)),

@@ -7,6 +7,8 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
+use crate::time::later;
+
 use ed25519_dalek::SigningKey;
 
 use crate::relay::messages::{PublicKey, SecretKey};
@@ -328,16 +330,6 @@ impl Session {
     pub fn is_drained(&self) -> bool {
         self.outbox.is_empty()
     }
-}
-
-/// `t + d`, or a point at least a century after `t` if that is not representable: an
-/// [`Instant`] plus a huge [`Duration`] must never panic (library users may pass any
-/// [`Limits`]).
-pub(crate) fn later(t: Instant, d: std::time::Duration) -> Instant {
-    const CENTURY: std::time::Duration = std::time::Duration::from_secs(100 * 365 * 86_400);
-    t.checked_add(d)
-        .or_else(|| t.checked_add(d.min(CENTURY)))
-        .unwrap_or(t)
 }
 
 /// The ed25519 signing key of a custodial message, checked against its public key.

@@ -35,9 +35,9 @@ use tracing::{debug, warn};
 use crate::net::secret_stream::{self, Decryptor, Encryptor, ABYTES};
 
 use super::input::{InputBudget, InputBuffer};
-use super::session::later;
 use super::ws::{self, Incoming};
 use super::{CloseReason, Limits, LocalNetwork, Relay, RelayError, SessionId};
+use crate::time::later;
 
 /// Most bytes the writer takes from the relay core in one batch.
 const WRITE_BATCH: usize = 256 << 10;
