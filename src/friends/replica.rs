@@ -144,11 +144,19 @@ impl Replica {
 
     /// Waits until the replica has all of `0..length`.
     /// Errors: [`FriendsError::Timeout`] at `deadline`; [`FriendsError::TooLarge`] as soon as
-    /// the archive is over [`MAX_REPLICA_BYTES`].
+    /// the archive is over [`MAX_REPLICA_BYTES`]; [`FriendsError::Remote`] holding
+    /// [`crate::hypercore::Error::Conflict`] as soon as a peer proves a signed tree that
+    /// conflicts with the replica's (the friend's archive forked: the verified copy is kept).
     pub async fn wait_for(&self, length: u64, deadline: Instant) -> Result<(), FriendsError> {
         let mut status = self.core.subscribe();
         loop {
             let s = *status.borrow_and_update();
+            if let Some(length) = s.forked {
+                return Err(crate::remote::RemoteError::Archive(
+                    crate::hypercore::Error::Conflict { length }.into(),
+                )
+                .into());
+            }
             self.check_size()?;
             if s.length >= length && s.contiguous_length >= s.length {
                 return Ok(());
