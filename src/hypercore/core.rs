@@ -395,6 +395,9 @@ impl Core {
         else {
             return Ok(false);
         };
+        if store.len(FileKind::Index)? < index_bytes as u64 {
+            return Ok(false);
+        }
         let mut offsets = vec![0u8; index_bytes];
         if store.read_at(FileKind::Index, 0, &mut offsets)? < offsets.len() {
             return Ok(false);

@@ -415,11 +415,18 @@ impl Store {
                         }
                         Ok(None) => blank.push(slot_no),
                         Err(e) => {
+                            let e = match e {
+                                Error::Corrupt { reason, .. } => reason,
+                                e => e.to_string(),
+                            };
                             let seq = slot
                                 .get(..8)
                                 .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
-                            damaged.push((slot_no, seq, e.to_string()));
-                            last_err = Some(e);
+                            last_err = Some(Error::Corrupt {
+                                path: path.clone(),
+                                reason: e.clone(),
+                            });
+                            damaged.push((slot_no, seq, e));
                         }
                     }
                 }
