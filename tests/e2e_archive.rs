@@ -364,3 +364,58 @@ fn init_on_a_full_disk_leaves_nothing_behind_and_a_later_init_works() {
     let (status, stderr) = run(&["check"]);
     assert!(status.success(), "{stderr}");
 }
+
+#[test]
+fn check_reports_a_damaged_replica_and_repair_discards_it() {
+    let bob = User::new("bob");
+    let friend = Identity::generate();
+    let dir = Replica::dir(bob.data_dir(), &friend.public_key());
+    // A replica that verified once, then a byte of its block changed on disk.
+    let mut w = Core::in_memory(friend.signing_key().clone());
+    w.append(&[b"{\"type\":\"header\",\"protocol\":\"dat-social/archive\",\"version\":1}"])
+        .unwrap();
+    let mut r = Core::open_replica(&dir, friend.public_key()).unwrap();
+    let proof = w
+        .create_proof(&dat_social::hypercore::messages::Request {
+            id: 1,
+            block: Some(dat_social::hypercore::messages::RequestBlock { index: 0, nodes: 0 }),
+            upgrade: Some(dat_social::hypercore::messages::RequestUpgrade {
+                start: 0,
+                length: 1,
+            }),
+            ..Default::default()
+        })
+        .unwrap()
+        .unwrap();
+    r.verify_and_apply(&proof).unwrap();
+    r.flush().unwrap();
+    drop(r);
+    let out = bob.run(&["check"]);
+    assert_eq!(out.code(), 0, "{}", out.stdout);
+    flip(&dir.join("data"), 3, 0x01);
+
+    let out = bob.run(&["check"]);
+    assert_eq!(out.code(), 1, "{}", out.stdout);
+    let replica = out
+        .events()
+        .into_iter()
+        .find(|e| e["event"] == "check" && e["kind"] == "replica")
+        .unwrap();
+    assert_eq!(replica["state"], "damaged", "{replica}");
+    assert_eq!(replica["key"], hex::encode(friend.public_key()));
+    assert_eq!(archive_check(&out)["state"], "ok");
+    assert!(dir.exists(), "check without --repair changes nothing");
+
+    let out = bob.run(&["check", "--repair"]);
+    assert_eq!(out.code(), 0, "{}", out.stdout);
+    let replica = out
+        .events()
+        .into_iter()
+        .find(|e| e["event"] == "check" && e["kind"] == "replica")
+        .unwrap();
+    assert_eq!(replica["state"], "discarded", "{replica}");
+    assert!(
+        !dir.exists(),
+        "the damaged replica is deleted, to be fetched again"
+    );
+}
