@@ -106,7 +106,29 @@ fn archive_error(e: crate::hypercore::Error) -> HomeError {
 
 /// Opens and fully verifies the own archive in `dir` (read-only, or writable with `key`): the
 /// header, every block against the signed roots ([`Core::verify_all`]) and completeness.
+///
+/// A reader may race a running `host` committing a header slot (a read of the slot while it is
+/// being written looks damaged): a read-only open that finds damage tries again, at most
+/// [`READ_RETRIES`] times [`READ_RETRY_DELAY`] apart, before reporting it.
 fn open_verified(dir: &Path, key: Option<&Identity>) -> Result<Core, HomeError> {
+    let mut tries = 0;
+    loop {
+        match open_verified_once(dir, key) {
+            Err(HomeError::Damaged { .. }) if key.is_none() && tries < READ_RETRIES => {
+                tries += 1;
+                std::thread::sleep(READ_RETRY_DELAY);
+            }
+            other => return other,
+        }
+    }
+}
+
+/// How many times a read-only open of the own archive that finds damage is tried again.
+pub const READ_RETRIES: u32 = 2;
+/// The pause before such a retry.
+pub const READ_RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(25);
+
+fn open_verified_once(dir: &Path, key: Option<&Identity>) -> Result<Core, HomeError> {
     let core = Core::open(dir, key.map(|i| i.signing_key().clone())).map_err(archive_error)?;
     core.verify_all().map_err(archive_error)?;
     if core.contiguous_length() < core.length() {
