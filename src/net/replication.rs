@@ -20,8 +20,9 @@
 //!   length and `range` with the new contiguous length, so the remote can ask at once.
 //!
 //! - fork check (our addition; JS does the like in `core.checkConflict`): when a proof from the
-//!   remote fails to verify against our tree, or the remote says it holds no more than we do,
-//!   we ask once per remote length for its last block we both should have, with an upgrade from
+//!   remote fails to verify against our tree (once per remote length), and once per connection
+//!   when a reader learns that the remote holds no more than it does (a writer never asks), we
+//!   ask for the remote's last block we both should have, with an upgrade from
 //!   length 0 (`request { block: { index: min(ours, theirs) - 1, nodes: 0 }, upgrade: { start:
 //!   0, length: theirs } }`). That proof verifies against the signature alone; if the signed
 //!   tree it proves differs from ours within the shorter length, the writer signed two trees:
@@ -159,7 +160,7 @@ pub struct ReplicationStats {
 enum Inflight {
     Upgrade,
     Block(u64),
-    /// A fork check at this remote length.
+    /// A fork check (see the module docs).
     Check,
 }
 
