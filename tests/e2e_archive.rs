@@ -133,7 +133,11 @@ fn a_block_edited_with_its_leaf_and_checksum_recomputed_is_caught() {
 #[test]
 fn a_damaged_newest_header_slot_is_refused_then_restored_never_forked() {
     let alice = User::new("alice");
-    let (mut lobby, _) = host(&alice, &[]);
+    let (mut lobby, hosting) = host(&alice, &[]);
+    // Someone reads the lobby first: by then the host is well past installing its Ctrl-C
+    // handler, so the interrupt ends the lobby (marks it ended) rather than killing it.
+    let out = User::new("bob").run(&["show", hosting["invite"].as_str().unwrap()]);
+    assert!(out.status.success(), "{}", out.stderr);
     lobby.signal("INT");
     lobby.wait_exit(WAIT);
     let before = alice.whoami();
@@ -226,8 +230,8 @@ fn two_copies_of_one_data_dir_writing_are_reported_as_a_fork() {
     assert!(!out.events().iter().any(|e| e["event"] == "archive"));
 }
 
-/// The replica of a friend whose archive forked: syncing from the other copy ends with the
-/// conflict (not a timeout), and the verified copy is kept.
+/// The replica of a friend whose archive forked: syncing from another copy, longer or as long,
+/// ends with the conflict (not a timeout, not a silent success), and the verified copy is kept.
 #[test]
 fn a_replica_syncing_from_a_forked_copy_reports_the_conflict() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -245,11 +249,15 @@ fn a_replica_syncing_from_a_forked_copy_reports_the_conflict() {
     drop(a);
     let b_dir = tmp.path().join("b");
     copy_dir(&a_dir, &b_dir);
+    let c_dir = tmp.path().join("c");
+    copy_dir(&a_dir, &c_dir);
     let mut a = Core::open(&a_dir, Some(writer.signing_key().clone())).unwrap();
     a.append(&[b"written by copy a"]).unwrap();
     let mut b = Core::open(&b_dir, Some(writer.signing_key().clone())).unwrap();
     b.append(&[b"written by copy b", b"and more"]).unwrap();
-    let (a, b) = (SharedCore::new(a), SharedCore::new(b));
+    let mut c = Core::open(&c_dir, Some(writer.signing_key().clone())).unwrap();
+    c.append(&[b"written by copy c"]).unwrap();
+    let (a, b, c) = (SharedCore::new(a), SharedCore::new(b), SharedCore::new(c));
     let root = tmp.path().join("reader");
     let reader = Identity::generate();
 
@@ -292,6 +300,12 @@ fn a_replica_syncing_from_a_forked_copy_reports_the_conflict() {
             replica.core().get(5).unwrap().unwrap(),
             b"written by copy a"
         );
+        drop(replica);
+        // As long as the replica: nothing to download, the fork check finds it.
+        let (r, replica) = sync(c.clone()).await;
+        let err = r.expect_err("a forked archive of the same length must not sync");
+        assert!(err.to_string().contains("forked"), "{err}");
+        assert_eq!(replica.core().status().length, 6);
     });
 }
 

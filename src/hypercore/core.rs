@@ -75,6 +75,8 @@ pub struct Core {
     header_damage: Option<HeaderDamage>,
     /// Set when a peer proved a conflicting signed tree (the length where they disagree).
     conflict: Option<u64>,
+    /// Fork checks answered (or refused) by peers since open.
+    fork_checks: u64,
 }
 
 /// How [`Core::load`] treats a damaged header slot with a longer tree in the files.
@@ -204,6 +206,7 @@ impl Core {
             store,
             header_damage: None,
             conflict: None,
+            fork_checks: 0,
         })
     }
 
@@ -246,6 +249,7 @@ impl Core {
             store,
             header_damage: None,
             conflict: None,
+            fork_checks: 0,
         };
         core.check_files()?;
         if let Some(reason) = core.store.header_damage().map(str::to_owned) {
@@ -462,6 +466,19 @@ impl Core {
         self.conflict
     }
 
+    /// How many fork checks peers answered since open ([`Core::check_conflict`] calls plus
+    /// [`Core::note_fork_check_refused`]): a reader that waits for one knows the peer's tree
+    /// was compared with ours.
+    pub fn fork_checks(&self) -> u64 {
+        self.fork_checks
+    }
+
+    /// Counts a fork check the peer could not answer (it lacks the block): nothing was proven
+    /// either way, but there is nothing more to wait for.
+    pub fn note_fork_check_refused(&mut self) {
+        self.fork_checks += 1;
+    }
+
     /// The stored nodes at the full roots of length `length` (at most ours): `None` when one is
     /// not stored (a sparse replica).
     fn roots_at(&self, length: u64) -> Result<Option<Vec<TreeNode>>> {
@@ -509,6 +526,7 @@ impl Core {
     ///
     /// Errors: the proof does not verify ([`Error::InvalidProof`], [`Error::InvalidSignature`]).
     pub fn check_conflict(&mut self, data: &Data) -> Result<Option<u64>> {
+        self.fork_checks += 1;
         let mut theirs = Core::in_memory_replica(self.key);
         theirs.verify_and_apply(data)?;
         let found = self.diverges_from(&theirs)?;

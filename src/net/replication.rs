@@ -111,6 +111,8 @@ pub trait ReplicaCore {
     fn check_conflict(&mut self, _data: &Data) -> Result<Option<u64>, String> {
         Ok(None)
     }
+    /// The remote could not answer a fork check (`noData`). The default does nothing.
+    fn fork_check_refused(&mut self) {}
     /// Whether this side signs the core (a writer never asks its readers to prove their tree).
     fn writable(&self) -> bool {
         false
@@ -634,7 +636,7 @@ impl Replicator {
             Inflight::Block(i) => {
                 self.unavailable.insert(i);
             }
-            Inflight::Check => {}
+            Inflight::Check => core.fork_check_refused(),
         }
         self.update(core);
     }

@@ -26,6 +26,8 @@ pub struct CoreStatus {
     /// (the archive forked; see [`crate::hypercore::Error::Conflict`]). Readers waiting for
     /// blocks should stop and report it: the blocks they wait for will not come.
     pub forked: Option<u64>,
+    /// Fork checks peers answered so far ([`Core::fork_checks`]).
+    pub fork_checks: u64,
 }
 
 struct Inner {
@@ -110,6 +112,7 @@ impl SharedCore {
         if mutated
             || (next.length, next.fork, next.contiguous_length, next.forked)
                 != (prev.length, prev.fork, prev.contiguous_length, prev.forked)
+            || next.fork_checks != prev.fork_checks
         {
             next.version = prev.version + 1;
             self.inner.status.send_replace(next);
@@ -201,6 +204,7 @@ fn status_of(core: &Core, version: u64) -> CoreStatus {
         contiguous_length: core.contiguous_length(),
         version,
         forked: core.conflict(),
+        fork_checks: core.fork_checks(),
     }
 }
 
@@ -244,6 +248,9 @@ impl ReplicaCore for Core {
     }
     fn check_conflict(&mut self, data: &Data) -> Result<Option<u64>, String> {
         Core::check_conflict(self, data).map_err(|e| e.to_string())
+    }
+    fn fork_check_refused(&mut self) {
+        Core::note_fork_check_refused(self)
     }
     fn writable(&self) -> bool {
         Core::writable(self)
