@@ -186,7 +186,9 @@ pub async fn connect_relay(
 /// owner's length has arrived (and verified), and returns its files and the live replica.
 ///
 /// Errors: [`RemoteError::Timeout`] at `deadline`, [`RemoteError::Archive`] for an invalid
-/// archive, [`RemoteError::Unreachable`] if the connection fails.
+/// archive or, at once, for a peer that proved a signed tree conflicting with ours
+/// ([`crate::hypercore::Error::Conflict`]), [`RemoteError::Unreachable`] if the connection
+/// fails.
 pub async fn read_archive(
     conn: &Connection,
     key: [u8; 32],
@@ -200,14 +202,54 @@ pub async fn read_archive(
             reason: e.to_string(),
         })?;
     let mut status = replica.subscribe();
-    let complete = status.wait_for(|s| s.length > 0 && s.contiguous_length >= s.length);
+    let complete = status
+        .wait_for(|s| s.forked.is_some() || (s.length > 0 && s.contiguous_length >= s.length));
     let timeout = || RemoteError::Timeout(crate::identity::DatUrl::new(key).base());
     match tokio::time::timeout_at(deadline, complete).await {
-        Ok(Ok(_)) => {}
+        Ok(Ok(s)) => {
+            if let Some(length) = s.forked {
+                return Err(conflict(length));
+            }
+        }
         Ok(Err(_)) | Err(_) => return Err(timeout()),
     }
     let files = replica
         .with_core(|core| archive::read_files(core))
         .map_err(RemoteError::Archive)?;
     Ok((files, replica))
+}
+
+fn conflict(length: u64) -> RemoteError {
+    RemoteError::Archive(ArchiveError::Core(crate::hypercore::Error::Conflict {
+        length,
+    }))
+}
+
+/// Compares an archive just fetched from its owner (`fetched`, from [`read_archive`]) with the
+/// verified replica of the same archive under data directory `root`
+/// (`replicas/<hex key>/`), if there is one: two different signed trees within the shorter
+/// length mean the archive forked (e.g. two copies of one data directory writing), which is
+/// reported instead of showing either as the truth. The replica is only read.
+///
+/// Errors: [`RemoteError::Archive`] holding [`crate::hypercore::Error::Conflict`]. A replica
+/// that is missing, unreadable or fails verification is no evidence and is skipped.
+pub fn check_against_replica(
+    root: &std::path::Path,
+    fetched: &SharedCore,
+) -> Result<(), RemoteError> {
+    let key = fetched.key();
+    let dir = crate::friends::Replica::dir(root, &key);
+    if !dir.join("header").exists() {
+        return Ok(());
+    }
+    let Ok(local) = Core::open(&dir, None) else {
+        return Ok(());
+    };
+    if local.key() != key || local.verify_all().is_err() {
+        return Ok(());
+    }
+    match fetched.with_core(|c| local.diverges_from(c)) {
+        Ok(Some(length)) => Err(conflict(length)),
+        _ => Ok(()),
+    }
 }

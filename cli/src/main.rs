@@ -1,6 +1,7 @@
 //! `dat-social`: the command-line program. One sub-command per user task; `--json` prints one JSON
 //! object per line on stdout, each with an `"event"` field.
 
+mod check;
 mod friends;
 mod output;
 mod relay;
@@ -115,6 +116,11 @@ enum Command {
         after_help = "Examples:\n  dat-social sessions\n  dat-social sessions --watch --json\n\nA lobby is live while its host is reachable, it is not ended, and its last_update is no older\nthan twice its heartbeat."
     )]
     Sessions(friends::SessionsArgs),
+    /// Verify your archive and your friends' replicas on disk; --repair mends what is safe.
+    #[command(
+        after_help = "Examples:\n  dat-social check\n  dat-social check --repair --json\n\nExit code 1 when something is (still) damaged."
+    )]
+    Check(check::CheckArgs),
     /// Run a @hyperswarm/dht-relay compatible relay (WebSocket, optionally TCP) until Ctrl-C.
     #[command(
         after_help = "Examples:\n  dat-social relay --port 49443 --tcp-port 49444 --json\n  dat-social relay --port 443 --cert fullchain.pem --key privkey.pem   (wss://)"
@@ -267,6 +273,7 @@ async fn run(cli: Cli, out: &Output) -> Result<u8> {
         Command::Relay(args) => relay::relay(args, out).await,
         Command::Friends(command) => friends::friends(&home, command, out).await,
         Command::Sessions(args) => friends::sessions(&home, args, out).await,
+        Command::Check(args) => check::check(&home, args, out),
     }
 }
 
@@ -350,7 +357,8 @@ async fn show(
         .context("no address: the URL has no ?peer= or ?relay= hint; pass --peer HOST:PORT")?;
     let deadline = dat_social::time::deadline_after(Duration::from_secs(timeout));
     let (conn, _) = dat_social::remote::reach(&identity, &route, url.key, deadline).await?;
-    let (files, _) = dat_social::remote::read_archive(&conn, url.key, deadline).await?;
+    let (files, fetched) = dat_social::remote::read_archive(&conn, url.key, deadline).await?;
+    dat_social::remote::check_against_replica(home.root(), &fetched)?;
     let live = files
         .session
         .as_ref()

@@ -19,6 +19,11 @@ use super::FriendsError;
 /// rewritten on every heartbeat, about 100 KiB a day at the default 300 s heartbeat).
 pub const MAX_REPLICA_BYTES: u64 = 64 << 20;
 
+/// Longest wait, after a replica caught up, for the peer's answer to the fork check
+/// (`net::replication`) when the peer holds no more than the replica: one round trip with an
+/// honest peer. Without an answer by then the sync succeeds (no evidence either way).
+pub const FORK_CHECK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// A friend's archive replica, shared by every connection that updates it.
 #[derive(Clone, Debug)]
 pub struct Replica {
@@ -117,14 +122,18 @@ impl Replica {
     /// (the remote's announced length, every block), then makes it durable.
     ///
     /// `events` must be `conn`'s event stream ([`Connection::take_events`]): the remote's length
-    /// arrives there. Errors: [`FriendsError::Timeout`] at `deadline`, [`FriendsError::Net`] when
-    /// the connection fails.
+    /// arrives there. Then waits (at most [`FORK_CHECK_WAIT`]) for the peer's answer to the fork
+    /// check, so that a peer on another signed tree of the same length is reported too.
+    /// Errors: [`FriendsError::Timeout`] at `deadline`, [`FriendsError::Net`] when the
+    /// connection fails, [`FriendsError::Remote`] holding [`crate::hypercore::Error::Conflict`]
+    /// when the friend's archive forked.
     pub async fn sync(
         &self,
         conn: &Connection,
         events: &mut tokio::sync::mpsc::UnboundedReceiver<ConnectionEvent>,
         deadline: Instant,
     ) -> Result<(), FriendsError> {
+        let checks = self.core.status().fork_checks;
         conn.replicate(self.core.clone()).await?;
         let dk = self.core.discovery_key();
         let remote_length = loop {
@@ -139,16 +148,46 @@ impl Replica {
             }
         };
         self.wait_for(remote_length, deadline).await?;
+        if remote_length > 0 {
+            // A peer on another signed tree of the same length shows nothing wrong until the
+            // fork check is answered.
+            let until = deadline.min(Instant::now() + FORK_CHECK_WAIT);
+            let mut status = self.core.subscribe();
+            loop {
+                let s = *status.borrow_and_update();
+                if let Some(length) = s.forked {
+                    return Err(crate::remote::RemoteError::Archive(
+                        crate::hypercore::Error::Conflict { length }.into(),
+                    )
+                    .into());
+                }
+                if s.fork_checks > checks {
+                    break;
+                }
+                match tokio::time::timeout_at(until, status.changed()).await {
+                    Ok(Ok(())) => {}
+                    _ => break,
+                }
+            }
+        }
         self.flush()
     }
 
     /// Waits until the replica has all of `0..length`.
     /// Errors: [`FriendsError::Timeout`] at `deadline`; [`FriendsError::TooLarge`] as soon as
-    /// the archive is over [`MAX_REPLICA_BYTES`].
+    /// the archive is over [`MAX_REPLICA_BYTES`]; [`FriendsError::Remote`] holding
+    /// [`crate::hypercore::Error::Conflict`] as soon as a peer proves a signed tree that
+    /// conflicts with the replica's (the friend's archive forked: the verified copy is kept).
     pub async fn wait_for(&self, length: u64, deadline: Instant) -> Result<(), FriendsError> {
         let mut status = self.core.subscribe();
         loop {
             let s = *status.borrow_and_update();
+            if let Some(length) = s.forked {
+                return Err(crate::remote::RemoteError::Archive(
+                    crate::hypercore::Error::Conflict { length }.into(),
+                )
+                .into());
+            }
             self.check_size()?;
             if s.length >= length && s.contiguous_length >= s.length {
                 return Ok(());

@@ -36,6 +36,31 @@ pub struct Applied {
     pub length: u64,
 }
 
+/// A header slot found damaged at open while the other files hold a longer tree that extends
+/// the surviving slot's and verifies block by block: the damaged slot may well have signed (and
+/// served) that longer tree, so writing from the older state could sign a second, different tree
+/// at an already signed length. See [`Core::open`] and [`Core::recover`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderDamage {
+    /// What is wrong with the slot (from the storage layer).
+    pub reason: String,
+    /// The signed length of the surviving slot, in blocks.
+    pub header_length: u64,
+    /// The length, in blocks, of the tree the files hold and verify.
+    pub files_length: u64,
+}
+
+impl std::fmt::Display for HeaderDamage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}; the surviving slot is signed at length {} but the files hold a tree of {} blocks \
+             that may have been signed and served",
+            self.reason, self.header_length, self.files_length
+        )
+    }
+}
+
 /// One hypercore log. See the module docs.
 #[derive(Debug)]
 pub struct Core {
@@ -46,6 +71,21 @@ pub struct Core {
     bitfield: Bitfield,
     contiguous_length: u64,
     store: Store,
+    /// Set at open when a header slot is damaged and the files hold more (see [`HeaderDamage`]).
+    header_damage: Option<HeaderDamage>,
+    /// Set when a peer proved a conflicting signed tree (the length where they disagree).
+    conflict: Option<u64>,
+    /// Fork checks answered (or refused) by peers since open.
+    fork_checks: u64,
+}
+
+/// How [`Core::load`] treats a damaged header slot with a longer tree in the files.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Damaged {
+    /// Writers refuse to open; readers open at the surviving slot and report it.
+    Refuse,
+    /// Re-sign the tree the files hold (writer only): [`Core::recover`].
+    Recover,
 }
 
 impl NodeSource for Core {
@@ -84,13 +124,38 @@ impl Core {
     /// core's ([`Error::WrongKey`] otherwise); bytes past the committed state are truncated.
     /// Errors: [`Error::NotFound`], [`Error::Corrupt`] (bad header checksum or signature, roots
     /// that disagree with the tree file, files shorter than the header requires), [`Error::Io`].
+    ///
+    /// A newest header slot that is damaged while the files hold a longer tree that verifies
+    /// (see [`HeaderDamage`]): a writer gets [`Error::Corrupt`] naming `header` (it must not sign
+    /// a different tree at a length the damaged slot may have signed; [`Core::recover`] restores
+    /// the newer state); a reader opens at the surviving slot, [`Core::header_damage`] says so
+    /// and [`Core::verify_all`] fails.
     pub fn open(dir: &Path, signing_key: Option<SigningKey>) -> Result<Core> {
         let header = dir.join("header");
         if std::fs::metadata(&header).map_or(true, |m| m.len() == 0) {
             return Err(Error::NotFound(dir.to_owned()));
         }
         let store = Store::open_dir(dir)?;
-        Self::load(store, signing_key)
+        Self::load(store, signing_key, Damaged::Refuse)
+    }
+
+    /// Opens the writable core in `dir` like [`Core::open`], restoring the newest state when a
+    /// header slot is damaged and the files hold a longer tree that extends the surviving slot's
+    /// and verifies block by block (leaf hashes, stored parent nodes): that tree is signed again
+    /// at its length (ed25519 signatures are deterministic, so a tree signed before gets the same
+    /// signature) and committed. Never signs anything else, so never a second tree at a signed
+    /// length. Returns the core and what was restored (`None`: nothing to do).
+    ///
+    /// Errors: as [`Core::open`] (including damage this cannot mend: a bad block, a bad root).
+    pub fn recover(dir: &Path, signing_key: SigningKey) -> Result<(Core, Option<HeaderDamage>)> {
+        let header = dir.join("header");
+        if std::fs::metadata(&header).map_or(true, |m| m.len() == 0) {
+            return Err(Error::NotFound(dir.to_owned()));
+        }
+        let store = Store::open_dir(dir)?;
+        let mut core = Self::load(store, Some(signing_key), Damaged::Recover)?;
+        let restored = core.header_damage.take();
+        Ok((core, restored))
     }
 
     /// Opens the read-only replica of core `public_key` in `dir`, creating it empty if `dir` holds
@@ -100,7 +165,7 @@ impl Core {
         if store.read_header()?.is_none() {
             return Self::init(store, public_key, None);
         }
-        let core = Self::load(store, None)?;
+        let core = Self::load(store, None, Damaged::Refuse)?;
         if core.key != public_key {
             return Err(Error::WrongKey {
                 expected: hex::encode(public_key),
@@ -139,10 +204,13 @@ impl Core {
             bitfield: Bitfield::new(),
             contiguous_length: 0,
             store,
+            header_damage: None,
+            conflict: None,
+            fork_checks: 0,
         })
     }
 
-    fn load(mut store: Store, signing_key: Option<SigningKey>) -> Result<Core> {
+    fn load(mut store: Store, signing_key: Option<SigningKey>, damaged: Damaged) -> Result<Core> {
         let header_path = store.header_path();
         let h = store
             .read_header()?
@@ -179,12 +247,293 @@ impl Core {
             bitfield,
             contiguous_length,
             store,
+            header_damage: None,
+            conflict: None,
+            fork_checks: 0,
         };
         core.check_files()?;
+        if let Some(reason) = core.store.header_damage().map(str::to_owned) {
+            let (files_length, batch) = core.scan_ahead()?;
+            if files_length > core.state.length {
+                let damage = HeaderDamage {
+                    reason,
+                    header_length: core.state.length,
+                    files_length,
+                };
+                match (damaged, &core.signing_key) {
+                    (Damaged::Recover, Some(sk)) => {
+                        let signature =
+                            crypto::sign_tree(sk, &batch.roots, batch.length, batch.fork);
+                        let state = TreeState {
+                            fork: batch.fork,
+                            length: batch.length,
+                            byte_length: batch.byte_length,
+                            roots: batch.roots,
+                            signature: signature.to_vec(),
+                        };
+                        let mut bits = core.bitfield.clone();
+                        for i in core.state.length..state.length {
+                            bits.set(i, true);
+                        }
+                        core.commit(&state)?;
+                        core.state = state;
+                        core.bitfield = bits;
+                        core.contiguous_length = core.state.length;
+                        core.header_damage = Some(damage);
+                    }
+                    (_, Some(_)) => {
+                        return Err(Error::Corrupt {
+                            path: core.store.header_path(),
+                            reason: format!(
+                                "{damage}; refusing to write from the older state (that would \
+                                 sign a second, different tree at an already signed length)"
+                            ),
+                        })
+                    }
+                    (_, None) => {
+                        tracing::warn!(path = %core.store.header_path().display(), "{damage}");
+                        core.header_damage = Some(damage);
+                    }
+                }
+            } else {
+                tracing::warn!(
+                    path = %core.store.header_path().display(),
+                    "{reason}; the other files hold nothing past the surviving slot"
+                );
+            }
+        }
         if core.writable() {
             core.truncate_uncommitted()?;
         }
         Ok(core)
+    }
+
+    /// How far the files extend the committed tree: from the committed state, appends each
+    /// following block whose bitfield bit is set, whose offset follows the previous block, whose
+    /// leaf node is stored with a good checksum and matches the block's bytes, and whose new
+    /// parent nodes are stored as computed. Returns the length reached (the committed length when
+    /// nothing follows) and the grown batch. Reads at most what the `index` file holds.
+    fn scan_ahead(&self) -> Result<(u64, Batch)> {
+        let mut batch = Batch::new(&self.state);
+        let mut good = batch.clone();
+        let blocks = self.store.len(FileKind::Index)? / INDEX_RECORD;
+        let bits_len = self.store.len(FileKind::Bitfield)?.min(blocks.div_ceil(8));
+        let mut bits = vec![0u8; bits_len as usize];
+        self.store.read_at(FileKind::Bitfield, 0, &mut bits)?;
+        let bits = Bitfield::from_bytes(&bits, blocks);
+        let data_len = self.store.len(FileKind::Data)?;
+        for index in self.state.length..blocks {
+            if !bits.get(index) {
+                break;
+            }
+            let mut off = [0u8; 8];
+            self.store
+                .read_at(FileKind::Index, index * INDEX_RECORD, &mut off)?;
+            if u64::from_le_bytes(off) != good.byte_length {
+                break;
+            }
+            let Ok(Some(leaf)) = self.node(2 * index) else {
+                break;
+            };
+            if leaf.size > data_len.saturating_sub(good.byte_length) {
+                break;
+            }
+            let mut buf = vec![0u8; leaf.size as usize];
+            if self
+                .store
+                .read_at(FileKind::Data, good.byte_length, &mut buf)?
+                < buf.len()
+                || crypto::leaf_hash(&buf) != leaf.hash
+            {
+                break;
+            }
+            let before = batch.nodes.len();
+            batch.append(&buf);
+            let stored = batch.nodes[before..]
+                .iter()
+                .all(|n| matches!(self.node(n.index), Ok(Some(s)) if s == *n));
+            if !stored {
+                break;
+            }
+            good = batch.clone();
+            good.nodes.clear();
+            batch.nodes.clear();
+        }
+        Ok((good.length, good))
+    }
+
+    /// Rebuilds the `tree` file of the writable core in `dir` from its blocks: reads every
+    /// block of the committed length from `data` at the offsets in `index`, hashes them into a
+    /// fresh tree, and only if its roots equal the signed header's rewrites every node record
+    /// (and marks the blocks stored in `bitfield`). Mends a `tree` file damaged on disk while
+    /// the blocks are intact; changes nothing signed. Never shortens a file.
+    ///
+    /// Returns `Ok(false)`, writing nothing, when the blocks do not hash to the signed roots
+    /// (the blocks themselves are damaged) or `index` is unusable.
+    /// Errors: [`Error::NotFound`], [`Error::WrongKey`], [`Error::Corrupt`] for an unreadable
+    /// header, [`Error::Io`].
+    pub fn rebuild_tree(dir: &Path, signing_key: &SigningKey) -> Result<bool> {
+        let header = dir.join("header");
+        if std::fs::metadata(&header).map_or(true, |m| m.len() == 0) {
+            return Err(Error::NotFound(dir.to_owned()));
+        }
+        let mut store = Store::open_dir(dir)?;
+        let h = store
+            .read_header()?
+            .ok_or_else(|| Error::NotFound(dir.to_owned()))?;
+        let pk = signing_key.verifying_key().to_bytes();
+        if pk != h.key {
+            return Err(Error::WrongKey {
+                expected: hex::encode(pk),
+                found: hex::encode(h.key),
+            });
+        }
+        check_header(&h).map_err(|reason| Error::Corrupt {
+            path: store.header_path(),
+            reason,
+        })?;
+        let len = h.length;
+        let Some(index_bytes) = len
+            .checked_mul(INDEX_RECORD)
+            .and_then(|n| usize::try_from(n).ok())
+        else {
+            return Ok(false);
+        };
+        if store.len(FileKind::Index)? < index_bytes as u64 {
+            return Ok(false);
+        }
+        let mut offsets = vec![0u8; index_bytes];
+        if store.read_at(FileKind::Index, 0, &mut offsets)? < offsets.len() {
+            return Ok(false);
+        }
+        let offset = |i: u64| {
+            let at = (i * INDEX_RECORD) as usize;
+            u64::from_le_bytes(offsets[at..at + 8].try_into().expect("8 bytes"))
+        };
+        let data_len = store.len(FileKind::Data)?;
+        let mut batch = Batch::new(&TreeState {
+            fork: h.fork,
+            ..TreeState::default()
+        });
+        for i in 0..len {
+            let start = offset(i);
+            let end = if i + 1 < len {
+                offset(i + 1)
+            } else {
+                h.byte_length
+            };
+            if start != batch.byte_length || end < start || end > data_len {
+                return Ok(false);
+            }
+            let mut buf = vec![0u8; (end - start) as usize];
+            if store.read_at(FileKind::Data, start, &mut buf)? < buf.len() {
+                return Ok(false);
+            }
+            batch.append(&buf);
+        }
+        if batch.roots != h.roots || batch.byte_length != h.byte_length {
+            return Ok(false);
+        }
+        // Every node of the tree at its place; the places of nodes that don't exist yet (a
+        // parent still waiting for its right half) stay all zeros, "not stored".
+        let mut records = vec![0u8; ((2 * len).saturating_sub(1) * NODE_RECORD) as usize];
+        for n in &batch.nodes {
+            let at = (n.index * NODE_RECORD) as usize;
+            match records.get_mut(at..at + NODE_RECORD as usize) {
+                Some(slot) => slot.copy_from_slice(&storage::encode_node(n)),
+                None => return Ok(false),
+            }
+        }
+        store.write_at(FileKind::Tree, 0, &records)?;
+        let mut bits = Bitfield::new();
+        for i in 0..len {
+            bits.set(i, true);
+        }
+        let bytes: Vec<u8> = (0..len.div_ceil(8)).map(|b| bits.byte(b * 8)).collect();
+        store.write_at(FileKind::Bitfield, 0, &bytes)?;
+        store.sync()?;
+        Ok(true)
+    }
+
+    /// The header damage found at open (a reader's view; see [`HeaderDamage`]), if any.
+    pub fn header_damage(&self) -> Option<&HeaderDamage> {
+        self.header_damage.as_ref()
+    }
+
+    /// The length at which a peer proved a signed tree different from ours, if one did since
+    /// this core was opened (see [`Error::Conflict`]).
+    pub fn conflict(&self) -> Option<u64> {
+        self.conflict
+    }
+
+    /// How many fork checks peers answered since open ([`Core::check_conflict`] calls plus
+    /// [`Core::note_fork_check_refused`]): a reader that waits for one knows the peer's tree
+    /// was compared with ours.
+    pub fn fork_checks(&self) -> u64 {
+        self.fork_checks
+    }
+
+    /// Counts a fork check the peer could not answer (it lacks the block): nothing was proven
+    /// either way, but there is nothing more to wait for.
+    pub fn note_fork_check_refused(&mut self) {
+        self.fork_checks += 1;
+    }
+
+    /// The stored nodes at the full roots of length `length` (at most ours): `None` when one is
+    /// not stored (a sparse replica).
+    fn roots_at(&self, length: u64) -> Result<Option<Vec<TreeNode>>> {
+        let mut roots = Vec::new();
+        for index in flat_tree::full_roots(2 * length.min(self.state.length)) {
+            match self.node(index)? {
+                Some(n) => roots.push(n),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(roots))
+    }
+
+    /// Compares our signed tree with `other`'s (the same core's, e.g. a copy fetched from a
+    /// peer): `Some(length)` when both hold a verified tree and they differ within the shorter
+    /// one's `length` blocks, which proves the writer signed two different trees. Compares the
+    /// roots at that length when both store them, else every leaf both store.
+    ///
+    /// Errors: storage errors reading either core.
+    pub fn diverges_from(&self, other: &Core) -> Result<Option<u64>> {
+        if other.key != self.key {
+            return Ok(None);
+        }
+        let m = self.state.length.min(other.state.length);
+        if m == 0 {
+            return Ok(None);
+        }
+        if let (Some(a), Some(b)) = (self.roots_at(m)?, other.roots_at(m)?) {
+            return Ok((a != b).then_some(m));
+        }
+        for i in 0..m {
+            if let (Some(a), Some(b)) = (self.node(2 * i)?, other.node(2 * i)?) {
+                if a != b {
+                    return Ok(Some(m));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Checks a peer's answer to a fork check (a block proof with an upgrade from length 0, see
+    /// `net::replication`): verifies it on its own, against the signature only, then compares
+    /// that signed tree with ours ([`Core::diverges_from`]). A conflict is remembered
+    /// ([`Core::conflict`]) and returned as `Some(length)`; nothing from the proof is stored.
+    ///
+    /// Errors: the proof does not verify ([`Error::InvalidProof`], [`Error::InvalidSignature`]).
+    pub fn check_conflict(&mut self, data: &Data) -> Result<Option<u64>> {
+        self.fork_checks += 1;
+        let mut theirs = Core::in_memory_replica(self.key);
+        theirs.verify_and_apply(data)?;
+        let found = self.diverges_from(&theirs)?;
+        if found.is_some() {
+            self.conflict = found;
+        }
+        Ok(found)
     }
 
     /// Cheap consistency checks at open: stored roots equal the header's, and a complete core's
@@ -470,7 +819,8 @@ impl Core {
     ///
     /// Errors, with nothing stored: [`Error::ForkMismatch`]; [`Error::InvalidProof`] (missing,
     /// misplaced or unexpected nodes, hashes that do not lead to a node we trust, an upgrade
-    /// that conflicts with our tree, an upgrade sent to the writer); [`Error::InvalidSignature`];
+    /// sent to the writer); [`Error::Conflict`] for a signed upgrade to a length we hold whose
+    /// roots differ from ours (remembered, see [`Core::conflict`]); [`Error::InvalidSignature`];
     /// [`Error::Unsupported`] for a non-compat manifest; [`Error::Io`]/[`Error::Corrupt`].
     pub fn verify_and_apply(&mut self, data: &Data) -> Result<Applied> {
         if data.fork != self.state.fork {
@@ -523,12 +873,22 @@ impl Core {
                 });
             } else {
                 // An upgrade to a length we already have: its roots must be our nodes.
+                // It is signed: roots that differ from our nodes prove a fork.
                 for r in &batch.roots {
-                    if self.node(r.index)?.map(|n| n.hash) != Some(r.hash) {
-                        return Err(Error::InvalidProof(format!(
-                            "upgrade root {} conflicts with our tree",
-                            r.index
-                        )));
+                    match self.node(r.index)? {
+                        Some(n) if n.hash == r.hash => {}
+                        Some(_) => {
+                            self.conflict = Some(batch.length);
+                            return Err(Error::Conflict {
+                                length: batch.length,
+                            });
+                        }
+                        None => {
+                            return Err(Error::InvalidProof(format!(
+                                "upgrade root {} is not in our tree",
+                                r.index
+                            )))
+                        }
                     }
                 }
             }
@@ -610,8 +970,17 @@ impl Core {
     /// already checked. So a block, leaf or offset changed on disk since it was verified is found,
     /// even where the cheap checks at open pass. Cost: one read and hash of every block.
     ///
+    /// A header slot damaged at open with a longer tree in the files ([`Core::header_damage`])
+    /// also fails: what the core shows may be older than what it signed.
+    ///
     /// Errors: [`Error::Corrupt`] naming the damaged file; [`Error::Io`].
     pub fn verify_all(&self) -> Result<()> {
+        if let Some(d) = &self.header_damage {
+            return Err(Error::Corrupt {
+                path: self.store.header_path(),
+                reason: d.to_string(),
+            });
+        }
         let mut rebuilt = Batch::new(&TreeState {
             fork: self.state.fork,
             length: 0,
@@ -1173,6 +1542,83 @@ mod tests {
         assert_eq!(d.request, 9);
     }
 
+    /// What a fork check asks: the last block both should hold, with an upgrade from 0.
+    fn req_check(index: u64, theirs: u64) -> Request {
+        Request {
+            id: 7,
+            block: Some(RequestBlock { index, nodes: 0 }),
+            upgrade: Some(RequestUpgrade {
+                start: 0,
+                length: theirs,
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// A full replica of `w`.
+    fn replica_of(w: &Core) -> Core {
+        let mut r = Core::in_memory_replica(w.key());
+        r.verify_and_apply(&w.create_proof(&req_upgrade(&r, w)).unwrap().unwrap())
+            .unwrap();
+        for i in 0..w.length() {
+            let d = w
+                .create_proof(&req_block(&r, i, false, w))
+                .unwrap()
+                .unwrap();
+            r.verify_and_apply(&d).unwrap();
+        }
+        r
+    }
+
+    #[test]
+    fn two_signed_trees_at_one_length_are_a_conflict() {
+        // Two writers with the same key and history, then different blocks: a forked archive.
+        let mut a = writer_with(6);
+        let mut b = writer_with(6);
+        a.append(&[b"written by copy a"]).unwrap();
+        b.append(&[b"written by copy b"]).unwrap();
+        let mut r = replica_of(&a);
+        assert_eq!(r.conflict(), None);
+
+        // b is as long as our replica: its signed tree at 7 differs from ours.
+        let d = b.create_proof(&req_check(6, 7)).unwrap().unwrap();
+        assert_eq!(r.check_conflict(&d).unwrap(), Some(7));
+        assert_eq!(r.conflict(), Some(7));
+        assert_eq!(
+            r.get(6).unwrap().unwrap(),
+            b"written by copy a",
+            "ours is kept"
+        );
+
+        // b is longer: its tree at 9 does not contain ours at 7.
+        b.append(&[b"x", b"y"]).unwrap();
+        let mut r = replica_of(&a);
+        let d = b.create_proof(&req_check(6, 9)).unwrap().unwrap();
+        assert_eq!(r.check_conflict(&d).unwrap(), Some(7));
+        // The ordinary upgrade from our length fails to verify (what starts a fork check).
+        assert!(r
+            .verify_and_apply(&b.create_proof(&req_upgrade(&r, &b)).unwrap().unwrap())
+            .is_err());
+        assert_eq!(r.length(), 7);
+
+        // b is shorter and a prefix of ours: no conflict.
+        let mut r = replica_of(&a);
+        let c = writer_with(6);
+        let d = c.create_proof(&req_check(5, 6)).unwrap().unwrap();
+        assert_eq!(r.check_conflict(&d).unwrap(), None);
+        // The honest writer, longer: no conflict either.
+        a.append(&[b"more from a"]).unwrap();
+        let d = a.create_proof(&req_check(6, 8)).unwrap().unwrap();
+        assert_eq!(r.check_conflict(&d).unwrap(), None);
+        assert_eq!(r.conflict(), None);
+
+        // A proof that does not verify is an error, not a conflict.
+        let mut d = b.create_proof(&req_check(6, 9)).unwrap().unwrap();
+        d.upgrade.as_mut().unwrap().signature[0] ^= 1;
+        assert!(r.check_conflict(&d).is_err());
+        assert_eq!(r.conflict(), None);
+    }
+
     #[cfg(unix)]
     mod disk {
         use super::*;
@@ -1325,6 +1771,97 @@ mod tests {
                 std::fs::write(&path, bytes).unwrap();
                 expect_corrupt(&dir, file);
             }
+        }
+
+        #[test]
+        fn damaged_newest_slot_refuses_the_writer_and_recover_restores_the_same_tree() {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = tmp.path().join("core");
+            // create + 5 appends = commits 0..=5; commit 5 (length 5) sits in slot 1.
+            let c = make(&dir, 5);
+            let (hash, sig) = (c.tree_hash(), c.signature());
+            drop(c);
+            let path = dir.join("header");
+            let mut bytes = std::fs::read(&path).unwrap();
+            bytes[4096 + 40] ^= 0x10;
+            std::fs::write(&path, &bytes).unwrap();
+            // The writer must not append at length 4 a block other than the signed block 4.
+            match Core::open(&dir, Some(key(1))) {
+                Err(Error::Corrupt { path, reason }) => {
+                    assert!(path.ends_with("header"), "{path:?}");
+                    assert!(reason.contains("refusing"), "{reason}");
+                }
+                other => panic!("expected Corrupt(header), got {other:?}"),
+            }
+            assert_eq!(std::fs::read(&path).unwrap(), bytes, "nothing written");
+            // A reader sees the older state, but is told it is not the newest.
+            let r = Core::open(&dir, None).unwrap();
+            assert_eq!(r.length(), 4);
+            let d = r.header_damage().unwrap().clone();
+            assert_eq!((d.header_length, d.files_length), (4, 5));
+            assert!(matches!(r.verify_all(), Err(Error::Corrupt { .. })));
+            drop(r);
+            // Recovery signs the very same tree again: same length, roots and signature.
+            let (mut c, restored) = Core::recover(&dir, key(1)).unwrap();
+            assert_eq!(restored.map(|d| d.files_length), Some(5));
+            assert_eq!((c.length(), c.tree_hash(), c.signature()), (5, hash, sig));
+            c.verify_all().unwrap();
+            c.append(&[&block(5)]).unwrap();
+            drop(c);
+            let c = Core::open(&dir, Some(key(1))).unwrap();
+            c.verify_all().unwrap();
+            assert_eq!(c.header_damage(), None);
+            assert_eq!(c.tree_hash(), writer_with(6).tree_hash());
+            // Nothing left to recover.
+            drop(c);
+            assert_eq!(Core::recover(&dir, key(1)).unwrap().1, None);
+        }
+
+        #[test]
+        fn a_flipped_sequence_number_does_not_roll_back() {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = tmp.path().join("core");
+            drop(make(&dir, 5));
+            let path = dir.join("header");
+            let mut bytes = std::fs::read(&path).unwrap();
+            // Commit 5 (length 5) in slot 1: its sequence, outside the checksum, becomes 1.
+            bytes[4096] ^= 0x04;
+            std::fs::write(&path, &bytes).unwrap();
+            let mut c = Core::open(&dir, Some(key(1))).unwrap();
+            assert_eq!(c.length(), 5);
+            c.append(&[&block(5)]).unwrap();
+            drop(c);
+            let c = Core::open(&dir, Some(key(1))).unwrap();
+            assert_eq!(c.length(), 6);
+            c.verify_all().unwrap();
+            assert_eq!(c.tree_hash(), writer_with(6).tree_hash());
+        }
+
+        #[test]
+        fn rebuild_tree_mends_a_damaged_tree_file_only_from_intact_blocks() {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = tmp.path().join("core");
+            let c = make(&dir, 5);
+            let hash = c.tree_hash();
+            drop(c);
+            let tree = dir.join("tree");
+            let mut bytes = std::fs::read(&tree).unwrap();
+            bytes[9] ^= 0x01; // node 0's hash
+            std::fs::write(&tree, &bytes).unwrap();
+            expect_corrupt(&dir, "tree");
+            assert!(Core::rebuild_tree(&dir, &key(1)).unwrap());
+            let c = Core::open(&dir, Some(key(1))).unwrap();
+            c.verify_all().unwrap();
+            assert_eq!(c.tree_hash(), hash);
+            drop(c);
+            // A changed block can't be mended: nothing is written.
+            let data = dir.join("data");
+            let mut d = std::fs::read(&data).unwrap();
+            d[2] ^= 0x01;
+            std::fs::write(&data, &d).unwrap();
+            let before = std::fs::read(&tree).unwrap();
+            assert!(!Core::rebuild_tree(&dir, &key(1)).unwrap());
+            assert_eq!(std::fs::read(&tree).unwrap(), before);
         }
 
         #[test]

@@ -91,6 +91,15 @@ pub enum Error {
         /// The peer's fork id.
         theirs: u64,
     },
+    /// The core's writer signed two different trees: a peer proved (with a valid signature) a
+    /// tree whose first `length` blocks differ from the signed tree we hold. The archive forked
+    /// (a restored backup or a copied data directory writing on its own); our verified copy is
+    /// kept and nothing from the other tree is stored.
+    #[error("the archive forked: two different signed trees at length {length}")]
+    Conflict {
+        /// The length at which the two signed trees disagree (the shorter tree's length).
+        length: u64,
+    },
     /// Something this implementation deliberately does not do (non-compat manifests, truncation).
     #[error("unsupported: {0}")]
     Unsupported(String),

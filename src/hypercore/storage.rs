@@ -3,10 +3,15 @@
 //! A core directory holds:
 //! - `header`: the signed state (key, fork, length, byte length, signature, roots) in two
 //!   4 KiB slots used alternately, each `u64 LE sequence ‖ u32 LE length ‖ header bytes` (the
-//!   bytes end in a BLAKE2b checksum). A commit overwrites the older slot and fsyncs; on open the
-//!   valid slot with the higher sequence wins, so a write torn by a crash falls back to the
-//!   previous state. The header is the commit point: whatever the other files hold beyond what
-//!   it describes is an interrupted write and is ignored (and, for a writer, truncated on open).
+//!   bytes end in a BLAKE2b checksum). A commit overwrites the slot that does not hold the
+//!   current header and fsyncs; on open the valid slot with the greater signed length wins (then
+//!   the higher sequence: lengths only grow, and the sequence is outside the checksum), so a
+//!   write torn by a crash falls back to the previous state. A slot that is damaged, or blank
+//!   while the other has seen later commits, is reported ([`Store::header_damage`]): the core
+//!   then checks whether the other files hold a newer signed state than the surviving slot, and
+//!   refuses to write from the older one (see `Core::open`). The header is the commit point:
+//!   whatever the other files hold beyond what it describes is an interrupted write and is
+//!   ignored (and, for a writer, truncated on open, unless a damaged slot may have described it).
 //! - `data`: block bytes, block `i` at its byte offset in the core (sparse on replicas).
 //! - `index`: u64 LE byte offset of each block, 8 bytes per block.
 //! - `tree`: merkle nodes, 48 bytes at `48 * flat_index`: u64 LE size, 32-byte hash, and an
@@ -192,6 +197,10 @@ pub struct DiskStore {
     header: File,
     /// Sequence number of the next header commit (0: no header yet).
     next_seq: u64,
+    /// The slot (0 or 1) holding the current header, if any: the next commit goes to the other.
+    current_slot: Option<usize>,
+    /// Why a slot could not be used on the last [`Store::read_header`], if one was damaged.
+    damage: Option<String>,
 }
 
 /// Memory backend.
@@ -241,6 +250,8 @@ impl Store {
             files,
             header,
             next_seq: 0,
+            current_slot: None,
+            damage: None,
         }))
     }
 
@@ -386,22 +397,68 @@ impl Store {
                     }
                 }
                 buf.truncate(done);
-                let mut best: Option<(u64, Header)> = None;
+                let mut best: Option<(usize, u64, Header)> = None;
                 let mut last_err = None;
-                for slot in buf.chunks(SLOT) {
+                let mut damaged: Vec<(usize, Option<u64>, String)> = Vec::new();
+                let mut blank = Vec::new();
+                let mut max_seq = None::<u64>;
+                for (slot_no, slot) in buf.chunks(SLOT).enumerate() {
                     match parse_slot(slot, &path) {
                         Ok(Some((seq, h))) => {
-                            if best.as_ref().is_none_or(|(s, _)| seq > *s) {
-                                best = Some((seq, h));
+                            max_seq = max_seq.max(Some(seq));
+                            let newer = best
+                                .as_ref()
+                                .is_none_or(|(_, s, b)| (h.length, seq) > (b.length, *s));
+                            if newer {
+                                best = Some((slot_no, seq, h));
                             }
                         }
-                        Ok(None) => {}
-                        Err(e) => last_err = Some(e),
+                        Ok(None) => blank.push(slot_no),
+                        Err(e) => {
+                            let e = match e {
+                                Error::Corrupt { reason, .. } => reason,
+                                e => e.to_string(),
+                            };
+                            let seq = slot
+                                .get(..8)
+                                .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+                            last_err = Some(Error::Corrupt {
+                                path: path.clone(),
+                                reason: e.clone(),
+                            });
+                            damaged.push((slot_no, seq, e));
+                        }
                     }
                 }
+                if buf.len() <= SLOT {
+                    blank.push(1);
+                }
                 match best {
-                    Some((seq, h)) => {
-                        d.next_seq = seq + 1;
+                    Some((slot_no, seq, h)) => {
+                        let max_seq = max_seq.unwrap_or(seq);
+                        d.next_seq = max_seq + 1;
+                        d.current_slot = Some(slot_no);
+                        // A damaged slot that claims an older commit than the one we use is the
+                        // previous state: nothing newer can be lost with it.
+                        d.damage = damaged
+                            .into_iter()
+                            .find(|(_, claimed, _)| claimed.is_none_or(|c| c > seq))
+                            .map(|(n, claimed, reason)| match claimed {
+                                Some(c) => format!(
+                                    "header slot {n} (claiming commit {c}; the other holds commit {seq}) is damaged: {reason}"
+                                ),
+                                None => format!("header slot {n} is damaged: {reason}"),
+                            })
+                            .or_else(|| {
+                                // After two commits both slots are written for good: a blank one
+                                // was wiped.
+                                (seq >= 1 && !blank.is_empty()).then(|| {
+                                    format!(
+                                        "header slot {} is blank although the other holds commit {seq}",
+                                        blank[0]
+                                    )
+                                })
+                            });
                         Ok(Some(h))
                     }
                     None => Err(last_err.unwrap_or_else(|| Error::Corrupt {
@@ -411,6 +468,16 @@ impl Store {
                 }
             }
             Store::Memory(m) => Ok(m.header.clone()),
+        }
+    }
+
+    /// What was wrong with a header slot on the last [`Store::read_header`]: a slot that fails
+    /// its checksum, or one blank although the other holds a later commit. `None` when both
+    /// slots are sound (or never written), and always for the memory backend.
+    pub fn header_damage(&self) -> Option<&str> {
+        match self {
+            Store::Disk(d) => d.damage.as_deref(),
+            Store::Memory(_) => None,
         }
     }
 
@@ -432,13 +499,18 @@ impl Store {
                 slot.extend_from_slice(&d.next_seq.to_le_bytes());
                 slot.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
                 slot.extend_from_slice(&bytes);
-                let offset = (d.next_seq % 2) * SLOT as u64;
+                let slot_no = match d.current_slot {
+                    Some(current) => 1 - current,
+                    None => (d.next_seq % 2) as usize,
+                };
+                let offset = (slot_no * SLOT) as u64;
                 pwrite_all(&d.header, &slot, offset).map_err(io_err(path.clone()))?;
                 d.header.sync_data().map_err(io_err(path))?;
                 if d.next_seq == 0 {
                     sync_dir(&d.dir)?;
                 }
                 d.next_seq += 1;
+                d.current_slot = Some(slot_no);
                 Ok(())
             }
             Store::Memory(m) => {

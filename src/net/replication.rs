@@ -19,8 +19,18 @@
 //! - on every local change (append, or data verified from any peer) send `sync` with the new
 //!   length and `range` with the new contiguous length, so the remote can ask at once.
 //!
+//! - fork check (our addition; JS does the like in `core.checkConflict`): when a proof from the
+//!   remote fails to verify against our tree (once per remote length), and once per connection
+//!   when a reader learns that the remote holds no more than it does (a writer never asks), we
+//!   ask for the remote's last block we both should have, with an upgrade from
+//!   length 0 (`request { block: { index: min(ours, theirs) - 1, nodes: 0 }, upgrade: { start:
+//!   0, length: theirs } }`). That proof verifies against the signature alone; if the signed
+//!   tree it proves differs from ours within the shorter length, the writer signed two trees:
+//!   the core remembers the conflict ([`ReplicaCore::check_conflict`]), which readers waiting on
+//!   the core report at once, and we download nothing more from that peer.
+//!
 //! Not implemented (JS features this project does not use): seeks, hash requests, pushes,
-//! extensions (received ones are ignored), forks/truncation (a fork mismatch just stops the
+//! extensions (received ones are ignored), truncation (a fork id mismatch just stops the
 //! download from that peer), manifests of non-compat cores.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -94,6 +104,19 @@ pub trait ReplicaCore {
     fn create_proof(&mut self, request: &Request) -> Result<Option<Data>, String>;
     /// Verifies a proof and stores what it brings (an upgrade and/or a block).
     fn verify_and_apply(&mut self, data: &Data) -> Result<(), String>;
+    /// Verifies the answer to a fork check on its own (against the signature only) and compares
+    /// the tree it proves with ours: `Ok(Some(length))` when they differ within `length` blocks
+    /// (the core remembers it), `Ok(None)` when they agree, `Err` when the proof is invalid.
+    /// The default never finds a conflict.
+    fn check_conflict(&mut self, _data: &Data) -> Result<Option<u64>, String> {
+        Ok(None)
+    }
+    /// The remote could not answer a fork check (`noData`). The default does nothing.
+    fn fork_check_refused(&mut self) {}
+    /// Whether this side signs the core (a writer never asks its readers to prove their tree).
+    fn writable(&self) -> bool {
+        false
+    }
 }
 
 /// Why replication with a peer failed; the connection should be closed (as JS destroys the
@@ -139,6 +162,8 @@ pub struct ReplicationStats {
 enum Inflight {
     Upgrade,
     Block(u64),
+    /// A fork check (see the module docs).
+    Check,
 }
 
 /// The remote's state as its `sync`, `range` and `bitfield` messages told us.
@@ -254,6 +279,15 @@ pub struct Replicator {
     /// Contiguous length we last announced with `range`.
     announced: u64,
     invalid: u32,
+    /// A proof failed against our tree: check the remote's tree for a fork.
+    suspect: bool,
+    /// Remote length at which a fork check after a failed proof was last sent (one per length).
+    checked_at: Option<u64>,
+    /// Whether the one check per connection of a remote that is not longer than us was sent.
+    checked_once: bool,
+    /// The remote proved a signed tree that conflicts with ours at this length: download
+    /// nothing more from it.
+    forked: Option<u64>,
     stats: ReplicationStats,
     out: Vec<(u64, Vec<u8>)>,
 }
@@ -281,6 +315,10 @@ impl Replicator {
             last_sync: None,
             announced: 0,
             invalid: 0,
+            suspect: false,
+            checked_at: None,
+            checked_once: false,
+            forked: None,
             stats: ReplicationStats::default(),
             out: Vec::new(),
         }
@@ -318,6 +356,11 @@ impl Replicator {
     /// The remote's length as its last `sync` said.
     pub fn remote_length(&self) -> u64 {
         self.remote.length
+    }
+
+    /// The length at which the remote proved a signed tree that conflicts with ours, if it did.
+    pub fn forked(&self) -> Option<u64> {
+        self.forked
     }
 
     /// Messages to send on the channel, `(message type, payload)`, oldest first.
@@ -524,6 +567,29 @@ impl Replicator {
             return Ok(());
         };
         self.clear_inflight(kind);
+        if kind == Inflight::Check {
+            match core.check_conflict(&data) {
+                Ok(Some(length)) => {
+                    tracing::warn!(
+                        key = %hex::encode(self.key),
+                        length,
+                        "the archive forked: the peer proved a different signed tree"
+                    );
+                    self.forked = Some(length);
+                }
+                Ok(None) => self.suspect = false,
+                Err(e) => {
+                    self.stats.data_invalid += 1;
+                    self.invalid += 1;
+                    tracing::debug!(error = %e, "invalid fork-check proof from peer");
+                    if self.invalid >= MAX_INVALID {
+                        return Err(ReplicationError::TooManyInvalid(self.invalid));
+                    }
+                }
+            }
+            self.update(core);
+            return Ok(());
+        }
         // Another connection may have brought the same upgrade or block meanwhile: a proof built
         // for our old length no longer fits and is no sign of a bad peer, so skip it uncounted.
         let stale_upgrade = data
@@ -542,6 +608,7 @@ impl Replicator {
                 self.stats.data_invalid += 1;
                 self.invalid += 1;
                 tracing::debug!(error = %e, "invalid data from peer");
+                self.suspect = true;
                 if self.invalid >= MAX_INVALID {
                     return Err(ReplicationError::TooManyInvalid(self.invalid));
                 }
@@ -569,6 +636,7 @@ impl Replicator {
             Inflight::Block(i) => {
                 self.unavailable.insert(i);
             }
+            Inflight::Check => core.fork_check_refused(),
         }
         self.update(core);
     }
@@ -632,6 +700,7 @@ impl Replicator {
             Inflight::Block(i) => {
                 self.blocks_inflight.remove(&i);
             }
+            Inflight::Check => {}
         }
     }
 
@@ -646,6 +715,47 @@ impl Replicator {
         id
     }
 
+    /// Sends a fork check (see the module docs) when one is due: after a proof failed against
+    /// our tree (once per remote length), or once per connection when a reader learns that the
+    /// remote holds no more than it does; only while the remote has the block it would prove.
+    fn request_check(&mut self, core: &mut dyn ReplicaCore) {
+        let (length, theirs) = (core.length(), self.remote.length);
+        let at = length.min(theirs);
+        let due = (self.suspect && self.checked_at != Some(theirs))
+            || (!self.checked_once && theirs <= length && !core.writable());
+        if !due
+            || at == 0
+            || !self.remote.synced
+            || self.inflight.len() >= self.max_inflight
+            || !self.remote.has(at - 1)
+            || !core.has(at - 1)
+        {
+            return;
+        }
+        if self.suspect {
+            self.checked_at = Some(theirs);
+        }
+        self.checked_once = true;
+        let id = self.next_request_id();
+        self.inflight.insert(id, Inflight::Check);
+        self.push(
+            msg_type::REQUEST,
+            &Request {
+                id,
+                fork: core.fork(),
+                block: Some(RequestBlock {
+                    index: at - 1,
+                    nodes: 0,
+                }),
+                upgrade: Some(RequestUpgrade {
+                    start: 0,
+                    length: theirs,
+                }),
+                ..Request::default()
+            },
+        );
+    }
+
     /// The downloader: issue the upgrade and block requests that are possible now.
     fn update(&mut self, core: &mut dyn ReplicaCore) {
         if !self.remote.opened || !self.remote.uploading {
@@ -655,6 +765,10 @@ impl Replicator {
         if self.remote.fork != fork {
             return; // forks are not supported; don't ask for proofs that can't verify
         }
+        if self.forked.is_some() {
+            return; // a peer on another signed tree has nothing we can use
+        }
+        self.request_check(core);
         // JS `_shouldUpgrade`: one upgrade in flight; the remote must be longer, say it can
         // upgrade us and have acknowledged our length (else its proof would start elsewhere).
         if !self.upgrade_inflight
@@ -798,6 +912,68 @@ mod tests {
         assert_eq!(reader.tree_hash(), writer.tree_hash());
         assert!(b.stats().data_applied >= 305);
         assert_eq!(b.stats().data_invalid, 0);
+    }
+
+    /// Replicates `reader` from `writer` over a fresh pair of replicators until quiet; returns
+    /// the reader's side.
+    fn sync_from(writer: &mut Core, reader: &mut Core) -> Replicator {
+        let hash = [6u8; 64];
+        let mut a = Replicator::new(writer.key(), true, hash);
+        let mut b = Replicator::new(writer.key(), false, hash);
+        b.on_open(reader, &a.local_handshake()).unwrap();
+        a.on_open(writer, &b.local_handshake()).unwrap();
+        pump(&mut a, writer, &mut b, reader);
+        b
+    }
+
+    #[test]
+    fn a_forked_archive_is_reported_not_waited_for() {
+        let key = SigningKey::from_bytes(&[8; 32]);
+        let history = |core: &mut Core| {
+            for i in 0..10u32 {
+                core.append(&[format!("b{i}").as_bytes()]).unwrap();
+            }
+        };
+        // Two copies of one writer: same history, then each writes its own block(s).
+        let (mut a, mut b, mut c) = (
+            Core::in_memory(key.clone()),
+            Core::in_memory(key.clone()),
+            Core::in_memory(key.clone()),
+        );
+        history(&mut a);
+        history(&mut b);
+        history(&mut c);
+        a.append(&[b"session from copy a"]).unwrap();
+        b.append(&[b"session from copy b"]).unwrap();
+        c.append(&[b"session from copy c", b"and more"]).unwrap();
+
+        let mut reader = Core::in_memory_replica(a.key());
+        let rep = sync_from(&mut a, &mut reader);
+        assert_eq!((reader.length(), reader.contiguous_length()), (11, 11));
+        assert_eq!(rep.forked(), None, "the honest copy is no fork");
+        assert_eq!(reader.conflict(), None);
+
+        // As long as ours, another tree: found by the one check per connection.
+        let rep = sync_from(&mut b, &mut reader);
+        assert_eq!(rep.forked(), Some(11));
+        assert_eq!(reader.conflict(), Some(11));
+        assert_eq!(reader.get(10).unwrap().unwrap(), b"session from copy a");
+
+        // Longer, another tree: its upgrade fails, the check proves why.
+        let mut reader = Core::in_memory_replica(a.key());
+        sync_from(&mut a, &mut reader);
+        let rep = sync_from(&mut c, &mut reader);
+        assert_eq!(rep.forked(), Some(11));
+        assert_eq!(reader.length(), 11, "nothing from the other tree is taken");
+        assert!(rep.stats().data_invalid >= 1);
+
+        // The honest writer, longer: plain upgrade, no conflict.
+        let mut reader = Core::in_memory_replica(a.key());
+        sync_from(&mut a, &mut reader);
+        a.append(&[b"heartbeat"]).unwrap();
+        let rep = sync_from(&mut a, &mut reader);
+        assert_eq!((reader.length(), rep.forked()), (12, None));
+        assert_eq!(reader.conflict(), None);
     }
 
     #[test]

@@ -22,6 +22,12 @@ pub struct CoreStatus {
     pub contiguous_length: u64,
     /// Bumped on every change (a block or an upgrade applied, an append).
     pub version: u64,
+    /// Set when a peer proved a signed tree that differs from ours within this many blocks
+    /// (the archive forked; see [`crate::hypercore::Error::Conflict`]). Readers waiting for
+    /// blocks should stop and report it: the blocks they wait for will not come.
+    pub forked: Option<u64>,
+    /// Fork checks peers answered so far ([`Core::fork_checks`]).
+    pub fork_checks: u64,
 }
 
 struct Inner {
@@ -104,8 +110,9 @@ impl SharedCore {
         let mut next = status_of(&core, prev.version);
         drop(core);
         if mutated
-            || (next.length, next.fork, next.contiguous_length)
-                != (prev.length, prev.fork, prev.contiguous_length)
+            || (next.length, next.fork, next.contiguous_length, next.forked)
+                != (prev.length, prev.fork, prev.contiguous_length, prev.forked)
+            || next.fork_checks != prev.fork_checks
         {
             next.version = prev.version + 1;
             self.inner.status.send_replace(next);
@@ -196,6 +203,8 @@ fn status_of(core: &Core, version: u64) -> CoreStatus {
         fork: core.fork(),
         contiguous_length: core.contiguous_length(),
         version,
+        forked: core.conflict(),
+        fork_checks: core.fork_checks(),
     }
 }
 
@@ -221,11 +230,29 @@ impl ReplicaCore for Core {
         Core::missing_nodes(self, 2 * index).unwrap_or(0)
     }
     fn create_proof(&mut self, request: &Request) -> Result<Option<Data>, String> {
-        Core::create_proof(self, request).map_err(|e| e.to_string())
+        Core::create_proof(self, request).map_err(|e| {
+            if let hypercore::Error::Corrupt { .. } = e {
+                // Our own files are damaged: say so loudly, the peer only sees a refusal.
+                tracing::error!(
+                    "cannot serve core {}: {e}; run `dat-social check`",
+                    hex::encode(Core::key(self))
+                );
+            }
+            e.to_string()
+        })
     }
     fn verify_and_apply(&mut self, data: &Data) -> Result<(), String> {
         Core::verify_and_apply(self, data)
             .map(|_| ())
             .map_err(|e| e.to_string())
+    }
+    fn check_conflict(&mut self, data: &Data) -> Result<Option<u64>, String> {
+        Core::check_conflict(self, data).map_err(|e| e.to_string())
+    }
+    fn fork_check_refused(&mut self) {
+        Core::note_fork_check_refused(self)
+    }
+    fn writable(&self) -> bool {
+        Core::writable(self)
     }
 }
