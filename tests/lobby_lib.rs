@@ -151,7 +151,7 @@ async fn huge_durations_are_refused_or_saturate_never_panic() {
         timeout: Duration::MAX,
         ..JoinOptions::default()
     };
-    let mut joined = lobby::join(&guest_id, options).await.unwrap();
+    let joined = lobby::join(&guest_id, options).await.unwrap();
     next_event!(host, LobbyEvent::PeerJoined { .. } => ());
     joined.leave().await;
     host.shutdown().await.unwrap();
