@@ -152,7 +152,8 @@ async fn huge_durations_are_refused_or_saturate_never_panic() {
         ..JoinOptions::default()
     };
     let joined = lobby::join(&guest_id, options).await.unwrap();
-    next_event!(host, LobbyEvent::PeerJoined { .. } => ());
+    let peer = next_event!(host, LobbyEvent::PeerJoined { peer, .. } => peer);
+    assert_eq!(peer, guest_id.url().base());
     joined.leave().await;
     host.shutdown().await.unwrap();
 }
