@@ -156,10 +156,7 @@ impl Replica {
             loop {
                 let s = *status.borrow_and_update();
                 if let Some(length) = s.forked {
-                    return Err(crate::remote::RemoteError::Archive(
-                        crate::hypercore::Error::Conflict { length }.into(),
-                    )
-                    .into());
+                    return Err(forked(length));
                 }
                 if s.fork_checks > checks {
                     break;
@@ -183,10 +180,7 @@ impl Replica {
         loop {
             let s = *status.borrow_and_update();
             if let Some(length) = s.forked {
-                return Err(crate::remote::RemoteError::Archive(
-                    crate::hypercore::Error::Conflict { length }.into(),
-                )
-                .into());
+                return Err(forked(length));
             }
             self.check_size()?;
             if s.length >= length && s.contiguous_length >= s.length {
@@ -226,4 +220,9 @@ fn replica_error(dir: &Path, e: impl std::fmt::Display) -> FriendsError {
         path: dir.to_owned(),
         reason: e.to_string(),
     }
+}
+
+/// The error for a friend's archive that forked at `length` (two signed trees at one length).
+fn forked(length: u64) -> FriendsError {
+    crate::remote::RemoteError::Archive(crate::hypercore::Error::Conflict { length }.into()).into()
 }
