@@ -22,7 +22,7 @@ use dat_social::hypercore::storage::{decode_node, encode_node, Header, NODE_RECO
 use dat_social::hypercore::Core;
 use dat_social::schema::{Profile, Session};
 use ed25519_dalek::SigningKey;
-use fuzz_common::{fuzz, mutated, mutated_from, mutations, raw, Mutation};
+use fuzz_common::{fuzz, mutated, mutated_from, mutations, raw, Edit};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseResult;
 
@@ -78,7 +78,7 @@ fn snapshots() -> (Vec<[Vec<u8>; 5]>, Vec<Profile>) {
 struct Layout {
     from: [usize; 5],
     /// (file, edit): mutations, or random contents.
-    edit: Option<(usize, Result<Vec<Mutation>, Vec<u8>>)>,
+    edit: Option<(usize, Edit)>,
 }
 
 fn layout(n: usize) -> impl Strategy<Value = Layout> {
@@ -86,8 +86,8 @@ fn layout(n: usize) -> impl Strategy<Value = Layout> {
     let mixed = prop::array::uniform5(0..n);
     let edit = prop_oneof![
         1 => Just(None),
-        4 => (0usize..5, mutations()).prop_map(|(f, m)| Some((f, Ok(m)))),
-        1 => (0usize..5, raw(200)).prop_map(|(f, r)| Some((f, Err(r)))),
+        4 => (0usize..5, mutations()).prop_map(|(f, m)| Some((f, Edit::Mutate(m)))),
+        1 => (0usize..5, raw(200)).prop_map(|(f, r)| Some((f, Edit::Replace(r)))),
     ];
     (prop_oneof![same, mixed], edit).prop_map(|(from, edit)| Layout { from, edit })
 }
@@ -133,10 +133,7 @@ fn storage_core_directory() {
             let mut bytes = snaps[l.from[f]][f].clone();
             if let Some((ef, edit)) = &l.edit {
                 if *ef == f {
-                    let edited = match edit {
-                        Ok(m) => fuzz_common::mutate(bytes.clone(), m),
-                        Err(r) => r.clone(),
-                    };
+                    let edited = edit.apply(bytes.clone());
                     untouched &= edited == bytes;
                     bytes = edited;
                 }

@@ -21,9 +21,12 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseResult, TestRunner};
 
-/// Inputs run per [`TestRunner`] round; a campaign runs as many rounds as it needs, each with a
-/// fresh random seed.
-const ROUND: u64 = 20_000;
+/// Inputs per [`TestRunner`] round, at first; a campaign runs as many rounds as it needs, each
+/// with a fresh random seed, sized to take about [`ROUND_SECONDS`] so that `DAT_FUZZ_SECONDS` is
+/// kept to within a few seconds.
+const FIRST_ROUND: u64 = 200;
+/// Target duration of one round, in seconds.
+const ROUND_SECONDS: f64 = 5.0;
 
 /// Inputs for one target: `DAT_FUZZ_CASES` if set, else `default` (kept small for CI).
 pub fn cases(default: u64) -> u64 {
@@ -65,8 +68,9 @@ where
     let budget = budget();
     let start = Instant::now();
     let mut done = 0u64;
+    let mut round = FIRST_ROUND;
     while done < total {
-        let n = (total - done).min(ROUND);
+        let n = (total - done).min(round);
         let mut runner = TestRunner::new(Config {
             cases: n as u32,
             // No regression files written into the repository; failures print their input.
@@ -78,9 +82,12 @@ where
             panic!("fuzz target {name} failed after {done} passing inputs: {e}");
         }
         done += n;
-        if budget.is_some_and(|b| start.elapsed() >= b) {
+        let elapsed = start.elapsed();
+        if budget.is_some_and(|b| elapsed >= b) {
             break;
         }
+        let rate = done as f64 / elapsed.as_secs_f64().max(1e-3);
+        round = ((rate * ROUND_SECONDS) as u64).clamp(FIRST_ROUND, 1_000_000);
     }
     let secs = start.elapsed().as_secs_f64();
     let rate = done as f64 / secs.max(1e-9);
