@@ -1,25 +1,19 @@
 //! Property-based fuzzing of the relay frame decoder ([`RelayCodec::receive`]) and
 //! [`Message::decode`]: random bytes, random relay-channel messages, and mutated real frames from
 //! `tests/data/relay-captures/`. Nothing may panic; whatever decodes must re-encode to a message
-//! that decodes to itself. Case counts are fixed so the whole file runs in a few seconds.
+//! that decodes to itself. Case counts are small by default so the whole file runs in a few
+//! seconds; `DAT_FUZZ_CASES` raises them for a campaign (`scripts/fuzz`, docs/TESTING.md).
+
+mod fuzz_common;
 
 use std::path::PathBuf;
 
 use dat_social::relay::{Message, RelayCodec, RelayEvent};
+use fuzz_common::{fuzz, mutate, Mutation};
 use proptest::prelude::*;
-use proptest::test_runner::Config;
 
 /// The relay channel's protomux open frame (PROTOCOL.md §2).
 const OPEN_FRAME: &str = "00010115406879706572737761726d2f6468742d72656c617900";
-
-fn config(cases: u32) -> Config {
-    Config {
-        cases,
-        // No regression files written into the repository from CI runs.
-        failure_persistence: None,
-        ..Config::default()
-    }
-}
 
 /// Every frame of every capture, as bytes.
 fn capture_frames() -> Vec<Vec<u8>> {
@@ -70,88 +64,93 @@ fn feed(codec: &mut RelayCodec, frames: &[Vec<u8>]) -> Result<(), TestCaseError>
     Ok(())
 }
 
-/// A mutation of a frame: overwrite, insert, remove, or truncate.
-#[derive(Debug, Clone)]
-enum Mutation {
-    Set(usize, u8),
-    Insert(usize, u8),
-    Remove(usize),
-    Truncate(usize),
+/// Arbitrary bytes as protomux frames, to a fresh and to a paired codec.
+#[test]
+fn random_frames_never_panic() {
+    fuzz(
+        "relay_random_frames",
+        2000,
+        prop::collection::vec(prop::collection::vec(any::<u8>(), 0..300), 1..6),
+        |frames| {
+            feed(&mut RelayCodec::new(), &frames)?;
+            feed(&mut paired_codec(), &frames)
+        },
+    );
 }
 
-fn mutation() -> impl Strategy<Value = Mutation> {
-    prop_oneof![
+/// Frames on the relay channel (`01 <type> <random payload>`), so every message decoder sees
+/// random input; types above 27 exercise the "ignore unknown" path.
+#[test]
+fn random_relay_messages_never_panic() {
+    fuzz(
+        "relay_random_messages",
+        2000,
+        (0u8..34, prop::collection::vec(any::<u8>(), 0..400)),
+        |(t, payload)| {
+            let mut frame = vec![1, t];
+            frame.extend_from_slice(&payload);
+            feed(&mut paired_codec(), &[frame])
+        },
+    );
+}
+
+/// `Message::decode` on any type and bytes: no panic, re-encoding is stable and (but for
+/// `destroy`) never longer than the input (decoding consumes a prefix; trailing bytes are
+/// ignored as in JS).
+#[test]
+fn message_decode_is_total_and_stable() {
+    fuzz(
+        "relay_message_decode",
+        2000,
+        (0u64..40, prop::collection::vec(any::<u8>(), 0..400)),
+        |(t, payload)| {
+            if let Ok(m) = Message::decode(t, &payload) {
+                let bytes = m.encode();
+                // Except `destroy`: invalid UTF-8 in its error string becomes U+FFFD (3 bytes), as JS.
+                if t != 9 {
+                    prop_assert!(bytes.len() <= payload.len());
+                }
+                prop_assert_eq!(Message::decode(t, &bytes), Ok(m));
+            }
+            Ok(())
+        },
+    );
+}
+
+/// Real frames from the captures with a few bytes changed, inserted, removed or cut off.
+#[test]
+fn mutated_capture_frames_never_panic() {
+    let mutation = prop_oneof![
         (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Mutation::Set(i, b)),
         (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Mutation::Insert(i, b)),
         any::<usize>().prop_map(Mutation::Remove),
         any::<usize>().prop_map(Mutation::Truncate),
-    ]
+    ];
+    fuzz(
+        "relay_mutated_captures",
+        3000,
+        (
+            prop::sample::select(capture_frames()),
+            prop::collection::vec(mutation, 1..5),
+        ),
+        |(frame, mutations)| {
+            let mutated = mutate(frame, &mutations);
+            feed(&mut paired_codec(), std::slice::from_ref(&mutated))?;
+            feed(&mut RelayCodec::new(), &[mutated])
+        },
+    );
 }
 
-fn mutate(mut frame: Vec<u8>, mutations: &[Mutation]) -> Vec<u8> {
-    for m in mutations {
-        let len = frame.len();
-        match *m {
-            Mutation::Set(i, b) if len > 0 => frame[i % len] = b,
-            Mutation::Insert(i, b) => frame.insert(i % (len + 1), b),
-            Mutation::Remove(i) if len > 0 => {
-                frame.remove(i % len);
-            }
-            Mutation::Truncate(i) => frame.truncate(i % (len + 1)),
-            _ => {}
-        }
-    }
-    frame
-}
-
-proptest! {
-    #![proptest_config(config(2000))]
-
-    /// Arbitrary bytes as protomux frames, to a fresh and to a paired codec.
-    #[test]
-    fn random_frames_never_panic(frames in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..300), 1..6)) {
-        feed(&mut RelayCodec::new(), &frames)?;
-        feed(&mut paired_codec(), &frames)?;
-    }
-
-    /// Frames on the relay channel (`01 <type> <random payload>`), so every message decoder sees
-    /// random input; types above 27 exercise the "ignore unknown" path.
-    #[test]
-    fn random_relay_messages_never_panic(t in 0u8..34, payload in prop::collection::vec(any::<u8>(), 0..400)) {
-        let mut frame = vec![1, t];
-        frame.extend_from_slice(&payload);
-        feed(&mut paired_codec(), &[frame])?;
-    }
-
-    /// `Message::decode` on any type and bytes: no panic, re-encoding is stable and (but for
-    /// `destroy`) never longer than the input (decoding consumes a prefix; trailing bytes are
-    /// ignored as in JS).
-    #[test]
-    fn message_decode_is_total_and_stable(t in 0u64..40, payload in prop::collection::vec(any::<u8>(), 0..400)) {
-        if let Ok(m) = Message::decode(t, &payload) {
-            let bytes = m.encode();
-            // Except `destroy`: invalid UTF-8 in its error string becomes U+FFFD (3 bytes), as JS.
-            if t != 9 {
-                prop_assert!(bytes.len() <= payload.len());
-            }
-            prop_assert_eq!(Message::decode(t, &bytes), Ok(m));
-        }
-    }
-}
-
-proptest! {
-    #![proptest_config(config(3000))]
-
-    /// Real frames from the captures with a few bytes changed, inserted, removed or cut off.
-    #[test]
-    fn mutated_capture_frames_never_panic(
-        frame in prop::sample::select(capture_frames()),
-        mutations in prop::collection::vec(mutation(), 1..5),
-    ) {
-        let mutated = mutate(frame, &mutations);
-        feed(&mut paired_codec(), std::slice::from_ref(&mutated))?;
-        feed(&mut RelayCodec::new(), &[mutated])?;
-    }
+/// Real frames under the full set of mutations (bit flips, varint prefixes, duplicated
+/// slices, ...), several frames of a session in a row.
+#[test]
+fn mutated_capture_sessions_never_panic() {
+    fuzz(
+        "relay_mutated_sessions",
+        2000,
+        prop::collection::vec(fuzz_common::mutated(capture_frames()), 1..4),
+        |frames| feed(&mut paired_codec(), &frames),
+    );
 }
 
 /// A hostile frame claiming huge lengths is refused without allocating what it claims.

@@ -384,6 +384,11 @@ impl Mux {
                 continue;
             }
             let item = dec.take(len)?;
+            // A batch inside a batch would recurse once per level (a 1 MB message overflows the
+            // stack); JS never nests them (uncork writes one flat batch), so refuse them.
+            if remote_id == 0 && Decoder::new(item).uint() == Ok(0) {
+                return Err(DecodeError::Invalid("batch nested in a batch".into()).into());
+            }
             self.decode_one(remote_id, &mut Decoder::new(item))?;
         }
         Ok(())
