@@ -441,6 +441,18 @@ async fn garbage_descriptions_are_errors() {
     ));
     joiner.close().await;
     host.close().await;
+    // A pending offer keeps a bounded number of trickled candidates.
+    let (mut pending, _) = rtc::create_offer(&cfg, &[("chat", Reliability::Reliable)])
+        .await
+        .unwrap();
+    let candidate = "a=candidate:1 1 udp 2130706431 127.0.0.1 40000 typ host";
+    for _ in 0..rtc::MAX_REMOTE_CANDIDATES {
+        pending.add_remote_candidate(candidate).unwrap();
+    }
+    assert!(matches!(
+        pending.add_remote_candidate(candidate),
+        Err(RtcError::InvalidCandidate(_))
+    ));
 }
 
 #[tokio::test]

@@ -66,6 +66,10 @@ pub const MAX_LABEL_BYTES: usize = 1024;
 /// SCTP send buffer per connection, in bytes (str0m's default). A message must fit in it.
 const SCTP_BUFFER_BYTES: usize = 128 * 1024;
 
+/// Most trickled candidates a [`PendingOffer`] keeps until its answer arrives: 64 (a host
+/// has a few per interface; browsers gather fewer than 20).
+pub const MAX_REMOTE_CANDIDATES: usize = 64;
+
 /// Settings for one peer connection.
 #[derive(Clone, Debug)]
 pub struct RtcConfig {
@@ -429,8 +433,14 @@ impl PendingOffer {
     /// Candidates trickled after [`PendingOffer::accept_answer`] has begun cannot be added:
     /// the answerer should put all its candidates in the answer (this module always does).
     ///
-    /// Errors: [`RtcError::InvalidCandidate`].
+    /// Errors: [`RtcError::InvalidCandidate`] for a malformed candidate, or beyond
+    /// [`MAX_REMOTE_CANDIDATES`] kept (a peer can't grow a pending offer without bound).
     pub fn add_remote_candidate(&mut self, candidate: &str) -> Result<(), RtcError> {
+        if self.remote_candidates.len() >= MAX_REMOTE_CANDIDATES {
+            return Err(RtcError::InvalidCandidate(format!(
+                "more than {MAX_REMOTE_CANDIDATES} trickled candidates"
+            )));
+        }
         self.remote_candidates
             .push(description::parse_candidate(candidate)?);
         Ok(())
