@@ -436,13 +436,13 @@ impl PendingOffer {
     /// Errors: [`RtcError::InvalidCandidate`] for a malformed candidate, or beyond
     /// [`MAX_REMOTE_CANDIDATES`] kept (a peer can't grow a pending offer without bound).
     pub fn add_remote_candidate(&mut self, candidate: &str) -> Result<(), RtcError> {
+        let candidate = description::parse_candidate(candidate)?;
         if self.remote_candidates.len() >= MAX_REMOTE_CANDIDATES {
             return Err(RtcError::InvalidCandidate(format!(
                 "more than {MAX_REMOTE_CANDIDATES} trickled candidates"
             )));
         }
-        self.remote_candidates
-            .push(description::parse_candidate(candidate)?);
+        self.remote_candidates.push(candidate);
         Ok(())
     }
 
