@@ -114,7 +114,7 @@ fn rtc_candidate() {
         |bytes| {
             let text = String::from_utf8_lossy(&bytes);
             let mut p = pending.borrow_mut();
-            if p.1 >= dat_social::rtc::MAX_REMOTE_CANDIDATES {
+            if p.1 as usize >= dat_social::rtc::MAX_REMOTE_CANDIDATES {
                 *p = (pending_offer(&rt), 0);
             }
             // Errors are fine; panics are not (the candidate parser is guarded too).
