@@ -135,3 +135,29 @@ fn a_pasted_burst_of_5000_lines_arrives_whole_each_way() {
         .collect();
     assert!(warnings.is_empty(), "{warnings:?}");
 }
+
+#[test]
+fn a_burst_relayed_by_the_host_reaches_another_player_whole() {
+    const LINES: usize = 5000;
+    let alice = User::new("alice");
+    let (mut host_proc, hosting) = host(&alice, &["--max-peers", "2"]);
+    let invite = hosting["invite"].as_str().unwrap().to_string();
+    let (bob, carol) = (User::new("bob"), User::new("carol"));
+    let mut sender = bob.spawn(&["join", &invite]);
+    sender.expect("connected");
+    let mut receiver = carol.spawn(&["join", &invite]);
+    receiver.expect("connected");
+    host_proc.expect_where(WAIT, "two players", |e| {
+        e["event"] == "peer-joined" && e["peers"] == 2
+    });
+    let writer = paste_burst(sender.take_stdin(), LINES);
+    expect_burst(&mut receiver, LINES, Duration::from_secs(120));
+    writer.join().unwrap();
+    expect_burst(&mut host_proc, LINES, Duration::from_secs(30));
+    let warnings: Vec<_> = host_proc
+        .drain(Duration::from_millis(200))
+        .into_iter()
+        .filter(|e| e["event"] == "warning")
+        .collect();
+    assert!(warnings.is_empty(), "{warnings:?}");
+}

@@ -223,8 +223,10 @@ enum Command {
     Joined(Player),
     /// A player's data channel closed.
     Left(u64),
-    /// Chat from a player.
-    Chat(u64, String),
+    /// Chat from a player: shown to the host; the reply says who else gets it (the
+    /// player's connection task delivers it, waiting for room, which slows that player down
+    /// rather than dropping lines).
+    Chat(u64, String, oneshot::Sender<ChatTargets>),
     /// A joiner was turned away.
     Rejected(String, RejectReason),
     /// A joiner's connection failed, or a player sent something refused.
@@ -487,21 +489,27 @@ impl HostChat {
             .send(Command::Recipients(reply))
             .map_err(|_| ChatError::Closed)?;
         let targets = rx.await.map_err(|_| ChatError::Closed)?;
-        let line = chat_out(&targets.from, &targets.name, text);
-        for (url, sender, channel) in targets.players {
-            let sent =
-                tokio::time::timeout(CHAT_SEND_WAIT, sender.send_text_wait(channel, &line)).await;
-            let problem = match sent {
-                Ok(Ok(())) => continue,
-                Ok(Err(rtc::RtcError::Closed)) => continue, // left meanwhile: PeerLeft says so
-                Ok(Err(e)) => e.to_string(),
-                Err(_) => format!("its send queue stayed full for {CHAT_SEND_WAIT:?}"),
-            };
-            let _ = self.commands.send(Command::Warning(format!(
-                "chat line not delivered to {url}: {problem}"
-            )));
-        }
+        deliver(&self.commands, targets, text).await;
         Ok(())
+    }
+}
+
+/// Sends a chat line to `targets`, waiting (up to [`CHAT_SEND_WAIT`] per player) while a
+/// player's send queue is full; a player that misses it is reported as a warning.
+async fn deliver(commands: &mpsc::UnboundedSender<Command>, targets: ChatTargets, text: &str) {
+    let line = chat_out(&targets.from, &targets.name, text);
+    for (url, sender, channel) in targets.players {
+        let sent =
+            tokio::time::timeout(CHAT_SEND_WAIT, sender.send_text_wait(channel, &line)).await;
+        let problem = match sent {
+            Ok(Ok(())) => continue,
+            Ok(Err(rtc::RtcError::Closed)) => continue, // left meanwhile: PeerLeft says so
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("its send queue stayed full for {CHAT_SEND_WAIT:?}"),
+        };
+        let _ = commands.send(Command::Warning(format!(
+            "chat line not delivered to {url}: {problem}"
+        )));
     }
 }
 
@@ -867,10 +875,25 @@ impl State {
                 });
             }
             Command::Left(id) => self.remove_player(id),
-            Command::Chat(id, text) => {
+            Command::Chat(id, text, reply) => {
                 if let Some(player) = self.players.get(&id) {
                     let (url, name) = (player.url.clone(), player.name.clone());
-                    self.broadcast(Some(id), &url, &name, &text);
+                    let players = self
+                        .players
+                        .values()
+                        .filter(|p| p.id != id)
+                        .map(|p| (p.url.clone(), p.sender.clone(), p.channel))
+                        .collect();
+                    let _ = reply.send(ChatTargets {
+                        from: url.clone(),
+                        name: name.clone(),
+                        players,
+                    });
+                    self.emit(LobbyEvent::Message {
+                        from: url,
+                        name,
+                        text,
+                    });
                 }
             }
             Command::Say(text) => {
@@ -880,7 +903,7 @@ impl State {
                 }
                 let url = self.ctx.identity.url().base();
                 let name = self.session.name.clone();
-                self.broadcast(None, &url, &name, &text);
+                self.broadcast(&url, &name, &text);
             }
             Command::Recipients(reply) => {
                 let players = self
@@ -941,29 +964,20 @@ impl State {
         }
     }
 
-    /// Shows chat to the host and passes it to every player but its sender. A player whose
-    /// send queue is full misses it (reported).
-    fn broadcast(&mut self, sender: Option<u64>, from: &str, name: &str, text: &str) {
+    /// Passes the host's own line to every player without waiting ([`Host::say`]). A player
+    /// whose send queue is full misses it (reported).
+    fn broadcast(&mut self, from: &str, name: &str, text: &str) {
         let line = chat_out(from, name, text);
         let mut missed = Vec::new();
-        for (id, player) in &self.players {
-            if Some(*id) != sender {
-                if let Err(e) = player.sender.send_text(player.channel, &line) {
-                    if !matches!(e, rtc::RtcError::Closed) {
-                        missed.push(format!("chat line not delivered to {}: {e}", player.url));
-                    }
+        for player in self.players.values() {
+            if let Err(e) = player.sender.send_text(player.channel, &line) {
+                if !matches!(e, rtc::RtcError::Closed) {
+                    missed.push(format!("chat line not delivered to {}: {e}", player.url));
                 }
             }
         }
         for message in missed {
             self.connection_warning(message);
-        }
-        if sender.is_some() {
-            self.emit(LobbyEvent::Message {
-                from: from.to_string(),
-                name: name.to_string(),
-                text: text.to_string(),
-            });
         }
     }
 
@@ -1263,7 +1277,15 @@ async fn serve_connection(
             RtcEvent::Message { channel, data, .. } if channel == channel_id => {
                 let refused = match serde_json::from_slice::<ChatIn>(&data) {
                     Ok(chat) if chat.text.len() <= MAX_CHAT_BYTES => {
-                        let _ = ctx.commands.send(Command::Chat(id, chat.text));
+                        // Relayed before this player's next message is read: a player who
+                        // sends faster than the others receive is slowed down, not dropped.
+                        let (reply, targets) = oneshot::channel();
+                        let _ = ctx
+                            .commands
+                            .send(Command::Chat(id, chat.text.clone(), reply));
+                        if let Ok(targets) = targets.await {
+                            deliver(&ctx.commands, targets, &chat.text).await;
+                        }
                         continue;
                     }
                     Ok(chat) => format!(
