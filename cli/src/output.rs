@@ -6,7 +6,8 @@
 //! raw, whoever forgot what: text built from other people's data wraps each value in
 //! [`Untrusted`] (which also escapes line breaks, so a name can't forge a line), and
 //! [`Output::event`] escapes whatever else slipped through except our own line breaks. JSON
-//! lines escape the same characters as `\uXXXX`.
+//! lines (one [`Event`] each, the `--json` contract of [`crate::event`]) escape the same
+//! characters as `\uXXXX`.
 //!
 //! A write to stdout that fails (a full disk, a closed pipe) is remembered: later events are
 //! dropped, long-running commands end as on Ctrl-C, and [`Output::finish`] turns it into the exit
@@ -17,10 +18,9 @@ use std::io::Write;
 use std::pin::Pin;
 use std::sync::Mutex;
 
-use dat_social::lobby::LobbyEvent;
-use dat_social::relay::client::RelayState;
-use serde_json::{json, Value};
 use tokio::sync::{mpsc, Notify};
+
+use crate::event::Event;
 
 /// Whether `c` must not reach a terminal raw: C0 and C1 control characters and DEL
 /// (`char::is_control`), and the Unicode bidirectional embeddings, overrides and isolates, which
@@ -72,6 +72,13 @@ fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
     } else {
         std::borrow::Cow::Borrowed(text)
     }
+}
+
+/// `event` as one line of JSON (no line break: serde_json escapes those inside strings).
+fn event_json(event: &Event) -> String {
+    // Every field is a string, a number, a bool, null or a struct of those with string keys:
+    // serializing cannot fail.
+    serde_json::to_string(event).expect("an Event serializes to JSON")
 }
 
 /// A JSON line with the characters serde_json leaves raw but a terminal acts on (DEL, the C1
@@ -138,16 +145,11 @@ impl Output {
         self.json
     }
 
-    /// Prints one event: `{"event": name, ...fields}` with `--json`, else `text` (our own words;
-    /// other people's values in it wrapped in [`Untrusted`]).
-    pub fn event(&self, name: &str, fields: Value, text: &str) {
+    /// Prints one event: with `--json` the [`Event`] as one JSON line, else `text` (our own
+    /// words; other people's values in it wrapped in [`Untrusted`]).
+    pub fn event(&self, event: &Event, text: &str) {
         let line = if self.json {
-            let mut obj = serde_json::Map::new();
-            obj.insert("event".into(), json!(name));
-            if let Value::Object(map) = fields {
-                obj.extend(map);
-            }
-            json_safe(Value::Object(obj).to_string())
+            json_safe(event_json(event))
         } else {
             terminal_safe(text).into_owned()
         };
@@ -182,7 +184,12 @@ impl Output {
     pub fn error(&self, err: &anyhow::Error) {
         let message = describe(err);
         if self.json {
-            self.event("error", json!({ "message": message }), "");
+            self.event(
+                &Event::Error {
+                    message: message.clone(),
+                },
+                "",
+            );
         }
         // A message may quote other people's data: escaped like it, on one line. A closed or
         // full stderr has nowhere left to report to: ignore it, never panic.
@@ -204,67 +211,6 @@ impl Output {
                     "error: cannot write to stdout: {e}"
                 );
                 code.max(1)
-            }
-        }
-    }
-
-    /// Prints a lobby event. Names, chat, channel labels and warnings come from other people:
-    /// in text mode they go through [`Untrusted`].
-    pub fn lobby_event(&self, event: &LobbyEvent) {
-        match event {
-            LobbyEvent::PeerJoined { peer, name, peers } => self.event(
-                "peer-joined",
-                json!({ "peer": peer, "name": name, "peers": peers }),
-                &format!("* {} joined ({peers} players)", Untrusted(name)),
-            ),
-            LobbyEvent::PeerLeft { peer, name, peers } => self.event(
-                "peer-left",
-                json!({ "peer": peer, "name": name, "peers": peers }),
-                &format!("* {} left ({peers} players)", Untrusted(name)),
-            ),
-            LobbyEvent::Rejected { peer, reason } => self.event(
-                "peer-rejected",
-                json!({ "peer": peer, "reason": reason }),
-                &format!("* turned away {}: {}", Untrusted(peer), reason.as_str()),
-            ),
-            LobbyEvent::Message { from, name, text } => self.event(
-                "message",
-                json!({ "from": from, "name": name, "text": text }),
-                &format!("<{}> {}", Untrusted(name), Untrusted(text)),
-            ),
-            LobbyEvent::Warning { message } => self.event(
-                "warning",
-                json!({ "message": message }),
-                &format!("! {}", Untrusted(message)),
-            ),
-            LobbyEvent::Data { from, label, data } => self.event(
-                "data",
-                json!({ "from": from, "label": label, "bytes": data.len() }),
-                &format!("* {} bytes on {} from {from}", data.len(), Untrusted(label)),
-            ),
-            LobbyEvent::Disconnected => {
-                self.event("disconnected", json!({}), "* disconnected from the lobby")
-            }
-            LobbyEvent::Relay { url, state } => {
-                let mut fields = json!({ "url": url, "state": state.name() });
-                let text = match state {
-                    RelayState::Reconnecting {
-                        attempt,
-                        delay,
-                        error,
-                    } => {
-                        fields["attempt"] = json!(attempt);
-                        fields["delay_ms"] = json!(delay.as_millis() as u64);
-                        fields["error"] = json!(error);
-                        format!(
-                            "! relay {url} lost ({}); reconnecting in {} ms (attempt {attempt})",
-                            Untrusted(error),
-                            delay.as_millis()
-                        )
-                    }
-                    _ => format!("* relay {url}: {}", state.name()),
-                };
-                self.event("relay", fields, &text)
             }
         }
     }
@@ -422,6 +368,7 @@ pub fn shutdown_signal() -> Pin<Box<dyn std::future::Future<Output = ()> + Send>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
 
     fn lines(input: &[u8], max: usize) -> Vec<StdinLine> {
         let mut out = Vec::new();

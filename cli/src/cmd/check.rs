@@ -5,8 +5,8 @@
 use anyhow::Result;
 use clap::Args;
 use dat_social::home::{CheckState, Home};
-use serde_json::json;
 
+use crate::event::Event;
 use crate::output::Output;
 
 /// Options of `dat-social check`.
@@ -21,7 +21,7 @@ pub struct CheckArgs {
 
 /// Runs the check; exit code 0 when everything is sound (or was repaired), 1 when something
 /// is still damaged.
-pub fn check(home: &Home, args: CheckArgs, out: &Output) -> Result<u8> {
+pub fn run(home: &Home, args: CheckArgs, out: &Output) -> Result<u8> {
     let items = home.check(args.repair)?;
     let mut damaged = 0;
     for item in &items {
@@ -56,14 +56,16 @@ pub fn check(home: &Home, args: CheckArgs, out: &Output) -> Result<u8> {
         if !item.state.is_sound() && !args.repair {
             text += "\n  run `dat-social check --repair` to repair what can be repaired";
         }
-        out.event(
-            "check",
-            json!({
-                "kind": item.kind, "path": item.path, "key": item.key, "length": item.length,
-                "state": item.state.as_str(), "reason": reason, "repaired": repaired,
-            }),
-            &text,
-        );
+        let event = Event::Check {
+            kind: item.kind.to_string(),
+            path: item.path.to_string_lossy().into_owned(),
+            key: item.key.clone(),
+            length: item.length,
+            state: item.state.as_str().to_string(),
+            reason: reason.map(str::to_string),
+            repaired: repaired.map(str::to_string),
+        };
+        out.event(&event, &text);
     }
     Ok(if damaged == 0 { 0 } else { 1 })
 }

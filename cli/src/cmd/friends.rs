@@ -1,21 +1,22 @@
-//! `dat-social friends ...` and `dat-social sessions [--watch]`: the friend list, their replicas,
-//! and the live lobbies among friends.
+//! `dat-social friends add|remove|list`: the friend list and their replicas; and how to look for
+//! friends and their live lobbies (shared with `sessions` and `join --friend/--quick`).
 
 use std::time::Duration;
 
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use dat_social::friends::{
-    self, status::pick_quick, watch::join_url, Discovery, DiscoveryOptions, FriendEvent,
-    FriendStatus, LiveLobby, RefreshOptions, Watcher, WatcherOptions,
+    self, status::pick_quick, watch::join_url, Discovery, DiscoveryOptions, FriendStatus,
+    LiveLobby, RefreshOptions,
 };
 use dat_social::home::Home;
 use dat_social::identity::{DatUrl, Identity};
 use dat_social::schema::now_ms;
-use serde_json::json;
 
-use crate::output::{self, clean, Output, Untrusted};
+use crate::event::{Event, FriendInfo, LobbyInfo};
+use crate::output::{clean, Output, Untrusted};
 
+/// The sub-commands of `dat-social friends`.
 #[derive(Subcommand)]
 pub enum FriendsCommand {
     /// Follow a user: add their dat:// URL to the friends of your profile.json.
@@ -51,7 +52,7 @@ pub struct LookArgs {
         long = "look-timeout",
         default_value_t = 5,
         value_name = "SECS",
-        value_parser = clap::value_parser!(u64).range(1..=crate::limits::MAX_LOOK_TIMEOUT_SECS)
+        value_parser = clap::value_parser!(u64).range(1..=super::limits::MAX_LOOK_TIMEOUT_SECS)
     )]
     pub look_timeout: u64,
     /// Don't contact anyone: show the replicas on disk (writes nothing).
@@ -63,7 +64,8 @@ pub struct LookArgs {
 }
 
 impl LookArgs {
-    fn discovery(&self) -> Result<Discovery> {
+    /// Where to look: the relay, the LAN, or nowhere (`--offline`). Errors: a bad relay URL.
+    pub fn discovery(&self) -> Result<Discovery> {
         Ok(Discovery::new(DiscoveryOptions {
             relay: self.relay.as_deref().map(str::parse).transpose()?,
             offline: self.offline,
@@ -71,6 +73,7 @@ impl LookArgs {
         }))
     }
 
+    /// The options of one look at every friend.
     fn refresh_options(&self) -> Result<RefreshOptions> {
         Ok(RefreshOptions {
             discovery: self.discovery()?,
@@ -89,34 +92,28 @@ impl LookArgs {
     }
 }
 
-#[derive(Args)]
-pub struct SessionsArgs {
-    #[command(flatten)]
-    look: LookArgs,
-    /// Keep running and print lobbies as they go up, change and go down (Ctrl-C to stop).
-    #[arg(long)]
-    watch: bool,
-}
-
-pub async fn friends(home: &Home, command: FriendsCommand, out: &Output) -> Result<u8> {
+/// Runs `friends add`, `remove` or `list` (one `friend` event per friend).
+pub async fn run(home: &Home, command: FriendsCommand, out: &Output) -> Result<u8> {
     let identity = home.identity()?;
     match command {
         FriendsCommand::Add { url, alias } => {
             let url: DatUrl = url.parse()?;
             let friend = friends::add(home, &identity, &url, alias.as_deref())?;
-            out.event(
-                "friend-added",
-                json!({ "url": friend.url(), "alias": friend.alias }),
-                &format!("following {}", friend.url()),
-            );
+            let text = format!("following {}", friend.url());
+            let event = Event::FriendAdded {
+                url: friend.url(),
+                alias: friend.alias,
+            };
+            out.event(&event, &text);
         }
         FriendsCommand::Remove { friend } => {
             let friend = friends::remove(home, &identity, &friend)?;
-            out.event(
-                "friend-removed",
-                json!({ "url": friend.url(), "alias": friend.alias }),
-                &format!("no longer following {}", friend.url()),
-            );
+            let text = format!("no longer following {}", friend.url());
+            let event = Event::FriendRemoved {
+                url: friend.url(),
+                alias: friend.alias,
+            };
+            out.event(&event, &text);
         }
         FriendsCommand::List(look) => {
             let statuses = look.statuses(home, &identity).await?;
@@ -131,6 +128,7 @@ pub async fn friends(home: &Home, command: FriendsCommand, out: &Output) -> Resu
     Ok(0)
 }
 
+/// Prints one friend's `friend` event.
 fn print_friend(s: &FriendStatus, out: &Output) {
     let now = now_ms();
     let name = s.profile.as_ref().map(|p| p.name.clone());
@@ -169,105 +167,24 @@ fn print_friend(s: &FriendStatus, out: &Output) {
             _ => String::new(),
         },
     );
-    out.event(
-        "friend",
-        json!({
-            "url": s.friend.url(), "alias": s.friend.alias, "name": name,
-            "online": s.online.is_some(), "route": s.online.as_ref().map(|r| r.address()),
-            "changed": changed, "seen": s.friend.notes.seen, "length": s.length,
-            "mutual": s.mutual, "hosting": lobby.as_ref().map(lobby_json),
-            "error": s.error,
-            "damaged": match &s.replica {
-                friends::OpenState::Discarded(reason) => Some(reason.clone()),
-                _ => s.damaged.clone(),
-            },
-        }),
-        &text,
-    );
-}
-
-pub async fn sessions(home: &Home, args: SessionsArgs, out: &Output) -> Result<u8> {
-    let identity = home.identity()?;
-    if !args.watch {
-        let lobbies = live_lobbies(home, &args.look).await?;
-        if lobbies.is_empty() {
-            out.note("no live lobbies among your friends");
-        }
-        for l in &lobbies {
-            out.event("session", lobby_json(l), &lobby_text(l));
-        }
-        return Ok(0);
-    }
-    let options = WatcherOptions {
-        discovery: args.look.discovery()?,
-        timeout: Duration::from_secs(args.look.look_timeout),
-        ..WatcherOptions::default()
+    let info = FriendInfo {
+        url: s.friend.url(),
+        alias: s.friend.alias.clone(),
+        name,
+        online: s.online.is_some(),
+        route: s.online.as_ref().map(|r| r.address()),
+        changed,
+        seen: s.friend.notes.seen,
+        length: s.length,
+        mutual: s.mutual,
+        hosting: lobby.as_ref().map(|l| LobbyInfo::of(l, now)),
+        error: s.error.clone(),
+        damaged: match &s.replica {
+            friends::OpenState::Discarded(reason) => Some(reason.clone()),
+            _ => s.damaged.clone(),
+        },
     };
-    let mut watcher = Watcher::start(home, &identity, options).await?;
-    let mut stop = output::shutdown_signal();
-    out.event(
-        "watching",
-        json!({}),
-        "watching your friends' lobbies (Ctrl-C to stop)",
-    );
-    loop {
-        tokio::select! {
-            event = watcher.next_event() => match event {
-                Some(event) => print_watch_event(&event, out),
-                None => break,
-            },
-            _ = &mut stop => break,
-        }
-    }
-    watcher.stop();
-    Ok(0)
-}
-
-fn print_watch_event(event: &FriendEvent, out: &Output) {
-    let url = |k: &[u8; 32]| DatUrl::new(*k).base();
-    match event {
-        FriendEvent::SessionUp(l) => {
-            out.event("session-up", lobby_json(l), &format!("+ {}", lobby_text(l)))
-        }
-        FriendEvent::SessionChanged(l) => out.event(
-            "session-changed",
-            lobby_json(l),
-            &format!("~ {}", lobby_text(l)),
-        ),
-        FriendEvent::SessionDown { key, reason } => out.event(
-            "session-down",
-            json!({ "host": url(key), "reason": reason }),
-            &format!(
-                "- lobby of {} is gone ({})",
-                url(key),
-                json!(reason).as_str().unwrap_or("")
-            ),
-        ),
-        FriendEvent::Online { key, route } => out.event(
-            "friend-online",
-            json!({ "url": url(key), "route": route.address() }),
-            &format!("  {} is online", url(key)),
-        ),
-        FriendEvent::Offline { key, reason } => out.event(
-            "friend-offline",
-            json!({ "url": url(key), "reason": reason }),
-            &format!("  {} went offline", url(key)),
-        ),
-        FriendEvent::Profile {
-            key,
-            profile,
-            mutual,
-        } => out.event(
-            "friend-profile",
-            json!({ "url": url(key), "profile": profile, "mutual": mutual }),
-            &format!("  {} is {:?}", url(key), clean(&profile.name)),
-        ),
-        FriendEvent::Warning { key, message } => out.event(
-            "warning",
-            json!({ "url": url(key), "message": message }),
-            &format!("warning: {}: {}", url(key), Untrusted(message)),
-        ),
-    }
+    out.event(&Event::Friend(Box::new(info)), &text);
 }
 
 /// The live lobbies among friends now, most players first.
@@ -310,25 +227,14 @@ pub async fn quick_lobby(home: &Home, look: &LookArgs, out: &Output) -> Result<D
         );
     };
     out.event(
-        "picked",
-        lobby_json(best),
+        &Event::Picked(LobbyInfo::of(best, now_ms())),
         &format!("joining {}", lobby_text(best)),
     );
     Ok(join_url(best))
 }
 
-fn lobby_json(l: &LiveLobby) -> serde_json::Value {
-    let now = now_ms();
-    json!({
-        "host": DatUrl::new(l.host).base(), "host_name": l.host_name, "name": l.session.name,
-        "peers": l.session.peers, "max_peers": l.session.max_peers,
-        "protected": l.session.protected, "age_ms": l.age_ms(now),
-        "heartbeat": l.session.heartbeat, "route": l.route.address(),
-        "join": join_url(l).to_string(),
-    })
-}
-
-fn lobby_text(l: &LiveLobby) -> String {
+/// A live lobby on one line of text.
+pub fn lobby_text(l: &LiveLobby) -> String {
     format!(
         "{:?} by {} {}/{}{} heartbeat {} ago",
         clean(&l.session.name),

@@ -9,8 +9,10 @@ use anyhow::{Context, Result};
 use clap::Args;
 use dat_social::relay::server::{Limits, RelayConfig, RelayServer, TlsConfig};
 
+use crate::event::Event;
 use crate::output::{self, Output};
 
+/// Options of `dat-social relay`.
 #[derive(Args)]
 pub struct RelayArgs {
     /// WebSocket port.
@@ -78,7 +80,9 @@ fn size(n: u64) -> usize {
     usize::try_from(n).unwrap_or(usize::MAX)
 }
 
-pub async fn relay(args: RelayArgs, out: &Output) -> Result<u8> {
+/// Binds the relay, prints `listening`, serves until Ctrl-C/SIGTERM, then prints `stopped`.
+/// A combination of limits that is out of range is a usage error (exit 2).
+pub async fn run(args: RelayArgs, out: &Output) -> Result<u8> {
     let tls = match (&args.cert, &args.key) {
         (Some(cert), Some(key)) => Some(TlsConfig::from_pem_files(cert, key)?),
         _ => None,
@@ -126,12 +130,8 @@ pub async fn relay(args: RelayArgs, out: &Output) -> Result<u8> {
     }
     text.push_str("\n(Ctrl-C to stop)");
     let stop = output::shutdown_signal();
-    out.event(
-        "listening",
-        serde_json::json!({ "ws": ws, "tcp": tcp }),
-        &text,
-    );
+    out.event(&Event::Listening { ws, tcp }, &text);
     server.run(stop).await?;
-    out.event("stopped", serde_json::json!({}), "relay stopped");
+    out.event(&Event::Stopped, "relay stopped");
     Ok(0)
 }

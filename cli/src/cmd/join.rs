@@ -1,0 +1,134 @@
+//! `dat-social join`: joins a lobby (by URL, a friend's, or the best among friends'); stdin
+//! lines are chat.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use clap::Args;
+use dat_social::home::Home;
+use dat_social::identity::DatUrl;
+use dat_social::lobby::{self, JoinError, JoinOptions, LobbyEvent};
+
+use super::friends::{self, LookArgs};
+use super::limits;
+use super::lobby::{print_lobby_event, read_password, send_stdin_chat};
+use crate::event::Event;
+use crate::exit;
+use crate::output::{self, Output, Untrusted};
+
+/// Options of `dat-social join`: a URL, `--friend` or `--quick`.
+#[derive(Args)]
+#[group(id = "target", required = true, args = ["url", "friend", "quick"])]
+pub struct JoinArgs {
+    /// The host's dat:// URL (an invite link, usually with ?peer=host:port).
+    url: Option<String>,
+    /// Join this friend's live lobby (alias, profile name or dat:// URL).
+    #[arg(long, value_name = "NAME|URL", conflicts_with_all = ["url", "quick"])]
+    friend: Option<String>,
+    /// Join the live lobby among your friends with a free slot and the most players.
+    #[arg(long, conflicts_with_all = ["url", "friend"])]
+    quick: bool,
+    /// The host's TCP address, if the URL has no peer hint.
+    #[arg(long, value_name = "ADDR")]
+    peer: Option<String>,
+    /// Reach the host through this relay (ws://HOST:PORT or tcp://HOST:PORT) instead of the
+    /// URL's hints. An invite's ?relay= is used without this flag. With --friend/--quick,
+    /// friends are also looked for there.
+    #[arg(long, value_name = "URL", env = "DAT_SOCIAL_RELAY")]
+    relay: Option<String>,
+    /// A file whose first line is the lobby password.
+    #[arg(long, value_name = "FILE")]
+    password_file: Option<PathBuf>,
+    /// With --friend/--quick: also look for friends on the local network (multicast DNS).
+    #[arg(long, env = "DAT_SOCIAL_LAN")]
+    lan: bool,
+    /// Seconds to wait for the host and the data channel (1-3600).
+    #[arg(
+        long,
+        default_value_t = 15,
+        value_name = "SECS",
+        value_parser = clap::value_parser!(u64).range(1..=limits::MAX_TIMEOUT_SECS)
+    )]
+    timeout: u64,
+}
+
+/// Joins, prints `connected` (or `rejected`, with its exit code), then the lobby's events
+/// until the host disconnects or Ctrl-C/SIGTERM.
+pub async fn run(home: &Home, args: JoinArgs, out: &Output) -> Result<u8> {
+    let started = Instant::now();
+    let identity = home.identity()?;
+    let name = home
+        .files(&identity)?
+        .profile
+        .map(|p| p.name)
+        .unwrap_or_else(|| "anonymous".to_string());
+    let look = LookArgs {
+        relay: args.relay.clone(),
+        look_timeout: 5,
+        offline: false,
+        lan: args.lan,
+    };
+    let (url, relay): (DatUrl, _) = match (&args.url, &args.friend) {
+        (Some(url), _) => (url.parse()?, args.relay.map(|r| r.parse()).transpose()?),
+        (None, Some(who)) => (friends::friend_lobby(home, who, &look).await?, None),
+        (None, None) => (friends::quick_lobby(home, &look, out).await?, None),
+    };
+    let options = JoinOptions {
+        url,
+        peer: args.peer,
+        relay,
+        archive: Some(home.archive_reader(&identity)?),
+        password: read_password(&args.password_file)?,
+        name,
+        timeout: Duration::from_secs(args.timeout),
+    };
+    let mut joined = match lobby::join(&identity, options).await {
+        Ok(joined) => joined,
+        Err(JoinError::Rejected(reason)) => {
+            out.event(
+                &Event::Rejected { reason },
+                &format!("rejected by the host: {}", reason.as_str()),
+            );
+            return Ok(exit::join_code(&JoinError::Rejected(reason)));
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let info = joined.info();
+    let mut stop = output::shutdown_signal();
+    let ms = started.elapsed().as_millis();
+    let text = format!(
+        "joined \"{}\" hosted by {} ({ms} ms)\n(type a line to chat, Ctrl-C to leave)",
+        Untrusted(&info.lobby_name),
+        Untrusted(&info.host_name),
+    );
+    let event = Event::Connected {
+        peer: info.host,
+        name: info.lobby_name,
+        host_name: info.host_name,
+        ms: ms as u64,
+    };
+    out.event(&event, &text);
+    let chat = joined.chat();
+    let mut refused = send_stdin_chat(move |text| {
+        let chat = chat.clone();
+        async move { chat.say(&text).await }
+    });
+    loop {
+        tokio::select! {
+            event = joined.next_event() => match event {
+                Some(LobbyEvent::Disconnected) | None => {
+                    print_lobby_event(&LobbyEvent::Disconnected, out);
+                    break;
+                }
+                Some(event) => print_lobby_event(&event, out),
+            },
+            Some(message) = refused.recv() => {
+                print_lobby_event(&LobbyEvent::Warning { message }, out)
+            }
+            _ = &mut stop => break,
+        }
+    }
+    joined.leave().await;
+    Ok(0)
+}
