@@ -370,5 +370,15 @@ pub struct FriendInfo {
     pub damaged: Option<String>,
 }
 
+/// How a unit variant of the library (e.g. [`DownReason::Offline`]) is spelled in `--json`
+/// output (`"offline"`), for the text output to use the same word; empty for anything that is
+/// not serialized as a string.
+pub fn spelling(value: &impl Serialize) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -88,7 +88,7 @@ fn watch_event(event: &FriendEvent) -> (Event, String) {
             format!(
                 "- lobby of {} is gone ({})",
                 url(key),
-                serde_json::json!(reason).as_str().unwrap_or("")
+                crate::event::spelling(reason)
             ),
         ),
         FriendEvent::Online { key, route } => (

@@ -67,6 +67,13 @@ fn relay_reconnect_details_come_only_with_the_reconnecting_state() {
 }
 
 #[test]
+fn text_spells_a_reason_as_json_does() {
+    assert_eq!(spelling(&DownReason::Offline), "offline");
+    assert_eq!(spelling(&RejectReason::FriendsOnly), "friends-only");
+    assert_eq!(spelling(&3), "");
+}
+
+#[test]
 fn unknown_values_are_null_not_absent() {
     let event = Event::Listening {
         ws: Some("ws://127.0.0.1:1".into()),
