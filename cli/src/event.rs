@@ -4,7 +4,7 @@
 //! [`Event`] is the one definition of that output: commands build its variants and
 //! [`Output::event`](crate::output::Output::event) serializes them, so no event is written by
 //! hand. `schemas/events.schema.json` describes the same objects (JSON Schema 2020-12) for
-//! readers outside Rust; `tests/cli_events.rs` runs the binary and validates its real output
+//! readers outside Rust; `tests/schemas.rs` runs the binary and validates its real output
 //! against that schema, and this module's tests validate one sample of every variant.
 //!
 //! Conventions, the same in every event:
