@@ -27,9 +27,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::task::{AbortHandle, JoinSet};
 
+use super::chat::{ChatIn, ChatOut};
 use super::{
-    check_chat, rtc_config_for, ChatError, ChatIn, ChatOut, Hello, LobbyEvent, CHAT_LABEL,
-    LOBBY_PROTOCOL, MAX_CHAT_BYTES,
+    check_chat, rtc_config_for, ChatError, Hello, LobbyEvent, CHAT_LABEL, LOBBY_PROTOCOL,
+    MAX_CHAT_BYTES,
 };
 use crate::archive::{self, ArchiveError};
 use crate::home::{ArchiveLock, Home, HomeError};

@@ -10,8 +10,11 @@
 //! `{"text": "..."}`; the host sends every player `{"from": "dat://<key>", "name": "...",
 //! "text": "..."}`.
 
+mod chat;
+mod handshake;
 pub mod host;
 pub mod join;
+mod signal_log;
 
 use serde::{Deserialize, Serialize};
 
@@ -136,20 +139,6 @@ pub enum LobbyEvent {
 pub(crate) struct Hello {
     /// 64 hex.
     pub log: String,
-}
-
-/// Chat as a player sends it.
-#[derive(Serialize, Deserialize)]
-pub(crate) struct ChatIn {
-    pub text: String,
-}
-
-/// Chat as the host relays it.
-#[derive(Serialize, Deserialize)]
-pub(crate) struct ChatOut {
-    pub from: String,
-    pub name: String,
-    pub text: String,
 }
 
 /// The RTC settings for a connection reached over a TCP socket whose local address is `local`:
