@@ -254,7 +254,9 @@ async fn signal(
         }
         while let Some(event) = handshake.poll_event() {
             match event {
-                JoinEvent::AddCandidate { candidate } => pending.add_remote_candidate(&candidate)?,
+                JoinEvent::AddCandidate { candidate } => {
+                    pending.add_remote_candidate(&candidate)?
+                }
                 JoinEvent::Answer { sdp } => return Ok(sdp),
                 JoinEvent::Rejected { reason } => return Err(JoinError::Rejected(reason)),
                 JoinEvent::Protocol { message } => return Err(JoinError::Protocol(message)),

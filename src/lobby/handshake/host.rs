@@ -60,7 +60,10 @@ enum State {
     /// Waiting for the offer, until the deadline.
     Offer,
     /// A valid offer: waiting for the driver's admission decision.
-    Admission { offer: String, pake: Option<Vec<u8>> },
+    Admission {
+        offer: String,
+        pake: Option<Vec<u8>>,
+    },
     /// Challenge sent: waiting for the joiner's confirm, until the deadline.
     Confirm { offer: String, pake: pake::Host },
     /// Waiting for the driver's answer.
@@ -113,6 +116,7 @@ impl HostHandshake {
     }
 
     /// Whether the machine has answered (the driver waits for the data channel now).
+    #[cfg(test)]
     pub(crate) fn is_answered(&self) -> bool {
         matches!(self.state, State::Answered)
     }
@@ -133,7 +137,10 @@ impl HostHandshake {
             (State::Offer, other) => self.refuse(SignalError::Malformed(format!(
                 "expected an offer, got {other:?}"
             ))),
-            (state @ (State::Confirm { .. } | State::Answered), Signal::Candidate { candidate }) => {
+            (
+                state @ (State::Confirm { .. } | State::Answered),
+                Signal::Candidate { candidate },
+            ) => {
                 self.state = state;
                 self.events.push_back(HostEvent::AddCandidate { candidate });
             }

@@ -65,7 +65,7 @@ impl Pair {
             let mut moved = false;
             while let Some(signal) = self.join.poll_transmit() {
                 moved = true;
-                self.to_host(&signal);
+                self.deliver_to_host(&signal);
             }
             while let Some(signal) = self.host.poll_transmit() {
                 moved = true;
@@ -99,7 +99,7 @@ impl Pair {
     }
 
     /// Writes `signal` to the joiner's log, addressed to the lobby.
-    fn to_host(&mut self, signal: &Signal) {
+    fn deliver_to_host(&mut self, signal: &Signal) {
         let block = signal.to_block(&pub_of(&self.lobby_key)).unwrap();
         match Signal::from_block(&block, &self.lobby_key) {
             Ok(Some(opened)) => self.host.handle_signal(opened, self.now),
@@ -191,7 +191,7 @@ fn a_missing_password_is_rejected_without_a_challenge() {
     let mut pair = Pair::new(Some(b"secret"), None);
     // The offer reaches the host, which rejects before any challenge.
     let offer = pair.join.poll_transmit().unwrap();
-    pair.to_host(&offer);
+    pair.deliver_to_host(&offer);
     pair.host.handle_admission(Admission::Admit, pair.now);
     assert_eq!(
         pair.host.poll_transmit(),
@@ -211,7 +211,10 @@ fn a_challenge_to_a_joiner_without_a_password_is_a_password_rejection() {
         },
         pair.now,
     );
-    assert_eq!(pair.join.poll_event(), Some(rejected(RejectReason::Password)));
+    assert_eq!(
+        pair.join.poll_event(),
+        Some(rejected(RejectReason::Password))
+    );
 }
 
 /// Feeds `first` to a fresh host machine as the joiner's first signal; returns the joiner's
@@ -219,7 +222,7 @@ fn a_challenge_to_a_joiner_without_a_password_is_a_password_rejection() {
 fn garbage_first(first: Signal) -> (Vec<JoinEvent>, Vec<HostEvent>) {
     let mut pair = Pair::new(None, None);
     let _real_offer = pair.join.poll_transmit();
-    pair.to_host(&first);
+    pair.deliver_to_host(&first);
     pair.pump();
     (pair.join_events, pair.host_events)
 }
@@ -282,12 +285,8 @@ fn an_unopenable_block_is_a_protocol_rejection() {
 #[test]
 fn a_joiner_treats_an_unexpected_or_malformed_signal_as_a_protocol_error() {
     let mut pair = Pair::new(None, None);
-    pair.join.handle_signal(
-        Signal::Confirm {
-            mac: "AAAA".into(),
-        },
-        pair.now,
-    );
+    pair.join
+        .handle_signal(Signal::Confirm { mac: "AAAA".into() }, pair.now);
     assert!(matches!(
         pair.join.poll_event(),
         Some(JoinEvent::Protocol { message }) if message.contains("unexpected signal")
@@ -311,11 +310,11 @@ fn trickled_candidates_become_requests_to_add_them() {
     let mut pair = Pair::new(Some(b"secret"), Some(b"secret"));
     // The offer, then the host's challenge (the confirm stays queued at the joiner).
     let offer = pair.join.poll_transmit().unwrap();
-    pair.to_host(&offer);
+    pair.deliver_to_host(&offer);
     let _ = pair.host.poll_event(); // NeedAdmission
     pair.host.handle_admission(Admission::Admit, pair.now);
     // The joiner trickles while the host waits for its confirm.
-    pair.to_host(&trickle);
+    pair.deliver_to_host(&trickle);
     assert!(matches!(
         pair.host.poll_event(),
         Some(HostEvent::AddCandidate { candidate: c }) if c == candidate
@@ -324,7 +323,7 @@ fn trickled_candidates_become_requests_to_add_them() {
     pair.join.handle_signal(trickle.clone(), pair.now);
     pair.pump();
     pair.join.handle_signal(trickle.clone(), pair.now);
-    pair.to_host(&trickle);
+    pair.deliver_to_host(&trickle);
     pair.pump();
     let added = |c: &str| JoinEvent::AddCandidate {
         candidate: c.to_string(),
@@ -350,7 +349,7 @@ fn trickled_candidates_become_requests_to_add_them() {
 fn a_host_that_ends_the_lobby_tells_a_waiting_joiner() {
     let mut pair = Pair::new(None, None);
     let offer = pair.join.poll_transmit().unwrap();
-    pair.to_host(&offer);
+    pair.deliver_to_host(&offer);
     // The host is still deciding when the lobby ends.
     assert!(matches!(
         pair.host.poll_event(),
@@ -385,7 +384,7 @@ fn waits_end_at_their_deadline() {
     // The confirm has its own deadline, from the challenge.
     let mut pair = Pair::new(Some(b"secret"), Some(b"secret"));
     let offer = pair.join.poll_transmit().unwrap();
-    pair.to_host(&offer);
+    pair.deliver_to_host(&offer);
     let challenged = pair.now + Duration::from_secs(10);
     pair.host.handle_admission(Admission::Admit, challenged);
     assert_eq!(pair.host.poll_timeout(), Some(challenged + TIMEOUT));
