@@ -6,6 +6,10 @@
 //! - [`join()`]: finds the host, reads its `session.json`, writes an offer to a fresh
 //!   signalling log, waits for the answer, and opens the data channel.
 //!
+//! Both drive the same protocol: the signalling order is two sans-IO machines in `handshake`
+//! (host and joiner), the logs are read and written through one `signal_log::SignalLog`, and
+//! the chat JSON, the wait for the chat channel and the per-label channel demux are `chat`.
+//!
 //! Chat travels on the reliable data channel labelled [`CHAT_LABEL`] as JSON: a player sends
 //! `{"text": "..."}`; the host sends every player `{"from": "dat://<key>", "name": "...",
 //! "text": "..."}`.

@@ -171,3 +171,56 @@ impl Gate {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v4(last: u8) -> Source {
+        Source::of(&SocketAddr::from(([10, 0, 0, last], 1234)))
+    }
+
+    #[test]
+    fn one_source_is_refused_past_its_limit_and_admission_frees_its_count() {
+        let mut gate = Gate::default();
+        for id in 0..MAX_UNADMITTED_PER_ADDRESS as u64 {
+            assert_eq!(gate.decide(v4(1), id as usize), Decision::Accept);
+            gate.track(id, v4(1), None);
+        }
+        assert_eq!(gate.decide(v4(1), 16), Decision::RefusePerSource);
+        assert_eq!(gate.decide(v4(2), 16), Decision::Accept);
+        // A connection that became a player stops counting against its address.
+        assert!(gate.untrack(3).is_some());
+        assert_eq!(gate.decide(v4(1), 16), Decision::Accept);
+    }
+
+    #[test]
+    fn when_every_connection_is_taken_the_biggest_source_loses_its_oldest() {
+        let mut gate = Gate::default();
+        for id in 0..3 {
+            gate.track(id, v4(1), None);
+        }
+        gate.track(10, v4(2), None);
+        assert_eq!(gate.decide(v4(3), MAX_CONNECTIONS), Decision::Evict(0));
+        // A source holding as many as the biggest but one gains nothing by evicting.
+        gate.track(11, v4(2), None);
+        assert_eq!(gate.decide(v4(2), MAX_CONNECTIONS), Decision::RefuseFull);
+        gate.evict(0);
+        gate.refuse(&Decision::RefuseFull);
+        let summary = gate.report().expect("a summary");
+        assert!(summary.contains("1 refused"), "{summary}");
+        assert!(summary.contains("1 closed to make room"), "{summary}");
+        assert_eq!(gate.report(), None, "counters reset");
+    }
+
+    #[test]
+    fn ipv6_sources_are_slash_64s_and_mapped_ipv4_is_ipv4() {
+        let a: SocketAddr = "[2001:db8:1:2::1]:1".parse().unwrap();
+        let b: SocketAddr = "[2001:db8:1:2:ffff::9]:2".parse().unwrap();
+        let c: SocketAddr = "[2001:db8:1:3::1]:1".parse().unwrap();
+        assert_eq!(Source::of(&a), Source::of(&b));
+        assert_ne!(Source::of(&a), Source::of(&c));
+        let mapped: SocketAddr = "[::ffff:10.0.0.1]:5".parse().unwrap();
+        assert_eq!(Source::of(&mapped), v4(1));
+    }
+}
