@@ -1,25 +1,23 @@
 //! Joining a lobby: find the host, read its `session.json`, offer, wait for the answer, open the
 //! data channel.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
 use tokio::time::Instant;
 
-use super::{
-    check_chat, rtc_config_for, ChatError, ChatIn, ChatOut, Hello, LobbyEvent, CHAT_LABEL,
-    LOBBY_PROTOCOL,
-};
+use super::chat::{chat_in, wait_for_chat, ChannelEvent, ChannelLabels, ChatOut, ChatWait};
+use super::handshake::{JoinEvent, JoinHandshake, OfferParams};
+use super::signal_log::{LogError, Read, SignalLog};
+use super::{check_chat, rtc_config_for, ChatError, Hello, LobbyEvent, CHAT_LABEL, LOBBY_PROTOCOL};
 use crate::archive::ArchiveError;
 use crate::hypercore::Core;
 use crate::identity::{DatUrl, Identity};
 use crate::net::{Connection, NetError, SharedCore};
 use crate::remote::{self, RemoteError};
-use crate::rtc::{self, ChannelId, PeerConnection, Reliability, RtcEvent};
+use crate::rtc::{self, ChannelId, PeerConnection, Reliability};
 use crate::schema::now_ms;
-use crate::signal::message::{b64, sign_offer, unb64};
-use crate::signal::{pake, RejectReason, Signal, SignalError};
+use crate::signal::{RejectReason, SignalError};
 
 /// How to join.
 #[derive(Clone, Debug)]
@@ -108,6 +106,15 @@ impl From<SignalError> for JoinError {
     }
 }
 
+impl From<LogError> for JoinError {
+    fn from(e: LogError) -> Self {
+        match e {
+            LogError::Signal(e) => e.into(),
+            LogError::Core(e) => e.into(),
+        }
+    }
+}
+
 impl From<crate::hypercore::Error> for JoinError {
     fn from(e: crate::hypercore::Error) -> Self {
         JoinError::Archive(e.into())
@@ -131,8 +138,7 @@ pub struct Joined {
     pc: PeerConnection,
     chat: ChannelId,
     /// Other data channels, by id and by label.
-    labels: HashMap<ChannelId, String>,
-    channels: HashMap<String, ChannelId>,
+    labels: ChannelLabels,
     /// Kept open: the host's archive stays live-replicated while we play.
     _conn: Connection,
 }
@@ -196,67 +202,31 @@ pub async fn join(identity: &Identity, options: JoinOptions) -> Result<Joined, J
 
     let cfg = rtc_config_for(local_ip, options.timeout);
     let _ = warm_up.await;
-    let (pending, offer) = rtc::create_offer(&cfg, &[(CHAT_LABEL, Reliability::Reliable)]).await?;
+    let (mut pending, offer) =
+        rtc::create_offer(&cfg, &[(CHAT_LABEL, Reliability::Reliable)]).await?;
     step("created the offer");
-    let (pake_state, pake_a) = match &options.password {
-        Some(pw) => {
-            let (state, msg_a) = pake::Joiner::start(pw, &log_pub, &lobby_key);
-            (Some(state), Some(b64(&msg_a)))
-        }
-        None => (None, None),
-    };
-    let start = lobby.status().length;
-    let offer = Signal::Offer {
+    let offer = OfferParams {
         sdp: offer,
-        identity: identity.url().key_hex(),
+        identity: identity.signing_key(),
         name: options.name.clone(),
-        signature: sign_offer(identity.signing_key(), &lobby_key, &log_pub),
-        pake: pake_a,
+        password: options.password.as_deref(),
     };
-    log.append(&offer.to_block(&lobby_key)?)?;
-
-    let mut replies = Replies {
-        lobby: &lobby,
-        me: &log_key,
-        next: start,
-        deadline,
-    };
-    let mut pake_state = pake_state;
-    let answer = loop {
-        match replies.next().await? {
-            Signal::Challenge { pake, mac } => {
-                let state = pake_state
-                    .take()
-                    .ok_or(JoinError::Rejected(RejectReason::Password))?;
-                let confirm = match state.finish(&unb64(&pake)?, &unb64(&mac)?) {
-                    Ok(mac) => b64(&mac),
-                    // Wrong password: confirm with garbage so the host answers with its reject.
-                    Err(_) => b64(&[0u8; 32]),
-                };
-                log.append(&Signal::Confirm { mac: confirm }.to_block(&lobby_key)?)?;
-            }
-            Signal::Answer { sdp } => break sdp,
-            Signal::Reject { reason } => return Err(JoinError::Rejected(reason)),
-            other => return Err(JoinError::Protocol(format!("unexpected signal {other:?}"))),
-        }
-    };
+    let mut handshake = JoinHandshake::new(offer, log_pub, lobby_key, deadline.into_std());
+    // Replies come after the offer: the lobby log is read from its length now.
+    let from = lobby.status().length;
+    let mut signals = SignalLog::new(lobby.clone(), from, log_key, log.clone(), lobby_key);
+    let answer = signal(&mut handshake, &mut signals, &mut pending).await?;
     step("got the answer");
     let mut pc = pending.accept_answer(&answer).await?;
-    let chat = loop {
-        match tokio::time::timeout_at(deadline, pc.next_event()).await {
-            Ok(Some(RtcEvent::ChannelOpen { channel, label, .. })) if label == CHAT_LABEL => {
-                break channel
-            }
-            Ok(Some(RtcEvent::Disconnected { reason })) => {
-                return Err(JoinError::Unreachable {
-                    addr: addr.clone(),
-                    reason: format!("the data channel did not open: {reason}"),
-                })
-            }
-            Ok(Some(_)) => {}
-            Ok(None) | Err(_) => return Err(JoinError::Timeout("the data channel to open")),
-        }
-    };
+    let chat = wait_for_chat(&mut pc, Some(deadline))
+        .await
+        .map_err(|e| match e {
+            ChatWait::Disconnected(reason) => JoinError::Unreachable {
+                addr: addr.clone(),
+                reason: format!("the data channel did not open: {reason}"),
+            },
+            ChatWait::TimedOut => JoinError::Timeout("the data channel to open"),
+        })?;
     step("data channel open");
     Ok(Joined {
         info: JoinedInfo {
@@ -266,17 +236,44 @@ pub async fn join(identity: &Identity, options: JoinOptions) -> Result<Joined, J
         },
         pc,
         chat,
-        labels: HashMap::new(),
-        channels: HashMap::new(),
+        labels: ChannelLabels::default(),
         _conn: conn,
     })
 }
 
-fn chat_in(text: &str) -> String {
-    serde_json::to_string(&ChatIn {
-        text: text.to_string(),
-    })
-    .expect("chat serializes")
+/// Drives the joiner's handshake over the logs until the host answers: writes our signals,
+/// reads the host's, adds trickled candidates to the pending offer.
+async fn signal(
+    handshake: &mut JoinHandshake,
+    signals: &mut SignalLog,
+    pending: &mut rtc::PendingOffer,
+) -> Result<String, JoinError> {
+    loop {
+        while let Some(signal) = handshake.poll_transmit() {
+            signals.send(&signal)?;
+        }
+        while let Some(event) = handshake.poll_event() {
+            match event {
+                JoinEvent::AddCandidate { candidate } => {
+                    pending.add_remote_candidate(&candidate)?
+                }
+                JoinEvent::Answer { sdp } => return Ok(sdp),
+                JoinEvent::Rejected { reason } => return Err(JoinError::Rejected(reason)),
+                JoinEvent::Protocol { message } => return Err(JoinError::Protocol(message)),
+                JoinEvent::TimedOut => return Err(JoinError::Timeout("the host's answer")),
+            }
+        }
+        let Some(deadline) = handshake.poll_timeout() else {
+            return Err(JoinError::Timeout("the host's answer"));
+        };
+        let read = signals.next_until(Instant::from_std(deadline)).await?;
+        let now = std::time::Instant::now();
+        match read {
+            Read::Signal(signal) => handshake.handle_signal(signal, now),
+            Read::Malformed(e) => handshake.handle_malformed(e.to_string(), now),
+            Read::TimedOut => handshake.handle_timeout(now),
+        }
+    }
 }
 
 /// Sends a player's chat lines to the host; cheap to clone, usable from any task (e.g. one
@@ -303,32 +300,6 @@ impl PlayerChat {
                 // The JSON of a 16 KiB line fits in a message unless it is mostly escapes.
                 other => ChatError::NotSent(other.to_string()),
             })
-    }
-}
-
-/// The host's replies to us on the lobby log, in order.
-struct Replies<'a> {
-    lobby: &'a SharedCore,
-    me: &'a SigningKey,
-    next: u64,
-    deadline: Instant,
-}
-
-impl Replies<'_> {
-    async fn next(&mut self) -> Result<Signal, JoinError> {
-        loop {
-            let left = self.deadline.saturating_duration_since(Instant::now());
-            let block = self
-                .lobby
-                .get_wait_timeout(self.next, left)
-                .await?
-                .ok_or(JoinError::Timeout("the host's answer"))?;
-            self.next += 1;
-            // Blocks for other joiners are skipped; a block for us that does not open is an error.
-            if let Some(signal) = Signal::from_block(&block, self.me)? {
-                return Ok(signal);
-            }
-        }
     }
 }
 
@@ -364,8 +335,9 @@ impl Joined {
     /// The next event: chat from the lobby, or [`LobbyEvent::Disconnected`] (then `None`).
     pub async fn next_event(&mut self) -> Option<LobbyEvent> {
         loop {
-            match self.pc.next_event().await? {
-                RtcEvent::Message { channel, data, .. } if channel == self.chat => {
+            let event = self.pc.next_event().await?;
+            match self.labels.classify(self.chat, event) {
+                ChannelEvent::Chat(data) => {
                     if let Ok(chat) = serde_json::from_slice::<ChatOut>(&data) {
                         return Some(LobbyEvent::Message {
                             from: chat.from,
@@ -374,22 +346,15 @@ impl Joined {
                         });
                     }
                 }
-                RtcEvent::ChannelOpen { channel, label, .. } if channel != self.chat => {
-                    self.labels.insert(channel, label.clone());
-                    self.channels.insert(label, channel);
-                }
-                RtcEvent::Message { channel, data, .. } if self.labels.contains_key(&channel) => {
+                ChannelEvent::Data { label, data } => {
                     return Some(LobbyEvent::Data {
                         from: self.info.host.clone(),
-                        label: self.labels[&channel].clone(),
+                        label,
                         data,
-                    });
+                    })
                 }
-                RtcEvent::ChannelClosed { channel } if channel == self.chat => {
-                    return Some(LobbyEvent::Disconnected)
-                }
-                RtcEvent::Disconnected { .. } => return Some(LobbyEvent::Disconnected),
-                _ => {}
+                ChannelEvent::Gone => return Some(LobbyEvent::Disconnected),
+                ChannelEvent::Opened { .. } | ChannelEvent::Ignored => {}
             }
         }
     }
@@ -404,15 +369,14 @@ impl Joined {
         reliability: Reliability,
     ) -> Result<(), rtc::RtcError> {
         let channel = self.pc.open_channel(label, reliability).await?;
-        self.labels.insert(channel, label.to_string());
-        self.channels.insert(label.to_string(), channel);
+        self.labels.insert(channel, label);
         Ok(())
     }
 
     /// Sends bytes on the channel labelled `label` (opened by [`Joined::open_channel`] or by the
     /// host). Errors: no such channel ([`rtc::RtcError::Closed`]), or the send queue is full.
     pub fn send(&self, label: &str, data: &[u8]) -> Result<(), rtc::RtcError> {
-        let channel = *self.channels.get(label).ok_or(rtc::RtcError::Closed)?;
+        let channel = self.labels.channel(label).ok_or(rtc::RtcError::Closed)?;
         self.pc.send(channel, data)
     }
 

@@ -6,12 +6,19 @@
 //! - [`join()`]: finds the host, reads its `session.json`, writes an offer to a fresh
 //!   signalling log, waits for the answer, and opens the data channel.
 //!
+//! Both drive the same protocol: the signalling order is two sans-IO machines in `handshake`
+//! (host and joiner), the logs are read and written through one `signal_log::SignalLog`, and
+//! the chat JSON, the wait for the chat channel and the per-label channel demux are `chat`.
+//!
 //! Chat travels on the reliable data channel labelled [`CHAT_LABEL`] as JSON: a player sends
 //! `{"text": "..."}`; the host sends every player `{"from": "dat://<key>", "name": "...",
 //! "text": "..."}`.
 
+mod chat;
+mod handshake;
 pub mod host;
 pub mod join;
+mod signal_log;
 
 use serde::{Deserialize, Serialize};
 
@@ -136,20 +143,6 @@ pub enum LobbyEvent {
 pub(crate) struct Hello {
     /// 64 hex.
     pub log: String,
-}
-
-/// Chat as a player sends it.
-#[derive(Serialize, Deserialize)]
-pub(crate) struct ChatIn {
-    pub text: String,
-}
-
-/// Chat as the host relays it.
-#[derive(Serialize, Deserialize)]
-pub(crate) struct ChatOut {
-    pub from: String,
-    pub name: String,
-    pub text: String,
 }
 
 /// The RTC settings for a connection reached over a TCP socket whose local address is `local`:

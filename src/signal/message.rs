@@ -7,7 +7,8 @@
 //!
 //! A joiner writes to its own log: `offer`, then `confirm` when the lobby is protected. The host
 //! writes to its lobby log, addressed to a joiner's log key: `challenge` (protected lobbies),
-//! `answer` or `reject`. Either may add `candidate`s.
+//! `answer` or `reject` (`ended` when the lobby ends before the answer). Either may add
+//! `candidate`s after the offer. The order is enforced by `crate::lobby::handshake`.
 
 use base64::Engine as _;
 use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
@@ -47,7 +48,8 @@ pub enum RejectReason {
     Password,
     /// The lobby admits mutual friends only.
     FriendsOnly,
-    /// The lobby has ended.
+    /// The lobby ended before the host answered (the host writes it to every joiner still
+    /// signalling when it stops).
     Ended,
     /// The joiner's messages broke the protocol.
     Protocol,

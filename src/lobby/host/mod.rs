@@ -1,0 +1,429 @@
+//! Hosting a lobby.
+//!
+//! One task (the lobby, `task`) owns the membership (`roster`: slots, players, `session.json`)
+//! and the limits on connections (`gate`); one task per connection (`serve`) runs the
+//! signalling for that joiner (`crate::lobby::handshake`) and its player's data channels, and
+//! reports to the lobby. A connection's failure ends only that connection. The user's
+//! commands (`task::HostCommand`) and the connection tasks' reports (`task::Report`) are
+//! separate types; friends-only admission is `policy`, chat delivery `chat`, and where
+//! connections come from (TCP, relay) `listen`.
+//!
+//! Joiners arrive over TCP (always) and, with [`HostOptions::relay`], through a
+//! `@hyperswarm/dht-relay` relay where the host listens on its identity key (non-custodial by
+//! default: the host runs the Noise handshakes and the relay carries only ciphertext; custodial
+//! on request: the relay holds the key and runs them). Both kinds end up as a
+//! [`crate::net::Connection`] and are served by the same code.
+//!
+//! Anyone can connect, so connections that are not players yet are kept cheap and bounded
+//! (docs/PROTOCOL.md, "What a host accepts from peers it has not admitted"): a short handshake
+//! ([`HANDSHAKE_TIMEOUT`]), small records and buffers ([`MAX_FRAME_BYTES`],
+//! [`MAX_UNACCEPTED_BYTES`]), a per-address count ([`MAX_UNADMITTED_PER_ADDRESS`]) and, when
+//! all [`MAX_CONNECTIONS`] are taken, eviction from the address holding the most; refusals are
+//! counted into one warning per [`REFUSALS_REPORT_INTERVAL`].
+
+mod chat;
+mod gate;
+mod listen;
+mod policy;
+mod roster;
+mod serve;
+mod task;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ed25519_dalek::SigningKey;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot, watch};
+
+pub use chat::HostChat;
+use gate::Gate;
+use listen::{advertised, announce_archive};
+use policy::Policy;
+use roster::Roster;
+use task::{HostCommand, Inputs, LobbyTask, Report};
+
+use super::LobbyEvent;
+use crate::archive::{self, ArchiveError};
+use crate::home::{Home, HomeError};
+use crate::hypercore::Core;
+use crate::identity::{DatUrl, Identity};
+use crate::net::SharedCore;
+use crate::relay::client::{ClientOptions, Listener, RelayClient, RelayUrl};
+use crate::schema::{now_ms, Session};
+
+/// How long a stopping host keeps connections open after writing the ended `session.json`,
+/// so that connected readers receive it (a block reaches a live reader in about a millisecond).
+const ENDED_GRACE: Duration = Duration::from_millis(200);
+
+/// Shortest [`HostOptions::heartbeat`]: 1 ms (`session.json` states it in whole ms).
+pub const MIN_HEARTBEAT: Duration = Duration::from_millis(1);
+/// Longest [`HostOptions::heartbeat`]: 1 day.
+pub const MAX_HEARTBEAT: Duration = Duration::from_secs(86_400);
+
+/// Most connections served at once (joiners in signalling, readers and players): 1,024.
+/// When every one is taken, a new connection from a source holding fewer unadmitted
+/// connections than the biggest holder replaces that holder's oldest unadmitted connection
+/// (so a flood from a few sources can't keep a player out); otherwise it is refused.
+pub const MAX_CONNECTIONS: usize = 1024;
+
+/// Most connections from one source address that are not players (still in the handshake,
+/// signalling, or reading the archive): 16. A source is an IPv4 address or an IPv6 /64; a
+/// player's connection stops counting once its slot is reserved. More are refused at once.
+pub const MAX_UNADMITTED_PER_ADDRESS: usize = 16;
+
+/// Most relayed connections at once that are not players (the relay hides their addresses,
+/// so they share one budget): 64.
+pub const MAX_UNADMITTED_RELAYED: usize = 64;
+
+/// How long an incoming TCP connection may take to finish the secret-stream handshake: 5 s
+/// (a handshake is three small messages; a half-open socket is closed after this).
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Largest secret-stream record the host accepts from a peer, in bytes: 128 KiB (a
+/// signalling block of at most 64 KiB, `signal::message::MAX_BLOCK_BYTES`, with its merkle
+/// proof; replication requests are tiny). Refused before it is buffered, so an
+/// unauthenticated peer makes the host hold at most this plus a 16 KiB read buffer.
+pub const MAX_FRAME_BYTES: usize = 128 * 1024;
+
+/// Most bytes the host buffers for channels a peer opened and it did not accept: 64 KiB.
+pub const MAX_UNACCEPTED_BYTES: usize = 64 * 1024;
+
+/// Largest record while the host reads a friends-only joiner's archive (a `profile.json` of
+/// up to `schema::MAX_FILE_BYTES`, 1 MiB, in one block): 2 MiB.
+pub const FRIEND_ARCHIVE_FRAME_BYTES: usize = 2 * 1024 * 1024;
+
+/// Most connections that may use [`FRIEND_ARCHIVE_FRAME_BYTES`] at once: 8 (16 MiB in total);
+/// others wait for a turn within their admission timeout.
+pub const MAX_FRIEND_ARCHIVE_READS: usize = 8;
+
+/// Period of the one warning that sums up refused, evicted and failed connections: 10 s.
+pub const REFUSALS_REPORT_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Most warnings about single connections (a joiner's failure, a refused chat line) per
+/// [`REFUSALS_REPORT_INTERVAL`]: 10; the rest are counted into the summary.
+pub const MAX_WARNINGS_PER_INTERVAL: u32 = 10;
+
+/// How long [`HostChat::say`] waits for one player's send queue to have room: 10 s.
+pub const CHAT_SEND_WAIT: Duration = Duration::from_secs(10);
+
+/// How a lobby is hosted.
+#[derive(Clone, Debug)]
+pub struct HostOptions {
+    /// The lobby's name; `None`: the host's profile name.
+    pub name: Option<String>,
+    /// Most players (the host not counted), 1 to 256. Default 8.
+    pub max_peers: u32,
+    /// The password players must know; `None`: an open lobby.
+    pub password: Option<Vec<u8>>,
+    /// TCP address to listen on, `host:port`. Default `0.0.0.0:0` (every interface, any port).
+    pub listen: String,
+    /// Period of `session.json` heartbeats, [`MIN_HEARTBEAT`] to [`MAX_HEARTBEAT`] (1 ms to
+    /// 1 day; the CLI takes whole seconds). Default 300 s.
+    pub heartbeat: Duration,
+    /// How long a joiner may take from connecting to an open data channel. Default 15 s.
+    pub admission_timeout: Duration,
+    /// Also listen through this relay, on the host's identity key. `None` (default): TCP only.
+    pub relay: Option<HostRelay>,
+    /// Admit mutual friends only: players the host's `profile.json` lists and whose own
+    /// profile (fetched from them while they join) lists the host. Others are rejected with
+    /// [`crate::signal::RejectReason::FriendsOnly`]. Default `false`.
+    pub friends_only: bool,
+}
+
+/// Listening through a relay (`host --relay URL [--custodial]`).
+#[derive(Clone, Debug)]
+pub struct HostRelay {
+    /// The relay.
+    pub url: RelayUrl,
+    /// Hand the relay the host's identity secret key (custodial mode, PROTOCOL.md §4), for
+    /// relays that pair only custodial clients (e.g. to be reached by JS clients in their
+    /// default custodial mode through our relay). `false` (recommended): non-custodial, the
+    /// key stays here. Overrides `client.custodial`.
+    pub custodial: bool,
+    /// Reconnect and timeout settings of the relay client.
+    pub client: ClientOptions,
+}
+
+impl Default for HostOptions {
+    fn default() -> Self {
+        HostOptions {
+            name: None,
+            max_peers: 8,
+            password: None,
+            listen: "0.0.0.0:0".to_string(),
+            heartbeat: Duration::from_secs(300),
+            admission_timeout: Duration::from_secs(15),
+            friends_only: false,
+            relay: None,
+        }
+    }
+}
+
+/// Errors starting or ending a lobby.
+#[derive(Debug, thiserror::Error)]
+pub enum LobbyError {
+    /// The data directory: no identity, a corrupt key, the archive busy or broken.
+    #[error(transparent)]
+    Home(#[from] HomeError),
+    /// Writing `session.json` failed.
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    /// The listen address is invalid or cannot be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address given.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The lobby task ended unexpectedly.
+    #[error("the lobby task failed: {0}")]
+    Task(String),
+    /// [`HostOptions::heartbeat`] is outside [`MIN_HEARTBEAT`]..=[`MAX_HEARTBEAT`].
+    #[error("heartbeat of {0:?} is outside 1 ms to 1 day")]
+    Heartbeat(Duration),
+    /// The relay can't be used (the relay client stopped).
+    #[error("relay: {0}")]
+    Relay(String),
+}
+
+/// Where a running lobby can be found.
+#[derive(Clone, Debug)]
+pub struct HostingInfo {
+    /// The lobby's name.
+    pub name: String,
+    /// The host's archive URL, `dat://<64 hex>`.
+    pub url: String,
+    /// The invite link: the archive URL with a `peer=host:port` hint, and `relay=<url>` when
+    /// listening through a relay.
+    pub invite: String,
+    /// The lobby log's URL (`session.json`'s `url`).
+    pub lobby: String,
+    /// Most players.
+    pub max_peers: u32,
+    /// The bound TCP address.
+    pub listen: SocketAddr,
+    /// The relay the host listens through, if any.
+    pub relay: Option<String>,
+}
+
+/// A running lobby. Drop it only after [`Host::shutdown`], which marks the session ended.
+pub struct Host {
+    info: HostingInfo,
+    events: mpsc::UnboundedReceiver<LobbyEvent>,
+    commands: mpsc::UnboundedSender<HostCommand>,
+    reports: mpsc::UnboundedSender<Report>,
+    task: tokio::task::JoinHandle<Result<(), LobbyError>>,
+}
+
+/// What every connection task needs.
+struct Context {
+    identity: Identity,
+    archive: SharedCore,
+    lobby: SharedCore,
+    lobby_key: SigningKey,
+    password: Option<Vec<u8>>,
+    /// Who may join (everyone, or mutual friends).
+    policy: Policy,
+    timeout: Duration,
+    reports: mpsc::UnboundedSender<Report>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Host {
+    /// Starts hosting: takes the archive's write lock, binds `options.listen`, writes
+    /// `session.json`, and serves joiners until [`Host::shutdown`].
+    ///
+    /// With [`HostOptions::relay`] it also listens through the relay; it does not wait for the
+    /// relay (which may be down and come back): [`LobbyEvent::Relay`] reports its state.
+    ///
+    /// Errors: [`LobbyError::Home`] (no identity, archive busy or corrupt),
+    /// [`LobbyError::Listen`], [`LobbyError::Archive`] (an invalid name or max_peers),
+    /// [`LobbyError::Relay`] (the relay client stopped at once), [`LobbyError::Heartbeat`].
+    pub async fn start(
+        home: &Home,
+        identity: Identity,
+        options: HostOptions,
+    ) -> Result<Host, LobbyError> {
+        if !(MIN_HEARTBEAT..=MAX_HEARTBEAT).contains(&options.heartbeat) {
+            return Err(LobbyError::Heartbeat(options.heartbeat));
+        }
+        let lock = home.lock_archive()?;
+        // The crypto backend's one-time setup, now rather than on the first joiner's path.
+        tokio::task::spawn_blocking(crate::rtc::warm_up);
+        let core = home.open_archive(&identity)?;
+        let profile = archive::read_files(&core)?.profile;
+        let profile_name = profile
+            .as_ref()
+            .map(|p| p.name.clone())
+            .unwrap_or_else(|| "lobby".to_string());
+        let policy = Policy::new(
+            options.friends_only,
+            profile.as_ref(),
+            identity.url().base(),
+        );
+        let archive = SharedCore::new(core);
+        let lobby_key = SigningKey::generate(&mut rand::rngs::OsRng);
+        let lobby = SharedCore::new(Core::in_memory(lobby_key.clone()));
+        let name = options.name.clone().unwrap_or(profile_name);
+        let session = Session {
+            name: name.clone(),
+            url: DatUrl::new(lobby.key()).base(),
+            last_update: now_ms(),
+            peers: 0,
+            max_peers: options.max_peers,
+            protected: options.password.is_some(),
+            heartbeat: Some(options.heartbeat.as_millis() as u64),
+            ended: None,
+        };
+        session.validate().map_err(ArchiveError::from)?;
+        let listener =
+            TcpListener::bind(&options.listen)
+                .await
+                .map_err(|source| LobbyError::Listen {
+                    addr: options.listen.clone(),
+                    source,
+                })?;
+        let listen = listener.local_addr().map_err(|source| LobbyError::Listen {
+            addr: options.listen.clone(),
+            source,
+        })?;
+        write_session(&archive, &session)?;
+
+        let (commands, command_rx) = mpsc::unbounded_channel();
+        let (reports, report_rx) = mpsc::unbounded_channel();
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let (shutdown_tx, shutdown) = watch::channel(false);
+        let mut invite = identity.url();
+        invite.peer = Some(advertised(listen).to_string());
+        invite.relay = options.relay.as_ref().map(|r| r.url.to_string());
+        let relay = match &options.relay {
+            Some(r) => Some(listen_through(r, &identity, archive.discovery_key()).await?),
+            None => None,
+        };
+        let info = HostingInfo {
+            name,
+            url: identity.url().base(),
+            invite: invite.to_string(),
+            lobby: session.url.clone(),
+            max_peers: options.max_peers,
+            listen,
+            relay: invite.relay.clone(),
+        };
+        let ctx = Arc::new(Context {
+            identity,
+            archive: archive.clone(),
+            lobby,
+            lobby_key,
+            password: options.password.clone(),
+            policy,
+            timeout: options.admission_timeout,
+            reports: reports.clone(),
+            shutdown,
+        });
+        let lobby = LobbyTask {
+            ctx,
+            roster: Roster::new(session),
+            events: events_tx,
+            gate: Gate::default(),
+            session_unsaved: false,
+            _lock: lock,
+        };
+        let task = tokio::spawn(lobby.run(Inputs {
+            listener,
+            relay,
+            commands: command_rx,
+            reports: report_rx,
+            shutdown: shutdown_tx,
+            heartbeat: options.heartbeat,
+        }));
+        Ok(Host {
+            info,
+            events,
+            commands,
+            reports,
+            task,
+        })
+    }
+
+    /// Where the lobby is.
+    pub fn info(&self) -> HostingInfo {
+        self.info.clone()
+    }
+
+    /// The next lobby event; `None` once the lobby has ended.
+    pub async fn next_event(&mut self) -> Option<LobbyEvent> {
+        self.events.recv().await
+    }
+
+    /// Sends the host's chat line to every player without waiting: a line longer than
+    /// [`super::MAX_CHAT_BYTES`] is refused, and a player whose send queue is full misses it; both
+    /// are reported as [`LobbyEvent::Warning`]. [`Host::chat`] waits for room instead.
+    pub fn say(&self, text: &str) {
+        let _ = self.commands.send(HostCommand::Say {
+            text: text.to_string(),
+        });
+    }
+
+    /// A handle that sends the host's chat lines from any task, with back-pressure (see
+    /// [`HostChat::say`]).
+    pub fn chat(&self) -> HostChat {
+        HostChat {
+            commands: self.commands.clone(),
+            reports: self.reports.clone(),
+        }
+    }
+
+    /// Sends game bytes on the data channel labelled `label` of player `to` (a `dat://`
+    /// identity URL as in [`LobbyEvent::PeerJoined`]), or of every player when `to` is `None`.
+    /// Players open such channels with [`super::Joined::open_channel`]; a player without one
+    /// is skipped. Delivery follows the channel's reliability (an unreliable channel may drop).
+    pub fn send(&self, to: Option<&str>, label: &str, data: &[u8]) {
+        let _ = self.commands.send(HostCommand::Send {
+            to: to.map(str::to_string),
+            label: label.to_string(),
+            data: data.to_vec(),
+        });
+    }
+
+    /// Ends the lobby: closes every player's data channel and connection, and writes
+    /// `session.json` with `ended` set. Errors: the final write failed.
+    pub async fn shutdown(self) -> Result<(), LobbyError> {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.commands.send(HostCommand::Shutdown { done: tx });
+        let _ = rx.await;
+        match self.task.await {
+            Ok(result) => result,
+            Err(e) => Err(LobbyError::Task(e.to_string())),
+        }
+    }
+}
+
+fn write_session(archive: &SharedCore, session: &Session) -> Result<(), ArchiveError> {
+    archive.with_core(|core| archive::put_session(core, session).map(|_| ()))
+}
+
+/// Starts the relay client of [`HostOptions::relay`], listens on the host's identity key and
+/// announces the archive. Errors: [`LobbyError::Relay`] (the client stopped at once).
+async fn listen_through(
+    relay: &HostRelay,
+    identity: &Identity,
+    discovery_key: [u8; 32],
+) -> Result<(RelayClient, Listener), LobbyError> {
+    let client = RelayClient::start(
+        relay.url.clone(),
+        identity.signing_key().clone(),
+        ClientOptions {
+            custodial: relay.custodial,
+            ..relay.client.clone()
+        },
+    );
+    let listener = client
+        .listen()
+        .await
+        .map_err(|e| LobbyError::Relay(e.to_string()))?;
+    announce_archive(&client, discovery_key);
+    Ok((client, listener))
+}
