@@ -8,6 +8,7 @@
 
 pub mod archive;
 pub mod discovery;
+pub mod endpoint;
 pub mod friends;
 pub mod home;
 pub mod hypercore;

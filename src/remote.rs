@@ -140,25 +140,41 @@ pub async fn reach(
 /// relay carries our Noise IK handshake and then only ciphertext; the secret key stays here,
 /// see [`crate::relay::client`]), and runs a [`Connection`] on the relayed stream. The peer
 /// sees our identity key as the connection's remote key, as over TCP. Returns the connection
-/// and the local IP address of the socket to the relay.
+/// and the local IP address of the socket to the relay. Opens a relay session of its own, which
+/// ends with the connection; to share sessions, reach through
+/// [`crate::discovery::Discovery::reach`] or [`connect_relay_via`].
 ///
-/// Errors: [`RemoteError::Unreachable`] (relay down, nobody listening on `key`, the handshake
-/// failed, `deadline`), [`RemoteError::WrongPeer`] if the stream's key is not `key`.
+/// Errors: as [`connect_relay_via`].
 pub async fn connect_relay(
     identity: &Identity,
     url: &RelayUrl,
     key: [u8; 32],
     deadline: Instant,
 ) -> Result<(Connection, std::net::IpAddr), RemoteError> {
-    let unreachable = |reason: String| RemoteError::Unreachable {
-        addr: format!("relay {url}"),
-        reason,
-    };
     let client = RelayClient::start(
         url.clone(),
         identity.signing_key().clone(),
         ClientOptions::default(),
     );
+    // The stream keeps the client's task alive; this handle is not needed afterwards.
+    connect_relay_via(&client, key, deadline).await
+}
+
+/// Connects to `key` through an existing relay session `client` (whose key is ours), as
+/// [`connect_relay`] does.
+///
+/// Errors: [`RemoteError::Unreachable`] (relay down, nobody listening on `key`, the handshake
+/// failed, `deadline`), [`RemoteError::WrongPeer`] if the stream's key is not `key`.
+pub async fn connect_relay_via(
+    client: &RelayClient,
+    key: [u8; 32],
+    deadline: Instant,
+) -> Result<(Connection, std::net::IpAddr), RemoteError> {
+    let url = client.url();
+    let unreachable = |reason: String| RemoteError::Unreachable {
+        addr: format!("relay {url}"),
+        reason,
+    };
     let left = deadline.saturating_duration_since(Instant::now());
     client
         .wait_connected(left)
@@ -175,7 +191,6 @@ pub async fn connect_relay(
         });
     }
     let local_ip = stream.local_ip();
-    // The stream keeps the client's task alive; this handle is not needed any more.
     Ok((
         stream.into_connection(ConnectionConfig::default()),
         local_ip,

@@ -1,5 +1,5 @@
-//! Finding a user's archive without an address in hand: the one interface over every source
-//! of routes. Sources, in the order their routes are tried:
+//! [`Discovery`]: the one interface over every [`AddressLookup`], and the relay sessions reaching
+//! users goes through. Sources, in the order their routes are tried:
 //!
 //! 1. address hints seen before: the `peer=` of the user's invite and the address they were
 //!    last reached at ([`Hints::peer`]);
@@ -10,17 +10,21 @@
 //!    discovery key; a relay route is offered only when a `lookup` of that discovery key on the
 //!    relay finds the friend's key (so an offline friend costs one query, not a connect).
 //!
-//! A route is only a candidate: [`crate::remote::reach`] authenticates the peer's key before
-//! anything is read, so a stale or hostile hint costs one failed connection, never wrong data.
+//! The sources are asked at once; their routes are listed in the order above.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-use crate::relay::client::{ClientOptions, RelayClient, RelayUrl};
-use crate::remote::Route;
+use ed25519_dalek::SigningKey;
+use tokio::time::Instant;
 
-use super::mdns::MdnsDiscovery;
+use super::lookup::{
+    AddressLookup, HintLookup, LanLookup, LookupError, Publication, Record, RelayLookup, Target,
+};
+use super::pool::RelayPool;
+use crate::identity::Identity;
+use crate::net::Connection;
+use crate::relay::client::{ClientOptions, RelayUrl};
+use crate::remote::{self, RemoteError, Route};
 
 /// Addresses seen before for one user (e.g. [`crate::friends::FriendNotes`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -30,9 +34,6 @@ pub struct Hints {
     /// A relay URL the user was reached through.
     pub relay: Option<String>,
 }
-
-/// How long a multicast DNS lookup may take.
-const LAN_LOOKUP_TIMEOUT: Duration = Duration::from_millis(1500);
 
 /// Where to look for friends.
 #[derive(Clone, Debug, Default)]
@@ -46,32 +47,63 @@ pub struct DiscoveryOptions {
     pub lan: bool,
 }
 
-/// How long a relay `lookup` may take.
-const LOOKUP_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// The discovery interface: candidate routes to a friend's archive. Clones share the relay
-/// sessions used for lookups (one per relay, with a throwaway key: a lookup needs no identity).
-#[derive(Clone, Default)]
+/// The discovery interface: candidate routes to a user, and the relay sessions to reach them
+/// through. Clones share the lookups and the sessions: one session per relay and key, however
+/// many users are looked up or reached through it.
+#[derive(Clone)]
 pub struct Discovery {
-    options: DiscoveryOptions,
-    lookups: Arc<tokio::sync::Mutex<HashMap<String, RelayClient>>>,
-    mdns: Arc<tokio::sync::OnceCell<Option<MdnsDiscovery>>>,
+    offline: bool,
+    lookups: Arc<Vec<Box<dyn AddressLookup>>>,
+    pool: RelayPool,
+    /// The options of the standard lookups, to rebuild them with a key
+    /// ([`Discovery::keyed`]); `None` for custom lookups.
+    standard: Option<DiscoveryOptions>,
+}
+
+impl Default for Discovery {
+    fn default() -> Self {
+        Discovery::new(DiscoveryOptions::default())
+    }
 }
 
 impl std::fmt::Debug for Discovery {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.lookups.iter().map(|l| l.name()).collect();
         f.debug_struct("Discovery")
-            .field("options", &self.options)
+            .field("offline", &self.offline)
+            .field("lookups", &names)
+            .field("pool", &self.pool)
             .finish()
     }
 }
 
 impl Discovery {
-    /// Discovery with these sources.
+    /// Discovery with these sources; it publishes nothing (see [`Discovery::with_lookups`]).
     pub fn new(options: DiscoveryOptions) -> Self {
+        let pool = RelayPool::new(ClientOptions::default());
+        Discovery::standard(pool, options, None)
+    }
+
+    /// The standard lookups of `options` over `pool`, publishing and looking up with `key`.
+    fn standard(pool: RelayPool, options: DiscoveryOptions, key: Option<SigningKey>) -> Self {
+        let relays = options.relay.clone().into_iter().collect();
+        let lookups = default_lookups(pool.clone(), relays, options.lan, key);
         Discovery {
-            options,
-            ..Discovery::default()
+            offline: options.offline,
+            standard: Some(options),
+            ..Discovery::with_lookups(pool, lookups)
+        }
+    }
+
+    /// The same sources and sessions, with relay lookups made on `key`'s own relay sessions
+    /// (the ones [`Discovery::reach`] with that identity uses), so that looking users up and
+    /// reaching them takes one session per relay, not two. Custom lookups are kept as they are.
+    pub fn keyed(&self, key: &SigningKey) -> Discovery {
+        match &self.standard {
+            Some(options) => {
+                Discovery::standard(self.pool.clone(), options.clone(), Some(key.clone()))
+            }
+            None => self.clone(),
         }
     }
 
@@ -83,92 +115,87 @@ impl Discovery {
         })
     }
 
+    /// Discovery over `lookups`, asked in this order, reaching relays through `pool`.
+    pub fn with_lookups(pool: RelayPool, lookups: Vec<Box<dyn AddressLookup>>) -> Self {
+        Discovery {
+            offline: false,
+            lookups: Arc::new(lookups),
+            pool,
+            standard: None,
+        }
+    }
+
+    /// The relay sessions.
+    pub fn pool(&self) -> &RelayPool {
+        &self.pool
+    }
+
     /// The candidate routes to the owner of `key`, best first, without duplicates. `hints` are
     /// the addresses seen before for that user. Never fails: a source that errs contributes
-    /// nothing (logged at debug level). Takes up to the LAN lookup (1.5 s) plus one relay
-    /// lookup (3 s) per relay when nothing answers.
+    /// nothing (logged at debug level). Takes as long as the slowest source when nothing
+    /// answers: up to the LAN lookup (1.5 s) or one relay lookup (3 s) per relay.
     pub async fn routes(&self, key: [u8; 32], hints: &Hints) -> Vec<Route> {
-        let mut routes = Vec::new();
-        if self.options.offline {
-            return routes;
-        }
-        if let Some(peer) = &hints.peer {
-            routes.push(Route::Tcp(peer.clone()));
-        }
-        let topic = crate::hypercore::crypto::discovery_key(&key);
-        routes.extend(self.lan_routes(topic).await);
-        let relays = [self.options.relay.clone(), hint_relay(hints)];
-        for relay in relays.into_iter().flatten() {
-            if self.relay_has(&relay, topic, key).await {
-                routes.push(Route::Relay(relay));
-            }
-        }
-        let mut seen = std::collections::HashSet::new();
-        routes.retain(|r| seen.insert(r.address()));
-        routes
-    }
-}
-
-impl Discovery {
-    /// TCP routes to the hosts that announce `topic` on the local network.
-    async fn lan_routes(&self, topic: [u8; 32]) -> Vec<Route> {
-        if !self.options.lan {
+        if self.offline {
             return Vec::new();
         }
-        let mdns = self
-            .mdns
-            .get_or_init(|| async {
-                MdnsDiscovery::new()
-                    .map_err(|e| tracing::warn!("LAN discovery is off: {e}"))
-                    .ok()
-            })
-            .await;
-        let Some(mdns) = mdns else { return Vec::new() };
-        match mdns.lookup(topic, LAN_LOOKUP_TIMEOUT).await {
-            Ok(found) => found
-                .into_iter()
-                .map(|a| Route::Tcp(a.to_string()))
-                .collect(),
-            Err(e) => {
-                tracing::debug!("LAN lookup: {e}");
-                Vec::new()
-            }
-        }
+        let target = Target::new(key, hints.clone());
+        let found =
+            futures_util::future::join_all(self.lookups.iter().map(|l| l.resolve(&target))).await;
+        let mut seen = std::collections::HashSet::new();
+        found
+            .into_iter()
+            .flatten()
+            .filter(|r| seen.insert(r.address()))
+            .collect()
     }
 
-    /// Whether a `lookup` of `topic` on `relay` finds `key` among its announcers.
-    async fn relay_has(&self, relay: &RelayUrl, topic: [u8; 32], key: [u8; 32]) -> bool {
-        let client = {
-            let mut clients = self.lookups.lock().await;
-            clients
-                .entry(relay.to_string())
-                .or_insert_with(|| {
-                    let throwaway = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
-                    RelayClient::start(relay.clone(), throwaway, ClientOptions::default())
-                })
-                .clone()
-        };
-        if let Err(e) = client.wait_connected(LOOKUP_TIMEOUT).await {
-            tracing::debug!("lookup on {relay}: {e}");
-            return false;
+    /// Makes `record` findable through every source that publishes (LAN, relays with a key).
+    /// The publications last until dropped or stopped.
+    ///
+    /// Errors: the first source that failed ([`LookupError`]); what was published before it
+    /// is withdrawn by the drop.
+    pub async fn publish(&self, record: &Record) -> Result<Vec<Publication>, LookupError> {
+        let mut all = Vec::new();
+        for lookup in self.lookups.iter() {
+            all.extend(lookup.publish(record).await?);
         }
-        match client.lookup(topic, LOOKUP_TIMEOUT).await {
-            Ok(found) => found.contains(&key),
-            Err(e) => {
-                tracing::debug!("lookup on {relay}: {e}");
-                false
+        Ok(all)
+    }
+
+    /// Reaches the owner of `key` along `route` with `identity`: over TCP, or through the
+    /// pool's session to the relay (started if needed, with `identity`'s key). Returns the
+    /// connection and the local IP address it runs from.
+    ///
+    /// Errors: as [`remote::reach`] and [`remote::connect_relay_via`].
+    pub async fn reach(
+        &self,
+        identity: &Identity,
+        route: &Route,
+        key: [u8; 32],
+        deadline: Instant,
+    ) -> Result<(Connection, std::net::IpAddr), RemoteError> {
+        match route {
+            Route::Relay(url) => {
+                let client = self.pool.session(url, identity.signing_key());
+                remote::connect_relay_via(&client, key, deadline).await
             }
+            direct => remote::reach(identity, direct, key, deadline).await,
         }
     }
 }
 
-fn hint_relay(hints: &Hints) -> Option<RelayUrl> {
-    let text = hints.relay.as_deref()?;
-    match text.parse() {
-        Ok(url) => Some(url),
-        Err(e) => {
-            tracing::debug!("ignoring the relay hint {text:?}: {e}");
-            None
-        }
+/// The standard lookups, in order: hints, the LAN (when `lan`), then `relays` (plus each
+/// target's hinted relay) through `pool`, publishing with `key` when given.
+pub fn default_lookups(
+    pool: RelayPool,
+    relays: Vec<RelayUrl>,
+    lan: bool,
+    key: Option<SigningKey>,
+) -> Vec<Box<dyn AddressLookup>> {
+    let mut lookups: Vec<Box<dyn AddressLookup>> = vec![Box::new(HintLookup)];
+    if lan {
+        lookups.push(Box::new(LanLookup::default()));
     }
+    lookups.push(Box::new(RelayLookup::new(pool, relays, key)));
+    lookups
 }

@@ -11,7 +11,7 @@ use crate::archive::Files;
 use crate::home::Home;
 use crate::hypercore::Core;
 use crate::identity::{DatUrl, Identity};
-use crate::remote::{self, Route};
+use crate::remote::Route;
 use crate::schema::{now_ms, Profile, Session};
 
 /// How [`refresh`] looks.
@@ -224,6 +224,11 @@ pub async fn refresh(
     let replicas = ReplicaStore::open(home)?;
     let limit = Arc::new(tokio::sync::Semaphore::new(options.concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
+    // One relay session per relay for every lookup and connect of this look.
+    let options = RefreshOptions {
+        discovery: options.discovery.keyed(identity.signing_key()),
+        ..options.clone()
+    };
     for (index, friend) in friends.into_iter().enumerate() {
         let (identity, replicas, limit) = (identity.clone(), replicas.clone(), limit.clone());
         let options = options.clone();
@@ -308,7 +313,16 @@ async fn look(
         .routes(friend.key, &friend.notes.hints())
         .await
     {
-        match fetch(identity, &route, &replica, friend.key, deadline).await {
+        match fetch(
+            &options.discovery,
+            identity,
+            &route,
+            &replica,
+            friend.key,
+            deadline,
+        )
+        .await
+        {
             Ok(_conn) => {
                 online = Some(route);
                 break;
@@ -364,15 +378,17 @@ fn status(
     }
 }
 
-/// Reaches `key` along `route` and syncs `replica` from it.
+/// Reaches `key` along `route` (relays through `discovery`'s shared sessions) and syncs
+/// `replica` from it.
 pub(crate) async fn fetch(
+    discovery: &Discovery,
     identity: &Identity,
     route: &Route,
     replica: &Replica,
     key: [u8; 32],
     deadline: Instant,
 ) -> Result<crate::net::Connection, FriendsError> {
-    let (conn, _) = remote::reach(identity, route, key, deadline).await?;
+    let (conn, _) = discovery.reach(identity, route, key, deadline).await?;
     let mut events = conn.take_events().ok_or(crate::net::NetError::Closed)?;
     replica.sync(&conn, &mut events, deadline).await?;
     Ok(conn)

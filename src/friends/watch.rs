@@ -149,6 +149,11 @@ impl Watcher {
         let (events_tx, events) = mpsc::unbounded_channel();
         let (updates_tx, updates) = mpsc::unbounded_channel();
         let mut tasks = tokio::task::JoinSet::new();
+        // One relay session per relay for every lookup and connect of the watcher.
+        let options = WatcherOptions {
+            discovery: options.discovery.keyed(identity.signing_key()),
+            ..options
+        };
         let ctx = Arc::new(FriendCtx {
             identity: identity.clone(),
             replicas,
@@ -260,7 +265,15 @@ async fn try_routes(
     for route in routes {
         let permit = ctx.reaching.acquire().await;
         let deadline = crate::time::deadline_after(ctx.options.timeout);
-        let fetched = fetch(&ctx.identity, &route, replica, key, deadline).await;
+        let fetched = fetch(
+            &ctx.options.discovery,
+            &ctx.identity,
+            &route,
+            replica,
+            key,
+            deadline,
+        )
+        .await;
         drop(permit);
         let conn = match fetched {
             Ok(conn) => conn,
