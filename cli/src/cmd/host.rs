@@ -6,7 +6,6 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::Args;
 use dat_social::home::Home;
-use dat_social::identity::DatUrl;
 use dat_social::lobby::{self, HostOptions, LobbyEvent};
 
 use super::limits;
@@ -77,14 +76,11 @@ pub async fn run(home: &Home, args: HostArgs, out: &Output) -> Result<u8> {
         heartbeat: Duration::from_secs(args.heartbeat),
         relay,
         friends_only: args.friends_only,
+        lan: args.lan,
         ..HostOptions::default()
     };
     let mut lobby = lobby::Host::start(home, identity, options).await?;
     let info = lobby.info();
-    let lan = match args.lan {
-        true => Some(announce_on_lan(&info)?),
-        false => None,
-    };
     let mut stop = output::shutdown_signal();
     let text = format!(
         "hosting {:?} for up to {} players\ninvite: {}\n(type a line to chat, Ctrl-C to end)",
@@ -117,19 +113,6 @@ pub async fn run(home: &Home, args: HostArgs, out: &Output) -> Result<u8> {
         }
     }
     lobby.shutdown().await?;
-    if let Some(announcement) = lan {
-        if let Err(e) = announcement.stop().await {
-            tracing::debug!("LAN goodbye: {e}");
-        }
-    }
     out.event(&Event::Ended, "lobby ended");
     Ok(0)
-}
-
-/// Announces the host's archive (its discovery key) on the local network with its TCP port.
-fn announce_on_lan(info: &lobby::HostingInfo) -> Result<dat_social::discovery::mdns::Announcement> {
-    let url: DatUrl = info.url.parse()?;
-    let topic = dat_social::hypercore::crypto::discovery_key(&url.key);
-    let mdns = dat_social::discovery::mdns::MdnsDiscovery::new()?;
-    Ok(mdns.announce(topic, info.listen.port())?)
 }

@@ -34,23 +34,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
-use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 
 pub use chat::HostChat;
 use gate::Gate;
-use listen::{advertised, announce_archive};
+use listen::advertised;
 use policy::Policy;
 use roster::Roster;
 use task::{HostCommand, Inputs, LobbyTask, Report};
 
 use super::LobbyEvent;
 use crate::archive::{self, ArchiveError};
+use crate::endpoint::{Endpoint, EndpointError, EndpointOptions};
 use crate::home::{Home, HomeError};
 use crate::hypercore::Core;
 use crate::identity::{DatUrl, Identity};
 use crate::net::SharedCore;
-use crate::relay::client::{ClientOptions, Listener, RelayClient, RelayUrl};
+use crate::relay::client::{ClientOptions, RelayUrl};
 use crate::schema::{now_ms, Session};
 
 /// How long a stopping host keeps connections open after writing the ended `session.json`,
@@ -130,6 +130,10 @@ pub struct HostOptions {
     /// profile (fetched from them while they join) lists the host. Others are rejected with
     /// [`crate::signal::RejectReason::FriendsOnly`]. Default `false`.
     pub friends_only: bool,
+    /// Also announce the archive on the local network (multicast DNS, its discovery key and
+    /// the TCP port), so that friends looking there find the lobby with no relay or address.
+    /// Default `false`.
+    pub lan: bool,
 }
 
 /// Listening through a relay (`host --relay URL [--custodial]`).
@@ -156,6 +160,7 @@ impl Default for HostOptions {
             heartbeat: Duration::from_secs(300),
             admission_timeout: Duration::from_secs(15),
             friends_only: false,
+            lan: false,
             relay: None,
         }
     }
@@ -187,6 +192,9 @@ pub enum LobbyError {
     /// The relay can't be used (the relay client stopped).
     #[error("relay: {0}")]
     Relay(String),
+    /// The archive could not be announced on the local network ([`HostOptions::lan`]).
+    #[error(transparent)]
+    Lan(#[from] crate::discovery::LookupError),
 }
 
 /// Where a running lobby can be found.
@@ -279,17 +287,10 @@ impl Host {
             ended: None,
         };
         session.validate().map_err(ArchiveError::from)?;
-        let listener =
-            TcpListener::bind(&options.listen)
-                .await
-                .map_err(|source| LobbyError::Listen {
-                    addr: options.listen.clone(),
-                    source,
-                })?;
-        let listen = listener.local_addr().map_err(|source| LobbyError::Listen {
-            addr: options.listen.clone(),
-            source,
-        })?;
+        let endpoint = bind(&identity, &options).await?;
+        let listen = endpoint
+            .local_addr()
+            .expect("a host's endpoint always listens on TCP");
         write_session(&archive, &session)?;
 
         let (commands, command_rx) = mpsc::unbounded_channel();
@@ -299,10 +300,9 @@ impl Host {
         let mut invite = identity.url();
         invite.peer = Some(advertised(listen).to_string());
         invite.relay = options.relay.as_ref().map(|r| r.url.to_string());
-        let relay = match &options.relay {
-            Some(r) => Some(listen_through(r, &identity, archive.discovery_key()).await?),
-            None => None,
-        };
+        let acceptor = endpoint.acceptor().await?;
+        // On the relay (repeated after every reconnect) and, with `lan`, on the local network.
+        let publications = endpoint.publish(archive.discovery_key()).await?;
         let info = HostingInfo {
             name,
             url: identity.url().base(),
@@ -332,8 +332,9 @@ impl Host {
             _lock: lock,
         };
         let task = tokio::spawn(lobby.run(Inputs {
-            listener,
-            relay,
+            endpoint,
+            acceptor,
+            publications,
             commands: command_rx,
             reports: report_rx,
             shutdown: shutdown_tx,
@@ -405,25 +406,34 @@ fn write_session(archive: &SharedCore, session: &Session) -> Result<(), ArchiveE
     archive.with_core(|core| archive::put_session(core, session).map(|_| ()))
 }
 
-/// Starts the relay client of [`HostOptions::relay`], listens on the host's identity key and
-/// announces the archive. Errors: [`LobbyError::Relay`] (the client stopped at once).
-async fn listen_through(
-    relay: &HostRelay,
-    identity: &Identity,
-    discovery_key: [u8; 32],
-) -> Result<(RelayClient, Listener), LobbyError> {
-    let client = RelayClient::start(
-        relay.url.clone(),
-        identity.signing_key().clone(),
-        ClientOptions {
-            custodial: relay.custodial,
-            ..relay.client.clone()
-        },
-    );
-    let listener = client
-        .listen()
-        .await
-        .map_err(|e| LobbyError::Relay(e.to_string()))?;
-    announce_archive(&client, discovery_key);
-    Ok((client, listener))
+/// The host's endpoint: TCP on [`HostOptions::listen`], and the relay of
+/// [`HostOptions::relay`] (custodial or not), announcing on the LAN with [`HostOptions::lan`].
+/// Errors: [`LobbyError::Listen`].
+async fn bind(identity: &Identity, options: &HostOptions) -> Result<Endpoint, LobbyError> {
+    let (relays, relay_client) = match &options.relay {
+        Some(r) => (
+            vec![r.url.clone()],
+            ClientOptions {
+                custodial: r.custodial,
+                ..r.client.clone()
+            },
+        ),
+        None => (Vec::new(), ClientOptions::default()),
+    };
+    let endpoint_options = EndpointOptions {
+        listen: Some(options.listen.clone()),
+        relays,
+        lan: options.lan,
+        relay_client,
+    };
+    Ok(Endpoint::bind(identity.clone(), endpoint_options).await?)
+}
+
+impl From<EndpointError> for LobbyError {
+    fn from(e: EndpointError) -> Self {
+        match e {
+            EndpointError::Listen { addr, source } => LobbyError::Listen { addr, source },
+            other => LobbyError::Relay(other.to_string()),
+        }
+    }
 }

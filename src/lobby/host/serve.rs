@@ -10,10 +10,11 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::chat::deliver;
-use super::listen::Incoming;
+use super::listen::peer_config;
 use super::roster::Member;
 use super::task::{Link, Report};
 use super::Context;
+use crate::endpoint::Incoming;
 use crate::hypercore::Core;
 use crate::identity::DatUrl;
 use crate::lobby::chat::{wait_for_chat, ChannelEvent, ChannelLabels, ChatIn, ChatWait};
@@ -117,7 +118,9 @@ async fn serve_inner(
     label: &str,
     progress: &mut Progress,
 ) -> Result<(), ServeError> {
-    let (conn, local_ip) = incoming.connect(ctx).await?;
+    let (conn, local_ip) = incoming
+        .connect(ctx.identity.signing_key(), peer_config())
+        .await?;
     let conn = &*progress.conn.insert(conn);
     if !wait_for_lobby(ctx, conn).await? {
         return Ok(());

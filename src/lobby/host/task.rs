@@ -5,22 +5,21 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
 use super::chat::ChatTargets;
 use super::gate::{Decision, Gate, Source};
-use super::listen::{accept_relayed, relay_changed, Incoming};
 use super::roster::{Member, Roster, RosterEvent};
 use super::serve::serve;
 use super::{
     write_session, Context, ENDED_GRACE, MAX_WARNINGS_PER_INTERVAL, REFUSALS_REPORT_INTERVAL,
 };
+use crate::discovery::Publication;
+use crate::endpoint::{Accepted, Acceptor, Endpoint};
 use crate::home::ArchiveLock;
 use crate::lobby::chat::ChannelLabels;
 use crate::lobby::{check_chat, LobbyEvent};
-use crate::relay::client::{Listener, RelayClient, RelayState};
 use crate::rtc::{ChannelId, RtcSender};
 use crate::schema::now_ms;
 use crate::signal::RejectReason;
@@ -150,10 +149,12 @@ pub(super) struct LobbyTask {
 
 /// The receiving ends of the lobby task's inputs.
 pub(super) struct Inputs {
-    /// The TCP listener.
-    pub listener: TcpListener,
-    /// The relay client and its listener, when listening through a relay.
-    pub relay: Option<(RelayClient, Listener)>,
+    /// The host's endpoint (its relay sessions live as long as it does).
+    pub endpoint: Endpoint,
+    /// Connections arriving over TCP and through the relay.
+    pub acceptor: Acceptor,
+    /// The archive's announcements (relay, LAN), withdrawn when the lobby ends.
+    pub publications: Vec<Publication>,
     /// From the user.
     pub commands: mpsc::UnboundedReceiver<HostCommand>,
     /// From connection tasks.
@@ -167,8 +168,9 @@ pub(super) struct Inputs {
 impl LobbyTask {
     pub(super) async fn run(mut self, inputs: Inputs) -> Result<(), crate::lobby::LobbyError> {
         let Inputs {
-            listener,
-            relay,
+            endpoint,
+            mut acceptor,
+            publications,
             mut commands,
             mut reports,
             shutdown,
@@ -182,55 +184,32 @@ impl LobbyTask {
             tokio::time::Instant::now() + REFUSALS_REPORT_INTERVAL,
             REFUSALS_REPORT_INTERVAL,
         );
-        let (relay_url, mut relay_state, mut relay_listener) = match relay {
-            Some((client, listener)) => (
-                client.url().to_string(),
-                Some(client.state()),
-                Some(listener),
-            ),
-            None => (String::new(), None, None),
-        };
         // A dropped `Host` (without `shutdown`) leaves the lobby running, as it always has.
         let mut users = true;
         let done = loop {
             tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok((tcp, addr)) => {
-                        let source = Source::of(&addr);
+                Some(accepted) = acceptor.next() => match accepted {
+                    Accepted::Incoming(incoming) => {
+                        // A refused TCP socket is closed, a refused relayed stream destroyed at
+                        // the relay, by the drop.
+                        let source = incoming.peer_addr().map_or(Source::Relay, |a| Source::of(&a));
                         if self.admit_connection(source, connections.len()) {
                             next_id += 1;
-                            let abort = connections.spawn(serve(self.ctx.clone(), next_id, Incoming::Tcp(tcp, addr)));
+                            let abort = connections.spawn(serve(self.ctx.clone(), next_id, incoming));
                             self.gate.track(next_id, source, Some(abort));
                         }
                     }
-                    Err(e) => {
+                    Accepted::Relay { url, state } => self.emit(LobbyEvent::Relay { url, state }),
+                    Accepted::RelayStopped { url } => {
+                        self.warn(format!("the relay client for {url} stopped"));
+                    }
+                    Accepted::Failed(e) => {
                         // E.g. out of file descriptors: counted, and a pause so that a
                         // persistent error does not spin.
                         tracing::debug!("accept failed: {e}");
                         self.gate.accept_errors += 1;
                         tokio::time::sleep(Duration::from_millis(20)).await;
                     }
-                },
-                stream = accept_relayed(&mut relay_listener) => match stream {
-                    Some(stream) => {
-                        // Dropping a refused stream destroys it at the relay.
-                        if self.admit_connection(Source::Relay, connections.len()) {
-                            next_id += 1;
-                            let abort = connections.spawn(serve(self.ctx.clone(), next_id, Incoming::Relay(stream)));
-                            self.gate.track(next_id, Source::Relay, Some(abort));
-                        }
-                    }
-                    None => {
-                        self.warn(format!("the relay client for {relay_url} stopped"));
-                        relay_listener = None;
-                    }
-                },
-                changed = relay_changed(&mut relay_state) => match changed {
-                    Some(state) if state != RelayState::Connecting => {
-                        self.emit(LobbyEvent::Relay { url: relay_url.clone(), state });
-                    }
-                    Some(_) => {}
-                    None => relay_state = None,
                 },
                 Some(ended) = connections.join_next(), if !connections.is_empty() => {
                     if let Ok(id) = ended {
@@ -271,6 +250,11 @@ impl LobbyTask {
         })
         .await;
         connections.abort_all();
+        // Friends looking for the archive stop finding it (a LAN goodbye, a relay unannounce);
+        // bounded, as a relay that is down would otherwise hold the end up.
+        let withdraw = futures_util::future::join_all(publications.into_iter().map(|p| p.stop()));
+        let _ = tokio::time::timeout(Duration::from_secs(2), withdraw).await;
+        drop(endpoint);
         written?;
         if let Some(done) = done {
             let _ = done.send(());
