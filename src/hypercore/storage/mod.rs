@@ -19,11 +19,16 @@
 //!   zeros means "not stored".
 //! - `bitfield`: one bit per stored block (see [`super::bitfield`]).
 //!
-//! [`Store`] has a disk and an in-memory backend with the same layout.
+//! [`Store`] has a disk backend ([`disk`], feature `native`) and an in-memory backend with the same
+//! layout.
+
+#[cfg(feature = "native")]
+mod disk;
+
+#[cfg(feature = "native")]
+pub use disk::DiskStore;
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use super::crypto::hash_batch;
@@ -38,10 +43,6 @@ pub const INDEX_RECORD: u64 = 8;
 
 const HEADER_MAGIC: &[u8; 8] = b"DSHCORE1";
 const HEADER_NAME: &str = "header";
-/// Size of one header slot in the `header` file.
-const SLOT: usize = 4096;
-/// Sequence (8) and length (4) before the header bytes in a slot.
-const SLOT_PREFIX: usize = 12;
 
 /// The four append/overwrite files of a core.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -57,6 +58,8 @@ pub enum FileKind {
 }
 
 impl FileKind {
+    /// Every kind, for the disk backend that opens one file per kind.
+    #[cfg(feature = "native")]
     const ALL: [FileKind; 4] = [Self::Data, Self::Index, Self::Tree, Self::Bitfield];
 
     /// File name inside the core directory.
@@ -184,23 +187,10 @@ pub fn decode_node(
 #[derive(Debug)]
 pub enum Store {
     /// Files in a directory.
+    #[cfg(feature = "native")]
     Disk(DiskStore),
     /// Byte vectors.
     Memory(MemStore),
-}
-
-/// Disk backend: open file handles in a directory.
-#[derive(Debug)]
-pub struct DiskStore {
-    dir: PathBuf,
-    files: HashMap<FileKind, File>,
-    header: File,
-    /// Sequence number of the next header commit (0: no header yet).
-    next_seq: u64,
-    /// The slot (0 or 1) holding the current header, if any: the next commit goes to the other.
-    current_slot: Option<usize>,
-    /// Why a slot could not be used on the last [`Store::read_header`], if one was damaged.
-    damage: Option<String>,
 }
 
 /// Memory backend.
@@ -210,49 +200,11 @@ pub struct MemStore {
     header: Option<Header>,
 }
 
-fn io_err(path: PathBuf) -> impl FnOnce(std::io::Error) -> Error {
-    move |source| Error::Io { path, source }
-}
-
-#[cfg(unix)]
-fn pread(f: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
-    std::os::unix::fs::FileExt::read_at(f, buf, offset)
-}
-#[cfg(unix)]
-fn pwrite_all(f: &File, buf: &[u8], offset: u64) -> std::io::Result<()> {
-    std::os::unix::fs::FileExt::write_all_at(f, buf, offset)
-}
-#[cfg(windows)]
-fn pread(f: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
-    std::os::windows::fs::FileExt::seek_read(f, buf, offset)
-}
-#[cfg(windows)]
-fn pwrite_all(f: &File, mut buf: &[u8], mut offset: u64) -> std::io::Result<()> {
-    while !buf.is_empty() {
-        let n = std::os::windows::fs::FileExt::seek_write(f, buf, offset)?;
-        buf = &buf[n..];
-        offset += n as u64;
-    }
-    Ok(())
-}
-
 impl Store {
     /// Opens (creating missing files) the store in `dir`, creating `dir` if needed.
+    #[cfg(feature = "native")]
     pub fn open_dir(dir: &Path) -> Result<Store> {
-        std::fs::create_dir_all(dir).map_err(io_err(dir.to_owned()))?;
-        let mut files = HashMap::new();
-        for kind in FileKind::ALL {
-            files.insert(kind, open_rw(&dir.join(kind.name()))?);
-        }
-        let header = open_rw(&dir.join(HEADER_NAME))?;
-        Ok(Store::Disk(DiskStore {
-            dir: dir.to_owned(),
-            files,
-            header,
-            next_seq: 0,
-            current_slot: None,
-            damage: None,
-        }))
+        DiskStore::open(dir).map(Store::Disk)
     }
 
     /// An empty in-memory store.
@@ -272,7 +224,8 @@ impl Store {
 
     fn path_of(&self, name: &str) -> PathBuf {
         match self {
-            Store::Disk(d) => d.dir.join(name),
+            #[cfg(feature = "native")]
+            Store::Disk(d) => d.dir().join(name),
             Store::Memory(_) => Path::new("<memory>").join(name),
         }
     }
@@ -280,19 +233,8 @@ impl Store {
     /// Reads up to `buf.len()` bytes at `offset`; returns how many were available (short at EOF).
     pub fn read_at(&self, kind: FileKind, offset: u64, buf: &mut [u8]) -> Result<usize> {
         match self {
-            Store::Disk(d) => {
-                let f = &d.files[&kind];
-                let mut done = 0;
-                while done < buf.len() {
-                    match pread(f, &mut buf[done..], offset + done as u64) {
-                        Ok(0) => break,
-                        Ok(n) => done += n,
-                        Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                        Err(e) => return Err(io_err(self.path(kind))(e)),
-                    }
-                }
-                Ok(done)
-            }
+            #[cfg(feature = "native")]
+            Store::Disk(d) => d.read_at(kind, offset, buf),
             Store::Memory(m) => {
                 let v = m.files.get(&kind).map(|v| &v[..]).unwrap_or(&[]);
                 let start = (offset.min(v.len() as u64)) as usize;
@@ -306,10 +248,8 @@ impl Store {
     /// Writes `bytes` at `offset`, growing the file as needed.
     pub fn write_at(&mut self, kind: FileKind, offset: u64, bytes: &[u8]) -> Result<()> {
         match self {
-            Store::Disk(d) => {
-                let path = d.dir.join(kind.name());
-                pwrite_all(&d.files[&kind], bytes, offset).map_err(io_err(path))
-            }
+            #[cfg(feature = "native")]
+            Store::Disk(d) => d.write_at(kind, offset, bytes),
             Store::Memory(m) => {
                 let v = m.files.entry(kind).or_default();
                 let end = offset as usize + bytes.len();
@@ -325,10 +265,8 @@ impl Store {
     /// Current length of a file in bytes.
     pub fn len(&self, kind: FileKind) -> Result<u64> {
         match self {
-            Store::Disk(d) => d.files[&kind]
-                .metadata()
-                .map(|m| m.len())
-                .map_err(io_err(self.path(kind))),
+            #[cfg(feature = "native")]
+            Store::Disk(d) => d.len(kind),
             Store::Memory(m) => Ok(m.files.get(&kind).map_or(0, |v| v.len() as u64)),
         }
     }
@@ -336,9 +274,8 @@ impl Store {
     /// Truncates (or extends with zeros) a file to `len` bytes.
     pub fn set_len(&mut self, kind: FileKind, len: u64) -> Result<()> {
         match self {
-            Store::Disk(d) => d.files[&kind]
-                .set_len(len)
-                .map_err(io_err(d.dir.join(kind.name()))),
+            #[cfg(feature = "native")]
+            Store::Disk(d) => d.set_len(kind, len),
             Store::Memory(m) => {
                 m.files.entry(kind).or_default().resize(len as usize, 0);
                 Ok(())
@@ -346,127 +283,22 @@ impl Store {
         }
     }
 
-    /// Flushes every file's data to stable storage. The four files are fdatasync'ed in
-    /// parallel threads: the journal commits overlap, which halves the cost of an append.
+    /// Flushes every file's data to stable storage (nothing to do in memory). See
+    /// [`DiskStore::sync`].
     pub fn sync(&mut self) -> Result<()> {
-        let Store::Disk(d) = self else {
-            return Ok(());
-        };
-        let results: Vec<(FileKind, std::io::Result<()>)> = std::thread::scope(|s| {
-            let handles: Vec<_> = FileKind::ALL
-                .iter()
-                .map(|kind| {
-                    let f = &d.files[kind];
-                    (*kind, s.spawn(move || f.sync_data()))
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|(k, h)| {
-                    let r = h
-                        .join()
-                        .unwrap_or_else(|_| Err(std::io::Error::other("fsync thread panicked")));
-                    (k, r)
-                })
-                .collect()
-        });
-        for (kind, r) in results {
-            r.map_err(io_err(d.dir.join(kind.name())))?;
+        match self {
+            #[cfg(feature = "native")]
+            Store::Disk(d) => d.sync(),
+            Store::Memory(_) => Ok(()),
         }
-        Ok(())
     }
 
     /// The committed header: the valid slot with the highest sequence. `Ok(None)` when no header
     /// was ever written. Errors: [`Error::Corrupt`] naming `header` when no slot is valid.
     pub fn read_header(&mut self) -> Result<Option<Header>> {
         match self {
-            Store::Disk(d) => {
-                let path = d.dir.join(HEADER_NAME);
-                let len = d.header.metadata().map_err(io_err(path.clone()))?.len();
-                if len == 0 {
-                    return Ok(None);
-                }
-                let mut buf = vec![0u8; (2 * SLOT).min(len as usize)];
-                let mut done = 0;
-                while done < buf.len() {
-                    match pread(&d.header, &mut buf[done..], done as u64) {
-                        Ok(0) => break,
-                        Ok(n) => done += n,
-                        Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                        Err(e) => return Err(io_err(path)(e)),
-                    }
-                }
-                buf.truncate(done);
-                let mut best: Option<(usize, u64, Header)> = None;
-                let mut last_err = None;
-                let mut damaged: Vec<(usize, Option<u64>, String)> = Vec::new();
-                let mut blank = Vec::new();
-                let mut max_seq = None::<u64>;
-                for (slot_no, slot) in buf.chunks(SLOT).enumerate() {
-                    match parse_slot(slot, &path) {
-                        Ok(Some((seq, h))) => {
-                            max_seq = max_seq.max(Some(seq));
-                            let newer = best
-                                .as_ref()
-                                .is_none_or(|(_, s, b)| (h.length, seq) > (b.length, *s));
-                            if newer {
-                                best = Some((slot_no, seq, h));
-                            }
-                        }
-                        Ok(None) => blank.push(slot_no),
-                        Err(e) => {
-                            let e = match e {
-                                Error::Corrupt { reason, .. } => reason,
-                                e => e.to_string(),
-                            };
-                            let seq = slot
-                                .get(..8)
-                                .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
-                            last_err = Some(Error::Corrupt {
-                                path: path.clone(),
-                                reason: e.clone(),
-                            });
-                            damaged.push((slot_no, seq, e));
-                        }
-                    }
-                }
-                if buf.len() <= SLOT {
-                    blank.push(1);
-                }
-                match best {
-                    Some((slot_no, seq, h)) => {
-                        let max_seq = max_seq.unwrap_or(seq);
-                        d.next_seq = max_seq + 1;
-                        d.current_slot = Some(slot_no);
-                        // A damaged slot that claims an older commit than the one we use is the
-                        // previous state: nothing newer can be lost with it.
-                        d.damage = damaged
-                            .into_iter()
-                            .find(|(_, claimed, _)| claimed.is_none_or(|c| c > seq))
-                            .map(|(n, claimed, reason)| match claimed {
-                                Some(c) => format!(
-                                    "header slot {n} (claiming commit {c}; the other holds commit {seq}) is damaged: {reason}"
-                                ),
-                                None => format!("header slot {n} is damaged: {reason}"),
-                            })
-                            .or_else(|| {
-                                // After two commits both slots are written for good: a blank one
-                                // was wiped.
-                                (seq >= 1 && !blank.is_empty()).then(|| {
-                                    format!(
-                                        "header slot {} is blank although the other holds commit {seq}",
-                                        blank[0]
-                                    )
-                                })
-                            });
-                        Ok(Some(h))
-                    }
-                    None => Err(last_err.unwrap_or_else(|| Error::Corrupt {
-                        path,
-                        reason: "no valid header slot".into(),
-                    })),
-                }
-            }
+            #[cfg(feature = "native")]
+            Store::Disk(d) => d.read_header(),
             Store::Memory(m) => Ok(m.header.clone()),
         }
     }
@@ -476,7 +308,8 @@ impl Store {
     /// slots are sound (or never written), and always for the memory backend.
     pub fn header_damage(&self) -> Option<&str> {
         match self {
-            Store::Disk(d) => d.damage.as_deref(),
+            #[cfg(feature = "native")]
+            Store::Disk(d) => d.header_damage(),
             Store::Memory(_) => None,
         }
     }
@@ -486,33 +319,8 @@ impl Store {
     /// describes data that is not yet durable.
     pub fn write_header(&mut self, header: &Header) -> Result<()> {
         match self {
-            Store::Disk(d) => {
-                let path = d.dir.join(HEADER_NAME);
-                let bytes = header.to_bytes();
-                if bytes.len() > SLOT - SLOT_PREFIX {
-                    return Err(Error::Corrupt {
-                        path,
-                        reason: format!("header of {} bytes does not fit a slot", bytes.len()),
-                    });
-                }
-                let mut slot = Vec::with_capacity(SLOT_PREFIX + bytes.len());
-                slot.extend_from_slice(&d.next_seq.to_le_bytes());
-                slot.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-                slot.extend_from_slice(&bytes);
-                let slot_no = match d.current_slot {
-                    Some(current) => 1 - current,
-                    None => (d.next_seq % 2) as usize,
-                };
-                let offset = (slot_no * SLOT) as u64;
-                pwrite_all(&d.header, &slot, offset).map_err(io_err(path.clone()))?;
-                d.header.sync_data().map_err(io_err(path))?;
-                if d.next_seq == 0 {
-                    sync_dir(&d.dir)?;
-                }
-                d.next_seq += 1;
-                d.current_slot = Some(slot_no);
-                Ok(())
-            }
+            #[cfg(feature = "native")]
+            Store::Disk(d) => d.write_header(header),
             Store::Memory(m) => {
                 m.header = Some(header.clone());
                 Ok(())
@@ -521,94 +329,5 @@ impl Store {
     }
 }
 
-/// Parses one header slot: `Ok(None)` for a never-written (all-zero or empty) slot.
-fn parse_slot(slot: &[u8], path: &Path) -> Result<Option<(u64, Header)>> {
-    if slot.iter().all(|b| *b == 0) {
-        return Ok(None);
-    }
-    let corrupt = |reason: &str| Error::Corrupt {
-        path: path.to_owned(),
-        reason: reason.into(),
-    };
-    if slot.len() < SLOT_PREFIX {
-        return Err(corrupt("truncated header slot"));
-    }
-    let seq = u64::from_le_bytes(slot[..8].try_into().expect("8 bytes"));
-    let len = u32::from_le_bytes(slot[8..12].try_into().expect("4 bytes")) as usize;
-    let body = slot
-        .get(SLOT_PREFIX..SLOT_PREFIX.saturating_add(len))
-        .ok_or_else(|| corrupt("truncated header slot"))?;
-    Ok(Some((seq, Header::from_bytes(body, path)?)))
-}
-
-#[cfg(unix)]
-fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|f| f.sync_all())
-        .map_err(io_err(dir.to_owned()))
-}
-
-#[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> Result<()> {
-    Ok(())
-}
-
-/// Opens (creating if needed, never truncating) one of a core's files for reading and writing.
-fn open_rw(path: &Path) -> Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .map_err(io_err(path.to_owned()))
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn header_round_trip_and_corruption() {
-        let h = Header {
-            key: [1; 32],
-            fork: 0,
-            length: 3,
-            byte_length: 12,
-            signature: vec![9; 64],
-            roots: vec![TreeNode {
-                index: 1,
-                size: 8,
-                hash: [2; 32],
-            }],
-        };
-        let bytes = h.to_bytes();
-        let p = Path::new("x/header");
-        assert_eq!(Header::from_bytes(&bytes, p).unwrap(), h);
-        for i in 0..bytes.len() {
-            let mut b = bytes.clone();
-            b[i] ^= 0x40;
-            assert!(matches!(
-                Header::from_bytes(&b, p),
-                Err(Error::Corrupt { .. })
-            ));
-        }
-        assert!(Header::from_bytes(&bytes[..bytes.len() - 1], p).is_err());
-    }
-
-    #[test]
-    fn node_records() {
-        let n = TreeNode {
-            index: 5,
-            size: 77,
-            hash: [3; 32],
-        };
-        let rec = encode_node(&n);
-        assert_eq!(decode_node(5, &rec).unwrap(), Some(n));
-        assert!(decode_node(7, &rec).is_err(), "record at the wrong index");
-        assert_eq!(decode_node(5, &[0; 48]).unwrap(), None);
-        let mut bad = rec;
-        bad[10] ^= 1;
-        assert!(decode_node(5, &bad).is_err());
-    }
-}
+mod tests;
