@@ -32,4 +32,6 @@ pub mod rtc;
 pub mod schema;
 pub mod signal;
 #[cfg(feature = "native")]
+mod sync;
+#[cfg(feature = "native")]
 pub mod time;

@@ -40,7 +40,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use mdns_sd::{
@@ -48,6 +48,8 @@ use mdns_sd::{
 };
 use tokio::sync::watch;
 use tracing::{debug, trace};
+
+use crate::sync::lock;
 
 /// The DNS-SD service type of dat-social archives (RFC 6763 section 7: `_<name>._tcp` under the
 /// `local.` domain).
@@ -106,12 +108,6 @@ fn daemon_err(op: &'static str) -> impl FnOnce(mdns_sd::Error) -> MdnsError {
         mdns_sd::Error::DaemonShutdown => MdnsError::Stopped,
         source => MdnsError::Daemon { op, source },
     }
-}
-
-/// Locks a mutex, taking the data even if another thread panicked while holding it (the data
-/// behind these locks is consistent at every step).
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 // ---------------------------------------------------------------------------------------------

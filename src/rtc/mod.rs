@@ -799,7 +799,7 @@ impl PeerConnection {
 
     /// The peer's address traffic last came from; `None` until connected.
     pub fn remote_addr(&self) -> Option<SocketAddr> {
-        *driver::lock(&self.sender.shared.remote_addr)
+        *crate::sync::lock(&self.sender.shared.remote_addr)
     }
 
     /// Traffic counters.
@@ -807,7 +807,7 @@ impl PeerConnection {
         let s = &self.sender.shared;
         PeerStats {
             local_addrs: s.local_addrs.clone(),
-            remote_addr: *driver::lock(&s.remote_addr),
+            remote_addr: *crate::sync::lock(&s.remote_addr),
             bytes_sent: s.bytes_sent.load(Ordering::Relaxed),
             bytes_received: s.bytes_received.load(Ordering::Relaxed),
             queued_bytes: s.queued_bytes.load(Ordering::Relaxed),
