@@ -630,7 +630,7 @@ impl Actor {
         let dk = *dk;
         let core = self.cores[&dk].core.clone();
         core.with_core(|c| rep.on_open(c, handshake))?;
-        let out = rep.take_outgoing();
+        let out = rep.poll_transmit();
         self.send_channel(channel, out);
         let _ = self.events.send(ConnectionEvent::ReplicationStarted(dk));
         Ok(())
@@ -665,7 +665,7 @@ impl Actor {
                 length: rep.remote_length(),
             });
         }
-        let out = rep.take_outgoing();
+        let out = rep.poll_transmit();
         self.send_channel(channel, out);
         Ok(())
     }
@@ -763,7 +763,7 @@ impl Actor {
             return;
         };
         core.with_core(|c| rep.on_local_change(c));
-        let out = rep.take_outgoing();
+        let out = rep.poll_transmit();
         self.send_channel(channel, out);
     }
 
