@@ -1,5 +1,6 @@
 //! Unit tests of the WebRTC layer that need no network: descriptions, parameters and errors.
 
+use super::connection::check_label;
 use super::*;
 
 #[test]
