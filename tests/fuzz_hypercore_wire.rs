@@ -357,7 +357,7 @@ fn replicate(blocks: usize, t: Tamper, inject: Vec<(u64, Vec<u8>)>) -> TestCaseR
     }
     let mut n = 0;
     'run: for _ in 0..400 {
-        let (out_a, out_b) = (a.take_outgoing(), b.take_outgoing());
+        let (out_a, out_b) = (a.poll_transmit(), b.poll_transmit());
         if out_a.is_empty() && out_b.is_empty() || failed {
             break;
         }

@@ -77,9 +77,8 @@ impl RelayPool {
         self.len() == 0
     }
 
-    /// The map, even if a thread panicked while holding it (it holds only handles, which stay
-    /// consistent).
+    /// The map (it holds only handles, which stay consistent if a holder panicked).
     fn lock(&self) -> MutexGuard<'_, Sessions> {
-        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.sessions)
     }
 }

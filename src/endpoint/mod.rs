@@ -183,7 +183,7 @@ impl Endpoint {
     /// client has stopped.
     pub async fn acceptor(&self) -> Result<Acceptor, EndpointError> {
         let tcp = {
-            let mut slot = self.listener.lock().unwrap_or_else(|e| e.into_inner());
+            let mut slot = crate::sync::lock(&self.listener);
             if slot.is_none() && self.local_addr.is_some() {
                 return Err(EndpointError::AcceptorTaken);
             }

@@ -31,19 +31,25 @@
 
 pub mod hyperdht;
 pub mod noise;
+#[cfg(feature = "native")]
 pub mod peer;
 pub mod protomux;
 pub mod replication;
 pub mod secret_stream;
+#[cfg(feature = "native")]
 pub mod shared_core;
+#[cfg(feature = "native")]
 pub mod transport;
 
+#[cfg(feature = "native")]
 pub use peer::{
     AppChannel, AppMessage, ChannelState, Connection, ConnectionConfig, ConnectionEvent,
 };
 pub use protomux::ChannelKey;
 pub use secret_stream::SessionInfo;
+#[cfg(feature = "native")]
 pub use shared_core::{CoreStatus, SharedCore};
+#[cfg(feature = "native")]
 pub use transport::{FrameReader, FrameWriter};
 
 /// Errors of the network layer. Each one ends only the connection it happened on.

@@ -4,7 +4,7 @@
 //! One [`Replicator`] per (connection, core). The driver feeds it the channel's open handshake
 //! ([`Replicator::on_open`]), every channel message ([`Replicator::on_message`]) and every local
 //! change of the core ([`Replicator::on_local_change`]), and sends what
-//! [`Replicator::take_outgoing`] returns as protomux messages `(type, payload)` on the channel.
+//! [`Replicator::poll_transmit`] returns as protomux messages `(type, payload)` on the channel.
 //!
 //! Behaviour (the parts of JS `Peer` a live, full replica needs):
 //! - open: the channel handshake carries `caps.replicate(isInitiator, key, handshakeHash)`; the
@@ -33,7 +33,12 @@
 //! extensions (received ones are ignored), truncation (a fork id mismatch just stops the
 //! download from that peer), manifests of non-compat cores.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
+
+mod download;
+mod remote;
+
+use remote::Remote;
 
 use crate::hypercore::encoding::{CompactEncoding, DecodeError};
 use crate::hypercore::messages::{
@@ -166,96 +171,6 @@ enum Inflight {
     Check,
 }
 
-/// The remote's state as its `sync`, `range` and `bitfield` messages told us.
-#[derive(Debug, Default)]
-struct Remote {
-    opened: bool,
-    synced: bool,
-    fork: u64,
-    length: u64,
-    /// Our length as the remote last acknowledged it (`sync.remoteLength`).
-    length_acked: u64,
-    can_upgrade: bool,
-    uploading: bool,
-    /// Blocks `0..contiguous` the remote has.
-    contiguous: u64,
-    /// Other block ranges the remote has: start -> end (exclusive), non-overlapping.
-    ranges: BTreeMap<u64, u64>,
-}
-
-impl Remote {
-    fn has(&self, index: u64) -> bool {
-        if index < self.contiguous {
-            return true;
-        }
-        self.ranges
-            .range(..=index)
-            .next_back()
-            .is_some_and(|(_, end)| index < *end)
-    }
-
-    /// Marks `start..end` as present (`has`) or dropped.
-    fn set_range(&mut self, start: u64, end: u64, has: bool) {
-        if start >= end {
-            return;
-        }
-        if has && start <= self.contiguous {
-            self.contiguous = self.contiguous.max(end);
-        } else if !has && start < self.contiguous {
-            // Keep what survives after the dropped part as a separate range.
-            if end < self.contiguous {
-                self.ranges.insert(end, self.contiguous);
-            }
-            self.contiguous = start;
-        }
-        // Cut [start, end) out of the stored ranges, re-adding the parts outside it.
-        // Ranges are disjoint and sorted: overlaps start at the last range beginning at or
-        // before `start`, so this costs O(log n + overlaps), not O(n).
-        let first = self
-            .ranges
-            .range(..=start)
-            .next_back()
-            .map_or(start, |(s, _)| *s);
-        let overlapping: Vec<(u64, u64)> = self
-            .ranges
-            .range(first..end)
-            .filter(|(_, e)| **e > start)
-            .map(|(s, e)| (*s, *e))
-            .collect();
-        let (mut lo, mut hi) = (start, end);
-        for (s, e) in overlapping {
-            self.ranges.remove(&s);
-            if has {
-                lo = lo.min(s);
-                hi = hi.max(e);
-            } else {
-                if s < start {
-                    self.ranges.insert(s, start);
-                }
-                if e > end {
-                    self.ranges.insert(end, e);
-                }
-            }
-        }
-        if has && lo > self.contiguous {
-            self.ranges.insert(lo, hi);
-            // Bound memory against a peer announcing millions of scattered blocks: forget the
-            // highest ranges (we just won't request those blocks from this peer).
-            while self.ranges.len() > MAX_REMOTE_RANGES {
-                self.ranges.pop_last();
-            }
-        }
-        // Fold ranges that now touch the contiguous prefix into it.
-        while let Some((&s, &e)) = self.ranges.iter().next() {
-            if s > self.contiguous {
-                break;
-            }
-            self.ranges.remove(&s);
-            self.contiguous = self.contiguous.max(e);
-        }
-    }
-}
-
 /// Replication state of one core with one peer. See the module docs.
 #[derive(Debug)]
 pub struct Replicator {
@@ -363,8 +278,9 @@ impl Replicator {
         self.forked
     }
 
-    /// Messages to send on the channel, `(message type, payload)`, oldest first.
-    pub fn take_outgoing(&mut self) -> Vec<(u64, Vec<u8>)> {
+    /// Drains the messages to send on the channel, `(message type, payload)`, oldest first:
+    /// everything the inputs since the last call produced (empty when there is nothing to say).
+    pub fn poll_transmit(&mut self) -> Vec<(u64, Vec<u8>)> {
         std::mem::take(&mut self.out)
     }
 
@@ -494,12 +410,17 @@ impl Replicator {
             return;
         }
         self.announced = contig;
+        self.send_contiguous_range(contig);
+    }
+
+    /// Sends `range { start: 0, length }`: we hold blocks `0..length`.
+    fn send_contiguous_range(&mut self, length: u64) {
         self.push(
             msg_type::RANGE,
             &Range {
                 drop: false,
                 start: 0,
-                length: contig,
+                length,
             },
         );
     }
@@ -561,99 +482,12 @@ impl Replicator {
         }
     }
 
-    fn on_data(&mut self, core: &mut dyn ReplicaCore, data: Data) -> Result<(), ReplicationError> {
-        // Unsolicited data (JS "push") is ignored unless it answers one of our requests.
-        let Some(kind) = self.inflight.remove(&data.request) else {
-            return Ok(());
-        };
-        self.clear_inflight(kind);
-        if kind == Inflight::Check {
-            match core.check_conflict(&data) {
-                Ok(Some(length)) => {
-                    tracing::warn!(
-                        key = %hex::encode(self.key),
-                        length,
-                        "the archive forked: the peer proved a different signed tree"
-                    );
-                    self.forked = Some(length);
-                }
-                Ok(None) => self.suspect = false,
-                Err(e) => {
-                    self.stats.data_invalid += 1;
-                    self.invalid += 1;
-                    tracing::debug!(error = %e, "invalid fork-check proof from peer");
-                    if self.invalid >= MAX_INVALID {
-                        return Err(ReplicationError::TooManyInvalid(self.invalid));
-                    }
-                }
-            }
-            self.update(core);
-            return Ok(());
-        }
-        // Another connection may have brought the same upgrade or block meanwhile: a proof built
-        // for our old length no longer fits and is no sign of a bad peer, so skip it uncounted.
-        let stale_upgrade = data
-            .upgrade
-            .as_ref()
-            .is_some_and(|u| u.start != core.length());
-        let have_block = data.block.as_ref().is_some_and(|b| core.has(b.index));
-        if stale_upgrade || (data.upgrade.is_none() && have_block) {
-            self.stats.data_stale += 1;
-            self.update(core);
-            return Ok(());
-        }
-        match core.verify_and_apply(&data) {
-            Ok(()) => self.stats.data_applied += 1,
-            Err(e) => {
-                self.stats.data_invalid += 1;
-                self.invalid += 1;
-                tracing::debug!(error = %e, "invalid data from peer");
-                self.suspect = true;
-                if self.invalid >= MAX_INVALID {
-                    return Err(ReplicationError::TooManyInvalid(self.invalid));
-                }
-                if let Inflight::Upgrade = kind {
-                    self.upgrade_refused_at = Some(self.remote.length);
-                }
-                if let Inflight::Block(i) = kind {
-                    self.unavailable.insert(i);
-                }
-            }
-        }
-        // The driver calls `on_local_change` for all peers after a change; still refill here so
-        // a failed proof doesn't leave the pipeline empty.
-        self.update(core);
-        Ok(())
-    }
-
-    fn on_no_data(&mut self, core: &mut dyn ReplicaCore, m: NoData) {
-        let Some(kind) = self.inflight.remove(&m.request) else {
-            return;
-        };
-        self.clear_inflight(kind);
-        match kind {
-            Inflight::Upgrade => self.upgrade_refused_at = Some(self.remote.length),
-            Inflight::Block(i) => {
-                self.unavailable.insert(i);
-            }
-            Inflight::Check => core.fork_check_refused(),
-        }
-        self.update(core);
-    }
-
     fn on_want(&mut self, core: &mut dyn ReplicaCore, _m: Want) {
         // JS `_onwant`: answer with what we have contiguously (all our cores are contiguous
         // or nearly so); re-send even if announced before, the remote asked.
         let contig = core.contiguous_length();
         if contig > 0 {
-            self.push(
-                msg_type::RANGE,
-                &Range {
-                    drop: false,
-                    start: 0,
-                    length: contig,
-                },
-            );
+            self.send_contiguous_range(contig);
         }
     }
 
@@ -693,358 +527,7 @@ impl Replicator {
         }
         self.update(core);
     }
-
-    fn clear_inflight(&mut self, kind: Inflight) {
-        match kind {
-            Inflight::Upgrade => self.upgrade_inflight = false,
-            Inflight::Block(i) => {
-                self.blocks_inflight.remove(&i);
-            }
-            Inflight::Check => {}
-        }
-    }
-
-    fn next_request_id(&mut self) -> u64 {
-        let id = self.next_id;
-        // Ids are uints on the wire; wrap far before any limit, skipping 0 (JS "no request").
-        self.next_id = if self.next_id >= u32::MAX as u64 {
-            1
-        } else {
-            self.next_id + 1
-        };
-        id
-    }
-
-    /// Sends a fork check (see the module docs) when one is due: after a proof failed against
-    /// our tree (once per remote length), or once per connection when a reader learns that the
-    /// remote holds no more than it does; only while the remote has the block it would prove.
-    fn request_check(&mut self, core: &mut dyn ReplicaCore) {
-        let (length, theirs) = (core.length(), self.remote.length);
-        let at = length.min(theirs);
-        let due = (self.suspect && self.checked_at != Some(theirs))
-            || (!self.checked_once && theirs <= length && !core.writable());
-        if !due
-            || at == 0
-            || !self.remote.synced
-            || self.inflight.len() >= self.max_inflight
-            || !self.remote.has(at - 1)
-            || !core.has(at - 1)
-        {
-            return;
-        }
-        if self.suspect {
-            self.checked_at = Some(theirs);
-        }
-        self.checked_once = true;
-        let id = self.next_request_id();
-        self.inflight.insert(id, Inflight::Check);
-        self.push(
-            msg_type::REQUEST,
-            &Request {
-                id,
-                fork: core.fork(),
-                block: Some(RequestBlock {
-                    index: at - 1,
-                    nodes: 0,
-                }),
-                upgrade: Some(RequestUpgrade {
-                    start: 0,
-                    length: theirs,
-                }),
-                ..Request::default()
-            },
-        );
-    }
-
-    /// The downloader: issue the upgrade and block requests that are possible now.
-    fn update(&mut self, core: &mut dyn ReplicaCore) {
-        if !self.remote.opened || !self.remote.uploading {
-            return;
-        }
-        let (fork, length) = (core.fork(), core.length());
-        if self.remote.fork != fork {
-            return; // forks are not supported; don't ask for proofs that can't verify
-        }
-        if self.forked.is_some() {
-            return; // a peer on another signed tree has nothing we can use
-        }
-        self.request_check(core);
-        // JS `_shouldUpgrade`: one upgrade in flight; the remote must be longer, say it can
-        // upgrade us and have acknowledged our length (else its proof would start elsewhere).
-        if !self.upgrade_inflight
-            && self.inflight.len() < self.max_inflight
-            && self.remote.length > length
-            && self.remote.can_upgrade
-            && self.remote.length_acked == length
-            && self.upgrade_refused_at != Some(self.remote.length)
-        {
-            let id = self.next_request_id();
-            self.inflight.insert(id, Inflight::Upgrade);
-            self.upgrade_inflight = true;
-            self.push(
-                msg_type::REQUEST,
-                &Request {
-                    id,
-                    fork,
-                    upgrade: Some(RequestUpgrade {
-                        start: length,
-                        length: self.remote.length - length,
-                    }),
-                    ..Request::default()
-                },
-            );
-        }
-        // Blocks below our (verified) length that we miss and the remote announced.
-        while self.cursor < length && core.has(self.cursor) {
-            self.cursor += 1;
-        }
-        let mut index = self.cursor;
-        // Bound the scan so a remote that announced little can't make every update O(length).
-        let scan_end = length.min(
-            self.cursor
-                .saturating_add(4 * self.max_inflight as u64 + 1024),
-        );
-        while self.inflight.len() < self.max_inflight && index < scan_end {
-            if !core.has(index)
-                && !self.blocks_inflight.contains(&index)
-                && !self.unavailable.contains(&index)
-                && self.remote.has(index)
-            {
-                let id = self.next_request_id();
-                self.inflight.insert(id, Inflight::Block(index));
-                self.blocks_inflight.insert(index);
-                let nodes = core.missing_nodes(index);
-                self.push(
-                    msg_type::REQUEST,
-                    &Request {
-                        id,
-                        fork,
-                        block: Some(RequestBlock { index, nodes }),
-                        ..Request::default()
-                    },
-                );
-            }
-            index += 1;
-        }
-    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn remote_ranges_track_has_and_drop() {
-        let mut r = Remote::default();
-        r.set_range(10, 20, true);
-        assert!(!r.has(9) && r.has(10) && r.has(19) && !r.has(20));
-        r.set_range(0, 10, true);
-        assert_eq!(r.contiguous, 20);
-        assert!(r.ranges.is_empty());
-        r.set_range(5, 8, false);
-        assert!(r.has(4) && !r.has(5) && !r.has(7) && r.has(8) && r.has(19));
-        r.set_range(30, 40, true);
-        r.set_range(35, 50, true);
-        assert!(r.has(45) && !r.has(50) && !r.has(29));
-        r.set_range(0, u64::MAX, false);
-        assert!(!r.has(0) && !r.has(45));
-        r.set_range(u64::MAX - 1, u64::MAX, true);
-        assert!(r.has(u64::MAX - 1));
-        // Scattered announcements are bounded.
-        let mut r = Remote::default();
-        for i in 0..(MAX_REMOTE_RANGES as u64 + 10) {
-            r.set_range(10 + 2 * i, 11 + 2 * i, true);
-        }
-        assert_eq!(r.ranges.len(), MAX_REMOTE_RANGES);
-        assert!(r.has(10));
-    }
-
-    use crate::hypercore::Core;
-    use ed25519_dalek::SigningKey;
-
-    /// Delivers queued messages both ways until neither side has anything to say.
-    fn pump(a: &mut Replicator, ca: &mut Core, b: &mut Replicator, cb: &mut Core) -> usize {
-        let mut rounds = 0;
-        for _ in 0..10_000 {
-            let (oa, ob) = (a.take_outgoing(), b.take_outgoing());
-            if oa.is_empty() && ob.is_empty() {
-                break;
-            }
-            rounds += 1;
-            for (t, p) in oa {
-                b.on_message(cb, t, &p).unwrap();
-            }
-            for (t, p) in ob {
-                a.on_message(ca, t, &p).unwrap();
-            }
-            // What the driver does after each batch: tell both sides their core may have changed.
-            a.on_local_change(ca);
-            b.on_local_change(cb);
-        }
-        rounds
-    }
-
-    #[test]
-    fn sans_io_writer_and_reader_converge_live() {
-        let hash = [5u8; 64];
-        let mut writer = Core::in_memory(SigningKey::from_bytes(&[8; 32]));
-        for i in 0..300u32 {
-            writer.append(&[format!("b{i}").as_bytes()]).unwrap();
-        }
-        let mut reader = Core::in_memory_replica(writer.key());
-        let mut a = Replicator::new(writer.key(), true, hash);
-        let mut b = Replicator::new(writer.key(), false, hash);
-        a.set_max_inflight(16);
-        b.on_open(&mut reader, &a.local_handshake()).unwrap();
-        a.on_open(&mut writer, &b.local_handshake()).unwrap();
-        pump(&mut a, &mut writer, &mut b, &mut reader);
-        assert_eq!(reader.length(), 300);
-        assert_eq!(reader.contiguous_length(), 300);
-        for i in 0..5u32 {
-            writer.append(&[format!("live{i}").as_bytes()]).unwrap();
-            a.on_local_change(&mut writer);
-            pump(&mut a, &mut writer, &mut b, &mut reader);
-            assert_eq!(
-                reader.get(300 + i as u64).unwrap().unwrap(),
-                format!("live{i}").as_bytes()
-            );
-        }
-        assert_eq!(reader.tree_hash(), writer.tree_hash());
-        assert!(b.stats().data_applied >= 305);
-        assert_eq!(b.stats().data_invalid, 0);
-    }
-
-    /// Replicates `reader` from `writer` over a fresh pair of replicators until quiet; returns
-    /// the reader's side.
-    fn sync_from(writer: &mut Core, reader: &mut Core) -> Replicator {
-        let hash = [6u8; 64];
-        let mut a = Replicator::new(writer.key(), true, hash);
-        let mut b = Replicator::new(writer.key(), false, hash);
-        b.on_open(reader, &a.local_handshake()).unwrap();
-        a.on_open(writer, &b.local_handshake()).unwrap();
-        pump(&mut a, writer, &mut b, reader);
-        b
-    }
-
-    #[test]
-    fn a_forked_archive_is_reported_not_waited_for() {
-        let key = SigningKey::from_bytes(&[8; 32]);
-        let history = |core: &mut Core| {
-            for i in 0..10u32 {
-                core.append(&[format!("b{i}").as_bytes()]).unwrap();
-            }
-        };
-        // Two copies of one writer: same history, then each writes its own block(s).
-        let (mut a, mut b, mut c) = (
-            Core::in_memory(key.clone()),
-            Core::in_memory(key.clone()),
-            Core::in_memory(key.clone()),
-        );
-        history(&mut a);
-        history(&mut b);
-        history(&mut c);
-        a.append(&[b"session from copy a"]).unwrap();
-        b.append(&[b"session from copy b"]).unwrap();
-        c.append(&[b"session from copy c", b"and more"]).unwrap();
-
-        let mut reader = Core::in_memory_replica(a.key());
-        let rep = sync_from(&mut a, &mut reader);
-        assert_eq!((reader.length(), reader.contiguous_length()), (11, 11));
-        assert_eq!(rep.forked(), None, "the honest copy is no fork");
-        assert_eq!(reader.conflict(), None);
-
-        // As long as ours, another tree: found by the one check per connection.
-        let rep = sync_from(&mut b, &mut reader);
-        assert_eq!(rep.forked(), Some(11));
-        assert_eq!(reader.conflict(), Some(11));
-        assert_eq!(reader.get(10).unwrap().unwrap(), b"session from copy a");
-
-        // Longer, another tree: its upgrade fails, the check proves why.
-        let mut reader = Core::in_memory_replica(a.key());
-        sync_from(&mut a, &mut reader);
-        let rep = sync_from(&mut c, &mut reader);
-        assert_eq!(rep.forked(), Some(11));
-        assert_eq!(reader.length(), 11, "nothing from the other tree is taken");
-        assert!(rep.stats().data_invalid >= 1);
-
-        // The honest writer, longer: plain upgrade, no conflict.
-        let mut reader = Core::in_memory_replica(a.key());
-        sync_from(&mut a, &mut reader);
-        a.append(&[b"heartbeat"]).unwrap();
-        let rep = sync_from(&mut a, &mut reader);
-        assert_eq!((reader.length(), rep.forked()), (12, None));
-        assert_eq!(reader.conflict(), None);
-    }
-
-    #[test]
-    fn wrong_capability_and_garbage_are_errors() {
-        let mut core = Core::in_memory(SigningKey::from_bytes(&[8; 32]));
-        let mut a = Replicator::new(core.key(), true, [1; 64]);
-        // A capability made for another session (different handshake hash).
-        let other = Replicator::new(core.key(), false, [2; 64]);
-        assert!(matches!(
-            a.on_open(&mut core, &other.local_handshake()),
-            Err(ReplicationError::InvalidCapability(_))
-        ));
-        assert!(matches!(
-            a.on_open(&mut core, &[1, 2]),
-            Err(ReplicationError::Decode { .. })
-        ));
-        let good = Replicator::new(core.key(), false, [1; 64]);
-        a.on_open(&mut core, &good.local_handshake()).unwrap();
-        for t in 0..10 {
-            let r = a.on_message(&mut core, t, &[0xff]);
-            assert!(
-                matches!(r, Err(ReplicationError::Decode { .. })),
-                "type {t}: {r:?}"
-            );
-        }
-        // Unknown message types are ignored, as JS does.
-        a.on_message(&mut core, 42, &[1, 2, 3]).unwrap();
-    }
-
-    #[test]
-    fn random_messages_never_panic() {
-        let mut writer = Core::in_memory(SigningKey::from_bytes(&[8; 32]));
-        for i in 0..40u32 {
-            writer.append(&[format!("b{i}").as_bytes()]).unwrap();
-        }
-        let mut replica = Core::in_memory_replica(writer.key());
-        let hash = [3u8; 64];
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
-        for core in [&mut writer, &mut replica] {
-            let mut rep = Replicator::new(core.key(), true, hash);
-            let peer = Replicator::new(core.key(), false, hash);
-            rep.on_open(core, &peer.local_handshake()).unwrap();
-            for _ in 0..20_000 {
-                let t = next() % 11;
-                let len = (next() % 48) as usize;
-                // Small byte values make valid-looking varints, flags and lengths likely.
-                let payload: Vec<u8> = (0..len).map(|_| (next() % 8) as u8).collect();
-                let _ = rep.on_message(core, t, &payload);
-                rep.take_outgoing();
-            }
-        }
-        assert_eq!(writer.length(), 40);
-    }
-
-    #[test]
-    fn capability_is_checked_against_the_other_role() {
-        let key = [7u8; 32];
-        let hash = [9u8; 64];
-        let a = Replicator::new(key, true, hash);
-        let b = Replicator::new(key, false, hash);
-        let ha = Handshake::from_bytes(&a.local_handshake()).unwrap();
-        let hb = Handshake::from_bytes(&b.local_handshake()).unwrap();
-        assert_ne!(ha.capability, hb.capability);
-        // What b expects from a is a's capability.
-        let expected_by_b = crate::hypercore::crypto::replicate_capability(true, &key, &hash);
-        assert_eq!(ha.capability, expected_by_b);
-    }
-}
+mod tests;

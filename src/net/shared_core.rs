@@ -94,7 +94,7 @@ impl SharedCore {
     fn lock(&self) -> MutexGuard<'_, Core> {
         // A panic while holding the lock leaves the core as it was between operations; keep
         // serving rather than poisoning every connection.
-        self.inner.core.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.inner.core)
     }
 
     /// Runs `f` with the core locked, then publishes the new status if it changed (or if `f`

@@ -26,9 +26,11 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "native")]
 pub mod client;
 pub mod frame;
 pub mod messages;
+#[cfg(feature = "relay-server")]
 pub mod server;
 
 pub use frame::{RelayCodec, RelayEvent, PROTOCOL};

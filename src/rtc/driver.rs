@@ -26,6 +26,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{ChannelParams, DisconnectReason, RtcError, RtcEvent};
+use crate::sync::lock;
 
 /// How long a local close may take to flush SCTP shutdown and DTLS close_notify.
 const CLOSE_LINGER: Duration = Duration::from_millis(500);
@@ -691,9 +692,4 @@ async fn recv_any(
         Poll::Pending
     })
     .await
-}
-
-/// Locks a mutex, ignoring poisoning: the guarded value is a plain address.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -1,0 +1,577 @@
+//! Creating and running a WebRTC connection: the offer and answer ([`create_offer`],
+//! [`accept_offer`], [`PendingOffer::accept_answer`]), and the handles of a running one
+//! ([`PeerConnection`], [`RtcSender`]) that talk to its driver task.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use str0m::change::SdpPendingOffer;
+use str0m::channel::ChannelConfig;
+use str0m::crypto::CryptoProvider;
+use str0m::{Candidate, Rtc};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+
+use error::RtcError;
+/// Identifies a data channel within one [`PeerConnection`] (not the SCTP stream id).
+use str0m::channel::ChannelId;
+
+use super::description::{self, Kind};
+use super::driver::{Command, Driver, Handles, Shared, Timing};
+
+use super::*;
+
+/// The process' crypto backend (aws-lc-rs), shared by every connection.
+fn crypto() -> Arc<CryptoProvider> {
+    static P: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
+    P.get_or_init(|| Arc::new(str0m::crypto::from_feature_flags()))
+        .clone()
+}
+
+/// Does the crypto backend's one-time initialisation now (about 60-80 ms of CPU on the first
+/// DTLS certificate, measured with aws-lc-rs 1.19 in a release build), so the first
+/// [`create_offer`] / [`accept_offer`] of the process does not pay it. Optional; cheap after the
+/// first call. Blocking: call it at startup or from `spawn_blocking`.
+pub fn warm_up() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let _ = crypto().dtls_provider.generate_certificate();
+    });
+}
+
+fn build_rtc(cfg: &RtcConfig) -> Rtc {
+    let mut b = Rtc::builder()
+        .set_crypto_provider(crypto())
+        .set_sctp_max_buffered_amount(SCTP_BUFFER_BYTES);
+    // Consent checks on the chosen pair run at most this far apart; they are what the idle
+    // timeout listens for.
+    b.set_max_stun_rto(cfg.keepalive());
+    b.build(Instant::now())
+}
+
+/// Polls an `Rtc` that has no remote peer yet until its next timeout, as str0m requires after
+/// each change. Without remote candidates there is nothing to send.
+fn settle(rtc: &mut Rtc) {
+    for _ in 0..64 {
+        match rtc.poll_output() {
+            Ok(str0m::Output::Timeout(_)) | Err(_) => return,
+            Ok(other) => tracing::trace!("before connecting: {other:?}"),
+        }
+    }
+}
+
+/// Binds the sockets and makes an `Rtc` with their addresses as host candidates.
+async fn prepare(cfg: &RtcConfig) -> Result<(Rtc, Vec<(UdpSocket, SocketAddr)>), RtcError> {
+    let sockets = local::bind(cfg.bind_ip).await?;
+    let mut rtc = build_rtc(cfg);
+    settle(&mut rtc);
+    let mut added = 0;
+    for (_, addr) in &sockets {
+        match Candidate::host(*addr, "udp") {
+            Ok(c) => {
+                if rtc.add_local_candidate(c).is_some() {
+                    added += 1;
+                }
+                settle(&mut rtc);
+            }
+            Err(e) => tracing::warn!("{addr} cannot be a candidate: {e}"),
+        }
+    }
+    if added == 0 {
+        return Err(RtcError::Bind {
+            ip: cfg.bind_ip,
+            source: std::io::Error::other("no bound address is usable as an ICE candidate"),
+        });
+    }
+    Ok((rtc, sockets))
+}
+
+pub(super) fn check_label(label: &str) -> Result<(), RtcError> {
+    if label.len() > MAX_LABEL_BYTES {
+        return Err(RtcError::LabelTooLong(label.len()));
+    }
+    Ok(())
+}
+
+/// Starts a connection as the offerer (the joiner): binds its UDP sockets, creates the given
+/// data channels and returns the offer JSON (`{"type":"offer","sdp":"..."}`, local candidates
+/// included) with the state that waits for the answer.
+///
+/// `channels` are (label, reliability) pairs; their ids, in the same order, are
+/// [`PendingOffer::channels`].
+///
+/// Errors: [`RtcError::NoChannels`] for an empty list, [`RtcError::LabelTooLong`],
+/// [`RtcError::Bind`] when no socket can be bound on [`RtcConfig::bind_ip`].
+pub async fn create_offer(
+    cfg: &RtcConfig,
+    channels: &[(&str, Reliability)],
+) -> Result<(PendingOffer, String), RtcError> {
+    if channels.is_empty() {
+        return Err(RtcError::NoChannels);
+    }
+    for (label, _) in channels {
+        check_label(label)?;
+    }
+    let (mut rtc, sockets) = prepare(cfg).await?;
+    let mut api = rtc.sdp_api();
+    let local: Vec<(ChannelId, ChannelConfig)> = channels
+        .iter()
+        .map(|(label, r)| {
+            let config = r.channel_config(label);
+            (api.add_channel_with_config(config.clone()), config)
+        })
+        .collect();
+    let (offer, pending) = api
+        .apply()
+        .ok_or_else(|| RtcError::Negotiation("str0m made no offer".into()))?;
+    settle(&mut rtc);
+    let json = description::to_json(Kind::Offer, &offer.to_sdp_string());
+    Ok((
+        PendingOffer {
+            rtc,
+            sockets,
+            pending,
+            local,
+            cfg: cfg.clone(),
+            remote_candidates: Vec::new(),
+        },
+        json,
+    ))
+}
+
+/// An offer waiting for its answer: holds the bound sockets and the WebRTC state. Dropping it
+/// abandons the offer and frees the sockets.
+pub struct PendingOffer {
+    rtc: Rtc,
+    sockets: Vec<(UdpSocket, SocketAddr)>,
+    pending: SdpPendingOffer,
+    local: Vec<(ChannelId, ChannelConfig)>,
+    cfg: RtcConfig,
+    /// Trickled answerer candidates, applied with the answer.
+    remote_candidates: Vec<Candidate>,
+}
+
+impl fmt::Debug for PendingOffer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PendingOffer")
+            .field("local_addrs", &self.local_addrs())
+            .field("channels", &self.channels())
+            .finish()
+    }
+}
+
+impl PendingOffer {
+    /// The ids of the channels asked for in [`create_offer`], in the same order.
+    pub fn channels(&self) -> Vec<ChannelId> {
+        self.local.iter().map(|(id, _)| *id).collect()
+    }
+
+    /// The local candidates (bound UDP sockets) the offer carries.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.sockets.iter().map(|(_, a)| *a).collect()
+    }
+
+    /// Keeps a candidate the answerer trickled (forms as
+    /// [`PeerConnection::add_remote_candidate`]); it is used once the answer is applied.
+    /// Candidates trickled after [`PendingOffer::accept_answer`] has begun cannot be added:
+    /// the answerer should put all its candidates in the answer (this module always does).
+    ///
+    /// Errors: [`RtcError::InvalidCandidate`] for a malformed candidate, or beyond
+    /// [`MAX_REMOTE_CANDIDATES`] kept (a peer can't grow a pending offer without bound).
+    pub fn add_remote_candidate(&mut self, candidate: &str) -> Result<(), RtcError> {
+        let candidate = description::parse_candidate(candidate)?;
+        if self.remote_candidates.len() >= MAX_REMOTE_CANDIDATES {
+            return Err(RtcError::InvalidCandidate(format!(
+                "more than {MAX_REMOTE_CANDIDATES} trickled candidates"
+            )));
+        }
+        self.remote_candidates.push(candidate);
+        Ok(())
+    }
+
+    /// Applies the answer JSON (`{"type":"answer","sdp":"..."}`) and waits until every channel
+    /// of the offer is open, at most [`RtcConfig::connect_timeout`]. The returned connection's
+    /// first events are those channels' [`RtcEvent::ChannelOpen`].
+    ///
+    /// Errors: [`RtcError::InvalidDescription`] for a malformed answer,
+    /// [`RtcError::Negotiation`] for one that does not fit the offer,
+    /// [`RtcError::ConnectTimeout`] when the channels do not open in time (peer unreachable, or
+    /// not running), [`RtcError::ConnectFailed`] when the peer closes first.
+    pub async fn accept_answer(self, answer_json: &str) -> Result<PeerConnection, RtcError> {
+        let answer = description::parse_answer(answer_json)?;
+        let PendingOffer {
+            mut rtc,
+            sockets,
+            pending,
+            local,
+            cfg,
+            remote_candidates,
+        } = self;
+        let applied = catch_unwind(AssertUnwindSafe(|| {
+            rtc.sdp_api().accept_answer(pending, answer)
+        }));
+        match applied {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(RtcError::Negotiation(e.to_string())),
+            Err(_) => {
+                return Err(RtcError::Negotiation(
+                    "the answer crashed the parser".into(),
+                ))
+            }
+        }
+        let handles = Driver::spawn(rtc, sockets, &local, true, timing(&cfg));
+        for c in remote_candidates {
+            // The task applies these after its first drain, as str0m requires.
+            let _ = handles.cmd_tx.send(Command::AddCandidate(c));
+        }
+        let mut pc = PeerConnection::new(handles, &cfg);
+        pc.wait_open(
+            local.iter().map(|(id, _)| *id).collect(),
+            cfg.connect_timeout,
+        )
+        .await?;
+        Ok(pc)
+    }
+}
+
+fn timing(cfg: &RtcConfig) -> Timing {
+    Timing {
+        connect_timeout: cfg.connect_timeout,
+        idle_timeout: cfg.idle_timeout,
+    }
+}
+
+/// Answers an offer JSON (`{"type":"offer","sdp":"..."}`) as the host: binds UDP sockets and
+/// returns the answer JSON to send back, with the connection. The connection comes up once the
+/// offerer applies the answer; the offerer's channels then arrive as
+/// [`RtcEvent::ChannelOpen`]. If it is not up within [`RtcConfig::connect_timeout`], the events
+/// end with `Disconnected { reason: ConnectTimeout }`.
+///
+/// Errors: [`RtcError::InvalidDescription`] for malformed JSON/SDP or an offer without a data
+/// channel, [`RtcError::Negotiation`] for an offer the stack refuses, [`RtcError::Bind`].
+pub async fn accept_offer(
+    cfg: &RtcConfig,
+    offer_json: &str,
+) -> Result<(String, PeerConnection), RtcError> {
+    let offer = description::parse_offer(offer_json)?;
+    let (mut rtc, sockets) = prepare(cfg).await?;
+    let answer = match catch_unwind(AssertUnwindSafe(|| rtc.sdp_api().accept_offer(offer))) {
+        Ok(Ok(a)) => a,
+        Ok(Err(e)) => return Err(RtcError::Negotiation(e.to_string())),
+        Err(_) => return Err(RtcError::Negotiation("the offer crashed the parser".into())),
+    };
+    let json = description::to_json(Kind::Answer, &answer.to_sdp_string());
+    let handles = Driver::spawn(rtc, sockets, &[], false, timing(cfg));
+    Ok((json, PeerConnection::new(handles, cfg)))
+}
+
+/// A cloneable handle that sends on a [`PeerConnection`] from any task. Cheap to clone; all
+/// clones feed one queue.
+#[derive(Clone)]
+pub struct RtcSender {
+    cmd: mpsc::UnboundedSender<Command>,
+    shared: Arc<Shared>,
+    max_message: usize,
+    max_queued: usize,
+}
+
+impl fmt::Debug for RtcSender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RtcSender")
+            .field("local_addrs", &self.shared.local_addrs)
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+impl RtcSender {
+    /// Queues `data` as one binary message on `channel`. Returns at once; reliable channels
+    /// deliver in order, unreliable ones may drop it. A message for a channel that is not open
+    /// yet waits for it; for an unknown or closed channel it is dropped (counted in
+    /// [`PeerStats::messages_dropped`]).
+    ///
+    /// Errors: [`RtcError::Closed`] once the connection has ended,
+    /// [`RtcError::MessageTooLarge`] above [`RtcConfig::max_message_bytes`],
+    /// [`RtcError::QueueFull`] when [`RtcConfig::max_queued_bytes`] are already waiting.
+    pub fn send(&self, channel: ChannelId, data: &[u8]) -> Result<(), RtcError> {
+        self.enqueue(channel, data.to_vec(), true)
+    }
+
+    /// Like [`RtcSender::send`], as a text message (a browser receives a string).
+    pub fn send_text(&self, channel: ChannelId, text: &str) -> Result<(), RtcError> {
+        self.enqueue(channel, text.as_bytes().to_vec(), false)
+    }
+
+    /// Like [`RtcSender::send`], but when [`RtcConfig::max_queued_bytes`] are already waiting
+    /// it waits for SCTP to take enough of them instead of failing: back-pressure for a
+    /// producer (e.g. pasted chat) that must not lose messages. Cancel-safe (nothing is queued
+    /// until it returns `Ok`). Bound the wait with a timeout if the peer may stall.
+    ///
+    /// Errors: [`RtcError::Closed`] once the connection has ended (also while waiting),
+    /// [`RtcError::MessageTooLarge`].
+    pub async fn send_wait(&self, channel: ChannelId, data: &[u8]) -> Result<(), RtcError> {
+        self.enqueue_wait(channel, data, true).await
+    }
+
+    /// [`RtcSender::send_wait`] as a text message.
+    pub async fn send_text_wait(&self, channel: ChannelId, text: &str) -> Result<(), RtcError> {
+        self.enqueue_wait(channel, text.as_bytes(), false).await
+    }
+
+    async fn enqueue_wait(
+        &self,
+        channel: ChannelId,
+        data: &[u8],
+        binary: bool,
+    ) -> Result<(), RtcError> {
+        loop {
+            // Register for the wake-up before trying, so that a drain in between is not missed.
+            let drained = self.shared.drained.notified();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            match self.enqueue(channel, data.to_vec(), binary) {
+                Err(RtcError::QueueFull { .. }) => drained.await,
+                other => return other,
+            }
+        }
+    }
+
+    fn enqueue(&self, channel: ChannelId, data: Vec<u8>, binary: bool) -> Result<(), RtcError> {
+        if self.is_closed() {
+            return Err(RtcError::Closed);
+        }
+        let len = data.len();
+        if len > self.max_message {
+            return Err(RtcError::MessageTooLarge {
+                len,
+                max: self.max_message,
+            });
+        }
+        let before = self.shared.queued_bytes.fetch_add(len, Ordering::AcqRel);
+        if before + len > self.max_queued {
+            self.shared.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+            return Err(RtcError::QueueFull {
+                queued: before,
+                max: self.max_queued,
+            });
+        }
+        self.cmd
+            .send(Command::Send {
+                channel,
+                data,
+                binary,
+            })
+            .map_err(|_| {
+                self.shared.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+                RtcError::Closed
+            })
+    }
+
+    /// Opens another data channel (announced in-band, no new offer/answer). Returns its id at
+    /// once; [`RtcEvent::ChannelOpen`] follows when the peer has it, and messages sent before
+    /// then wait.
+    ///
+    /// Errors: [`RtcError::Closed`], [`RtcError::LabelTooLong`].
+    pub async fn open_channel(
+        &self,
+        label: &str,
+        reliability: Reliability,
+    ) -> Result<ChannelId, RtcError> {
+        check_label(label)?;
+        let (reply, rx) = oneshot::channel();
+        self.cmd
+            .send(Command::Open {
+                config: reliability.channel_config(label),
+                reply,
+            })
+            .map_err(|_| RtcError::Closed)?;
+        rx.await.map_err(|_| RtcError::Closed)?
+    }
+
+    /// Closes one data channel (SCTP stream reset); both sides then see
+    /// [`RtcEvent::ChannelClosed`]. Messages still queued for it are dropped.
+    ///
+    /// Errors: [`RtcError::Closed`].
+    pub fn close_channel(&self, channel: ChannelId) -> Result<(), RtcError> {
+        self.cmd
+            .send(Command::CloseChannel(channel))
+            .map_err(|_| RtcError::Closed)
+    }
+
+    /// Whether the connection has ended (sends fail from then on).
+    pub fn is_closed(&self) -> bool {
+        self.shared.closed.load(Ordering::Acquire)
+    }
+}
+
+/// One WebRTC connection to a peer: a handle to the task that owns its UDP sockets and WebRTC
+/// state. Dropping it closes the connection gracefully.
+///
+/// Read events promptly: up to 1024 unread events are kept; past that the task stops reading
+/// the network until the application catches up (and the peer may time the connection out).
+pub struct PeerConnection {
+    sender: RtcSender,
+    events: mpsc::Receiver<RtcEvent>,
+    early: VecDeque<RtcEvent>,
+    channels: Vec<ChannelId>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl fmt::Debug for PeerConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PeerConnection")
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl PeerConnection {
+    fn new(h: Handles, cfg: &RtcConfig) -> Self {
+        let Handles {
+            cmd_tx,
+            ev_rx,
+            shared,
+            task,
+        } = h;
+        PeerConnection {
+            sender: RtcSender {
+                cmd: cmd_tx,
+                shared,
+                max_message: cfg.max_message_bytes.min(SCTP_BUFFER_BYTES),
+                max_queued: cfg.max_queued_bytes,
+            },
+            events: ev_rx,
+            early: VecDeque::new(),
+            channels: Vec::new(),
+            task: Some(task),
+        }
+    }
+
+    /// Waits for `ids` to open, keeping the events for `next_event`.
+    async fn wait_open(
+        &mut self,
+        mut ids: Vec<ChannelId>,
+        timeout: Duration,
+    ) -> Result<(), RtcError> {
+        self.channels = ids.clone();
+        // The task enforces the timeout; this margin only guards against a stalled task.
+        let deadline =
+            crate::time::deadline_after(timeout.saturating_add(Duration::from_millis(500)));
+        while !ids.is_empty() {
+            let ev = match tokio::time::timeout_at(deadline, self.events.recv()).await {
+                Err(_) => return Err(RtcError::ConnectTimeout(timeout)),
+                Ok(None) => return Err(RtcError::Closed),
+                Ok(Some(ev)) => ev,
+            };
+            match &ev {
+                RtcEvent::ChannelOpen { channel, .. } => ids.retain(|id| id != channel),
+                RtcEvent::Disconnected {
+                    reason: DisconnectReason::ConnectTimeout,
+                } => return Err(RtcError::ConnectTimeout(timeout)),
+                RtcEvent::Disconnected { reason } => {
+                    return Err(RtcError::ConnectFailed(reason.clone()))
+                }
+                _ => {}
+            }
+            self.early.push_back(ev);
+        }
+        Ok(())
+    }
+
+    /// The next event, waiting for it; `None` once the connection has ended and every event
+    /// (the last being [`RtcEvent::Disconnected`]) has been read. Cancel-safe.
+    pub async fn next_event(&mut self) -> Option<RtcEvent> {
+        if let Some(ev) = self.early.pop_front() {
+            return Some(ev);
+        }
+        self.events.recv().await
+    }
+
+    /// The ids of the channels this side offered (in [`create_offer`] order); empty on the
+    /// answering side, which learns channels from [`RtcEvent::ChannelOpen`].
+    pub fn channels(&self) -> &[ChannelId] {
+        &self.channels
+    }
+
+    /// A cloneable sending handle for other tasks.
+    pub fn sender(&self) -> RtcSender {
+        self.sender.clone()
+    }
+
+    /// [`RtcSender::send`] on this connection.
+    pub fn send(&self, channel: ChannelId, data: &[u8]) -> Result<(), RtcError> {
+        self.sender.send(channel, data)
+    }
+
+    /// [`RtcSender::send_text`] on this connection.
+    pub fn send_text(&self, channel: ChannelId, text: &str) -> Result<(), RtcError> {
+        self.sender.send_text(channel, text)
+    }
+
+    /// [`RtcSender::open_channel`] on this connection.
+    pub async fn open_channel(
+        &self,
+        label: &str,
+        reliability: Reliability,
+    ) -> Result<ChannelId, RtcError> {
+        self.sender.open_channel(label, reliability).await
+    }
+
+    /// [`RtcSender::close_channel`] on this connection.
+    pub fn close_channel(&self, channel: ChannelId) -> Result<(), RtcError> {
+        self.sender.close_channel(channel)
+    }
+
+    /// Adds a remote ICE candidate trickled by the peer: `candidate:...`, `a=candidate:...`, or
+    /// the browser's `{"candidate":"candidate:...",...}` JSON.
+    ///
+    /// Errors: [`RtcError::InvalidCandidate`] (mDNS `.local` names included: they cannot be
+    /// resolved), [`RtcError::Closed`].
+    pub fn add_remote_candidate(&self, candidate: &str) -> Result<(), RtcError> {
+        let c = description::parse_candidate(candidate)?;
+        self.sender
+            .cmd
+            .send(Command::AddCandidate(c))
+            .map_err(|_| RtcError::Closed)
+    }
+
+    /// Whether the connection has ended.
+    pub fn is_closed(&self) -> bool {
+        self.sender.is_closed()
+    }
+
+    /// The peer's address traffic last came from; `None` until connected.
+    pub fn remote_addr(&self) -> Option<SocketAddr> {
+        *crate::sync::lock(&self.sender.shared.remote_addr)
+    }
+
+    /// Traffic counters.
+    pub fn stats(&self) -> PeerStats {
+        let s = &self.sender.shared;
+        PeerStats {
+            local_addrs: s.local_addrs.clone(),
+            remote_addr: *crate::sync::lock(&s.remote_addr),
+            bytes_sent: s.bytes_sent.load(Ordering::Relaxed),
+            bytes_received: s.bytes_received.load(Ordering::Relaxed),
+            queued_bytes: s.queued_bytes.load(Ordering::Relaxed),
+            messages_dropped: s.messages_dropped.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Closes the connection gracefully (SCTP shutdown and DTLS close_notify, so the peer sees
+    /// [`DisconnectReason::RemoteClosed`] at once) and waits, at most about a second, for the
+    /// task to end. Messages still queued are dropped.
+    pub async fn close(mut self) {
+        let _ = self.sender.cmd.send(Command::Close);
+        // Nobody reads events any more; the task must not wait on a full queue.
+        self.events.close();
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(1), task).await;
+        }
+    }
+}
