@@ -9,7 +9,7 @@ mod support;
 use std::time::Duration;
 
 use dat_social::hypercore::Core;
-use dat_social::net::{ConnectionConfig, SharedCore};
+use dat_social::net::{ConnectionConfig, FrameReader, FrameWriter, SharedCore};
 use dat_social::relay::client::{
     ClientOptions, Listener, RelayClient, RelayClientError, RelayState, RelayStream, RelayUrl,
 };
@@ -50,6 +50,20 @@ async fn connected_pair(
     assert_eq!(incoming.remote_public_key(), client_pk);
     assert_eq!(outgoing.handshake_hash(), incoming.handshake_hash());
     (outgoing, incoming)
+}
+
+/// Writes `frames` on `writer`; `reader` (the other end) reads exactly them, in order, each read
+/// within [`WAIT`] and none the end of the stream.
+async fn pass(writer: &mut impl FrameWriter, reader: &mut impl FrameReader, frames: &[Vec<u8>]) {
+    writer.write_frames(frames).await.unwrap();
+    let mut got = Vec::new();
+    while got.len() < frames.len() {
+        assert!(tokio::time::timeout(WAIT, reader.read_frames(&mut got))
+            .await
+            .unwrap()
+            .unwrap());
+    }
+    assert_eq!(got, frames);
 }
 
 /// A listening client (key `server`) and a connecting one reach each other through the relay
@@ -145,7 +159,6 @@ async fn a_connection_runs_on_a_custodial_relayed_stream() {
 /// secret-stream for the custodial end).
 #[tokio::test]
 async fn several_noncustodial_connects_in_a_row() {
-    use dat_social::net::{FrameReader, FrameWriter};
     let relay = Relay::start();
     let url: RelayUrl = relay.ws().parse().unwrap();
     let server_key = SigningKey::from_bytes(&[0x51; 32]);
@@ -168,24 +181,8 @@ async fn several_noncustodial_connects_in_a_row() {
         let (mut or, mut ow) = outgoing.split();
         let (mut ir, mut iw) = incoming.split();
         let big = vec![round; 200_000];
-        ow.write_frames(&[vec![round; 3], Vec::new(), big.clone()])
-            .await
-            .unwrap();
-        let mut got = Vec::new();
-        while got.len() < 3 {
-            assert!(tokio::time::timeout(WAIT, ir.read_frames(&mut got))
-                .await
-                .unwrap()
-                .unwrap());
-        }
-        assert_eq!(got, vec![vec![round; 3], Vec::new(), big]);
-        iw.write_frames(&[b"back".to_vec()]).await.unwrap();
-        let mut got = Vec::new();
-        assert!(tokio::time::timeout(WAIT, or.read_frames(&mut got))
-            .await
-            .unwrap()
-            .unwrap());
-        assert_eq!(got, vec![b"back".to_vec()]);
+        pass(&mut ow, &mut ir, &[vec![round; 3], Vec::new(), big]).await;
+        pass(&mut iw, &mut or, &[b"back".to_vec()]).await;
         // Ending one side ends the other's reads.
         ow.shutdown().await;
         let mut rest = Vec::new();
@@ -202,46 +199,16 @@ async fn several_noncustodial_connects_in_a_row() {
     let (outgoing, incoming) = connected_pair(&other, &mut listener, server_pk, other_pk).await;
     let (mut or, mut ow) = outgoing.split();
     let (mut ir, mut iw) = incoming.split();
-    ow.write_frames(&[b"bridged".to_vec(), vec![1; 100_000]])
-        .await
-        .unwrap();
-    let mut got = Vec::new();
-    while got.len() < 2 {
-        assert!(tokio::time::timeout(WAIT, ir.read_frames(&mut got))
-            .await
-            .unwrap()
-            .unwrap());
-    }
-    assert_eq!(got, vec![b"bridged".to_vec(), vec![1; 100_000]]);
-    iw.write_frames(&[b"back".to_vec()]).await.unwrap();
-    let mut got = Vec::new();
-    assert!(tokio::time::timeout(WAIT, or.read_frames(&mut got))
-        .await
-        .unwrap()
-        .unwrap());
-    assert_eq!(got, vec![b"back".to_vec()]);
+    pass(&mut ow, &mut ir, &[b"bridged".to_vec(), vec![1; 100_000]]).await;
+    pass(&mut iw, &mut or, &[b"back".to_vec()]).await;
 
     let mut other_listener = other_listener;
     let (outgoing, incoming) =
         connected_pair(&client, &mut other_listener, other_pk, client_pk).await;
     let (mut or, mut ow) = outgoing.split();
     let (mut ir, mut iw) = incoming.split();
-    ow.write_frames(&[b"to custodial".to_vec()]).await.unwrap();
-    let mut got = Vec::new();
-    assert!(tokio::time::timeout(WAIT, ir.read_frames(&mut got))
-        .await
-        .unwrap()
-        .unwrap());
-    assert_eq!(got, vec![b"to custodial".to_vec()]);
-    iw.write_frames(&[vec![2; 70_000]]).await.unwrap();
-    let mut got = Vec::new();
-    while got.is_empty() {
-        assert!(tokio::time::timeout(WAIT, or.read_frames(&mut got))
-            .await
-            .unwrap()
-            .unwrap());
-    }
-    assert_eq!(got, vec![vec![2; 70_000]]);
+    pass(&mut ow, &mut ir, &[b"to custodial".to_vec()]).await;
+    pass(&mut iw, &mut or, &[vec![2; 70_000]]).await;
 }
 
 #[tokio::test]

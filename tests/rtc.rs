@@ -318,16 +318,15 @@ async fn a_peer_closing_is_seen_by_the_other_both_ways() {
 }
 
 /// A joiner connected (one reliable "chat" channel, idle timeout 2 s) to a host that lives in
-/// a runtime of its own: shutting `host_rt` down drops the host's task and sockets without any
-/// goodbye, as a crashed or unplugged peer would. The joiner belongs to `rt`.
-struct HostInOwnRuntime {
-    rt: tokio::runtime::Runtime,
-    host_rt: tokio::runtime::Runtime,
-    joiner: PeerConnection,
-    host: PeerConnection,
-}
-
-fn host_in_own_runtime() -> HostInOwnRuntime {
+/// a runtime of its own: shutting that runtime down drops the host's task and sockets without
+/// any goodbye, as a crashed or unplugged peer would. Returns (the joiner's runtime, the host's
+/// runtime, joiner, host).
+fn host_in_own_runtime() -> (
+    tokio::runtime::Runtime,
+    tokio::runtime::Runtime,
+    PeerConnection,
+    PeerConnection,
+) {
     let cfg = RtcConfig {
         idle_timeout: Duration::from_secs(2),
         ..RtcConfig::default()
@@ -352,22 +351,12 @@ fn host_in_own_runtime() -> HostInOwnRuntime {
             .unwrap();
         (pending.accept_answer(&answer).await.unwrap(), host)
     });
-    HostInOwnRuntime {
-        rt,
-        host_rt,
-        joiner,
-        host,
-    }
+    (rt, host_rt, joiner, host)
 }
 
 #[test]
 fn a_vanished_peer_is_seen_as_a_timeout() {
-    let HostInOwnRuntime {
-        rt,
-        host_rt,
-        mut joiner,
-        host,
-    } = host_in_own_runtime();
+    let (rt, host_rt, mut joiner, host) = host_in_own_runtime();
     rt.block_on(async {
         // Live for longer than the idle timeout: keepalives keep it up.
         tokio::time::sleep(Duration::from_secs(3)).await;
@@ -394,12 +383,7 @@ fn a_vanished_peer_is_seen_as_a_timeout() {
 fn a_vanished_peer_without_goodbye_times_out() {
     // As above, but the host's handle is leaked so nothing can send a goodbye: only the idle
     // timeout can notice.
-    let HostInOwnRuntime {
-        rt,
-        host_rt,
-        mut joiner,
-        host,
-    } = host_in_own_runtime();
+    let (rt, host_rt, mut joiner, host) = host_in_own_runtime();
     rt.block_on(async {
         std::mem::forget(host);
         host_rt.shutdown_background();

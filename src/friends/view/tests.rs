@@ -168,24 +168,20 @@ fn an_ended_lobby_goes_down_as_ended() {
 
 #[test]
 fn a_removed_session_or_an_unfollowed_friend_is_gone() {
-    let mut view = view_with_live_lobby();
-    view.handle_update(Update::Files(HOST, files(&[], None)), T0 + 10);
-    assert_eq!(
-        events(&mut view),
-        vec![FriendEvent::SessionDown {
-            key: HOST,
-            reason: DownReason::Gone
-        }]
-    );
-    let mut view = view_with_live_lobby();
-    view.handle_update(Update::Unfollowed(HOST), T0 + 10);
-    assert_eq!(
-        events(&mut view),
-        vec![FriendEvent::SessionDown {
-            key: HOST,
-            reason: DownReason::Gone
-        }]
-    );
+    for update in [
+        Update::Files(HOST, files(&[], None)),
+        Update::Unfollowed(HOST),
+    ] {
+        let mut view = view_with_live_lobby();
+        view.handle_update(update, T0 + 10);
+        assert_eq!(
+            events(&mut view),
+            vec![FriendEvent::SessionDown {
+                key: HOST,
+                reason: DownReason::Gone
+            }]
+        );
+    }
 }
 
 #[test]
