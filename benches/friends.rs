@@ -23,6 +23,7 @@ use dat_social::hypercore::Core;
 use dat_social::identity::Identity;
 use dat_social::net::{Connection, SharedCore};
 use dat_social::schema::{now_ms, Profile};
+use support::sys::{free_port, status_kib};
 use support::{User, WAIT};
 
 fn env_or(name: &str, default: usize) -> usize {
@@ -37,25 +38,8 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.min(sorted.len() - 1)]
 }
 
-fn proc_status(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 fn open_files(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn main() {
@@ -210,8 +194,8 @@ fn following(count: usize) {
     let pid = watcher.pid();
     println!(
         "sessions --watch, {count} followed: all online after {all_online:.2} s; RSS {} KiB (peak {} KiB), {} open files",
-        proc_status(pid, "VmRSS:"),
-        proc_status(pid, "VmHWM:"),
+        status_kib(pid, "VmRSS").unwrap_or(0),
+        status_kib(pid, "VmHWM").unwrap_or(0),
         open_files(pid)
     );
 }

@@ -22,12 +22,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
+    support::sys::status_kib(pid, "VmRSS").unwrap_or(0)
 }
 
 fn env_or(name: &str, default: usize) -> usize {

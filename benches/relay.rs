@@ -19,7 +19,6 @@
 //! reading).
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -27,6 +26,13 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+#[path = "../tests/support/js.rs"]
+mod js;
+#[path = "../tests/support/sys.rs"]
+mod sys;
+
+use js::js_dir;
 
 /// What happened to relays outside the figures (a relay that exited on its own), printed under
 /// the table.
@@ -44,41 +50,9 @@ fn env_or(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-fn js_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js")
-}
-
-/// Fails (never skips) when node or the pinned npm packages are missing.
-fn check_node() {
-    let check = "require.resolve('@hyperswarm/dht-relay'); require.resolve('ws'); \
-                 require.resolve('hyperdht/testnet')";
-    match Command::new("node")
-        .current_dir(js_dir())
-        .args(["-e", check])
-        .output()
-    {
-        Ok(o) if o.status.success() => {}
-        Ok(o) => panic!(
-            "the npm packages are missing ({}): run `npm ci --prefix tests/js`",
-            String::from_utf8_lossy(&o.stderr)
-                .lines()
-                .next()
-                .unwrap_or("")
-        ),
-        Err(e) => {
-            panic!("node is not installed ({e}); install node, then `npm ci --prefix tests/js`")
-        }
-    }
-}
-
 /// A field of /proc/PID/status in KiB (`VmRSS`, `VmHWM`), 0 once the process is gone.
 fn proc_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
+    sys::status_kib(pid, field).unwrap_or(0)
 }
 
 /// This process's soft limit on open files (children inherit it), from /proc/self/limits.
@@ -489,7 +463,8 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    check_node();
+    // Fails (never skips) when node or the pinned npm packages are missing.
+    js_dir();
     let connects = env_or("CONNECTS", 50);
     let bytes = env_or("BYTES", 200_000_000);
     let idle = env_or("IDLE", 1000);

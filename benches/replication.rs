@@ -12,6 +12,9 @@ use dat_social::net::{Connection, SharedCore};
 use ed25519_dalek::SigningKey;
 use tokio::net::{TcpListener, TcpStream};
 
+#[path = "../tests/support/sys.rs"]
+mod sys;
+
 fn key() -> SigningKey {
     SigningKey::generate(&mut rand::rngs::OsRng)
 }
@@ -70,11 +73,7 @@ async fn run(initial: u64, appends: u64) -> Duration {
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = sys::runtime();
     let mut g = c.benchmark_group("replication");
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(20));

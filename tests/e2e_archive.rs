@@ -234,11 +234,7 @@ fn two_copies_of_one_data_dir_writing_are_reported_as_a_fork() {
 /// ends with the conflict (not a timeout, not a silent success), and the verified copy is kept.
 #[test]
 fn a_replica_syncing_from_a_forked_copy_reports_the_conflict() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = support::sys::runtime();
     let tmp = tempfile::tempdir().unwrap();
     let writer = Identity::generate();
     let a_dir = tmp.path().join("a");

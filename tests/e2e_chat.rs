@@ -56,37 +56,27 @@ fn invalid_utf8_on_stdin_is_replaced_and_later_lines_still_go_both_ways() {
 #[test]
 fn a_line_over_the_limit_is_refused_by_whoever_types_it_and_the_limit_line_passes() {
     let (_alice, mut host_proc, _bob, mut player) = lobby();
-    let long = "p".repeat(20 * 1024);
-    let at_limit = "q".repeat(MAX_CHAT_BYTES);
-
     // The player's 20 KiB line: refused by the player, with an event; the host never sees it.
-    player.say(&long);
-    let warning = player.expect("warning");
-    let text = warning["message"].as_str().unwrap();
-    assert!(
-        text.contains("20480") && text.contains(&MAX_CHAT_BYTES.to_string()),
-        "{text}"
-    );
-    player.say(&at_limit);
-    player.say("short after long");
-    let first = host_proc.expect("message");
-    assert_eq!(first["text"].as_str().map(str::len), Some(MAX_CHAT_BYTES));
-    let second = host_proc.expect("message");
-    assert_eq!(second["text"], "short after long");
-
+    a_long_line_is_refused_by_its_typist(&mut player, &mut host_proc, "short after long");
     // The host's 20 KiB line: refused by the host the same way; the player never sees it.
-    host_proc.say(&long);
-    let warning = host_proc.expect("warning");
+    a_long_line_is_refused_by_its_typist(&mut host_proc, &mut player, "host short");
+}
+
+/// `typist` types a 20 KiB line: it refuses it with a warning naming both sizes, so `reader`
+/// never sees it; then a line exactly at the limit and `short` reach `reader`, in order.
+fn a_long_line_is_refused_by_its_typist(typist: &mut Proc, reader: &mut Proc, short: &str) {
+    typist.say(&"p".repeat(20 * 1024));
+    let warning = typist.expect("warning");
     let text = warning["message"].as_str().unwrap();
     assert!(
         text.contains("20480") && text.contains(&MAX_CHAT_BYTES.to_string()),
         "{text}"
     );
-    host_proc.say(&at_limit);
-    host_proc.say("host short");
-    let first = player.expect("message");
+    typist.say(&"q".repeat(MAX_CHAT_BYTES));
+    typist.say(short);
+    let first = reader.expect("message");
     assert_eq!(first["text"].as_str().map(str::len), Some(MAX_CHAT_BYTES));
-    assert_eq!(player.expect("message")["text"], "host short");
+    assert_eq!(reader.expect("message")["text"], short);
 }
 
 /// Writes `count` numbered lines of about 1 KiB to `stdin` from a thread (the write blocks

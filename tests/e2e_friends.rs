@@ -1,13 +1,12 @@
 //! Friends and matchmaking end to end: ten users as separate `dat-social` processes on loopback,
 //! finding each other only through a relay (`dat-social relay`); three host lobbies.
 
-mod relay_client_support;
 mod support;
 
 use std::collections::{BTreeSet, HashMap};
 
-use relay_client_support::Relay;
 use serde_json::Value;
+use support::relay::Relay;
 use support::{Proc, User, WAIT};
 
 /// Heartbeat of the hosts, seconds.

@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{host, now_ms, User, WAIT};
+use support::{host, lobby_scenario, now_ms, User, WAIT};
 
 fn invite(hosting: &serde_json::Value) -> String {
     hosting["invite"].as_str().expect("invite").to_string()
@@ -34,54 +34,7 @@ fn eight_players_chat_a_ninth_is_turned_away_and_a_leave_frees_a_slot() {
     let invite = invite(&hosting);
     assert!(invite.starts_with(&alice.url()), "{invite}");
 
-    let users: Vec<User> = (0..9).map(|i| User::new(&format!("player{i}"))).collect();
-    // Eight join at once.
-    let mut players: Vec<_> = users[..8]
-        .iter()
-        .map(|u| u.spawn(&["join", &invite]))
-        .collect();
-    for p in players.iter_mut() {
-        let connected = p.expect("connected");
-        assert_eq!(connected["name"], "friday");
-        assert_eq!(connected["peer"], alice.url().as_str());
-        assert!(connected["ms"].as_u64().is_some());
-    }
-    lobby.expect_where(WAIT, "peers 8", |e| {
-        e["event"] == "peer-joined" && e["peers"] == 8
-    });
-
-    // A player's line reaches the host and every other player, with the sender's name.
-    players[0].say("hello lobby");
-    let msg = lobby.expect("message");
-    assert_eq!(
-        (msg["name"].as_str(), msg["text"].as_str()),
-        (Some("player0"), Some("hello lobby"))
-    );
-    assert_eq!(msg["from"], users[0].url().as_str());
-    for p in players[1..].iter_mut() {
-        let m = p.expect("message");
-        assert_eq!(
-            (m["name"].as_str(), m["text"].as_str()),
-            (Some("player0"), Some("hello lobby"))
-        );
-    }
-    // The host's line reaches everyone.
-    lobby.say("welcome all");
-    for p in players.iter_mut() {
-        p.expect_where(WAIT, "host message", |e| {
-            e["event"] == "message" && e["text"] == "welcome all"
-        });
-    }
-
-    // The ninth is turned away as full, with the documented exit code.
-    let ninth = users[8].run(&["join", &invite]);
-    assert_eq!(ninth.code(), 4, "stderr: {}", ninth.stderr);
-    let rejected = ninth
-        .events()
-        .into_iter()
-        .find(|e| e["event"] == "rejected")
-        .unwrap();
-    assert_eq!(rejected["reason"], "full");
+    let (users, mut players) = lobby_scenario(&mut lobby, &invite, &alice, "friday");
 
     // The host's session.json, read by someone else over the network: 8 players, fresh heartbeat.
     let observer = User::new("observer");

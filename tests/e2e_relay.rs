@@ -2,11 +2,10 @@
 //! (`dat-social relay`), separate processes on loopback. Players get an invite that names only
 //! the relay (no TCP hint), so they reach the host only through it.
 
-mod relay_client_support;
 mod support;
 
-use relay_client_support::Relay;
-use support::{User, WAIT};
+use support::relay::Relay;
+use support::{lobby_scenario, User, WAIT};
 
 /// Starts `user` hosting through `relay_url` (non-custodial, the default) and waits for
 /// `hosting` and the relay's `connected`; returns the process, the hosting event and a
@@ -48,44 +47,7 @@ fn eight_players_through_the_relay_chat_and_a_ninth_is_turned_away() {
         &["--max-peers", "8", "--name", "relayed"],
     );
 
-    let users: Vec<User> = (0..9).map(|i| User::new(&format!("player{i}"))).collect();
-    let mut players: Vec<_> = users[..8]
-        .iter()
-        .map(|u| u.spawn(&["join", &invite]))
-        .collect();
-    for p in players.iter_mut() {
-        let connected = p.expect("connected");
-        assert_eq!(connected["name"], "relayed");
-        assert_eq!(connected["peer"], alice.url().as_str());
-    }
-    lobby.expect_where(WAIT, "peers 8", |e| {
-        e["event"] == "peer-joined" && e["peers"] == 8
-    });
-
-    players[0].say("hello through the relay");
-    let msg = lobby.expect("message");
-    assert_eq!(msg["text"], "hello through the relay");
-    assert_eq!(msg["from"], users[0].url().as_str());
-    for p in players[1..].iter_mut() {
-        let m = p.expect("message");
-        assert_eq!(
-            (m["name"].as_str(), m["text"].as_str()),
-            (Some("player0"), Some("hello through the relay"))
-        );
-    }
-    lobby.say("welcome");
-    for p in players.iter_mut() {
-        p.expect_where(WAIT, "host message", |e| {
-            e["event"] == "message" && e["text"] == "welcome"
-        });
-    }
-
-    let ninth = users[8].run(&["join", &invite]);
-    assert_eq!(ninth.code(), 4, "stderr: {}", ninth.stderr);
-    assert!(ninth
-        .events()
-        .iter()
-        .any(|e| e["event"] == "rejected" && e["reason"] == "full"));
+    let (_users, mut players) = lobby_scenario(&mut lobby, &invite, &alice, "relayed");
 
     // `show` reads the host's archive through the relay too.
     let observer = User::new("observer");
@@ -137,12 +99,8 @@ fn a_relay_restart_during_a_lobby() {
 
     // Bob's channel to the host is direct: it outlived the relay.
     player.say("still here");
-    lobby.expect_where(WAIT, "bob's line", |e| {
-        e["event"] == "message" && e["text"] == "still here"
-    });
-    late.expect_where(WAIT, "bob's line at carol", |e| {
-        e["event"] == "message" && e["text"] == "still here"
-    });
+    lobby.expect_message("still here");
+    late.expect_message("still here");
     lobby.signal("INT");
     assert!(lobby.wait_exit(WAIT).success(), "{}", lobby.stderr());
 }

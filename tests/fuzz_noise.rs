@@ -36,6 +36,29 @@ fn agree(a: &HandshakeOutcome, b: &HandshakeOutcome, ka: &SigningKey, kb: &Signi
         && b.remote_public_key == ka.verifying_key().to_bytes()
 }
 
+/// The end of a run (`changed`: a message was altered): both ends completed and agree exactly
+/// when nothing was altered; an untouched `name` handshake completes.
+fn check_outcome(
+    i: Option<&HandshakeOutcome>,
+    r: Option<&HandshakeOutcome>,
+    ka: &SigningKey,
+    kb: &SigningKey,
+    changed: bool,
+    name: &str,
+) -> Result<(), TestCaseError> {
+    match (i, r) {
+        (Some(a), Some(b)) => {
+            let ok = agree(a, b, ka, kb);
+            prop_assert!(
+                ok != changed,
+                "agreement {ok} with an altered message: {changed}"
+            );
+        }
+        _ => prop_assert!(changed, "untouched {name} handshake did not complete"),
+    }
+    Ok(())
+}
+
 fn xx(seed: u8, t: Tamper) -> Result<(), TestCaseError> {
     let (ka, kb) = keys(seed);
     let mut i = NoiseXx::new(true, &ka);
@@ -55,17 +78,7 @@ fn xx(seed: u8, t: Tamper) -> Result<(), TestCaseError> {
             break;
         }
     }
-    match (i.outcome(), r.outcome()) {
-        (Some(a), Some(b)) => {
-            let ok = agree(a, b, &ka, &kb);
-            prop_assert!(
-                ok != changed,
-                "agreement {ok} with an altered message: {changed}"
-            );
-        }
-        _ => prop_assert!(changed, "untouched XX handshake did not complete"),
-    }
-    Ok(())
+    check_outcome(i.outcome(), r.outcome(), &ka, &kb, changed, "XX")
 }
 
 fn ik(seed: u8, p1: Vec<u8>, p2: Vec<u8>, t: Tamper) -> Result<(), TestCaseError> {
@@ -97,17 +110,7 @@ fn ik(seed: u8, p1: Vec<u8>, p2: Vec<u8>, t: Tamper) -> Result<(), TestCaseError
             prop_assert_eq!(&got2, &p2);
         }
     }
-    match (i.outcome(), r.outcome()) {
-        (Some(a), Some(b)) => {
-            let ok = agree(a, b, &ka, &kb);
-            prop_assert!(
-                ok != changed,
-                "agreement {ok} with an altered message: {changed}"
-            );
-        }
-        _ => prop_assert!(changed, "untouched IK handshake did not complete"),
-    }
-    Ok(())
+    check_outcome(i.outcome(), r.outcome(), &ka, &kb, changed, "IK")
 }
 
 #[test]

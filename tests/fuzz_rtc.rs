@@ -13,25 +13,14 @@ use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use dat_social::rtc::{self, Reliability, RtcConfig};
+use fuzz_common::sys::current_thread_runtime as runtime;
 use fuzz_common::{fuzz, mutated, raw};
 use proptest::prelude::*;
 use str0m::change::{SdpAnswer, SdpOffer};
 
 /// A data-channel-only offer as Chromium writes it (addresses from the documentation range).
-const CHROME_OFFER_SDP: &str = "v=0\r\no=- 4215775240449105457 2 IN IP4 127.0.0.1\r\ns=-\r\n\
-t=0 0\r\na=group:BUNDLE 0\r\na=extmap-allow-mixed\r\na=msid-semantic: WMS\r\n\
-m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\n\
-a=candidate:1 1 udp 2113937151 192.0.2.7 54321 typ host generation 0 network-cost 999\r\n\
-a=ice-ufrag:Yx3V\r\na=ice-pwd:3DHYsXPTmWrcO35CCbLCGDzg\r\na=ice-options:trickle\r\n\
-a=fingerprint:sha-256 7B:8B:F0:65:5F:78:E2:51:3B:AC:6F:F3:3F:46:1B:35:DC:B8:5F:64:1A:24:C2:43:F0:A1:58:D0:A1:2C:19:08\r\n\
-a=setup:actpass\r\na=mid:0\r\na=sctp-port:5000\r\na=max-message-size:262144\r\n";
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
+/// (CRLF line ends, as on the wire; shared with the unit tests of `src/rtc/description.rs`.)
+const CHROME_OFFER_SDP: &str = include_str!("data/chrome-offer.sdp");
 
 /// The SDP of an offer made by our own stack.
 fn our_offer_sdp(rt: &tokio::runtime::Runtime) -> String {

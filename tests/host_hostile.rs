@@ -15,29 +15,12 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::JoinSet;
 
+use support::sys::{expect_status_kib, runtime};
 use support::{host, User, WAIT};
 
 /// The bound on the host's peak resident memory under the 40-connection frame attack: 64 MiB
 /// (a host serving nobody peaks at about 10-15 MiB; the attack used to take it past 600 MiB).
 const PEAK_RSS_BOUND_KIB: u64 = 64 * 1024;
-
-/// A field of `/proc/<pid>/status` in KiB (`VmHWM`: peak resident memory, `VmRSS`: now).
-fn vm_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status
-        .lines()
-        .find(|l| l.starts_with(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"));
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 fn listen_addr(hosting: &serde_json::Value) -> SocketAddr {
     hosting["listen"].as_str().unwrap().parse().unwrap()
@@ -91,7 +74,7 @@ fn forty_unadmitted_peers_announcing_16_mib_frames_leave_the_host_small() {
     let (mut lobby, hosting) = host(&alice, &[]);
     let to = listen_addr(&hosting);
     let pid = lobby.pid();
-    let before = vm_kib(pid, "VmRSS");
+    let before = expect_status_kib(pid, "VmRSS");
 
     let rt = runtime();
     let accepted: Vec<usize> = rt.block_on(async {
@@ -104,7 +87,7 @@ fn forty_unadmitted_peers_announcing_16_mib_frames_leave_the_host_small() {
             .await
             .expect("the attack finished within 120 s")
     });
-    let peak = vm_kib(pid, "VmHWM");
+    let peak = expect_status_kib(pid, "VmHWM");
     let total: usize = accepted.iter().sum();
     eprintln!(
         "host RSS before: {before} KiB; peak with 40 partial 16 MiB frames: {peak} KiB; \
@@ -194,9 +177,7 @@ fn a_player_joins_while_thousands_of_sockets_are_held_from_many_addresses() {
         e["event"] == "peer-joined" && e["name"] == "bob"
     });
     player.say("made it");
-    lobby.expect_where(WAIT, "bob's line", |e| {
-        e["event"] == "message" && e["text"] == "made it"
-    });
+    lobby.expect_message("made it");
 
     // Refusals are summed up in a periodic warning, not printed one line each.
     let summary = lobby.expect_where(Duration::from_secs(25), "a summary warning", |e| {

@@ -11,9 +11,10 @@
 //! - `js_reader_accepts_our_proofs`: a fresh JS replica applies proofs our writer made for
 //!   requests our replica made (block + upgrade, blocks, hashes), and rejects tampered ones.
 
+mod support;
+
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use dat_social::hypercore::encoding::CompactEncoding;
@@ -21,20 +22,13 @@ use dat_social::hypercore::messages::{Data, Request, RequestBlock, RequestUpgrad
 use dat_social::hypercore::{Core, Error};
 use ed25519_dalek::SigningKey;
 use serde_json::Value;
+use support::js::js_dir;
 
 const SEED: [u8; 32] = [7; 32];
-
-fn js_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/js")
-}
 
 /// Runs `node tests/js/vectors.js <mode>` with `stdin`, returning its JSON output.
 fn run_node(mode: &str, stdin: Option<&str>) -> Value {
     let dir = js_dir();
-    assert!(
-        dir.join("node_modules/hypercore/package.json").exists(),
-        "JS packages missing: run `npm ci --prefix tests/js` first"
-    );
     let mut child = Command::new("node")
         .arg(dir.join("vectors.js"))
         .arg(mode)

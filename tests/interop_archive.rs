@@ -11,16 +11,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::js::js_dir;
 use support::{host, User, WAIT};
-
-fn js_dir() -> std::path::PathBuf {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js");
-    assert!(
-        dir.join("node_modules/hypercore").exists(),
-        "tests/js/node_modules is missing: run `npm ci --prefix tests/js` (needs node 20)"
-    );
-    dir
-}
 
 /// The next JSON line from the reader whose session satisfies `pred`.
 fn next_files(lines: &mpsc::Receiver<Value>, what: &str, pred: impl Fn(&Value) -> bool) -> Value {

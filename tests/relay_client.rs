@@ -4,17 +4,17 @@
 //! hypercore replication, an app channel) straight on the relayed stream, several connects in
 //! a row, a refused connect, and a relay restart the listening client survives on its own.
 
-mod relay_client_support;
+mod support;
 
 use std::time::Duration;
 
 use dat_social::hypercore::Core;
-use dat_social::net::{ConnectionConfig, SharedCore};
+use dat_social::net::{ConnectionConfig, FrameReader, FrameWriter, SharedCore};
 use dat_social::relay::client::{
-    ClientOptions, RelayClient, RelayClientError, RelayState, RelayUrl,
+    ClientOptions, Listener, RelayClient, RelayClientError, RelayState, RelayStream, RelayUrl,
 };
 use ed25519_dalek::SigningKey;
-use relay_client_support::Relay;
+use support::relay::Relay;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -33,6 +33,39 @@ fn custodial() -> ClientOptions {
     }
 }
 
+/// `client` (key `client_pk`) connects to `server_pk`, where `listener` accepts: the two ends
+/// (outgoing, incoming), once each has seen the other's key and both the same handshake hash.
+async fn connected_pair(
+    client: &RelayClient,
+    listener: &mut Listener,
+    server_pk: [u8; 32],
+    client_pk: [u8; 32],
+) -> (RelayStream, RelayStream) {
+    let outgoing = client.connect(server_pk).await.unwrap();
+    let incoming = tokio::time::timeout(WAIT, listener.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(outgoing.remote_public_key(), server_pk);
+    assert_eq!(incoming.remote_public_key(), client_pk);
+    assert_eq!(outgoing.handshake_hash(), incoming.handshake_hash());
+    (outgoing, incoming)
+}
+
+/// Writes `frames` on `writer`; `reader` (the other end) reads exactly them, in order, each read
+/// within [`WAIT`] and none the end of the stream.
+async fn pass(writer: &mut impl FrameWriter, reader: &mut impl FrameReader, frames: &[Vec<u8>]) {
+    writer.write_frames(frames).await.unwrap();
+    let mut got = Vec::new();
+    while got.len() < frames.len() {
+        assert!(tokio::time::timeout(WAIT, reader.read_frames(&mut got))
+            .await
+            .unwrap()
+            .unwrap());
+    }
+    assert_eq!(got, frames);
+}
+
 /// A listening client (key `server`) and a connecting one reach each other through the relay
 /// at `url`, run a Connection each on the stream, replicate a 3-block core and echo on an app
 /// channel; both with `options`.
@@ -48,16 +81,8 @@ async fn pair_and_replicate(url: &str, options: ClientOptions) {
     let client_pk = client_key.verifying_key().to_bytes();
     let client = RelayClient::start(url, client_key, options);
     client.wait_connected(WAIT).await.unwrap();
-    let outgoing = client.connect(server_pk).await.unwrap();
-    let incoming = tokio::time::timeout(WAIT, listener.accept())
-        .await
-        .unwrap()
-        .unwrap();
-
     // Each side sees the other's key, the same handshake hash, and opposite roles.
-    assert_eq!(outgoing.remote_public_key(), server_pk);
-    assert_eq!(incoming.remote_public_key(), client_pk);
-    assert_eq!(outgoing.handshake_hash(), incoming.handshake_hash());
+    let (outgoing, incoming) = connected_pair(&client, &mut listener, server_pk, client_pk).await;
     assert_ne!(outgoing.handshake_hash(), [0; 64]);
     assert!(outgoing.is_initiator());
     assert!(!incoming.is_initiator());
@@ -134,7 +159,6 @@ async fn a_connection_runs_on_a_custodial_relayed_stream() {
 /// secret-stream for the custodial end).
 #[tokio::test]
 async fn several_noncustodial_connects_in_a_row() {
-    use dat_social::net::{FrameReader, FrameWriter};
     let relay = Relay::start();
     let url: RelayUrl = relay.ws().parse().unwrap();
     let server_key = SigningKey::from_bytes(&[0x51; 32]);
@@ -148,14 +172,8 @@ async fn several_noncustodial_connects_in_a_row() {
     client.wait_connected(WAIT).await.unwrap();
     let mut hashes = std::collections::HashSet::new();
     for round in 0..8u8 {
-        let outgoing = client.connect(server_pk).await.unwrap();
-        let incoming = tokio::time::timeout(WAIT, listener.accept())
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(outgoing.remote_public_key(), server_pk);
-        assert_eq!(incoming.remote_public_key(), client_pk);
-        assert_eq!(outgoing.handshake_hash(), incoming.handshake_hash());
+        let (outgoing, incoming) =
+            connected_pair(&client, &mut listener, server_pk, client_pk).await;
         assert!(
             hashes.insert(outgoing.handshake_hash()),
             "a fresh handshake"
@@ -163,24 +181,8 @@ async fn several_noncustodial_connects_in_a_row() {
         let (mut or, mut ow) = outgoing.split();
         let (mut ir, mut iw) = incoming.split();
         let big = vec![round; 200_000];
-        ow.write_frames(&[vec![round; 3], Vec::new(), big.clone()])
-            .await
-            .unwrap();
-        let mut got = Vec::new();
-        while got.len() < 3 {
-            assert!(tokio::time::timeout(WAIT, ir.read_frames(&mut got))
-                .await
-                .unwrap()
-                .unwrap());
-        }
-        assert_eq!(got, vec![vec![round; 3], Vec::new(), big]);
-        iw.write_frames(&[b"back".to_vec()]).await.unwrap();
-        let mut got = Vec::new();
-        assert!(tokio::time::timeout(WAIT, or.read_frames(&mut got))
-            .await
-            .unwrap()
-            .unwrap());
-        assert_eq!(got, vec![b"back".to_vec()]);
+        pass(&mut ow, &mut ir, &[vec![round; 3], Vec::new(), big]).await;
+        pass(&mut iw, &mut or, &[b"back".to_vec()]).await;
         // Ending one side ends the other's reads.
         ow.shutdown().await;
         let mut rest = Vec::new();
@@ -194,61 +196,19 @@ async fn several_noncustodial_connects_in_a_row() {
     let other = RelayClient::start(url.clone(), other_key, custodial());
     let other_listener = other.listen().await.unwrap();
     other.wait_connected(WAIT).await.unwrap();
-    let outgoing = other.connect(server_pk).await.unwrap();
-    let incoming = tokio::time::timeout(WAIT, listener.accept())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(incoming.remote_public_key(), other_pk);
-    assert_eq!(outgoing.handshake_hash(), incoming.handshake_hash());
+    let (outgoing, incoming) = connected_pair(&other, &mut listener, server_pk, other_pk).await;
     let (mut or, mut ow) = outgoing.split();
     let (mut ir, mut iw) = incoming.split();
-    ow.write_frames(&[b"bridged".to_vec(), vec![1; 100_000]])
-        .await
-        .unwrap();
-    let mut got = Vec::new();
-    while got.len() < 2 {
-        assert!(tokio::time::timeout(WAIT, ir.read_frames(&mut got))
-            .await
-            .unwrap()
-            .unwrap());
-    }
-    assert_eq!(got, vec![b"bridged".to_vec(), vec![1; 100_000]]);
-    iw.write_frames(&[b"back".to_vec()]).await.unwrap();
-    let mut got = Vec::new();
-    assert!(tokio::time::timeout(WAIT, or.read_frames(&mut got))
-        .await
-        .unwrap()
-        .unwrap());
-    assert_eq!(got, vec![b"back".to_vec()]);
+    pass(&mut ow, &mut ir, &[b"bridged".to_vec(), vec![1; 100_000]]).await;
+    pass(&mut iw, &mut or, &[b"back".to_vec()]).await;
 
-    let outgoing = client.connect(other_pk).await.unwrap();
     let mut other_listener = other_listener;
-    let incoming = tokio::time::timeout(WAIT, other_listener.accept())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(outgoing.remote_public_key(), other_pk);
-    assert_eq!(incoming.remote_public_key(), client_pk);
-    assert_eq!(outgoing.handshake_hash(), incoming.handshake_hash());
+    let (outgoing, incoming) =
+        connected_pair(&client, &mut other_listener, other_pk, client_pk).await;
     let (mut or, mut ow) = outgoing.split();
     let (mut ir, mut iw) = incoming.split();
-    ow.write_frames(&[b"to custodial".to_vec()]).await.unwrap();
-    let mut got = Vec::new();
-    assert!(tokio::time::timeout(WAIT, ir.read_frames(&mut got))
-        .await
-        .unwrap()
-        .unwrap());
-    assert_eq!(got, vec![b"to custodial".to_vec()]);
-    iw.write_frames(&[vec![2; 70_000]]).await.unwrap();
-    let mut got = Vec::new();
-    while got.is_empty() {
-        assert!(tokio::time::timeout(WAIT, or.read_frames(&mut got))
-            .await
-            .unwrap()
-            .unwrap());
-    }
-    assert_eq!(got, vec![vec![2; 70_000]]);
+    pass(&mut ow, &mut ir, &[b"to custodial".to_vec()]).await;
+    pass(&mut iw, &mut or, &[vec![2; 70_000]]).await;
 }
 
 #[tokio::test]
@@ -276,7 +236,7 @@ async fn a_connect_to_a_key_nobody_listens_on_fails_and_the_session_goes_on() {
 
 #[tokio::test]
 async fn an_unreachable_relay_reports_reconnecting_and_connect_fails_fast() {
-    let port = relay_client_support::free_port();
+    let port = support::sys::free_port();
     let client = RelayClient::start(
         format!("ws://127.0.0.1:{port}").parse().unwrap(),
         SigningKey::from_bytes(&[2; 32]),

@@ -6,14 +6,14 @@
 //! session; unannounce removes it; a relay that never answers ends a query at its deadline.
 //! (Against the npm relay on a hyperdht testnet: tests/relay_js_relay.rs.)
 
-mod relay_client_support;
+mod support;
 
 use std::time::Duration;
 
 use dat_social::net::{FrameReader, FrameWriter};
 use dat_social::relay::client::{ClientOptions, RelayClient, RelayClientError, RelayUrl};
 use ed25519_dalek::SigningKey;
-use relay_client_support::Relay;
+use support::relay::Relay;
 
 const WAIT: Duration = Duration::from_secs(20);
 

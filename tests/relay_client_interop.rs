@@ -9,8 +9,6 @@
 //!
 //! Needs node and `npm ci --prefix tests/js`; fails (never skips) without them.
 
-mod relay_client_support;
-mod relay_support;
 mod support;
 
 use std::io::{BufRead, BufReader};
@@ -21,7 +19,7 @@ use dat_social::hypercore::Core;
 use dat_social::net::{ConnectionConfig, SharedCore};
 use dat_social::relay::client::{ClientOptions, RelayClient};
 use ed25519_dalek::SigningKey;
-use relay_client_support::Relay;
+use support::relay::Relay;
 use support::User;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -72,7 +70,7 @@ fn js_client_reads_a_hosts_archive(custodial: bool, js_custodial: bool) {
     } else {
         &[("CUSTODIAL", "0")]
     };
-    let r = relay_support::run_js("relay-read-archive.js", &[&relay.ws(), &key], env, WAIT);
+    let r = support::js::run_js("relay-read-archive.js", &[&relay.ws(), &key], env, WAIT);
     assert_eq!(r["remote_public_key"], key.as_str(), "{r}");
     assert_eq!(r["handshake_hash"].as_str().unwrap().len(), 128, "{r}");
     assert!(r["length"].as_u64().unwrap() >= 3, "{r}");
@@ -100,7 +98,7 @@ async fn our_noncustodial_client_replicates_a_noncustodial_js_servers_hypercore(
 /// replicates its hypercore each time.
 async fn replicate_from_a_js_server(custodial: bool) {
     let relay = Relay::start();
-    let dir = relay_support::js_dir();
+    let dir = support::js::js_dir();
     let mut js = Command::new("node")
         .current_dir(&dir)
         .args(["relay-serve-core.js", &relay.ws(), "5"])

@@ -3,7 +3,7 @@
 //! session is closed or throttled, the relay's memory stays bounded (VmRSS from /proc), and a
 //! fresh pair of clients still gets through.
 
-mod relay_support;
+mod support;
 
 use std::time::{Duration, Instant};
 
@@ -12,7 +12,8 @@ use dat_social::relay::messages::*;
 use dat_social::relay::{Message, RelayCodec};
 use ed25519_dalek::SigningKey;
 use rand::rngs::OsRng;
-use relay_support::{healthy_pair, key_pair, RawClient, RelayProc};
+use support::relay::{custodial_pair, healthy_pair, key_pair, RawClient, Relay};
+use support::sys::runtime;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
@@ -21,8 +22,8 @@ use futures_util::SinkExt;
 const MAX_FRAME: usize = 64 << 10;
 const STREAM_BUFFER: usize = 256 << 10;
 
-fn relay() -> RelayProc {
-    RelayProc::start(&[
+fn relay() -> Relay {
+    Relay::start_with(&[
         "--max-frame",
         &MAX_FRAME.to_string(),
         "--stream-buffer",
@@ -30,32 +31,24 @@ fn relay() -> RelayProc {
     ])
 }
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 #[test]
 fn garbage_closes_only_that_session() {
     let relay = relay();
-    rt().block_on(async {
+    runtime().block_on(async {
         // Bystander with a live stream, set up before the garbage arrives.
-        assert_eq!(healthy_pair(&relay.ws, 0x10).await, b"echo:ping?");
+        assert_eq!(healthy_pair(&relay.ws(), 0x10).await, b"echo:ping?");
         // A truncated `connect` (type 3) on the relay channel: undecodable.
-        let mut bad = RawClient::connect(&relay.ws, 0x20).await;
+        let mut bad = RawClient::connect(&relay.ws(), 0x20).await;
         bad.send_raw(vec![0x01, 0x03, 0xff, 0x00]).await.unwrap();
         let reason = bad.closed().await;
         assert!(reason.contains("protocol violation"), "reason: {reason:?}");
         // Invalid protomux: a control `open` cut short.
-        let mut bad = RawClient::connect(&relay.ws, 0x21).await;
+        let mut bad = RawClient::connect(&relay.ws(), 0x21).await;
         bad.send_raw(vec![0x00, 0x01, 0x09]).await.unwrap();
         let reason = bad.closed().await;
         assert!(reason.contains("protocol violation"), "reason: {reason:?}");
         // A message before the handshake.
-        let (ws, _) = tokio_tungstenite::connect_async(relay.ws.as_str())
+        let (ws, _) = tokio_tungstenite::connect_async(relay.ws().as_str())
             .await
             .unwrap();
         let mut early = RawClient {
@@ -71,7 +64,7 @@ fn garbage_closes_only_that_session() {
         let reason = early.closed().await;
         assert!(reason.contains("before handshake"), "reason: {reason:?}");
         // A secret key that is not the public key's.
-        let mut liar = RawClient::connect(&relay.ws, 0x22).await;
+        let mut liar = RawClient::connect(&relay.ws(), 0x22).await;
         let (_, sk) = key_pair(0x23);
         liar.send(&Message::Listen(Listen {
             alias: 1,
@@ -81,15 +74,15 @@ fn garbage_closes_only_that_session() {
         .await;
         let reason = liar.closed().await;
         assert!(reason.contains("secret key"), "reason: {reason:?}");
-        assert_eq!(healthy_pair(&relay.ws, 0x30).await, b"echo:ping?");
+        assert_eq!(healthy_pair(&relay.ws(), 0x30).await, b"echo:ping?");
     });
 }
 
 #[test]
 fn oversized_frames_close_the_session_on_both_transports() {
     let relay = relay();
-    rt().block_on(async {
-        let mut big = RawClient::connect(&relay.ws, 0x40).await;
+    runtime().block_on(async {
+        let mut big = RawClient::connect(&relay.ws(), 0x40).await;
         let _ = big.send_raw(vec![0u8; MAX_FRAME + 1]).await;
         let reason = big.closed().await;
         assert!(
@@ -98,7 +91,7 @@ fn oversized_frames_close_the_session_on_both_transports() {
         );
 
         // TCP: a secret-stream message announced at 1 MiB (> 64 KiB) is refused.
-        let mut tcp = tokio::net::TcpStream::connect(relay.tcp.as_str())
+        let mut tcp = tokio::net::TcpStream::connect(relay.tcp_addr().as_str())
             .await
             .unwrap();
         let key = SigningKey::generate(&mut OsRng);
@@ -122,17 +115,17 @@ fn oversized_frames_close_the_session_on_both_transports() {
                 Err(_) => panic!("the relay kept the TCP session open"),
             }
         }
-        assert_eq!(healthy_pair(&relay.ws, 0x50).await, b"echo:ping?");
+        assert_eq!(healthy_pair(&relay.ws(), 0x50).await, b"echo:ping?");
     });
 }
 
 #[test]
 fn a_frame_flood_is_throttled_and_memory_stays_bounded() {
     let relay = relay();
-    rt().block_on(async {
+    runtime().block_on(async {
         let before = relay.rss_kib();
         // 200,000 pings (each wants a pong) and 64 KiB data frames to nowhere, never reading.
-        let mut flood = RawClient::connect(&relay.ws, 0x60).await;
+        let mut flood = RawClient::connect(&relay.ws(), 0x60).await;
         let ping = vec![0x01, 0x01];
         let junk = Message::Data(Data {
             alias: 12345,
@@ -173,41 +166,17 @@ fn a_frame_flood_is_throttled_and_memory_stays_bounded() {
             during < before + 64 * 1024,
             "relay RSS grew from {before} to {during} KiB"
         );
-        assert_eq!(healthy_pair(&relay.ws, 0x70).await, b"echo:ping?");
+        assert_eq!(healthy_pair(&relay.ws(), 0x70).await, b"echo:ping?");
     });
 }
 
 #[test]
 fn a_client_that_never_reads_does_not_grow_the_relay() {
     let relay = relay();
-    rt().block_on(async {
+    runtime().block_on(async {
         let before = relay.rss_kib();
         // The sink listens, accepts one connection, then never reads again.
-        let mut sink = RawClient::connect(&relay.ws, 0x80).await;
-        let mut source = RawClient::connect(&relay.ws, 0x81).await;
-        let (spk, ssk) = key_pair(0x80);
-        let (cpk, csk) = key_pair(0x81);
-        sink.send(&Message::Listen(Listen {
-            alias: 1,
-            public_key: spk,
-            secret_key: Some(ssk),
-        }))
-        .await;
-        let Message::Listening(_) = sink.recv().await else {
-            panic!("expected listening")
-        };
-        source
-            .send(&Message::Connect(Connect {
-                alias: 2,
-                public_key: cpk,
-                secret_key: Some(csk),
-                remote_public_key: spk,
-            }))
-            .await;
-        let Message::Incoming(inc) = sink.recv().await else {
-            panic!("expected incoming")
-        };
-        sink.send(&Message::Accept(IdRef { id: inc.id })).await;
+        let (sink, mut source) = custodial_pair(&relay.ws(), 0x80, 2).await;
         let Message::Open(_) = source.recv().await else {
             panic!("expected open")
         };
@@ -244,7 +213,7 @@ fn a_client_that_never_reads_does_not_grow_the_relay() {
             during < before + 64 * 1024,
             "relay RSS grew from {before} to {during} KiB"
         );
-        assert_eq!(healthy_pair(&relay.ws, 0x90).await, b"echo:ping?");
+        assert_eq!(healthy_pair(&relay.ws(), 0x90).await, b"echo:ping?");
         drop(sink);
     });
 }

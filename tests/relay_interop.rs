@@ -7,9 +7,9 @@
 //! announce are proven with `signAnnounce`/`signature`), with further connects after the first.
 //! Needs node and `npm ci --prefix tests/js`; fails (never skips) without them.
 
-mod relay_support;
+mod support;
 
-use relay_support::{check_js_pair as check, RelayProc};
+use support::relay::{check_js_pair as check, Relay};
 
 fn check_pair(transport: &str, address: &str, custodial: bool) {
     check(transport, address, custodial, &[]);
@@ -17,34 +17,34 @@ fn check_pair(transport: &str, address: &str, custodial: bool) {
 
 #[test]
 fn js_server_and_client_over_websocket() {
-    let relay = RelayProc::start(&[]);
-    check_pair("ws", &relay.ws, true);
+    let relay = Relay::start();
+    check_pair("ws", &relay.ws(), true);
 }
 
 #[test]
 fn js_server_and_client_over_tcp() {
-    let relay = RelayProc::start(&[]);
-    check_pair("tcp", &relay.tcp, true);
+    let relay = Relay::start();
+    check_pair("tcp", &relay.tcp_addr(), true);
 }
 
 #[test]
 fn js_noncustodial_server_and_client_over_websocket() {
-    let relay = RelayProc::start(&[]);
-    check_pair("ws", &relay.ws, false);
+    let relay = Relay::start();
+    check_pair("ws", &relay.ws(), false);
 }
 
 #[test]
 fn js_noncustodial_server_and_client_over_tcp() {
-    let relay = RelayProc::start(&[]);
-    check_pair("tcp", &relay.tcp, false);
+    let relay = Relay::start();
+    check_pair("tcp", &relay.tcp_addr(), false);
 }
 
 /// Both transports on one relay at once, twice in a row: sessions of one run don't disturb
 /// the next (the relay forgets closed sessions' servers and announcements).
 #[test]
 fn js_pairs_twice_on_one_relay() {
-    let mut relay = RelayProc::start(&[]);
-    check_pair("ws", &relay.ws, true);
-    check_pair("tcp", &relay.tcp, false);
+    let mut relay = Relay::start();
+    check_pair("ws", &relay.ws(), true);
+    check_pair("tcp", &relay.tcp_addr(), false);
     assert!(relay.is_running());
 }

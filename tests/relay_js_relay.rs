@@ -14,7 +14,7 @@
 //!
 //! Needs node and `npm ci --prefix tests/js`; fails (never skips) without them.
 
-mod relay_support;
+mod support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -46,7 +46,7 @@ struct JsRelay {
 
 impl JsRelay {
     fn start() -> JsRelay {
-        let dir = relay_support::js_dir();
+        let dir = support::js::js_dir();
         let mut child = Command::new("node")
             .current_dir(&dir)
             .arg("js-relay-testnet.js")

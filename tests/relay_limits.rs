@@ -4,7 +4,7 @@
 //! closed too, and hold no more memory than the input budget allows meanwhile; numeric options
 //! out of their range are usage errors.
 
-mod relay_support;
+mod support;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -13,7 +13,8 @@ use dat_social::net::secret_stream;
 use ed25519_dalek::SigningKey;
 use futures_util::StreamExt;
 use rand::rngs::OsRng;
-use relay_support::{healthy_pair, RelayProc};
+use support::relay::{healthy_pair, Relay};
+use support::sys::runtime;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -22,14 +23,6 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 const IDLE: u64 = 3;
 /// Longest wait for the relay to close a session: well past `IDLE`.
 const CLOSE_WAIT: Duration = Duration::from_secs(20);
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 /// A TCP-transport client that completed its secret-stream handshake, then says nothing.
 async fn silent_tcp(addr: &str) -> TcpStream {
@@ -101,21 +94,24 @@ async fn push(tcp: &mut TcpStream, total: usize) -> usize {
 #[test]
 fn silent_clients_are_closed_at_the_idle_timeout_and_free_their_slots() {
     let idle = IDLE.to_string();
-    let relay = RelayProc::start(&["--idle-timeout", &idle, "--max-sessions", "4"]);
-    rt().block_on(async {
+    let relay = Relay::start_with(&["--idle-timeout", &idle, "--max-sessions", "4"]);
+    runtime().block_on(async {
         // Two WebSocket and two TCP clients that never send a frame (and never read: their
         // kernel buffers take the relay's pings).
         let mut ws = Vec::new();
         for _ in 0..2 {
-            let (s, _) = tokio_tungstenite::connect_async(relay.ws.as_str())
+            let (s, _) = tokio_tungstenite::connect_async(relay.ws().as_str())
                 .await
                 .expect("ws connect");
             ws.push(s);
         }
-        let mut tcp = vec![silent_tcp(&relay.tcp).await, silent_tcp(&relay.tcp).await];
+        let mut tcp = vec![
+            silent_tcp(&relay.tcp_addr()).await,
+            silent_tcp(&relay.tcp_addr()).await,
+        ];
         // The relay is full: a fifth client is turned away.
         assert!(
-            tokio_tungstenite::connect_async(relay.ws.as_str())
+            tokio_tungstenite::connect_async(relay.ws().as_str())
                 .await
                 .is_err(),
             "the relay took a fifth session with --max-sessions 4"
@@ -135,7 +131,7 @@ fn silent_clients_are_closed_at_the_idle_timeout_and_free_their_slots() {
             until_closed(t, "a silent TCP client").await;
         }
         // Their slots are free again: a listen + connect + echo needs two.
-        assert_eq!(healthy_pair(&relay.ws, 0x10).await, b"echo:ping?");
+        assert_eq!(healthy_pair(&relay.ws(), 0x10).await, b"echo:ping?");
     });
 }
 
@@ -148,9 +144,9 @@ fn stalled_partial_messages_are_bounded_and_closed() {
     const BUDGET: usize = 16 << 20;
     const MESSAGE: usize = 4 << 20;
     let (idle, budget) = (IDLE.to_string(), BUDGET.to_string());
-    let relay = RelayProc::start(&["--idle-timeout", &idle, "--input-budget", &budget]);
-    rt().block_on(async {
-        assert_eq!(healthy_pair(&relay.ws, 0x20).await, b"echo:ping?");
+    let relay = Relay::start_with(&["--idle-timeout", &idle, "--input-budget", &budget]);
+    runtime().block_on(async {
+        assert_eq!(healthy_pair(&relay.ws(), 0x20).await, b"echo:ping?");
         let before = relay.hwm_kib();
         let start = Instant::now();
         let mut clients = Vec::new();
@@ -158,7 +154,7 @@ fn stalled_partial_messages_are_bounded_and_closed() {
         for i in 0..CLIENTS {
             let mut c = if i % 2 == 0 {
                 // WebSocket: a masked binary frame header announcing MESSAGE bytes.
-                let mut c = raw_ws(&relay.ws).await;
+                let mut c = raw_ws(&relay.ws()).await;
                 let mut header = vec![0x82, 0x80 | 127];
                 header.extend_from_slice(&(MESSAGE as u64).to_be_bytes());
                 header.extend_from_slice(&[0; 4]);
@@ -166,7 +162,7 @@ fn stalled_partial_messages_are_bounded_and_closed() {
                 c
             } else {
                 // TCP: a secret-stream message announced at MESSAGE bytes plus its MAC.
-                let mut c = silent_tcp(&relay.tcp).await;
+                let mut c = silent_tcp(&relay.tcp_addr()).await;
                 let len = MESSAGE + secret_stream::ABYTES;
                 c.write_all(&[len as u8, (len >> 8) as u8, (len >> 16) as u8])
                     .await
@@ -196,7 +192,7 @@ fn stalled_partial_messages_are_bounded_and_closed() {
         for c in &mut clients {
             until_closed(c, "a client stalled inside a message").await;
         }
-        assert_eq!(healthy_pair(&relay.ws, 0x30).await, b"echo:ping?");
+        assert_eq!(healthy_pair(&relay.ws(), 0x30).await, b"echo:ping?");
     });
 }
 

@@ -10,7 +10,7 @@
 //! name, the TLS handshake fails with a clear [`RelayClientError::Connect`] reason.
 //! Needs node and `npm ci --prefix tests/js`; fails (never skips) without them.
 
-mod relay_support;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,7 +21,7 @@ use dat_social::relay::client::{
     load_pem_certificates, ClientOptions, RelayClient, RelayClientError, RelayState, RelayUrl,
 };
 use ed25519_dalek::SigningKey;
-use relay_support::{check_js_pair, RelayProc};
+use support::relay::{check_js_pair, Relay};
 
 /// A self-signed certificate for `localhost` and 127.0.0.1, written as PEM files in `dir`.
 fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
@@ -33,14 +33,14 @@ fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
     (cert, key)
 }
 
-fn start_tls(cert: &Path, key: &Path) -> RelayProc {
-    let relay = RelayProc::start(&[
+fn start_tls(cert: &Path, key: &Path) -> Relay {
+    let relay = Relay::start_with(&[
         "--cert",
         cert.to_str().unwrap(),
         "--key",
         key.to_str().unwrap(),
     ]);
-    assert!(relay.ws.starts_with("wss://127.0.0.1:"), "{}", relay.ws);
+    assert!(relay.ws().starts_with("wss://127.0.0.1:"), "{}", relay.ws());
     relay
 }
 
@@ -51,10 +51,10 @@ fn js_pairs_over_wss_with_a_verified_certificate() {
     let mut relay = start_tls(&cert, &key);
     let ca = cert.to_str().unwrap();
     let env = [("NODE_EXTRA_CA_CERTS", ca)];
-    check_js_pair("ws", &relay.ws, true, &env);
-    check_js_pair("ws", &relay.ws, false, &env);
+    check_js_pair("ws", &relay.ws(), true, &env);
+    check_js_pair("ws", &relay.ws(), false, &env);
     // The TCP transport is unchanged next to TLS WebSocket.
-    check_js_pair("tcp", &relay.tcp, false, &[]);
+    check_js_pair("tcp", &relay.tcp_addr(), false, &[]);
     assert!(relay.is_running());
 }
 
@@ -63,11 +63,8 @@ fn plain_websocket_on_the_tls_port_fails_and_the_relay_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = self_signed(dir.path());
     let mut relay = start_tls(&cert, &key);
-    let plain = relay.ws.replacen("wss://", "ws://", 1);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let plain = relay.ws().replacen("wss://", "ws://", 1);
+    let rt = support::sys::current_thread_runtime();
     let r = rt.block_on(async {
         tokio::time::timeout(
             std::time::Duration::from_secs(15),
@@ -81,7 +78,7 @@ fn plain_websocket_on_the_tls_port_fails_and_the_relay_goes_on() {
     );
     assert!(relay.is_running());
     let env = [("NODE_EXTRA_CA_CERTS", cert.to_str().unwrap())];
-    check_js_pair("ws", &relay.ws, false, &env);
+    check_js_pair("ws", &relay.ws(), false, &env);
 }
 
 #[test]
@@ -237,8 +234,8 @@ async fn our_client_pairs_over_wss_with_a_private_ca() {
     let relay = start_tls(&chain, &key);
     let options = trusting(&ca);
     // The certificate is verified for an IP address and for a DNS name.
-    pair_over(&relay.ws, &options).await;
-    let by_name = relay.ws.replacen("127.0.0.1", "localhost", 1);
+    pair_over(&relay.ws(), &options).await;
+    let by_name = relay.ws().replacen("127.0.0.1", "localhost", 1);
     pair_over(&by_name, &options).await;
 }
 
@@ -247,9 +244,9 @@ async fn a_client_that_does_not_trust_the_ca_gets_a_clear_connect_error() {
     let dir = tempfile::tempdir().unwrap();
     let (_, chain, key) = ca_signed(dir.path(), &["localhost", "127.0.0.1"]);
     let relay = start_tls(&chain, &key);
-    let error = first_failure(&relay.ws, ClientOptions::default()).await;
+    let error = first_failure(&relay.ws(), ClientOptions::default()).await;
     assert!(
-        error.starts_with(&format!("cannot reach the relay {}", relay.ws)),
+        error.starts_with(&format!("cannot reach the relay {}", relay.ws())),
         "{error}"
     );
     assert!(error.contains("TLS handshake failed"), "{error}");
@@ -257,7 +254,7 @@ async fn a_client_that_does_not_trust_the_ca_gets_a_clear_connect_error() {
     // A different CA does not help either.
     let other = tempfile::tempdir().unwrap();
     let (other_ca, _, _) = ca_signed(other.path(), &["localhost"]);
-    let error = first_failure(&relay.ws, trusting(&other_ca)).await;
+    let error = first_failure(&relay.ws(), trusting(&other_ca)).await;
     assert!(error.contains("UnknownIssuer"), "{error}");
 }
 
@@ -266,7 +263,7 @@ async fn a_certificate_for_another_host_name_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (ca, chain, key) = ca_signed(dir.path(), &["relay.invalid"]);
     let relay = start_tls(&chain, &key);
-    let error = first_failure(&relay.ws, trusting(&ca)).await;
+    let error = first_failure(&relay.ws(), trusting(&ca)).await;
     assert!(error.contains("TLS handshake failed"), "{error}");
     assert!(error.contains("not valid for name"), "{error}");
 }
@@ -280,12 +277,7 @@ fn our_client_trusts_a_ca_named_by_ssl_cert_file() {
     let (ca, chain, key) = ca_signed(dir.path(), &["127.0.0.1"]);
     let relay = start_tls(&chain, &key);
     std::env::set_var("SSL_CERT_FILE", &ca);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(pair_over(&relay.ws, &ClientOptions::default()));
+    support::sys::runtime().block_on(pair_over(&relay.ws(), &ClientOptions::default()));
 }
 
 #[test]

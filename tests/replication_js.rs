@@ -2,13 +2,13 @@
 //! socket on the JS side, [`Connection`] on ours). Needs node and `npm ci --prefix tests/js`;
 //! fails (does not skip) without them.
 
-mod net_common;
+mod support;
 
 use std::time::{Duration, Instant};
 
 use dat_social::hypercore::Core;
 use dat_social::net::{Connection, SharedCore};
-use net_common::*;
+use support::net::*;
 use tokio::net::{TcpListener, TcpStream};
 
 const INITIAL: u64 = 1000;

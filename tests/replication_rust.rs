@@ -2,14 +2,14 @@
 //! app channel on one connection, and faults (garbage, hang-ups, bad capabilities) that must end
 //! only the connection they happen on.
 
-mod net_common;
+mod support;
 
 use std::time::{Duration, Instant};
 
 use dat_social::hypercore::Core;
 use dat_social::net::{Connection, ConnectionConfig, NetError, SharedCore};
 use ed25519_dalek::SigningKey;
-use net_common::*;
+use support::net::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 

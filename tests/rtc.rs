@@ -317,10 +317,16 @@ async fn a_peer_closing_is_seen_by_the_other_both_ways() {
     assert_eq!(reason, DisconnectReason::RemoteClosed);
 }
 
-#[test]
-fn a_vanished_peer_is_seen_as_a_timeout() {
-    // The host lives in its own runtime; shutting that down drops its task and sockets without
-    // any goodbye, as a crashed or unplugged peer would.
+/// A joiner connected (one reliable "chat" channel, idle timeout 2 s) to a host that lives in
+/// a runtime of its own: shutting that runtime down drops the host's task and sockets without
+/// any goodbye, as a crashed or unplugged peer would. Returns (the joiner's runtime, the host's
+/// runtime, joiner, host).
+fn host_in_own_runtime() -> (
+    tokio::runtime::Runtime,
+    tokio::runtime::Runtime,
+    PeerConnection,
+    PeerConnection,
+) {
     let cfg = RtcConfig {
         idle_timeout: Duration::from_secs(2),
         ..RtcConfig::default()
@@ -334,7 +340,7 @@ fn a_vanished_peer_is_seen_as_a_timeout() {
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(async {
+    let (joiner, host) = rt.block_on(async {
         let (pending, offer) = rtc::create_offer(&cfg, &[("chat", Reliability::Reliable)])
             .await
             .unwrap();
@@ -343,7 +349,15 @@ fn a_vanished_peer_is_seen_as_a_timeout() {
             .spawn(async move { rtc::accept_offer(&host_cfg, &offer).await.unwrap() })
             .await
             .unwrap();
-        let mut joiner = pending.accept_answer(&answer).await.unwrap();
+        (pending.accept_answer(&answer).await.unwrap(), host)
+    });
+    (rt, host_rt, joiner, host)
+}
+
+#[test]
+fn a_vanished_peer_is_seen_as_a_timeout() {
+    let (rt, host_rt, mut joiner, host) = host_in_own_runtime();
+    rt.block_on(async {
         // Live for longer than the idle timeout: keepalives keep it up.
         tokio::time::sleep(Duration::from_secs(3)).await;
         assert!(!joiner.is_closed(), "an idle but live connection timed out");
@@ -369,29 +383,8 @@ fn a_vanished_peer_is_seen_as_a_timeout() {
 fn a_vanished_peer_without_goodbye_times_out() {
     // As above, but the host's handle is leaked so nothing can send a goodbye: only the idle
     // timeout can notice.
-    let cfg = RtcConfig {
-        idle_timeout: Duration::from_secs(2),
-        ..RtcConfig::default()
-    };
-    let host_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let (rt, host_rt, mut joiner, host) = host_in_own_runtime();
     rt.block_on(async {
-        let (pending, offer) = rtc::create_offer(&cfg, &[("chat", Reliability::Reliable)])
-            .await
-            .unwrap();
-        let host_cfg = cfg.clone();
-        let (answer, host) = host_rt
-            .spawn(async move { rtc::accept_offer(&host_cfg, &offer).await.unwrap() })
-            .await
-            .unwrap();
-        let mut joiner = pending.accept_answer(&answer).await.unwrap();
         std::mem::forget(host);
         host_rt.shutdown_background();
         let (_, reason) = until_disconnected(&mut joiner).await;

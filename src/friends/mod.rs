@@ -13,6 +13,7 @@
 pub mod local;
 pub mod replica;
 pub mod status;
+mod view;
 pub mod watch;
 
 use std::path::PathBuf;

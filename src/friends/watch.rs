@@ -3,20 +3,21 @@
 //! online and going away, profile changes, and lobbies going up, changing and down.
 //!
 //! One task per friend reaches them (routes from [`Discovery`]), syncs their replica, then
-//! follows it live until the connection ends, and tries again with back-off. One state task owns
-//! what every friend last published and decides which lobbies are live (see [`super`]); it wakes
-//! for every update and exactly when a heartbeat goes stale, so a lobby that fills, ends or whose
-//! host dies changes the view at once, not at the next poll.
+//! follows it live until the connection ends, and tries again with back-off. One task drives the
+//! sans-IO [`FriendsView`] (what every friend last published, and which lobbies are live: see
+//! [`super`]); it feeds it every update and the time, and wakes exactly when a heartbeat goes
+//! stale, so a lobby that fills, ends or whose host dies changes the view at once, not at the next
+//! poll.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 
 use super::status::{fetch, note_route, url_of, ReplicaStore};
+use super::view::{FriendsView, Update};
 use super::{Discovery, Friend, FriendsError, LiveLobby, LocalStore, Replica};
-use crate::archive::Files;
 use crate::home::Home;
 use crate::identity::{DatUrl, Identity};
 use crate::remote::Route;
@@ -126,15 +127,6 @@ pub struct Watcher {
     tasks: tokio::task::JoinSet<()>,
 }
 
-/// From a friend's task to the state task.
-enum Update {
-    Online([u8; 32], Route),
-    Offline([u8; 32], String),
-    Files([u8; 32], Files),
-    Warning([u8; 32], String),
-    Unfollowed([u8; 32]),
-}
-
 impl Watcher {
     /// Starts following every friend of `identity`'s profile, and those added later.
     ///
@@ -162,15 +154,9 @@ impl Watcher {
             me: identity.url().base(),
             reaching: tokio::sync::Semaphore::new(REACHING_AT_ONCE),
         });
-        let state = State {
-            me: ctx.me.clone(),
-            unsaved: HashMap::new(),
-            store: LocalStore::new(home.root()),
-            friends: HashMap::new(),
-            live: BTreeMap::new(),
-            events: events_tx,
-        };
-        tasks.spawn(state.run(updates));
+        let view = FriendsView::new(ctx.me.clone());
+        let store = LocalStore::new(home.root());
+        tasks.spawn(drive_view(view, store, updates, events_tx));
         tasks.spawn(follow_list(home.clone(), ctx, friends));
         Ok(Watcher { events, tasks })
     }
@@ -369,185 +355,52 @@ fn jitter(d: Duration) -> Duration {
     Duration::try_from_secs_f64(d.as_secs_f64() * factor).unwrap_or(Duration::MAX)
 }
 
-/// What the state task knows of one friend.
-#[derive(Default)]
-struct Known {
-    online: Option<Route>,
-    files: Option<Files>,
-}
-
-/// Owns every friend's last known state and the live set; emits the events.
-struct State {
-    me: String,
-    /// Where friends were reached since the last save to `friends.json`.
-    unsaved: HashMap<[u8; 32], Route>,
+/// Runs `view`: feeds it the friends' updates and the time, forwards its events to `events`, and
+/// saves the routes friends were reached along to `store` in batches (one write of
+/// `friends.json` per [`SAVE_NOTES_EVERY`], not one per friend).
+async fn drive_view(
+    mut view: FriendsView,
     store: LocalStore,
-    friends: HashMap<[u8; 32], Known>,
-    live: BTreeMap<[u8; 32], LiveLobby>,
+    mut updates: mpsc::UnboundedReceiver<Update>,
     events: mpsc::UnboundedSender<FriendEvent>,
-}
-
-impl State {
-    async fn run(mut self, mut updates: mpsc::UnboundedReceiver<Update>) {
-        // Notes are saved in batches: one write of friends.json per period, not one per friend.
-        let mut save = tokio::time::interval(SAVE_NOTES_EVERY);
-        loop {
-            let next_stale = self.next_stale();
-            tokio::select! {
-                update = updates.recv() => match update {
-                    Some(update) => self.apply(update),
-                    None => return,
-                },
-                _ = sleep_until_ms(next_stale) => {}
-                _ = save.tick() => self.save_notes(),
-            }
-            self.recompute();
-        }
-    }
-
-    fn save_notes(&mut self) {
-        if self.unsaved.is_empty() {
-            return;
-        }
-        let now = now_ms();
-        let unsaved = std::mem::take(&mut self.unsaved);
-        let saved = self.store.update(|notes| {
-            for (key, route) in &unsaved {
-                note_route(
-                    notes.friends.entry(hex::encode(key)).or_default(),
-                    route,
-                    now,
-                );
-            }
-            Ok(())
-        });
-        if let Err(e) = saved {
-            tracing::warn!("cannot save where friends were reached: {e}");
-        }
-    }
-
-    fn apply(&mut self, update: Update) {
-        match update {
-            Update::Online(key, route) => {
-                self.friends.entry(key).or_default().online = Some(route.clone());
-                self.unsaved.insert(key, route.clone());
-                self.emit(FriendEvent::Online { key, route });
-            }
-            Update::Offline(key, reason) => {
-                self.friends.entry(key).or_default().online = None;
-                self.emit(FriendEvent::Offline { key, reason });
-            }
-            Update::Files(key, files) => {
-                let known = self.friends.entry(key).or_default();
-                let old_profile = known.files.as_ref().and_then(|f| f.profile.clone());
-                let profile = files.profile.clone();
-                known.files = Some(files);
-                if let Some(profile) = profile.filter(|p| Some(p) != old_profile.as_ref()) {
-                    let mutual = profile.friends.contains(&self.me);
-                    self.emit(FriendEvent::Profile {
-                        key,
-                        profile,
-                        mutual,
-                    });
-                }
-            }
-            Update::Warning(key, message) => self.emit(FriendEvent::Warning { key, message }),
-            Update::Unfollowed(key) => {
-                self.friends.remove(&key);
+) {
+    let mut save = tokio::time::interval(SAVE_NOTES_EVERY);
+    loop {
+        tokio::select! {
+            update = updates.recv() => match update {
+                Some(update) => view.handle_update(update, now_ms()),
+                None => return,
+            },
+            _ = sleep_until_ms(view.poll_timeout()) => view.handle_timeout(now_ms()),
+            _ = save.tick() => {
+                save_reached(&store, view.take_reached());
+                view.handle_timeout(now_ms());
             }
         }
-    }
-
-    /// Diffs the live set against the last one emitted.
-    fn recompute(&mut self) {
-        let now = now_ms();
-        let mut live = BTreeMap::new();
-        for (key, known) in &self.friends {
-            if let Some(lobby) = lobby_of(key, known, now) {
-                live.insert(*key, lobby);
-            }
+        while let Some(event) = view.poll_event() {
+            let _ = events.send(event);
         }
-        let mut events = Vec::new();
-        for (key, old) in &self.live {
-            match live.get(key) {
-                None => events.push(FriendEvent::SessionDown {
-                    key: *key,
-                    reason: self.down_reason(key, now),
-                }),
-                Some(new) if new.session_view() != old.session_view() => {
-                    events.push(FriendEvent::SessionChanged(new.clone()))
-                }
-                Some(_) => {}
-            }
-        }
-        for (key, lobby) in &live {
-            if !self.live.contains_key(key) {
-                events.push(FriendEvent::SessionUp(lobby.clone()));
-            }
-        }
-        self.live = live;
-        for e in events {
-            self.emit(e);
-        }
-    }
-
-    fn down_reason(&self, key: &[u8; 32], now: u64) -> DownReason {
-        let Some(known) = self.friends.get(key) else {
-            return DownReason::Gone;
-        };
-        match known.files.as_ref().and_then(|f| f.session.as_ref()) {
-            None => DownReason::Gone,
-            Some(s) if s.ended.is_some() => DownReason::Ended,
-            Some(s) if !s.is_live(now) => DownReason::Stale,
-            Some(_) => DownReason::Offline,
-        }
-    }
-
-    /// When the earliest live lobby's heartbeat goes stale, in ms since the epoch.
-    fn next_stale(&self) -> Option<u64> {
-        self.live
-            .values()
-            .filter_map(|l| {
-                // A friend's heartbeat is theirs to choose: saturate rather than wrap around
-                // (a wrapped time is in the past, and the watcher would spin).
-                let period = l.session.heartbeat?;
-                Some(
-                    l.session
-                        .last_update
-                        .saturating_add(period.saturating_mul(2))
-                        .saturating_add(1),
-                )
-            })
-            .min()
-    }
-
-    fn emit(&self, event: FriendEvent) {
-        let _ = self.events.send(event);
     }
 }
 
-fn lobby_of(key: &[u8; 32], known: &Known, now: u64) -> Option<LiveLobby> {
-    let files = known.files.as_ref()?;
-    LiveLobby::of(
-        *key,
-        files.profile.as_ref(),
-        files.session.as_ref(),
-        known.online.as_ref(),
-        now,
-    )
-}
-
-impl LiveLobby {
-    /// What watchers are told about when it changes: everything but the heartbeat time.
-    fn session_view(&self) -> (String, String, u32, u32, bool) {
-        let s = &self.session;
-        (
-            s.name.clone(),
-            s.url.clone(),
-            s.peers,
-            s.max_peers,
-            s.protected,
-        )
+/// Notes in `friends.json` that each friend in `reached` was reached along its route, now.
+fn save_reached(store: &LocalStore, reached: HashMap<[u8; 32], Route>) {
+    if reached.is_empty() {
+        return;
+    }
+    let now = now_ms();
+    let saved = store.update(|notes| {
+        for (key, route) in &reached {
+            note_route(
+                notes.friends.entry(hex::encode(key)).or_default(),
+                route,
+                now,
+            );
+        }
+        Ok(())
+    });
+    if let Err(e) = saved {
+        tracing::warn!("cannot save where friends were reached: {e}");
     }
 }
 

@@ -21,6 +21,10 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseResult, TestRunner};
 
+/// Runtimes and `/proc` readers shared with the other tests.
+#[path = "../support/sys.rs"]
+pub mod sys;
+
 /// Inputs per [`TestRunner`] round, at first; a campaign runs as many rounds as it needs, each
 /// with a fresh random seed, sized to take about [`ROUND_SECONDS`] so that `DAT_FUZZ_SECONDS` is
 /// kept to within a few seconds.

@@ -3,7 +3,11 @@
 
 #![allow(dead_code)]
 
+pub mod js;
 pub mod lan;
+pub mod net;
+pub mod relay;
+pub mod sys;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -12,6 +16,10 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+/// Milliseconds since the epoch: the library's clock, the one `session.json` heartbeats use.
+#[allow(unused_imports)]
+pub use dat_social::schema::now_ms;
 
 /// The binary under test (built by cargo for integration tests).
 pub const BIN: &str = env!("CARGO_BIN_EXE_dat-social");
@@ -229,6 +237,14 @@ impl Proc {
         self.expect_where(WAIT, event, |v| v["event"] == event)
     }
 
+    /// The first chat `message` event whose text is `text`.
+    pub fn expect_message(&mut self, text: &str) -> Value {
+        let what = format!("message {text:?}");
+        self.expect_where(WAIT, &what, |e| {
+            e["event"] == "message" && e["text"] == text
+        })
+    }
+
     /// Types a line on the process's stdin.
     pub fn say(&mut self, text: &str) {
         let stdin = self.stdin.as_mut().expect("stdin open");
@@ -302,10 +318,61 @@ pub fn host(user: &User, extra: &[&str]) -> (Proc, Value) {
     (proc, hosting)
 }
 
-/// Milliseconds since the epoch.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
+/// The lobby scenario run over every transport: 8 users (`player0`..`player7`) join `invite` at
+/// once and connect to the lobby `name` that `host` runs as `lobby`; a player's line reaches the
+/// host and every other player with the sender's name; the host's line reaches everyone; a ninth
+/// (`player8`) is turned away as full, with exit code 4. Returns the 9 users and the 8 players.
+pub fn lobby_scenario(
+    lobby: &mut Proc,
+    invite: &str,
+    host: &User,
+    name: &str,
+) -> (Vec<User>, Vec<Proc>) {
+    let users: Vec<User> = (0..9).map(|i| User::new(&format!("player{i}"))).collect();
+    // Eight join at once.
+    let mut players: Vec<Proc> = users[..8]
+        .iter()
+        .map(|u| u.spawn(&["join", invite]))
+        .collect();
+    for p in players.iter_mut() {
+        let connected = p.expect("connected");
+        assert_eq!(connected["name"], name);
+        assert_eq!(connected["peer"], host.url().as_str());
+        assert!(connected["ms"].as_u64().is_some());
+    }
+    lobby.expect_where(WAIT, "peers 8", |e| {
+        e["event"] == "peer-joined" && e["peers"] == 8
+    });
+
+    // A player's line reaches the host and every other player, with the sender's name.
+    players[0].say("hello lobby");
+    let msg = lobby.expect("message");
+    assert_eq!(
+        (msg["name"].as_str(), msg["text"].as_str()),
+        (Some("player0"), Some("hello lobby"))
+    );
+    assert_eq!(msg["from"], users[0].url().as_str());
+    for p in players[1..].iter_mut() {
+        let m = p.expect("message");
+        assert_eq!(
+            (m["name"].as_str(), m["text"].as_str()),
+            (Some("player0"), Some("hello lobby"))
+        );
+    }
+    // The host's line reaches everyone.
+    lobby.say("welcome all");
+    for p in players.iter_mut() {
+        p.expect_message("welcome all");
+    }
+
+    // The ninth is turned away as full, with the documented exit code.
+    let ninth = users[8].run(&["join", invite]);
+    assert_eq!(ninth.code(), 4, "stderr: {}", ninth.stderr);
+    let rejected = ninth
+        .events()
+        .into_iter()
+        .find(|e| e["event"] == "rejected")
+        .unwrap();
+    assert_eq!(rejected["reason"], "full");
+    (users, players)
 }

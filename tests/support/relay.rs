@@ -1,12 +1,10 @@
-//! Shared by tests/relay_interop.rs, tests/relay_faults.rs and tests/relay_limits.rs:
-//! `dat-social relay` as a real process on 127.0.0.1, and a minimal raw relay client
-//! (WebSocket + the library's codec).
-#![allow(dead_code)]
+//! `dat-social relay` as a real process on 127.0.0.1 ([`Relay`]), a minimal raw relay client
+//! (WebSocket + the library's codec: [`RawClient`]) and the pairing scripts the relay tests share
+//! ([`custodial_pair`], [`healthy_pair`], [`check_js_pair`]).
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dat_social::relay::messages::SecretKey;
 use dat_social::relay::{Message, RelayCodec, RelayEvent};
@@ -16,21 +14,53 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-/// A running `dat-social relay`, killed on drop.
-pub struct RelayProc {
+use super::js::run_js;
+use super::sys::expect_status_kib;
+
+/// A running `dat-social relay` on 127.0.0.1, killed (SIGKILL) on drop.
+pub struct Relay {
     child: Child,
-    /// `ws://127.0.0.1:PORT`
-    pub ws: String,
-    /// `127.0.0.1:PORT` of the TCP transport.
-    pub tcp: String,
+    /// The WebSocket URL it printed: `ws://127.0.0.1:PORT`, or `wss://…` with `--cert`.
+    ws: String,
+    /// The port of the WebSocket transport.
+    pub ws_port: u16,
+    /// The port of the TCP (secret-stream) transport.
+    pub tcp_port: u16,
 }
 
-impl RelayProc {
-    /// Starts the relay on free loopback ports with `extra` flags and waits for `listening`.
-    pub fn start(extra: &[&str]) -> RelayProc {
+impl Relay {
+    /// Starts the relay on free loopback ports and waits for its `listening` event.
+    pub fn start() -> Relay {
+        Relay::start_with(&[])
+    }
+
+    /// As [`Relay::start`], with `extra` command-line flags.
+    pub fn start_with(extra: &[&str]) -> Relay {
+        Relay::spawn(0, 0, extra).unwrap_or_else(|line| panic!("the relay printed {line:?}"))
+    }
+
+    /// Starts the relay on these ports, retrying for up to 10 s while they are still taken
+    /// (e.g. right after a kill).
+    pub fn start_on(ws_port: u16, tcp_port: u16) -> Relay {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match Relay::spawn(ws_port, tcp_port, &[]) {
+                Ok(relay) => return relay,
+                Err(line) => assert!(
+                    Instant::now() < deadline,
+                    "the relay did not start on ports {ws_port}/{tcp_port}: {line:?}"
+                ),
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// One try: the relay once it printed `listening`, or the line it printed instead.
+    fn spawn(ws_port: u16, tcp_port: u16, extra: &[&str]) -> Result<Relay, String> {
         let mut child = Command::new(env!("CARGO_BIN_EXE_dat-social"))
-            .args(["relay", "--json", "--host", "127.0.0.1", "--port", "0"])
-            .args(["--tcp-port", "0"])
+            .args(["relay", "--json", "--host", "127.0.0.1"])
+            .args(["--port", &ws_port.to_string()])
+            .args(["--tcp-port", &tcp_port.to_string()])
             .args(extra)
             .env("RUST_LOG", "dat_social=info")
             .stdout(Stdio::piped())
@@ -38,115 +68,75 @@ impl RelayProc {
             .spawn()
             .expect("spawn dat-social relay");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .expect("read the listening event");
-        let v: serde_json::Value =
-            serde_json::from_str(&line).unwrap_or_else(|e| panic!("relay printed {line:?}: {e}"));
-        assert_eq!(v["event"], "listening", "{v}");
-        let ws = v["ws"].as_str().expect("ws address").to_string();
-        let tcp = v["tcp"].as_str().expect("tcp address");
-        let tcp = tcp.strip_prefix("tcp://").expect("tcp:// url").to_string();
-        RelayProc { child, ws, tcp }
+        let _ = BufReader::new(child.stdout.take().unwrap()).read_line(&mut line);
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        let ws = v["ws"].as_str().filter(|_| v["event"] == "listening");
+        let tcp = v["tcp"].as_str().and_then(|t| t.strip_prefix("tcp://"));
+        let (Some(ws), Some(tcp)) = (ws, tcp) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(line);
+        };
+        Ok(Relay {
+            ws_port: port_of(ws),
+            tcp_port: port_of(tcp),
+            ws: ws.to_string(),
+            child,
+        })
+    }
+
+    /// The WebSocket URL, `ws://127.0.0.1:PORT` (`wss://` with `--cert`).
+    pub fn ws(&self) -> String {
+        self.ws.clone()
+    }
+
+    /// `tcp://127.0.0.1:PORT`: the TCP transport as a relay URL.
+    pub fn tcp(&self) -> String {
+        format!("tcp://{}", self.tcp_addr())
+    }
+
+    /// `127.0.0.1:PORT` of the TCP transport.
+    pub fn tcp_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.tcp_port)
     }
 
     /// The relay process's resident set size in KiB (VmRSS from /proc).
     pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("read /proc/PID/status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmRSS line")
+        expect_status_kib(self.child.id(), "VmRSS")
     }
 
     /// The relay process's peak resident set size in KiB (VmHWM from /proc).
     pub fn hwm_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("read /proc/PID/status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmHWM line")
+        expect_status_kib(self.child.id(), "VmHWM")
     }
 
     /// True while the relay process runs.
     pub fn is_running(&mut self) -> bool {
         self.child.try_wait().expect("try_wait").is_none()
     }
+
+    /// Kills the process (SIGKILL: no goodbye to its clients), waits for it, and returns its
+    /// (WebSocket, TCP) ports for [`Relay::start_on`].
+    pub fn kill(mut self) -> (u16, u16) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        (self.ws_port, self.tcp_port)
+    }
 }
 
-impl Drop for RelayProc {
+impl Drop for Relay {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
-/// tests/js, with a check that node and the pinned npm packages are there: fails the test
-/// (never skips) with what to run otherwise.
-pub fn js_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js");
-    let out = Command::new("node")
-        .current_dir(&dir)
-        .args([
-            "-e",
-            "require.resolve('@hyperswarm/dht-relay'); require.resolve('ws')",
-        ])
-        .output();
-    match out {
-        Ok(o) if o.status.success() => dir,
-        Ok(o) => panic!(
-            "the npm packages are missing ({}): run `npm ci --prefix tests/js`",
-            String::from_utf8_lossy(&o.stderr)
-                .lines()
-                .next()
-                .unwrap_or("")
-        ),
-        Err(e) => {
-            panic!("node is not installed ({e}); install node, then run `npm ci --prefix tests/js`")
-        }
-    }
-}
-
-/// Runs `node tests/js/<script> args…` (killed after `timeout`) and returns its last stdout line
-/// as JSON. Panics with its stderr if it fails.
-pub fn run_js(
-    script: &str,
-    args: &[&str],
-    env: &[(&str, &str)],
-    timeout: Duration,
-) -> serde_json::Value {
-    let dir = js_dir();
-    let mut child = Command::new("node")
-        .current_dir(&dir)
-        .arg(script)
-        .args(args)
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn node");
-    let deadline = std::time::Instant::now() + timeout;
-    while child.try_wait().expect("try_wait").is_none() {
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().expect("node output");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "node {script} failed ({}):\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let line = stdout.lines().last().expect("a JSON line");
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("{script} printed {line:?}: {e}"))
+/// The port at the end of `…:PORT`.
+fn port_of(address: &str) -> u16 {
+    let port = address.rsplit(':').next().unwrap_or_default();
+    port.trim_end_matches('/')
+        .parse()
+        .unwrap_or_else(|_| panic!("no port in {address:?}"))
 }
 
 /// Bytes each way in [`check_js_pair`].
@@ -299,9 +289,11 @@ impl RawClient {
     }
 }
 
-/// A healthy listen + connect + echo through the relay with two fresh raw clients; returns the
-/// bytes echoed. Proves the relay still serves other sessions.
-pub async fn healthy_pair(url: &str, seed: u8) -> Vec<u8> {
+/// The custodial pairing script through the relay at `url`: a server (`seed`'s keys) listens
+/// (alias 1), a client (`seed + 1`'s keys) connects to it (alias `client_alias`), and the server
+/// accepts the `incoming`. Returns (server, client); what follows (`connection` for the server,
+/// `open` for the client) is the caller's.
+pub async fn custodial_pair(url: &str, seed: u8, client_alias: u32) -> (RawClient, RawClient) {
     use dat_social::relay::messages::*;
     let mut server = RawClient::connect(url, seed).await;
     let mut client = RawClient::connect(url, seed.wrapping_add(1)).await;
@@ -319,7 +311,7 @@ pub async fn healthy_pair(url: &str, seed: u8) -> Vec<u8> {
     };
     client
         .send(&Message::Connect(Connect {
-            alias: 7,
+            alias: client_alias,
             public_key: cpk,
             secret_key: Some(csk),
             remote_public_key: spk,
@@ -329,6 +321,14 @@ pub async fn healthy_pair(url: &str, seed: u8) -> Vec<u8> {
         panic!("expected incoming")
     };
     server.send(&Message::Accept(IdRef { id: inc.id })).await;
+    (server, client)
+}
+
+/// A healthy listen + connect + echo through the relay with two fresh raw clients; returns the
+/// bytes echoed. Proves the relay still serves other sessions.
+pub async fn healthy_pair(url: &str, seed: u8) -> Vec<u8> {
+    use dat_social::relay::messages::*;
+    let (mut server, mut client) = custodial_pair(url, seed, 7).await;
     let Message::Connection(conn) = server.recv().await else {
         panic!("expected connection")
     };

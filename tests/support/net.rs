@@ -1,7 +1,5 @@
-//! Helpers shared by the network integration tests (tests/replication_*.rs).
-#![allow(dead_code)]
+//! Cores, JS peers and timing for the replication tests (tests/replication_*.rs).
 
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -10,6 +8,8 @@ use dat_social::net::SharedCore;
 use ed25519_dalek::SigningKey;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
+
+use super::js::js_dir;
 
 /// The bytes of block `i` in every test core (the JS script uses the same rule).
 pub fn block(i: u64) -> Vec<u8> {
@@ -62,29 +62,6 @@ pub async fn wait_contiguous(core: &SharedCore, n: u64, timeout: Duration) {
             panic!("timed out after {timeout:?} waiting for {n} blocks; status {s:?}");
         }
     }
-}
-
-/// tests/js, with its node_modules checked: panics with the fix if node or the packages are missing.
-pub fn js_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/js");
-    let node = std::process::Command::new("node").arg("--version").output();
-    match node {
-        Ok(o) if o.status.success() => {}
-        _ => panic!(
-            "node (Node.js 20+) is required for the JS interop tests but was not found on PATH"
-        ),
-    }
-    for pkg in ["hypercore", "@hyperswarm/secret-stream", "protomux"] {
-        if !dir
-            .join("node_modules")
-            .join(pkg)
-            .join("package.json")
-            .exists()
-        {
-            panic!("tests/js/node_modules/{pkg} is missing: run `npm ci --prefix tests/js` first");
-        }
-    }
-    dir
 }
 
 /// A running `node tests/js/<script> args...` with line-oriented stdout.
