@@ -2,7 +2,7 @@
 //! over TCP by an address hint, and by key alone through a real `dat-social relay` process,
 //! where one relay session serves every user reached through that relay.
 
-mod relay_client_support;
+mod support;
 
 use std::time::Duration;
 
@@ -12,7 +12,7 @@ use dat_social::identity::Identity;
 use dat_social::net::ConnectionConfig;
 use dat_social::relay::client::{ClientOptions, RelayUrl};
 use dat_social::remote::{RemoteError, Route};
-use relay_client_support::Relay;
+use support::relay::Relay;
 use tokio::time::Instant;
 
 const WAIT: Duration = Duration::from_secs(20);
