@@ -450,7 +450,7 @@ impl Session {
 
     fn on_frame(&mut self, d: &mut Driver, frame: &[u8]) -> Result<(), String> {
         self.codec
-            .receive(frame)
+            .handle_frame(frame)
             .map_err(|e| format!("bad frame from the relay: {e}"))?;
         while let Some(ev) = self.codec.poll_event() {
             match ev {

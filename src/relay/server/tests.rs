@@ -66,7 +66,7 @@ impl World {
     /// Everything the relay queued for `c`, decoded (pings included).
     fn recv(&mut self, c: &mut Client) -> Vec<Message> {
         while let Some(f) = self.relay.poll_transmit(c.id, self.now) {
-            c.codec.receive(&f).unwrap();
+            c.codec.handle_frame(&f).unwrap();
         }
         std::iter::from_fn(|| c.codec.poll_event())
             .filter_map(|e| match e {
@@ -423,7 +423,7 @@ fn back_pressure_stops_the_idle_clock_and_pings_jump_the_queue() {
     assert_eq!(w.relay.close_reason(s.id), None);
     // The receiver's pings were queued after ~10 KB of data but come out first.
     let first = w.relay.poll_transmit(s.id, w.now).unwrap();
-    s.codec.receive(&first).unwrap();
+    s.codec.handle_frame(&first).unwrap();
     assert_eq!(
         s.codec.poll_event(),
         Some(RelayEvent::Message(Message::Ping))

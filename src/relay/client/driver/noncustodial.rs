@@ -376,7 +376,7 @@ mod tests {
                 self.s.on_frame(&mut self.d, &f).unwrap();
             }
             while let Some(f) = self.s.codec.poll_transmit() {
-                self.relay.receive(&f).unwrap();
+                self.relay.handle_frame(&f).unwrap();
             }
             std::iter::from_fn(|| self.relay.poll_event())
                 .filter_map(|e| match e {
