@@ -41,6 +41,7 @@
 #![warn(missing_docs)]
 
 mod driver;
+mod proto;
 mod stream;
 mod transport;
 
