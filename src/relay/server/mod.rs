@@ -43,7 +43,7 @@ mod tests;
 mod transport;
 mod ws;
 
-pub use hub::{custodial_handshake, Relay};
+pub use hub::{custodial_handshake, Relay, ServerEvent};
 pub use limits::{Limits, LimitsError};
 pub use network::{LocalNetwork, Network, ServerRef};
 pub use transport::{RelayConfig, RelayServer, TlsConfig};
