@@ -41,10 +41,12 @@ struct Driver {
     /// `announce` / `unannounce` callers awaiting `finished`, by query id.
     announces: HashMap<u32, oneshot::Sender<Result<(), RelayClientError>>>,
     /// `lookup` callers awaiting `finished`, by query id.
-    lookups: HashMap<u32, oneshot::Sender<Result<Vec<[u8; 32]>, RelayClientError>>>,
+    lookups: HashMap<u32, LookupReply>,
 }
 
 type ConnectReply = oneshot::Sender<Result<RelayStream, RelayClientError>>;
+/// Where a lookup's announcers (public keys) go.
+type LookupReply = oneshot::Sender<Result<Vec<[u8; 32]>, RelayClientError>>;
 
 /// Why a session ended.
 enum End {

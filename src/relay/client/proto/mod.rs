@@ -396,7 +396,7 @@ impl ClientCore {
         let alias = self.base.id();
         self.base.listens.insert(alias);
         if let Some(live) = self.live.as_mut() {
-            live.listen(&mut self.base, alias);
+            live.listen(&self.base, alias);
         }
         alias
     }

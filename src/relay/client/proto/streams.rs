@@ -188,7 +188,7 @@ impl ClientCore {
         let Some(live) = self.live_for(generation) else {
             return false;
         };
-        if !live.streams.get(&alias).is_some_and(|s| !s.local_ended) {
+        if live.streams.get(&alias).is_none_or(|s| s.local_ended) {
             return false;
         }
         live.send(&Message::Data(Data { alias, chunks }));
