@@ -82,7 +82,7 @@ fn replay(name: &str, expected: Vec<Expect>) {
             d => panic!("{name}#{i}: bad dir {d}"),
         };
         receiver
-            .receive(&bytes)
+            .handle_frame(&bytes)
             .unwrap_or_else(|e| panic!("{name}#{i}: {e}"));
         let event = receiver.poll_event();
         assert_eq!(

@@ -1,4 +1,4 @@
-//! Property-based fuzzing of the relay frame decoder ([`RelayCodec::receive`]) and
+//! Property-based fuzzing of the relay frame decoder ([`RelayCodec::handle_frame`]) and
 //! [`Message::decode`]: random bytes, random relay-channel messages, and mutated real frames from
 //! `tests/data/relay-captures/`. Nothing may panic; whatever decodes must re-encode to a message
 //! that decodes to itself. Case counts are small by default so the whole file runs in a few
@@ -38,7 +38,7 @@ fn capture_frames() -> Vec<Vec<u8>> {
 /// A codec whose relay channel is paired, so message frames reach the message decoders.
 fn paired_codec() -> RelayCodec {
     let mut c = RelayCodec::new();
-    c.receive(&hex::decode(OPEN_FRAME).unwrap()).unwrap();
+    c.handle_frame(&hex::decode(OPEN_FRAME).unwrap()).unwrap();
     assert_eq!(c.poll_event(), Some(RelayEvent::Opened));
     c
 }
@@ -47,7 +47,7 @@ fn paired_codec() -> RelayCodec {
 /// events is bounded by the input (at most one per input byte, plus opens/closes).
 fn feed(codec: &mut RelayCodec, frames: &[Vec<u8>]) -> Result<(), TestCaseError> {
     for frame in frames {
-        let _ = codec.receive(frame);
+        let _ = codec.handle_frame(frame);
         while let Some(event) = codec.poll_event() {
             if let RelayEvent::Message(m) = event {
                 let again = Message::decode(m.message_type(), &m.encode());
@@ -159,15 +159,15 @@ fn hostile_lengths_are_refused() {
     let mut c = paired_codec();
     // data{alias 1, array count 2^20} with no elements.
     let frame = [1, 16, 1, 0, 0, 0, 0xfe, 0x00, 0x00, 0x10, 0x00];
-    assert!(c.receive(&frame).is_err());
+    assert!(c.handle_frame(&frame).is_err());
     // result{id 1, buffer of 2^64-1 bytes}.
     let mut frame = vec![1, 17, 1, 0, 0, 0, 0xff];
     frame.extend_from_slice(&[0xff; 8]);
-    assert!(c.receive(&frame).is_err());
+    assert!(c.handle_frame(&frame).is_err());
     // A batch item claiming 4 GiB.
     let mut c = paired_codec();
     assert!(c
-        .receive(&[0, 0, 1, 0xfe, 0xff, 0xff, 0xff, 0xff, 1, 1])
+        .handle_frame(&[0, 0, 1, 0xfe, 0xff, 0xff, 0xff, 0xff, 1, 1])
         .is_err());
     assert_eq!(c.poll_event(), None);
 }

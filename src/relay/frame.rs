@@ -18,7 +18,7 @@ use crate::net::protomux::{ChannelId, Mux, MuxEvent};
 /// breaking change would rename it (PROTOCOL.md §2, "Versioning").
 pub const PROTOCOL: &str = "@hyperswarm/dht-relay";
 
-/// What [`RelayCodec::receive`] found.
+/// What [`RelayCodec::handle_frame`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RelayEvent {
     /// The remote's `open` for the relay channel arrived: the channel is paired. (We may send
@@ -100,7 +100,7 @@ impl RelayCodec {
     /// Errors (the caller should close the connection, as JS protomux destroys the stream):
     /// [`RelayCodecError::Mux`] for invalid framing, [`RelayCodecError::Decode`] for an invalid
     /// relay message; messages decoded before the bad one in the same batch stay queued.
-    pub fn receive(&mut self, frame: &[u8]) -> Result<(), RelayCodecError> {
+    pub fn handle_frame(&mut self, frame: &[u8]) -> Result<(), RelayCodecError> {
         let result = self
             .mux
             .on_message(frame)
@@ -194,7 +194,7 @@ mod tests {
 
     fn pump(from: &mut RelayCodec, to: &mut RelayCodec) {
         while let Some(f) = from.poll_transmit() {
-            to.receive(&f).unwrap();
+            to.handle_frame(&f).unwrap();
         }
     }
 
@@ -214,7 +214,7 @@ mod tests {
         assert_eq!(c.poll_transmit(), None);
         assert_eq!(c.local_id(), 1);
         assert!(!c.is_open());
-        c.receive(&hex::decode(OPEN_FRAME).unwrap()).unwrap();
+        c.handle_frame(&hex::decode(OPEN_FRAME).unwrap()).unwrap();
         assert!(c.is_open());
         assert_eq!(events(&mut c), vec![RelayEvent::Opened]);
     }
@@ -259,7 +259,7 @@ mod tests {
             item.uint(t).raw(&p);
             e.buffer(item.as_slice());
         }
-        b.receive(e.as_slice()).unwrap();
+        b.handle_frame(e.as_slice()).unwrap();
         assert_eq!(
             events(&mut b),
             vec![
@@ -268,8 +268,8 @@ mod tests {
             ]
         );
         // An unknown type as a plain frame is ignored too; so is an empty keep-alive frame.
-        b.receive(&[1, 28, 0xde, 0xad]).unwrap();
-        b.receive(&[]).unwrap();
+        b.handle_frame(&[1, 28, 0xde, 0xad]).unwrap();
+        b.handle_frame(&[]).unwrap();
         assert_eq!(events(&mut b), vec![]);
     }
 
@@ -281,7 +281,7 @@ mod tests {
         e.buffer(&[18, 9, 0, 0, 0]); // finished{9}
         e.buffer(&[15, 1, 0]); // end, alias truncated
         e.buffer(&[18, 10, 0, 0, 0]); // finished{10}: never seen, JS already destroyed the stream
-        let err = b.receive(e.as_slice()).unwrap_err();
+        let err = b.handle_frame(e.as_slice()).unwrap_err();
         assert!(matches!(
             err,
             RelayCodecError::Decode {
@@ -294,7 +294,7 @@ mod tests {
             vec![RelayEvent::Message(Message::Finished(IdRef { id: 9 }))]
         );
         assert!(matches!(
-            b.receive(&[0, 1, 9]),
+            b.handle_frame(&[0, 1, 9]),
             Err(RelayCodecError::Mux(_))
         ));
     }
@@ -308,7 +308,7 @@ mod tests {
             .uint(2)
             .string("hypercore/alpha")
             .optional_buffer(None);
-        b.receive(e.as_slice()).unwrap();
+        b.handle_frame(e.as_slice()).unwrap();
         assert_eq!(events(&mut b), vec![]);
         assert_eq!(b.poll_transmit(), Some(vec![0, 2, 2]));
     }
@@ -322,12 +322,12 @@ mod tests {
         assert_eq!(a.send(&Message::Ping), Err(RelayCodecError::ChannelClosed));
         assert_eq!(a.poll_transmit(), Some(vec![0, 3, 1]));
         assert_eq!(a.poll_transmit(), None);
-        b.receive(&[0, 3, 1]).unwrap();
+        b.handle_frame(&[0, 3, 1]).unwrap();
         assert_eq!(events(&mut b), vec![RelayEvent::Closed]);
         assert!(b.is_closed());
         assert_eq!(b.send(&Message::Pong), Err(RelayCodecError::ChannelClosed));
         // Late messages for the closed channel are ignored.
-        b.receive(&[1, 1]).unwrap();
+        b.handle_frame(&[1, 1]).unwrap();
         assert_eq!(events(&mut b), vec![]);
     }
 }

@@ -807,27 +807,51 @@ pub struct NoiseSend {
 
 impl CompactEncoding for NoiseSend {
     fn encode(&self, enc: &mut Encoder) {
-        let flags = if self.remote_stream_alias.is_some() {
-            FLAG_INITIATOR
-        } else {
-            0
-        };
-        enc.uint8(flags).uint32(self.id);
-        if let Some(alias) = self.remote_stream_alias {
-            enc.uint32(alias);
-        }
-        enc.buffer(&self.payload);
+        // The alias is there exactly when the client initiates.
+        encode_flagged_alias(enc, self.id, self.remote_stream_alias, true, &self.payload);
     }
     fn decode(dec: &mut Decoder<'_>) -> Result<Self, DecodeError> {
-        let initiator = dec.uint8()? & FLAG_INITIATOR != 0;
-        let id = dec.uint32()?;
-        let remote_stream_alias = if initiator { Some(dec.uint32()?) } else { None };
+        let (id, remote_stream_alias, payload) = decode_flagged_alias(dec, true)?;
         Ok(Self {
             id,
             remote_stream_alias,
-            payload: get_buffer(dec)?,
+            payload,
         })
     }
+}
+
+/// Writes the shape `noiseSend` and `noiseReceive` share: `flags:u8` (1 initiator) `id:u32`
+/// `[alias:u32]` `payload:buffer`, where the alias is present exactly when the initiator flag
+/// equals `alias_when_initiator` (so the flag is derived from whether `alias` is `Some`).
+fn encode_flagged_alias(
+    enc: &mut Encoder,
+    id: u32,
+    alias: Option<u32>,
+    alias_when_initiator: bool,
+    payload: &[u8],
+) {
+    let initiator = alias.is_some() == alias_when_initiator;
+    enc.uint8(if initiator { FLAG_INITIATOR } else { 0 })
+        .uint32(id);
+    if let Some(alias) = alias {
+        enc.uint32(alias);
+    }
+    enc.buffer(payload);
+}
+
+/// Reads what [`encode_flagged_alias`] writes: `(id, alias, payload)`.
+fn decode_flagged_alias(
+    dec: &mut Decoder<'_>,
+    alias_when_initiator: bool,
+) -> Result<(u32, Option<u32>, Vec<u8>), DecodeError> {
+    let initiator = dec.uint8()? & FLAG_INITIATOR != 0;
+    let id = dec.uint32()?;
+    let alias = if initiator == alias_when_initiator {
+        Some(dec.uint32()?)
+    } else {
+        None
+    };
+    Ok((id, alias, get_buffer(dec)?))
 }
 
 /// 26 `noiseReceive` (R→C): `flags:u8` (1 initiator) `id:u32` `[serverAlias:u32 if NOT
@@ -844,25 +868,15 @@ pub struct NoiseReceive {
 
 impl CompactEncoding for NoiseReceive {
     fn encode(&self, enc: &mut Encoder) {
-        let flags = if self.server_alias.is_none() {
-            FLAG_INITIATOR
-        } else {
-            0
-        };
-        enc.uint8(flags).uint32(self.id);
-        if let Some(alias) = self.server_alias {
-            enc.uint32(alias);
-        }
-        enc.buffer(&self.payload);
+        // The server alias is there exactly when the client responds.
+        encode_flagged_alias(enc, self.id, self.server_alias, false, &self.payload);
     }
     fn decode(dec: &mut Decoder<'_>) -> Result<Self, DecodeError> {
-        let initiator = dec.uint8()? & FLAG_INITIATOR != 0;
-        let id = dec.uint32()?;
-        let server_alias = if initiator { None } else { Some(dec.uint32()?) };
+        let (id, server_alias, payload) = decode_flagged_alias(dec, false)?;
         Ok(Self {
             id,
             server_alias,
-            payload: get_buffer(dec)?,
+            payload,
         })
     }
 }

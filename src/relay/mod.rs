@@ -18,7 +18,7 @@
 //! let (mut client, mut relay) = (RelayCodec::new(), RelayCodec::new());
 //! client.send(&Message::Ping).unwrap(); // allowed before the remote's open arrives
 //! while let Some(frame) = client.poll_transmit() {
-//!     relay.receive(&frame).unwrap();
+//!     relay.handle_frame(&frame).unwrap();
 //! }
 //! assert_eq!(relay.poll_event(), Some(RelayEvent::Opened));
 //! assert_eq!(relay.poll_event(), Some(RelayEvent::Message(Message::Ping)));

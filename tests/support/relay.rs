@@ -268,7 +268,9 @@ impl RawClient {
                 .expect("the socket is open")
                 .expect("no socket error");
             if let WsMessage::Binary(b) = msg {
-                self.codec.receive(&b).expect("valid frame from the relay");
+                self.codec
+                    .handle_frame(&b)
+                    .expect("valid frame from the relay");
             }
         }
     }

@@ -10,7 +10,11 @@
 //!   relay sees only ciphertext and cannot impersonate either end.
 //! - **custodial** (JS's default `new DHT(stream)`): the client hands the relay the secret key
 //!   of the key pair it listens or connects with; the relay runs the Noise handshake with the
-//!   remote and sees the stream in plaintext. Our relay pairs only clients of the same mode.
+//!   remote and sees the stream in plaintext.
+//!
+//! The two ends of a connection need not share a mode: our relay bridges a custodial end to a
+//! non-custodial one (it runs the Noise handshake and the secret-stream for the custodial end;
+//! docs/RELAY.md, "Mixed modes").
 //!
 //! - [`RelayClient::start`] spawns the client's task: it opens the transport, sends `handshake`,
 //!   answers `ping`s, and **reconnects on its own** when the relay goes away (exponential
@@ -37,6 +41,7 @@
 #![warn(missing_docs)]
 
 mod driver;
+mod proto;
 mod stream;
 mod transport;
 

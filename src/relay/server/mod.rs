@@ -15,8 +15,12 @@
 //!   firewall answers inside it), get `open`/`connection` with their own `handshakeId`, and
 //!   the relay forwards their secret-stream ciphertext unread. A non-custodial `listen` or
 //!   `announce` takes effect once the client signs the record (`signAnnounce` → `signature`),
-//!   so nobody can listen on a key they don't hold. A custodial end and a non-custodial end
-//!   can't be joined yet (the connect fails with `destroy`);
+//!   so nobody can listen on a key they don't hold;
+//! - mixed modes (a custodial end and a non-custodial end) are bridged: the relay runs the
+//!   hyperdht Noise IK handshake and the secret-stream on behalf of the custodial end with the
+//!   key in its custody (initiator for a custodial client, responder for a custodial server,
+//!   after asking that server's firewall), so the custodial end sees plaintext and the other
+//!   end its own secret-stream (docs/RELAY.md, "Mixed modes");
 //! - back-pressure (bounded bytes per stream), per-client limits, heartbeat and idle timeout
 //!   ([`Limits`]); a client that breaks the protocol or a limit gets its session closed with a
 //!   [`CloseReason`], the others go on.
@@ -26,8 +30,7 @@
 //! WebSocket (one binary message per protomux frame) and TCP (`@hyperswarm/secret-stream`
 //! framing with a fresh key pair per connection), PROTOCOL.md §6.
 //!
-//! Not yet: joining a custodial and a non-custodial end (the relay would run Noise IK and a
-//! secret-stream for one side), HyperDHT as a [`Network`].
+//! Not yet: HyperDHT as a [`Network`].
 
 mod hub;
 mod input;
@@ -40,7 +43,7 @@ mod tests;
 mod transport;
 mod ws;
 
-pub use hub::{custodial_handshake, Relay};
+pub use hub::{custodial_handshake, Relay, ServerEvent};
 pub use limits::{Limits, LimitsError};
 pub use network::{LocalNetwork, Network, ServerRef};
 pub use transport::{RelayConfig, RelayServer, TlsConfig};

@@ -190,7 +190,7 @@ impl Session {
             )));
         }
         self.codec
-            .receive(frame)
+            .handle_frame(frame)
             .map_err(|e| CloseReason::Protocol(e.to_string()))?;
         let mut out = Vec::new();
         while let Some(event) = self.codec.poll_event() {

@@ -36,7 +36,7 @@ use crate::net::secret_stream::{self, Decryptor, Encryptor, ABYTES};
 
 use super::input::{InputBudget, InputBuffer};
 use super::ws::{self, Incoming};
-use super::{CloseReason, Limits, LocalNetwork, Relay, RelayError, SessionId};
+use super::{CloseReason, Limits, LocalNetwork, Relay, RelayError, ServerEvent, SessionId};
 use crate::time::later;
 
 /// Most bytes the writer takes from the relay core in one batch.
@@ -141,7 +141,7 @@ struct State {
 impl State {
     /// Wakes the loops of every session the relay core named.
     fn wake(&mut self) {
-        for id in self.relay.take_wakeups() {
+        while let Some(ServerEvent::Wakeup(id)) = self.relay.poll_event() {
             if let Some(w) = self.wakers.get(&id) {
                 w.read.notify_one();
                 w.write.notify_one();
