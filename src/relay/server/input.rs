@@ -46,11 +46,11 @@ impl InputBudget {
     /// Bytes drawn now.
     #[cfg(test)]
     pub fn used(&self) -> usize {
-        *self.used.lock().unwrap_or_else(|e| e.into_inner())
+        *crate::sync::lock(&self.used)
     }
 
     fn try_take(&self, n: usize) -> bool {
-        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        let mut used = crate::sync::lock(&self.used);
         match used.checked_add(n) {
             Some(total) if total <= self.max => {
                 *used = total;
@@ -64,7 +64,7 @@ impl InputBudget {
         if n == 0 {
             return;
         }
-        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        let mut used = crate::sync::lock(&self.used);
         *used = used.saturating_sub(n);
         drop(used);
         self.freed.notify_waiters();

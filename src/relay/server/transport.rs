@@ -163,7 +163,7 @@ struct Shared {
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock is a bug; keep serving the other sessions.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.state)
     }
 }
 
@@ -537,7 +537,7 @@ async fn serve(shared: Arc<Shared>, peer: String, mut reader: Reader, mut writer
             }
             let r = reader.read().await;
             if let Ok(Incoming::Ping(payload)) = r {
-                *pong.lock().unwrap_or_else(|e| e.into_inner()) = Some(payload);
+                *crate::sync::lock(&pong) = Some(payload);
                 wakers.write.notify_one();
                 continue;
             }
@@ -553,7 +553,7 @@ async fn serve(shared: Arc<Shared>, peer: String, mut reader: Reader, mut writer
     };
     let write_loop = async {
         loop {
-            let ping = pong.lock().unwrap_or_else(|e| e.into_inner()).take();
+            let ping = crate::sync::lock(&pong).take();
             if let Some(payload) = ping {
                 if let Err(reason) = writer.pong(&payload).await {
                     let mut st = shared.lock();
