@@ -63,6 +63,12 @@ async fn the_listeners_have_one_owner() {
     let host = tcp_endpoint(Identity::generate()).await;
     let _acceptor = host.acceptor().await.unwrap();
     assert!(host.acceptor().await.is_err());
+    // Without a TCP listener too: the relay listens are taken once.
+    let client = Endpoint::bind(Identity::generate(), EndpointOptions::default())
+        .await
+        .unwrap();
+    let _acceptor = client.acceptor().await.unwrap();
+    assert!(client.acceptor().await.is_err());
 }
 
 #[tokio::test]

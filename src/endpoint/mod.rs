@@ -100,7 +100,9 @@ pub struct Endpoint {
     options: EndpointOptions,
     discovery: Discovery,
     local_addr: Option<SocketAddr>,
-    listener: Mutex<Option<TcpListener>>,
+    /// The TCP listener (if any) until [`Endpoint::acceptor`] takes it; `None` once taken, so
+    /// that a relay-only endpoint cannot listen twice either.
+    listener: Mutex<Option<Option<TcpListener>>>,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -149,7 +151,7 @@ impl Endpoint {
             discovery: Discovery::with_lookups(pool, lookups),
             options,
             local_addr,
-            listener: Mutex::new(listener),
+            listener: Mutex::new(Some(listener)),
         })
     }
 
@@ -182,13 +184,9 @@ impl Endpoint {
     /// Errors: [`EndpointError::AcceptorTaken`]; [`EndpointError::RelayListen`] if a relay
     /// client has stopped.
     pub async fn acceptor(&self) -> Result<Acceptor, EndpointError> {
-        let tcp = {
-            let mut slot = crate::sync::lock(&self.listener);
-            if slot.is_none() && self.local_addr.is_some() {
-                return Err(EndpointError::AcceptorTaken);
-            }
-            slot.take()
-        };
+        let tcp = crate::sync::lock(&self.listener)
+            .take()
+            .ok_or(EndpointError::AcceptorTaken)?;
         let mut relays = Vec::new();
         for url in &self.options.relays {
             let client = self.relay(url);
