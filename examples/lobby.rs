@@ -6,7 +6,9 @@
 use std::time::Duration;
 
 use dat_social::home::Home;
-use dat_social::lobby::{self, HostOptions, JoinOptions, LobbyEvent, GAME_LABEL};
+use dat_social::lobby::{
+    self, ChannelData, ChatMessage, HostEvent, HostOptions, JoinOptions, GAME_LABEL,
+};
 use dat_social::rtc::Reliability;
 
 #[tokio::main]
@@ -52,14 +54,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tokio::time::timeout(Duration::from_secs(1), host.next_event()).await
     {
         match event {
-            LobbyEvent::PeerJoined { name, peers, .. } => {
+            HostEvent::PeerJoined { name, peers, .. } => {
                 println!("host: {name} joined ({peers} players)")
             }
-            LobbyEvent::Message { name, text, .. } => {
+            HostEvent::Message(ChatMessage { name, text, .. }) => {
                 println!("host: <{name}> {text}");
                 host.say("go!");
             }
-            LobbyEvent::Data { label, data, .. } => {
+            HostEvent::Data(ChannelData { label, data, .. }) => {
                 updates += 1;
                 host.send(None, &label, &data); // echo the state back
             }

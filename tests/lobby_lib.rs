@@ -4,7 +4,10 @@
 use std::time::Duration;
 
 use dat_social::home::Home;
-use dat_social::lobby::{self, Host, HostOptions, JoinOptions, Joined, LobbyEvent, GAME_LABEL};
+use dat_social::lobby::{
+    self, ChannelData, ChatMessage, Host, HostEvent, HostOptions, JoinOptions, Joined, PlayerEvent,
+    GAME_LABEL,
+};
 use dat_social::rtc::Reliability;
 
 async fn player(dir: &std::path::Path, name: &str, host: &Host) -> (Joined, String) {
@@ -48,7 +51,7 @@ async fn game_data_flows_on_an_unreliable_channel_to_one_player_or_all() {
     let (mut ann, ann_url) = player(dir.path(), "ann", &host).await;
     let (mut ben, ben_url) = player(dir.path(), "ben", &host).await;
     for _ in 0..2 {
-        let peers = next_event!(host, LobbyEvent::PeerJoined { peers, .. } => peers);
+        let peers = next_event!(host, HostEvent::PeerJoined { peers, .. } => peers);
         assert!(peers >= 1);
     }
 
@@ -79,7 +82,7 @@ async fn game_data_flows_on_an_unreliable_channel_to_one_player_or_all() {
     let (from, data) = send_until_seen!(
         ann.send(GAME_LABEL, b"ann-state").unwrap(),
         host,
-        LobbyEvent::Data { from, data, .. } => (from, data)
+        HostEvent::Data(ChannelData { from, data, .. }) => (from, data)
     );
     assert_eq!(
         (from.as_str(), data.as_slice()),
@@ -89,7 +92,7 @@ async fn game_data_flows_on_an_unreliable_channel_to_one_player_or_all() {
     let from_ben = send_until_seen!(
         ben.send(GAME_LABEL, b"ben-state").unwrap(),
         host,
-        LobbyEvent::Data { from, .. } => from
+        HostEvent::Data(ChannelData { from, .. }) => from
     );
     assert_eq!(from_ben, ben_url);
 
@@ -97,19 +100,19 @@ async fn game_data_flows_on_an_unreliable_channel_to_one_player_or_all() {
     let got = send_until_seen!(
         host.send(Some(&from), GAME_LABEL, b"for-ann"),
         ann,
-        LobbyEvent::Data { data, .. } => data
+        PlayerEvent::Data(ChannelData { data, .. }) => data
     );
     assert_eq!(got, b"for-ann");
     let got = send_until_seen!(
         host.send(None, GAME_LABEL, b"for-all"),
         ben,
-        LobbyEvent::Data { data, .. } => data
+        PlayerEvent::Data(ChannelData { data, .. }) => data
     );
     assert_eq!(got, b"for-all", "ben received data addressed to ann only");
 
     // Chat still works beside it.
     ben.say("gg");
-    let text = next_event!(host, LobbyEvent::Message { text, .. } => text);
+    let text = next_event!(host, HostEvent::Message(ChatMessage { text, .. }) => text);
     assert_eq!(text, "gg");
     ann.leave().await;
     ben.leave().await;
@@ -152,7 +155,7 @@ async fn huge_durations_are_refused_or_saturate_never_panic() {
         ..JoinOptions::default()
     };
     let joined = lobby::join(&guest_id, options).await.unwrap();
-    let peer = next_event!(host, LobbyEvent::PeerJoined { peer, .. } => peer);
+    let peer = next_event!(host, HostEvent::PeerJoined { peer, .. } => peer);
     assert_eq!(peer, guest_id.url().base());
     joined.leave().await;
     host.shutdown().await.unwrap();

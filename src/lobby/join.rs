@@ -6,10 +6,12 @@ use std::time::Duration;
 use ed25519_dalek::SigningKey;
 use tokio::time::Instant;
 
-use super::chat::{chat_in, wait_for_chat, ChannelEvent, ChannelLabels, ChatOut, ChatWait};
+use super::chat::{chat_in, wait_for_chat, ChannelLabels, ChatWait};
 use super::handshake::{JoinEvent, JoinHandshake, OfferParams};
 use super::signal_log::{LogError, Read, SignalLog};
-use super::{check_chat, rtc_config_for, ChatError, Hello, LobbyEvent, CHAT_LABEL, LOBBY_PROTOCOL};
+use super::{
+    check_chat, rtc_config_for, ChatError, Hello, PlayerEvent, CHAT_LABEL, LOBBY_PROTOCOL,
+};
 use crate::archive::ArchiveError;
 use crate::hypercore::Core;
 use crate::identity::{DatUrl, Identity};
@@ -332,36 +334,21 @@ impl Joined {
         }
     }
 
-    /// The next event: chat from the lobby, or [`LobbyEvent::Disconnected`] (then `None`).
-    pub async fn next_event(&mut self) -> Option<LobbyEvent> {
+    /// The next event: chat from the lobby, game data from the host, or
+    /// [`PlayerEvent::Disconnected`]; `None` once the connection is gone.
+    pub async fn next_event(&mut self) -> Option<PlayerEvent> {
         loop {
             let event = self.pc.next_event().await?;
-            match self.labels.classify(self.chat, event) {
-                ChannelEvent::Chat(data) => {
-                    if let Ok(chat) = serde_json::from_slice::<ChatOut>(&data) {
-                        return Some(LobbyEvent::Message {
-                            from: chat.from,
-                            name: chat.name,
-                            text: chat.text,
-                        });
-                    }
-                }
-                ChannelEvent::Data { label, data } => {
-                    return Some(LobbyEvent::Data {
-                        from: self.info.host.clone(),
-                        label,
-                        data,
-                    })
-                }
-                ChannelEvent::Gone => return Some(LobbyEvent::Disconnected),
-                ChannelEvent::Opened { .. } | ChannelEvent::Ignored => {}
+            let sorted = self.labels.classify(self.chat, event);
+            if let Some(event) = PlayerEvent::from_channel(&self.info.host, sorted) {
+                return Some(event);
             }
         }
     }
 
     /// Opens another data channel to the host, e.g. [`super::GAME_LABEL`] with
     /// [`Reliability::Unreliable`] (unordered, no retransmits) for game state. The host sees its
-    /// messages as [`LobbyEvent::Data`] and can answer with [`super::Host::send`].
+    /// messages as [`super::HostEvent::Data`] and can answer with [`super::Host::send`].
     /// Errors: the connection is closed, or the label is too long.
     pub async fn open_channel(
         &mut self,

@@ -10,11 +10,15 @@
 //! (host and joiner), the logs are read and written through one `signal_log::SignalLog`, and
 //! the chat JSON, the wait for the chat channel and the per-label channel demux are `chat`.
 //!
+//! The host sees [`HostEvent`]s (joins, leaves, rejections, chat, game data, warnings); a
+//! player sees [`PlayerEvent`]s (chat, game data from the host, the end of its connection).
+//!
 //! Chat travels on the reliable data channel labelled [`CHAT_LABEL`] as JSON: a player sends
 //! `{"text": "..."}`; the host sends every player `{"from": "dat://<key>", "name": "...",
 //! "text": "..."}`.
 
 mod chat;
+mod event;
 mod handshake;
 pub mod host;
 pub mod join;
@@ -22,10 +26,9 @@ mod signal_log;
 
 use serde::{Deserialize, Serialize};
 
+pub use event::{ChannelData, ChatMessage, HostEvent, PlayerEvent};
 pub use host::{Host, HostChat, HostOptions, HostRelay, HostingInfo, LobbyError};
 pub use join::{join, JoinError, JoinOptions, Joined, JoinedInfo, PlayerChat};
-
-use crate::signal::RejectReason;
 
 /// Label of the reliable, ordered data channel that carries chat.
 pub const CHAT_LABEL: &str = "chat";
@@ -37,7 +40,7 @@ pub const LOBBY_PROTOCOL: &str = "dat-social/lobby";
 /// Longest chat message, in bytes of UTF-8 text: 16 KiB (16,384). The same limit holds both
 /// ways: a player's [`PlayerChat::say`] and a host's [`HostChat::say`] / [`Host::say`] refuse
 /// longer text with [`ChatError::TooLong`], and a host refuses (with a
-/// [`LobbyEvent::Warning`]) a longer message from a player whose client did not check.
+/// [`HostEvent::Warning`]) a longer message from a player whose client did not check.
 pub const MAX_CHAT_BYTES: usize = 16 * 1024;
 
 /// Why a chat line was not sent.
@@ -69,72 +72,6 @@ pub(crate) fn check_chat(text: &str) -> Result<(), ChatError> {
         });
     }
     Ok(())
-}
-
-/// What happens in a lobby, as the host or a player sees it. `peer` and `from` are `dat://`
-/// URLs of identities.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum LobbyEvent {
-    /// (host) A player's data channel opened; `peers` is the new count.
-    PeerJoined {
-        /// The player's identity URL.
-        peer: String,
-        /// The player's name, as their offer gave it.
-        name: String,
-        /// Players connected now.
-        peers: u32,
-    },
-    /// (host) A player left or vanished; `peers` is the new count.
-    PeerLeft {
-        /// The player's identity URL.
-        peer: String,
-        /// The player's name.
-        name: String,
-        /// Players connected now.
-        peers: u32,
-    },
-    /// (host) A joiner was turned away.
-    Rejected {
-        /// The joiner's identity URL, or their address if they never sent a valid offer.
-        peer: String,
-        /// Why.
-        reason: RejectReason,
-    },
-    /// A chat message.
-    Message {
-        /// The sender's identity URL.
-        from: String,
-        /// The sender's name.
-        name: String,
-        /// The text.
-        text: String,
-    },
-    /// (host) Something went wrong with one connection; the lobby goes on.
-    Warning {
-        /// What happened.
-        message: String,
-    },
-    /// Bytes on a data channel other than chat (e.g. [`GAME_LABEL`]): from a player (host
-    /// side) or from the host (player side).
-    Data {
-        /// The sender's identity URL.
-        from: String,
-        /// The channel's label.
-        label: String,
-        /// The bytes as sent.
-        data: Vec<u8>,
-    },
-    /// (player) The data channel to the host closed.
-    Disconnected,
-    /// (host) The relay the host listens through changed state: `Connected` (reachable
-    /// through it, every listen confirmed) or `Reconnecting` (it went away; the client retries
-    /// with back-off and listens again).
-    Relay {
-        /// The relay URL.
-        url: String,
-        /// The new state.
-        state: crate::relay::client::RelayState,
-    },
 }
 
 /// The first message on the lobby channel: the player's signalling log key, so that the host

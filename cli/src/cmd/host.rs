@@ -6,10 +6,10 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::Args;
 use dat_social::home::Home;
-use dat_social::lobby::{self, HostOptions, LobbyEvent};
+use dat_social::lobby::{self, HostOptions};
 
 use super::limits;
-use super::lobby::{print_lobby_event, read_password, send_stdin_chat};
+use super::lobby::{print_host_event, print_warning, read_password, send_stdin_chat};
 use crate::event::Event;
 use crate::output::{self, Output};
 
@@ -103,12 +103,10 @@ pub async fn run(home: &Home, args: HostArgs, out: &Output) -> Result<u8> {
     loop {
         tokio::select! {
             event = lobby.next_event() => match event {
-                Some(event) => print_lobby_event(&event, out),
+                Some(event) => print_host_event(&event, out),
                 None => break,
             },
-            Some(message) = refused.recv() => {
-                print_lobby_event(&LobbyEvent::Warning { message }, out)
-            }
+            Some(message) = refused.recv() => print_warning(message, out),
             _ = &mut stop => break,
         }
     }

@@ -8,11 +8,11 @@ use anyhow::Result;
 use clap::Args;
 use dat_social::home::Home;
 use dat_social::identity::DatUrl;
-use dat_social::lobby::{self, JoinError, JoinOptions, LobbyEvent};
+use dat_social::lobby::{self, JoinError, JoinOptions, PlayerEvent};
 
 use super::friends::{self, LookArgs};
 use super::limits;
-use super::lobby::{print_lobby_event, read_password, send_stdin_chat};
+use super::lobby::{print_player_event, print_warning, read_password, send_stdin_chat};
 use crate::event::Event;
 use crate::exit;
 use crate::output::{self, Output, Untrusted};
@@ -117,15 +117,13 @@ pub async fn run(home: &Home, args: JoinArgs, out: &Output) -> Result<u8> {
     loop {
         tokio::select! {
             event = joined.next_event() => match event {
-                Some(LobbyEvent::Disconnected) | None => {
-                    print_lobby_event(&LobbyEvent::Disconnected, out);
+                Some(PlayerEvent::Disconnected) | None => {
+                    print_player_event(&PlayerEvent::Disconnected, out);
                     break;
                 }
-                Some(event) => print_lobby_event(&event, out),
+                Some(event) => print_player_event(&event, out),
             },
-            Some(message) = refused.recv() => {
-                print_lobby_event(&LobbyEvent::Warning { message }, out)
-            }
+            Some(message) = refused.recv() => print_warning(message, out),
             _ = &mut stop => break,
         }
     }

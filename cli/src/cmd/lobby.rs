@@ -1,10 +1,10 @@
 //! What `host` and `join` share: the password file, chat lines typed on stdin, and printing
-//! [`LobbyEvent`]s.
+//! [`HostEvent`]s and [`PlayerEvent`]s.
 
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use dat_social::lobby::{self, LobbyEvent};
+use dat_social::lobby::{self, ChannelData, ChatMessage, HostEvent, PlayerEvent};
 use dat_social::relay::client::RelayState;
 
 use crate::event::Event;
@@ -67,17 +67,29 @@ where
     rx
 }
 
-/// Prints a lobby event. Names, chat, channel labels and warnings come from other people: in
-/// text mode they go through [`Untrusted`].
-pub fn print_lobby_event(event: &LobbyEvent, out: &Output) {
-    let (json, text) = lobby_event(event);
+/// Prints an event of the lobby the user hosts. Names, chat, channel labels and warnings come
+/// from other people: in text mode they go through [`Untrusted`].
+pub fn print_host_event(event: &HostEvent, out: &Output) {
+    let (json, text) = host_event(event);
     out.event(&json, &text);
 }
 
-/// A lobby event as its `--json` [`Event`] and its line of text.
-fn lobby_event(event: &LobbyEvent) -> (Event, String) {
+/// Prints an event of the lobby the user joined (other people's text through [`Untrusted`]).
+pub fn print_player_event(event: &PlayerEvent, out: &Output) {
+    let (json, text) = player_event(event);
+    out.event(&json, &text);
+}
+
+/// Prints a `warning` event (e.g. a chat line refused), host or player side.
+pub fn print_warning(message: String, out: &Output) {
+    let (json, text) = warning(message);
+    out.event(&json, &text);
+}
+
+/// A host's lobby event as its `--json` [`Event`] and its line of text.
+fn host_event(event: &HostEvent) -> (Event, String) {
     match event {
-        LobbyEvent::PeerJoined { peer, name, peers } => (
+        HostEvent::PeerJoined { peer, name, peers } => (
             Event::PeerJoined {
                 peer: peer.clone(),
                 name: name.clone(),
@@ -85,7 +97,7 @@ fn lobby_event(event: &LobbyEvent) -> (Event, String) {
             },
             format!("* {} joined ({peers} players)", Untrusted(name)),
         ),
-        LobbyEvent::PeerLeft { peer, name, peers } => (
+        HostEvent::PeerLeft { peer, name, peers } => (
             Event::PeerLeft {
                 peer: peer.clone(),
                 name: name.clone(),
@@ -93,58 +105,131 @@ fn lobby_event(event: &LobbyEvent) -> (Event, String) {
             },
             format!("* {} left ({peers} players)", Untrusted(name)),
         ),
-        LobbyEvent::Rejected { peer, reason } => (
+        HostEvent::Rejected { peer, reason } => (
             Event::PeerRejected {
                 peer: peer.clone(),
                 reason: *reason,
             },
             format!("* turned away {}: {}", Untrusted(peer), reason.as_str()),
         ),
-        LobbyEvent::Message { from, name, text } => (
-            Event::Message {
-                from: from.clone(),
-                name: name.clone(),
-                text: text.clone(),
-            },
-            format!("<{}> {}", Untrusted(name), Untrusted(text)),
-        ),
-        LobbyEvent::Warning { message } => (
-            Event::Warning {
-                url: None,
-                message: message.clone(),
-            },
-            format!("! {}", Untrusted(message)),
-        ),
-        LobbyEvent::Data { from, label, data } => (
-            Event::Data {
-                from: from.clone(),
-                label: label.clone(),
-                bytes: data.len(),
-            },
-            format!("* {} bytes on {} from {from}", data.len(), Untrusted(label)),
-        ),
-        LobbyEvent::Disconnected => (
+        HostEvent::Message(chat) => message(chat),
+        HostEvent::Warning { message } => warning(message.clone()),
+        HostEvent::Data(data) => channel_data(data),
+        HostEvent::Relay { url, state } => relay(url, state),
+    }
+}
+
+/// A player's lobby event as its `--json` [`Event`] and its line of text.
+fn player_event(event: &PlayerEvent) -> (Event, String) {
+    match event {
+        PlayerEvent::Message(chat) => message(chat),
+        PlayerEvent::Data(data) => channel_data(data),
+        PlayerEvent::Disconnected => (
             Event::Disconnected,
             "* disconnected from the lobby".to_string(),
         ),
-        LobbyEvent::Relay { url, state } => {
-            let text = match state {
-                RelayState::Reconnecting {
-                    attempt,
-                    delay,
-                    error,
-                } => format!(
-                    "! relay {url} lost ({}); reconnecting in {} ms (attempt {attempt})",
-                    Untrusted(error),
-                    delay.as_millis()
-                ),
-                _ => format!("* relay {url}: {}", state.name()),
-            };
-            let event = Event::Relay {
-                url: url.clone(),
-                state: state.into(),
-            };
-            (event, text)
-        }
+    }
+}
+
+/// A chat line, on either side.
+fn message(chat: &ChatMessage) -> (Event, String) {
+    let ChatMessage { from, name, text } = chat;
+    (
+        Event::Message {
+            from: from.clone(),
+            name: name.clone(),
+            text: text.clone(),
+        },
+        format!("<{}> {}", Untrusted(name), Untrusted(text)),
+    )
+}
+
+/// Bytes on a game channel, on either side (only their count is printed).
+fn channel_data(data: &ChannelData) -> (Event, String) {
+    let ChannelData { from, label, data } = data;
+    (
+        Event::Data {
+            from: from.clone(),
+            label: label.clone(),
+            bytes: data.len(),
+        },
+        format!("* {} bytes on {} from {from}", data.len(), Untrusted(label)),
+    )
+}
+
+/// A warning that does not end the command.
+fn warning(message: String) -> (Event, String) {
+    let text = format!("! {}", Untrusted(&message));
+    (Event::Warning { url: None, message }, text)
+}
+
+/// A change of the relay the host listens through.
+fn relay(url: &str, state: &RelayState) -> (Event, String) {
+    let text = match state {
+        RelayState::Reconnecting {
+            attempt,
+            delay,
+            error,
+        } => format!(
+            "! relay {url} lost ({}); reconnecting in {} ms (attempt {attempt})",
+            Untrusted(error),
+            delay.as_millis()
+        ),
+        _ => format!("* relay {url}: {}", state.name()),
+    };
+    let event = Event::Relay {
+        url: url.to_string(),
+        state: state.into(),
+    };
+    (event, text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(event: &Event) -> String {
+        serde_json::to_string(event).unwrap()
+    }
+
+    #[test]
+    fn chat_and_data_print_the_same_json_on_both_sides() {
+        let chat = ChatMessage {
+            from: "dat://ann".into(),
+            name: "ann".into(),
+            text: "hi".into(),
+        };
+        let (host, _) = host_event(&HostEvent::Message(chat.clone()));
+        let (player, text) = player_event(&PlayerEvent::Message(chat));
+        assert_eq!(host, player);
+        assert_eq!(
+            json(&host),
+            r#"{"event":"message","from":"dat://ann","name":"ann","text":"hi"}"#
+        );
+        assert_eq!(text, "<ann> hi");
+        let data = ChannelData {
+            from: "dat://host".into(),
+            label: "game".into(),
+            data: vec![0; 3],
+        };
+        let (host, _) = host_event(&HostEvent::Data(data.clone()));
+        let (player, _) = player_event(&PlayerEvent::Data(data));
+        assert_eq!(host, player);
+        assert_eq!(
+            json(&host),
+            r#"{"event":"data","from":"dat://host","label":"game","bytes":3}"#
+        );
+    }
+
+    #[test]
+    fn a_warning_has_no_url_and_disconnected_no_fields() {
+        let (event, text) = warning("line refused".into());
+        assert_eq!(
+            json(&event),
+            r#"{"event":"warning","message":"line refused"}"#
+        );
+        assert_eq!(text, "! line refused");
+        let (event, _) = player_event(&PlayerEvent::Disconnected);
+        assert_eq!(json(&event), r#"{"event":"disconnected"}"#);
     }
 }

@@ -56,7 +56,7 @@ impl HostChat {
     /// Sends one chat line to every player, waiting (up to [`CHAT_SEND_WAIT`] per player)
     /// while a player's send queue is full, so that a pasted burst is slowed down to what the
     /// network carries instead of dropped. A player still full after that, or gone meanwhile,
-    /// misses the line: reported as a [`crate::lobby::LobbyEvent::Warning`].
+    /// misses the line: reported as a [`crate::lobby::HostEvent::Warning`].
     ///
     /// Errors: [`ChatError::TooLong`] above [`crate::lobby::MAX_CHAT_BYTES`] (nothing is
     /// sent), [`ChatError::Closed`] once the lobby has ended.

@@ -43,7 +43,7 @@ use policy::Policy;
 use roster::Roster;
 use task::{HostCommand, Inputs, LobbyTask, Report};
 
-use super::LobbyEvent;
+use super::HostEvent;
 use crate::archive::{self, ArchiveError};
 use crate::endpoint::{Endpoint, EndpointError, EndpointOptions};
 use crate::home::{Home, HomeError};
@@ -220,7 +220,7 @@ pub struct HostingInfo {
 /// A running lobby. Drop it only after [`Host::shutdown`], which marks the session ended.
 pub struct Host {
     info: HostingInfo,
-    events: mpsc::UnboundedReceiver<LobbyEvent>,
+    events: mpsc::UnboundedReceiver<HostEvent>,
     commands: mpsc::UnboundedSender<HostCommand>,
     reports: mpsc::UnboundedSender<Report>,
     task: tokio::task::JoinHandle<Result<(), LobbyError>>,
@@ -245,7 +245,7 @@ impl Host {
     /// `session.json`, and serves joiners until [`Host::shutdown`].
     ///
     /// With [`HostOptions::relay`] it also listens through the relay; it does not wait for the
-    /// relay (which may be down and come back): [`LobbyEvent::Relay`] reports its state.
+    /// relay (which may be down and come back): [`HostEvent::Relay`] reports its state.
     ///
     /// Errors: [`LobbyError::Home`] (no identity, archive busy or corrupt),
     /// [`LobbyError::Listen`], [`LobbyError::Archive`] (an invalid name or max_peers),
@@ -355,13 +355,13 @@ impl Host {
     }
 
     /// The next lobby event; `None` once the lobby has ended.
-    pub async fn next_event(&mut self) -> Option<LobbyEvent> {
+    pub async fn next_event(&mut self) -> Option<HostEvent> {
         self.events.recv().await
     }
 
     /// Sends the host's chat line to every player without waiting: a line longer than
     /// [`super::MAX_CHAT_BYTES`] is refused, and a player whose send queue is full misses it; both
-    /// are reported as [`LobbyEvent::Warning`]. [`Host::chat`] waits for room instead.
+    /// are reported as [`HostEvent::Warning`]. [`Host::chat`] waits for room instead.
     pub fn say(&self, text: &str) {
         let _ = self.commands.send(HostCommand::Say {
             text: text.to_string(),
@@ -378,7 +378,7 @@ impl Host {
     }
 
     /// Sends game bytes on the data channel labelled `label` of player `to` (a `dat://`
-    /// identity URL as in [`LobbyEvent::PeerJoined`]), or of every player when `to` is `None`.
+    /// identity URL as in [`HostEvent::PeerJoined`]), or of every player when `to` is `None`.
     /// Players open such channels with [`super::Joined::open_channel`]; a player without one
     /// is skipped. Delivery follows the channel's reliability (an unreliable channel may drop).
     pub fn send(&self, to: Option<&str>, label: &str, data: &[u8]) {

@@ -1,12 +1,12 @@
 //! Who is in the lobby: reserved slots, players, and the `session.json` that says so. A pure
 //! state machine (no IO, no clock: `now_ms` in): each change that `session.json` must show
 //! yields [`RosterEvent::Publish`] with the session to write, and each one the host's user
-//! sees yields a [`RosterEvent::Lobby`] event. docs/PROTOCOL.md, "A join, step by step": a slot
+//! sees yields a [`RosterEvent::Host`] event. docs/PROTOCOL.md, "A join, step by step": a slot
 //! is reserved when an offer is admitted and becomes a player when its data channel opens.
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::lobby::LobbyEvent;
+use crate::lobby::HostEvent;
 use crate::schema::Session;
 
 /// A player: its connection id, identity and name, and what the lobby task keeps to reach it
@@ -28,7 +28,7 @@ pub(super) enum RosterEvent {
     /// Write this `session.json` (the player count or the heartbeat changed).
     Publish(Session),
     /// Tell the host's user.
-    Lobby(LobbyEvent),
+    Host(HostEvent),
 }
 
 /// The lobby's slots and players, and its `session.json`.
@@ -88,7 +88,7 @@ impl<T> Roster<T> {
         self.players.insert(member.id, member);
         self.publish(now_ms);
         self.events
-            .push_back(RosterEvent::Lobby(LobbyEvent::PeerJoined {
+            .push_back(RosterEvent::Host(HostEvent::PeerJoined {
                 peer,
                 name,
                 peers: self.players.len() as u32,
@@ -101,7 +101,7 @@ impl<T> Roster<T> {
         if let Some(player) = self.players.remove(&id) {
             self.publish(now_ms);
             self.events
-                .push_back(RosterEvent::Lobby(LobbyEvent::PeerLeft {
+                .push_back(RosterEvent::Host(HostEvent::PeerLeft {
                     peer: player.url,
                     name: player.name,
                     peers: self.players.len() as u32,
@@ -213,7 +213,7 @@ mod tests {
         assert_eq!(published(&joined), vec![(1, 10)]);
         assert_eq!(
             joined[1],
-            RosterEvent::Lobby(LobbyEvent::PeerJoined {
+            RosterEvent::Host(HostEvent::PeerJoined {
                 peer: "dat://a".into(),
                 name: "p7".into(),
                 peers: 1
@@ -224,7 +224,7 @@ mod tests {
         assert_eq!(published(&left), vec![(0, 20)]);
         assert!(matches!(
             &left[1],
-            RosterEvent::Lobby(LobbyEvent::PeerLeft { peers: 0, .. })
+            RosterEvent::Host(HostEvent::PeerLeft { peers: 0, .. })
         ));
         r.left(7, 30);
         assert!(events(&mut r).is_empty(), "a second leave changes nothing");
@@ -254,7 +254,7 @@ mod tests {
         assert_eq!(published(&replaced), vec![(0, 3)]);
         assert!(matches!(
             &replaced[1],
-            RosterEvent::Lobby(LobbyEvent::PeerLeft { peer, .. }) if peer == "dat://a"
+            RosterEvent::Host(HostEvent::PeerLeft { peer, .. }) if peer == "dat://a"
         ));
         assert!(r.player(1).is_none());
         r.joined(member(2, "dat://a"), 4);

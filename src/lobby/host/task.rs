@@ -19,7 +19,7 @@ use crate::discovery::Publication;
 use crate::endpoint::{Accepted, Acceptor, Endpoint};
 use crate::home::ArchiveLock;
 use crate::lobby::chat::ChannelLabels;
-use crate::lobby::{check_chat, LobbyEvent};
+use crate::lobby::{check_chat, ChannelData, ChatMessage, HostEvent};
 use crate::rtc::{ChannelId, RtcSender};
 use crate::schema::now_ms;
 use crate::signal::RejectReason;
@@ -139,7 +139,7 @@ pub(super) struct Link {
 pub(super) struct LobbyTask {
     pub ctx: Arc<Context>,
     pub roster: Roster<Link>,
-    pub events: mpsc::UnboundedSender<LobbyEvent>,
+    pub events: mpsc::UnboundedSender<HostEvent>,
     pub gate: Gate,
     /// The last `session.json` write failed (e.g. a full disk): retried at the next heartbeat,
     /// join or leave.
@@ -199,7 +199,7 @@ impl LobbyTask {
                             self.gate.track(next_id, source, Some(abort));
                         }
                     }
-                    Accepted::Relay { url, state } => self.emit(LobbyEvent::Relay { url, state }),
+                    Accepted::Relay { url, state } => self.emit(HostEvent::Relay { url, state }),
                     Accepted::RelayStopped { url } => {
                         self.warn(format!("the relay client for {url} stopped"));
                     }
@@ -351,11 +351,11 @@ impl LobbyTask {
                         name: name.clone(),
                         players,
                     });
-                    self.emit(LobbyEvent::Message {
+                    self.emit(HostEvent::Message(ChatMessage {
                         from: url,
                         name,
                         text,
-                    });
+                    }));
                 }
             }
             Report::Channel {
@@ -373,14 +373,14 @@ impl LobbyTask {
                 data,
             } => {
                 if let Some(player) = self.roster.player(connection) {
-                    self.emit(LobbyEvent::Data {
+                    self.emit(HostEvent::Data(ChannelData {
                         from: player.url.clone(),
                         label,
                         data,
-                    });
+                    }));
                 }
             }
-            Report::Rejected { peer, reason } => self.emit(LobbyEvent::Rejected { peer, reason }),
+            Report::Rejected { peer, reason } => self.emit(HostEvent::Rejected { peer, reason }),
             Report::Warning { message } => self.connection_warning(message),
             Report::EarlyFailure => self.gate.failed_early += 1,
         }
@@ -418,18 +418,18 @@ impl LobbyTask {
                             ));
                     }
                 },
-                RosterEvent::Lobby(event) => self.emit(event),
+                RosterEvent::Host(event) => self.emit(event),
             }
         }
     }
 
-    fn emit(&self, event: LobbyEvent) {
+    fn emit(&self, event: HostEvent) {
         let _ = self.events.send(event);
     }
 
     fn warn(&self, message: String) {
         tracing::warn!("{message}");
-        self.emit(LobbyEvent::Warning { message });
+        self.emit(HostEvent::Warning { message });
     }
 
     /// A warning about one connection or player: at most [`MAX_WARNINGS_PER_INTERVAL`] per
