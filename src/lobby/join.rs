@@ -80,9 +80,13 @@ pub enum JoinError {
     /// A step did not finish within the timeout.
     #[error("timed out waiting for {0}")]
     Timeout(&'static str),
-    /// The host's archive or signals are invalid.
+    /// The host's archive or signals are invalid (a description of what is wrong).
     #[error("the host broke the protocol: {0}")]
     Protocol(String),
+    /// A signalling block from the host could not be read (malformed, too large, not sealed
+    /// for us, a bad signature); the [`SignalError`] is the source.
+    #[error("the host broke the protocol: {0}")]
+    Signal(#[from] SignalError),
     /// The host's archive could not be read or verified.
     #[error(transparent)]
     Archive(#[from] ArchiveError),
@@ -99,12 +103,6 @@ impl From<RemoteError> for JoinError {
             RemoteError::Timeout(_) => JoinError::Timeout("the host's archive"),
             RemoteError::Archive(e) => JoinError::Archive(e),
         }
-    }
-}
-
-impl From<SignalError> for JoinError {
-    fn from(e: SignalError) -> Self {
-        JoinError::Protocol(e.to_string())
     }
 }
 
@@ -375,5 +373,27 @@ impl Joined {
     /// Leaves the lobby: closes the data channel, which frees the slot at the host.
     pub async fn leave(self) {
         self.pc.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error;
+
+    use super::*;
+
+    #[test]
+    fn a_bad_signal_keeps_its_signal_error_as_the_source() {
+        let err = JoinError::from(LogError::Signal(SignalError::TooLarge(70_000)));
+        assert!(matches!(err, JoinError::Signal(_)), "{err:?}");
+        let source = err.source().expect("a source");
+        assert!(
+            matches!(
+                source.downcast_ref::<SignalError>(),
+                Some(SignalError::TooLarge(70_000))
+            ),
+            "{source:?}"
+        );
+        assert!(err.to_string().starts_with("the host broke the protocol: "));
     }
 }

@@ -183,15 +183,17 @@ pub enum LobbyError {
         /// Why.
         source: std::io::Error,
     },
-    /// The lobby task ended unexpectedly.
+    /// The lobby task ended unexpectedly (it panicked or was cancelled); the
+    /// [`tokio::task::JoinError`] is the source.
     #[error("the lobby task failed: {0}")]
-    Task(String),
+    Task(#[source] tokio::task::JoinError),
     /// [`HostOptions::heartbeat`] is outside [`MIN_HEARTBEAT`]..=[`MAX_HEARTBEAT`].
     #[error("heartbeat of {0:?} is outside 1 ms to 1 day")]
     Heartbeat(Duration),
-    /// The relay can't be used (the relay client stopped).
+    /// The relay can't be used (the relay client stopped before it could listen); the
+    /// endpoint's error is the source.
     #[error("relay: {0}")]
-    Relay(String),
+    Relay(#[source] EndpointError),
     /// The archive could not be announced on the local network ([`HostOptions::lan`]).
     #[error(transparent)]
     Lan(#[from] crate::discovery::LookupError),
@@ -397,7 +399,7 @@ impl Host {
         let _ = rx.await;
         match self.task.await {
             Ok(result) => result,
-            Err(e) => Err(LobbyError::Task(e.to_string())),
+            Err(e) => Err(LobbyError::Task(e)),
         }
     }
 }
@@ -433,7 +435,50 @@ impl From<EndpointError> for LobbyError {
     fn from(e: EndpointError) -> Self {
         match e {
             EndpointError::Listen { addr, source } => LobbyError::Listen { addr, source },
-            other => LobbyError::Relay(other.to_string()),
+            other => LobbyError::Relay(other),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error;
+
+    use super::*;
+
+    #[test]
+    fn an_endpoint_error_stays_the_source_of_a_lobby_error() {
+        let err = LobbyError::from(EndpointError::AcceptorTaken);
+        assert!(matches!(err, LobbyError::Relay(_)), "{err:?}");
+        let source = err.source().expect("a source");
+        assert!(matches!(
+            source.downcast_ref::<EndpointError>(),
+            Some(EndpointError::AcceptorTaken)
+        ));
+        // A bind failure is still its own variant, with the OS error as its source.
+        let io = std::io::Error::new(std::io::ErrorKind::AddrInUse, "in use");
+        let err = LobbyError::from(EndpointError::Listen {
+            addr: "127.0.0.1:1".into(),
+            source: io,
+        });
+        let LobbyError::Listen { addr, .. } = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(addr, "127.0.0.1:1");
+        let io = err
+            .source()
+            .and_then(|e| e.downcast_ref::<std::io::Error>());
+        assert_eq!(io.map(|e| e.kind()), Some(std::io::ErrorKind::AddrInUse));
+    }
+
+    #[tokio::test]
+    async fn a_panicked_lobby_task_is_a_task_error_with_its_join_error() {
+        let join = tokio::spawn(async { panic!("boom") }).await.unwrap_err();
+        let err = LobbyError::Task(join);
+        let source = err.source().expect("a source");
+        let join = source
+            .downcast_ref::<tokio::task::JoinError>()
+            .expect("a JoinError");
+        assert!(join.is_panic());
     }
 }
