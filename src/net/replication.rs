@@ -105,15 +105,17 @@ pub trait ReplicaCore {
     fn has(&self, index: u64) -> bool;
     /// JS `MerkleTree.missingNodes(2 * index, length)`: tree levels we lack above the leaf.
     fn missing_nodes(&self, index: u64) -> u64;
-    /// JS `MerkleTree.proof`: `Ok(None)` when we cannot serve it, `Err` for an invalid request.
-    fn create_proof(&mut self, request: &Request) -> Result<Option<Data>, String>;
-    /// Verifies a proof and stores what it brings (an upgrade and/or a block).
-    fn verify_and_apply(&mut self, data: &Data) -> Result<(), String>;
+    /// JS `MerkleTree.proof`: `Ok(None)` when we cannot serve it, `Err` for an invalid request
+    /// (or our own storage failing: [`crate::hypercore::Error::Corrupt`], `Io`).
+    fn create_proof(&mut self, request: &Request) -> Result<Option<Data>, crate::hypercore::Error>;
+    /// Verifies a proof and stores what it brings (an upgrade and/or a block). Errors: the
+    /// proof does not verify, or storing failed.
+    fn verify_and_apply(&mut self, data: &Data) -> Result<(), crate::hypercore::Error>;
     /// Verifies the answer to a fork check on its own (against the signature only) and compares
     /// the tree it proves with ours: `Ok(Some(length))` when they differ within `length` blocks
     /// (the core remembers it), `Ok(None)` when they agree, `Err` when the proof is invalid.
     /// The default never finds a conflict.
-    fn check_conflict(&mut self, _data: &Data) -> Result<Option<u64>, String> {
+    fn check_conflict(&mut self, _data: &Data) -> Result<Option<u64>, crate::hypercore::Error> {
         Ok(None)
     }
     /// The remote could not answer a fork check (`noData`). The default does nothing.

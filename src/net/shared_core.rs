@@ -229,8 +229,8 @@ impl ReplicaCore for Core {
         // JS `_send`: `missingNodes(2 * index, length)`, the leaf's flat index.
         Core::missing_nodes(self, 2 * index).unwrap_or(0)
     }
-    fn create_proof(&mut self, request: &Request) -> Result<Option<Data>, String> {
-        Core::create_proof(self, request).map_err(|e| {
+    fn create_proof(&mut self, request: &Request) -> Result<Option<Data>, hypercore::Error> {
+        Core::create_proof(self, request).inspect_err(|e| {
             if let hypercore::Error::Corrupt { .. } = e {
                 // Our own files are damaged: say so loudly, the peer only sees a refusal.
                 tracing::error!(
@@ -238,16 +238,13 @@ impl ReplicaCore for Core {
                     hex::encode(Core::key(self))
                 );
             }
-            e.to_string()
         })
     }
-    fn verify_and_apply(&mut self, data: &Data) -> Result<(), String> {
-        Core::verify_and_apply(self, data)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+    fn verify_and_apply(&mut self, data: &Data) -> Result<(), hypercore::Error> {
+        Core::verify_and_apply(self, data).map(|_| ())
     }
-    fn check_conflict(&mut self, data: &Data) -> Result<Option<u64>, String> {
-        Core::check_conflict(self, data).map_err(|e| e.to_string())
+    fn check_conflict(&mut self, data: &Data) -> Result<Option<u64>, hypercore::Error> {
+        Core::check_conflict(self, data)
     }
     fn fork_check_refused(&mut self) {
         Core::note_fork_check_refused(self)

@@ -216,3 +216,37 @@ fn capability_is_checked_against_the_other_role() {
     let expected_by_b = crate::hypercore::crypto::replicate_capability(true, &key, &hash);
     assert_eq!(ha.capability, expected_by_b);
 }
+
+/// The core's own error reaches the replicator as itself, not as text: a proof that does not
+/// verify is [`crate::hypercore::Error`]'s proof or signature variant, so a caller can tell it
+/// from a storage failure.
+#[test]
+fn a_bad_proof_is_the_cores_typed_error() {
+    use crate::hypercore::messages::{Request, RequestBlock, RequestUpgrade};
+    let mut writer = Core::in_memory(SigningKey::from_bytes(&[8; 32]));
+    writer.append(&[b"one".as_slice(), b"two"]).unwrap();
+    let mut reader = Core::in_memory_replica(writer.key());
+    let request = Request {
+        id: 1,
+        block: Some(RequestBlock { index: 1, nodes: 0 }),
+        upgrade: Some(RequestUpgrade {
+            start: 0,
+            length: 2,
+        }),
+        ..Request::default()
+    };
+    let mut data = ReplicaCore::create_proof(&mut writer, &request)
+        .unwrap()
+        .expect("the writer serves its own block");
+    data.block.as_mut().unwrap().value = b"tampered".to_vec();
+    let err = ReplicaCore::verify_and_apply(&mut reader, &data).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            crate::hypercore::Error::InvalidProof(_)
+                | crate::hypercore::Error::InvalidSignature { .. }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(reader.length(), 0, "nothing of a bad proof is stored");
+}
