@@ -586,3 +586,33 @@ async fn ipv6_loopback_pair_works() {
     joiner.close().await;
     host.close().await;
 }
+
+/// An answer to another offer parses but the stack refuses it: the error is
+/// [`RtcError::Refused`] and carries str0m's own error as its source.
+#[tokio::test]
+async fn an_answer_to_another_offer_is_refused_with_the_stacks_error() {
+    let cfg = RtcConfig {
+        connect_timeout: Duration::from_millis(800),
+        ..RtcConfig::default()
+    };
+    let (pending, _) = rtc::create_offer(&cfg, &[("chat", Reliability::Reliable)])
+        .await
+        .unwrap();
+    let (_, other) = rtc::create_offer(&cfg, &[("chat", Reliability::Reliable)])
+        .await
+        .unwrap();
+    let (answer, host) = rtc::accept_offer(&cfg, &other).await.unwrap();
+    let e = pending.accept_answer(&answer).await.unwrap_err();
+    assert!(matches!(e, RtcError::Refused(_)), "{e:?}");
+    let source = std::error::Error::source(&e).expect("a source");
+    assert!(
+        source.downcast_ref::<str0m::RtcError>().is_some(),
+        "{source:?}"
+    );
+    assert!(
+        e.to_string()
+            .starts_with("offer/answer negotiation failed: "),
+        "{e}"
+    );
+    host.close().await;
+}

@@ -298,7 +298,7 @@ impl PlayerChat {
             .map_err(|e| match e {
                 rtc::RtcError::Closed => ChatError::Closed,
                 // The JSON of a 16 KiB line fits in a message unless it is mostly escapes.
-                other => ChatError::NotSent(other.to_string()),
+                other => ChatError::NotSent(other),
             })
     }
 }

@@ -44,7 +44,7 @@ pub const LOBBY_PROTOCOL: &str = "dat-social/lobby";
 pub const MAX_CHAT_BYTES: usize = 16 * 1024;
 
 /// Why a chat line was not sent.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum ChatError {
     /// The text is longer than [`MAX_CHAT_BYTES`].
     #[error("chat line of {len} bytes refused: the limit is {max} bytes")]
@@ -58,9 +58,9 @@ pub enum ChatError {
     #[error("chat line not sent: the lobby connection is closed")]
     Closed,
     /// The WebRTC layer refused the message (e.g. a line of mostly control characters whose
-    /// JSON escapes exceed the data channel's message size).
+    /// JSON escapes exceed the data channel's message size); its error is the source.
     #[error("chat line not sent: {0}")]
-    NotSent(String),
+    NotSent(#[source] crate::rtc::RtcError),
 }
 
 /// Refuses `text` longer than [`MAX_CHAT_BYTES`].

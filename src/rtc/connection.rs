@@ -199,7 +199,7 @@ impl PendingOffer {
     /// first events are those channels' [`RtcEvent::ChannelOpen`].
     ///
     /// Errors: [`RtcError::InvalidDescription`] for a malformed answer,
-    /// [`RtcError::Negotiation`] for one that does not fit the offer,
+    /// [`RtcError::Refused`] for one that does not fit the offer,
     /// [`RtcError::ConnectTimeout`] when the channels do not open in time (peer unreachable, or
     /// not running), [`RtcError::ConnectFailed`] when the peer closes first.
     pub async fn accept_answer(self, answer_json: &str) -> Result<PeerConnection, RtcError> {
@@ -217,7 +217,7 @@ impl PendingOffer {
         }));
         match applied {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(RtcError::Negotiation(e.to_string())),
+            Ok(Err(e)) => return Err(RtcError::Refused(e)),
             Err(_) => {
                 return Err(RtcError::Negotiation(
                     "the answer crashed the parser".into(),
@@ -253,7 +253,7 @@ fn timing(cfg: &RtcConfig) -> Timing {
 /// end with `Disconnected { reason: ConnectTimeout }`.
 ///
 /// Errors: [`RtcError::InvalidDescription`] for malformed JSON/SDP or an offer without a data
-/// channel, [`RtcError::Negotiation`] for an offer the stack refuses, [`RtcError::Bind`].
+/// channel, [`RtcError::Refused`] for an offer the stack refuses, [`RtcError::Bind`].
 pub async fn accept_offer(
     cfg: &RtcConfig,
     offer_json: &str,
@@ -262,7 +262,7 @@ pub async fn accept_offer(
     let (mut rtc, sockets) = prepare(cfg).await?;
     let answer = match catch_unwind(AssertUnwindSafe(|| rtc.sdp_api().accept_offer(offer))) {
         Ok(Ok(a)) => a,
-        Ok(Err(e)) => return Err(RtcError::Negotiation(e.to_string())),
+        Ok(Err(e)) => return Err(RtcError::Refused(e)),
         Err(_) => return Err(RtcError::Negotiation("the offer crashed the parser".into())),
     };
     let json = description::to_json(Kind::Answer, &answer.to_sdp_string());

@@ -22,10 +22,16 @@ pub enum RtcError {
     #[error("invalid ICE candidate: {0}")]
     InvalidCandidate(String),
 
-    /// The SDP parsed but the WebRTC stack refused it (e.g. an answer that does not match our
-    /// offer, or incompatible DTLS/ICE parameters).
+    /// The offer/answer exchange can't go on, for a reason this crate states (the stack made
+    /// no offer, a parser panicked on the peer's description, a channel would need a new
+    /// offer/answer).
     #[error("offer/answer negotiation failed: {0}")]
     Negotiation(String),
+
+    /// The SDP parsed but the WebRTC stack (str0m) refused it (e.g. an answer that does not
+    /// match our offer, or incompatible DTLS/ICE parameters); str0m's error is the source.
+    #[error("offer/answer negotiation failed: {0}")]
+    Refused(#[source] str0m::RtcError),
 
     /// No UDP socket could be bound on the configured address ([`super::RtcConfig::bind_ip`]).
     #[error("cannot bind a UDP socket on {ip}: {source}")]
