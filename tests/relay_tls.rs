@@ -109,6 +109,42 @@ fn unusable_certificate_files_stop_the_relay_with_an_error() {
     }
 }
 
+/// The library's errors for the same files keep rustls's error as their source, and an empty
+/// certificate file is its own error.
+#[test]
+fn unusable_pem_is_a_tls_error_with_its_cause() {
+    use dat_social::relay::server::{RelayError, TlsConfig};
+    use std::error::Error;
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, _) = self_signed(dir.path());
+    let other = tempfile::tempdir().unwrap();
+    let (_, other_key) = self_signed(other.path());
+    let cert = std::fs::read(cert).unwrap();
+    let err = TlsConfig::from_pem(&cert, &std::fs::read(other_key).unwrap())
+        .err()
+        .expect("a mismatched key is refused");
+    let RelayError::Tls { what, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(*what, "certificate and key");
+    let source = err.source().expect("a source");
+    assert!(
+        source
+            .downcast_ref::<tokio_rustls::rustls::Error>()
+            .is_some(),
+        "{source:?}"
+    );
+    assert!(
+        err.to_string()
+            .starts_with("relay: TLS: certificate and key: "),
+        "{err}"
+    );
+    let err = TlsConfig::from_pem(b"no pem here", b"")
+        .err()
+        .expect("refused");
+    assert!(matches!(err, RelayError::NoCertificate), "{err:?}");
+}
+
 /// PEM files of a private CA and a server certificate it signed for `names`: (CA certificate,
 /// server chain = server certificate then CA, server key).
 fn ca_signed(dir: &Path, names: &[&str]) -> (PathBuf, PathBuf, PathBuf) {

@@ -97,9 +97,19 @@ pub enum RelayError {
         /// The OS error.
         source: std::io::Error,
     },
-    /// The TLS certificate or key is unusable (not PEM, missing, mismatched, unsupported).
-    #[error("relay: TLS: {0}")]
-    Tls(String),
+    /// The TLS certificate or key is unusable (not PEM, mismatched, unsupported): `what` names
+    /// the step (`reading the certificate`, `reading the key`, `TLS versions`, `certificate and
+    /// key`); the PEM parser's or rustls's error is the source.
+    #[error("relay: TLS: {what}: {source}")]
+    Tls {
+        /// The step that failed.
+        what: &'static str,
+        /// Why.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The certificate file holds no `CERTIFICATE` block.
+    #[error("relay: TLS: no CERTIFICATE in the certificate file")]
+    NoCertificate,
     /// A [`Limits`] field is out of its range ([`Limits::validate`]).
     #[error("relay: {0}")]
     Limits(#[from] LimitsError),

@@ -82,28 +82,35 @@ impl TlsConfig {
     /// then intermediates), `key` one private key (`PRIVATE KEY` PKCS#8, `RSA PRIVATE KEY` or
     /// `EC PRIVATE KEY`).
     ///
-    /// Errors: [`RelayError::Tls`] if no certificate or key can be read, or rustls refuses the
-    /// pair (e.g. the key does not match the certificate, or an unsupported key type).
+    /// Errors: [`RelayError::NoCertificate`], [`RelayError::Tls`] if a certificate or the key
+    /// can't be read, or rustls refuses the pair (e.g. the key does not match the certificate,
+    /// or an unsupported key type).
     pub fn from_pem(cert_chain: &[u8], key: &[u8]) -> Result<Self, RelayError> {
         use rustls_pki_types::pem::PemObject;
         use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-        let tls = |what: &str, e: &dyn std::fmt::Display| RelayError::Tls(format!("{what}: {e}"));
+        // Keeps the parser's or rustls's error as the source, `what` naming the step.
+        fn tls<E: std::error::Error + Send + Sync + 'static>(
+            what: &'static str,
+        ) -> impl FnOnce(E) -> RelayError {
+            move |e| RelayError::Tls {
+                what,
+                source: Box::new(e),
+            }
+        }
         let certs = CertificateDer::pem_slice_iter(cert_chain)
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| tls("reading the certificate", &e))?;
+            .map_err(tls("reading the certificate"))?;
         if certs.is_empty() {
-            return Err(RelayError::Tls(
-                "no CERTIFICATE in the certificate file".into(),
-            ));
+            return Err(RelayError::NoCertificate);
         }
-        let key = PrivateKeyDer::from_pem_slice(key).map_err(|e| tls("reading the key", &e))?;
+        let key = PrivateKeyDer::from_pem_slice(key).map_err(tls("reading the key"))?;
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .map_err(|e| tls("TLS versions", &e))?
+            .map_err(tls("TLS versions"))?
             .with_no_client_auth()
             .with_single_cert(certs, key)
-            .map_err(|e| tls("certificate and key", &e))?;
+            .map_err(tls("certificate and key"))?;
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Self {
             acceptor: TlsAcceptor::from(Arc::new(config)),
