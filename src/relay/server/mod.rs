@@ -61,9 +61,10 @@ pub enum CloseReason {
     /// The client closed the connection or the relay channel.
     #[error("the client went away")]
     ClientGone,
-    /// Reading or writing the transport failed (includes a failed TCP secret-stream handshake).
+    /// Reading or writing the transport failed (includes a failed TCP secret-stream handshake);
+    /// the IO or secret-stream error is the source.
     #[error("transport error: {0}")]
-    Transport(String),
+    Transport(#[source] TransportError),
     /// The client sent something the protocol does not allow (undecodable frame, a message
     /// before `handshake`, a secret key that does not match its public key, a reused alias).
     #[error("protocol violation: {0}")]
@@ -82,6 +83,32 @@ pub enum CloseReason {
     #[error("the relay is shutting down")]
     Shutdown,
 }
+
+/// The failure behind [`CloseReason::Transport`], shared so that the reason stays `Clone`.
+/// Two are equal only when they are the same failure (one `Arc`).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(transparent)]
+pub struct TransportError(std::sync::Arc<dyn std::error::Error + Send + Sync>);
+
+impl TransportError {
+    /// Wraps the IO or secret-stream error that ended a session's transport.
+    pub fn new(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        TransportError(std::sync::Arc::new(e))
+    }
+
+    /// The error itself (e.g. a [`std::io::Error`] to downcast to).
+    pub fn get_ref(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.0
+    }
+}
+
+impl PartialEq for TransportError {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for TransportError {}
 
 /// Errors of the relay server API.
 #[derive(Debug, thiserror::Error)]

@@ -36,7 +36,9 @@ use crate::net::secret_stream::{self, Decryptor, Encryptor, ABYTES};
 
 use super::input::{InputBudget, InputBuffer};
 use super::ws::{self, Incoming};
-use super::{CloseReason, Limits, LocalNetwork, Relay, RelayError, ServerEvent, SessionId};
+use super::{
+    CloseReason, Limits, LocalNetwork, Relay, RelayError, ServerEvent, SessionId, TransportError,
+};
 use crate::time::later;
 
 /// Most bytes the writer takes from the relay core in one batch.
@@ -436,7 +438,7 @@ pub(super) fn io_error(e: std::io::Error) -> CloseReason {
         std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe => {
             CloseReason::ClientGone
         }
-        _ => CloseReason::Transport(e.to_string()),
+        _ => CloseReason::Transport(TransportError::new(e)),
     }
 }
 
@@ -468,7 +470,7 @@ impl Writer {
                 let mut out = Vec::new();
                 for f in frames {
                     enc.encrypt_into(&f, &mut out)
-                        .map_err(|e| CloseReason::Transport(e.to_string()))?;
+                        .map_err(|e| CloseReason::Transport(TransportError::new(e)))?;
                 }
                 write.write_all(&out).await.map_err(io_error)
             }

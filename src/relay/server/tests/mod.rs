@@ -13,6 +13,7 @@ use crate::relay::{Message, RelayCodec, RelayEvent};
 
 mod bridged;
 mod custodial;
+mod errors;
 mod noncustodial;
 
 fn keys(seed: u8) -> (PublicKey, SecretKey) {
