@@ -28,13 +28,22 @@ pub enum ArchiveError {
     /// The core underneath failed (I/O, corruption, a bad signature).
     #[error(transparent)]
     Core(#[from] hypercore::Error),
-    /// A block is not an archive entry (bad JSON, unknown type), or block 0 is not the header.
+    /// Block 0 is not the header, a header is not at block 0, or a block is too large.
     #[error("block {index} of the archive is not a dat-social archive entry: {reason}")]
     BadEntry {
         /// The block's index.
         index: u64,
         /// What is wrong with it.
         reason: String,
+    },
+    /// A block is not an archive entry's JSON (bad JSON, an unknown type); serde's error is the
+    /// source.
+    #[error("block {index} of the archive is not a dat-social archive entry: {source}")]
+    BadJson {
+        /// The block's index.
+        index: u64,
+        /// Why it does not parse.
+        source: serde_json::Error,
     },
     /// A file in the archive breaks its schema.
     #[error(transparent)]
@@ -87,7 +96,7 @@ impl Entry {
         serde_json::to_vec(self).expect("entries serialize")
     }
 
-    /// Parses block `index`. Errors: [`ArchiveError::BadEntry`].
+    /// Parses block `index`. Errors: [`ArchiveError::BadJson`], [`ArchiveError::BadEntry`].
     pub fn decode(index: u64, block: &[u8]) -> Result<Self, ArchiveError> {
         let bad = |reason: String| ArchiveError::BadEntry { index, reason };
         if block.len() > MAX_FILE_BYTES + 1024 {
@@ -97,7 +106,8 @@ impl Entry {
                 MAX_FILE_BYTES + 1024
             )));
         }
-        let entry: Entry = serde_json::from_slice(block).map_err(|e| bad(e.to_string()))?;
+        let entry: Entry = serde_json::from_slice(block)
+            .map_err(|source| ArchiveError::BadJson { index, source })?;
         match (&entry, index) {
             (Entry::Header { protocol, .. }, 0) if protocol == PROTOCOL => Ok(entry),
             (Entry::Header { .. }, 0) => Err(bad("header names another protocol".into())),
@@ -208,5 +218,25 @@ mod tests {
         assert!(Entry::decode(3, &Entry::header().encode()).is_err());
         assert!(Entry::decode(3, b"\xff\x00").is_err());
         assert!(Entry::decode(3, br#"{"type":"rename"}"#).is_err());
+    }
+
+    #[test]
+    fn a_block_that_is_not_json_keeps_serdes_error() {
+        let err = Entry::decode(3, b"\xff\x00").unwrap_err();
+        assert!(
+            matches!(err, ArchiveError::BadJson { index: 3, .. }),
+            "{err:?}"
+        );
+        let source = std::error::Error::source(&err).expect("a source");
+        let json = source
+            .downcast_ref::<serde_json::Error>()
+            .expect("serde's error");
+        assert!(json.is_syntax(), "{json}");
+        // A well-formed entry in the wrong place is described, not parsed badly.
+        let err = Entry::decode(3, &Entry::header().encode()).unwrap_err();
+        assert!(
+            matches!(err, ArchiveError::BadEntry { index: 3, .. }),
+            "{err:?}"
+        );
     }
 }

@@ -24,9 +24,18 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STA
 /// Errors reading or writing signalling blocks.
 #[derive(Debug, thiserror::Error)]
 pub enum SignalError {
-    /// The block is not an envelope, or its sealed payload is not a [`Signal`].
+    /// The block breaks the signalling protocol in a way the text describes (e.g. a signal
+    /// that is not the one expected now).
     #[error("malformed signalling block: {0}")]
     Malformed(String),
+    /// The block is not an envelope, or its sealed payload is not a [`Signal`] (JSON of the
+    /// wrong shape); serde's error is the source.
+    #[error("malformed signalling block: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A base64 field (the sealed payload, a PAKE message) does not decode; the decoder's error
+    /// is the source.
+    #[error("malformed signalling block: bad base64: {0}")]
+    Base64(#[from] base64::DecodeError),
     /// The block is larger than [`MAX_BLOCK_BYTES`].
     #[error("signalling block of {0} bytes is over the limit of {MAX_BLOCK_BYTES}")]
     TooLarge(usize),
@@ -180,18 +189,13 @@ impl Signal {
         if block.len() > MAX_BLOCK_BYTES {
             return Err(SignalError::TooLarge(block.len()));
         }
-        let env: Envelope =
-            serde_json::from_slice(block).map_err(|e| SignalError::Malformed(e.to_string()))?;
+        let env: Envelope = serde_json::from_slice(block)?;
         if env.to != hex::encode(me.verifying_key().to_bytes()) {
             return Ok(None);
         }
-        let sealed = B64
-            .decode(env.sealed)
-            .map_err(|e| SignalError::Malformed(e.to_string()))?;
+        let sealed = B64.decode(env.sealed)?;
         let plain = seal::open(me, &sealed)?;
-        serde_json::from_slice(&plain)
-            .map(Some)
-            .map_err(|e| SignalError::Malformed(e.to_string()))
+        Ok(Some(serde_json::from_slice(&plain)?))
     }
 }
 
@@ -200,15 +204,29 @@ pub fn b64(bytes: &[u8]) -> String {
     B64.encode(bytes)
 }
 
-/// Decodes base64 from a signal field. Errors: [`SignalError::Malformed`].
+/// Decodes base64 from a signal field. Errors: [`SignalError::Base64`].
 pub fn unb64(text: &str) -> Result<Vec<u8>, SignalError> {
-    B64.decode(text)
-        .map_err(|e| SignalError::Malformed(format!("bad base64: {e}")))
+    Ok(B64.decode(text)?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn undecodable_blocks_keep_the_decoders_error() {
+        use std::error::Error;
+        let me = SigningKey::from_bytes(&[3; 32]);
+        let err = Signal::from_block(b"{not json", &me).unwrap_err();
+        assert!(matches!(err, SignalError::Json(_)), "{err:?}");
+        assert!(err.source().unwrap().is::<serde_json::Error>());
+        let to = hex::encode(me.verifying_key().to_bytes());
+        let block = format!(r#"{{"to":"{to}","box":"@@@"}}"#);
+        let err = Signal::from_block(block.as_bytes(), &me).unwrap_err();
+        assert!(matches!(err, SignalError::Base64(_)), "{err:?}");
+        assert!(err.source().unwrap().is::<base64::DecodeError>());
+        assert!(matches!(unb64("%%"), Err(SignalError::Base64(_))));
+    }
 
     #[test]
     fn blocks_open_only_for_their_recipient() {
