@@ -106,9 +106,9 @@ impl LocalStore {
     /// Errors: [`FriendsError::Local`] for an unreadable, oversized or malformed file (it is left
     /// as it is, for the user to inspect).
     pub fn load(&self) -> Result<LocalFriends, FriendsError> {
-        let local = |reason: String| FriendsError::Local {
+        let local = |source: Box<dyn std::error::Error + Send + Sync>| FriendsError::Local {
             path: self.path.clone(),
-            reason,
+            source,
         };
         let file = match File::open(&self.path) {
             Ok(f) => f,
@@ -118,18 +118,18 @@ impl LocalStore {
                     ..LocalFriends::default()
                 })
             }
-            Err(e) => return Err(local(e.to_string())),
+            Err(e) => return Err(local(e.into())),
         };
-        let size = file.metadata().map_err(|e| local(e.to_string()))?.len();
+        let size = file.metadata().map_err(|e| local(e.into()))?.len();
         if size > MAX_LOCAL_BYTES {
-            return Err(local(format!(
-                "{size} bytes is over the limit of {MAX_LOCAL_BYTES}"
-            )));
+            return Err(local(
+                format!("{size} bytes is over the limit of {MAX_LOCAL_BYTES}").into(),
+            ));
         }
-        let notes: LocalFriends = serde_json::from_reader(std::io::BufReader::new(file))
-            .map_err(|e| local(e.to_string()))?;
+        let notes: LocalFriends =
+            serde_json::from_reader(std::io::BufReader::new(file)).map_err(|e| local(e.into()))?;
         if notes.version != 1 {
-            return Err(local(format!("unknown version {}", notes.version)));
+            return Err(local(format!("unknown version {}", notes.version).into()));
         }
         Ok(notes)
     }
@@ -153,7 +153,7 @@ impl LocalStore {
     fn lock(&self) -> Result<File, FriendsError> {
         let io = |e: std::io::Error| FriendsError::Local {
             path: self.lock.clone(),
-            reason: e.to_string(),
+            source: Box::new(e),
         };
         if let Some(dir) = self.lock.parent() {
             std::fs::create_dir_all(dir).map_err(io)?;
@@ -171,7 +171,7 @@ impl LocalStore {
     fn write(&self, notes: &LocalFriends) -> Result<(), FriendsError> {
         let io = |e: std::io::Error| FriendsError::Local {
             path: self.path.clone(),
-            reason: e.to_string(),
+            source: Box::new(e),
         };
         let dir = self.path.parent().unwrap_or(Path::new("."));
         let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
@@ -213,8 +213,12 @@ mod tests {
             b"{\"version\":1,\"friends\":",
         )
         .unwrap();
-        let err = store.load().unwrap_err().to_string();
-        assert!(err.contains("friends.json"), "{err}");
+        let err = store.load().unwrap_err();
+        assert!(err.to_string().contains("friends.json"), "{err}");
+        // The parser's error is kept, not only its text.
+        let source = std::error::Error::source(&err).expect("a source");
+        let json = source.downcast_ref::<serde_json::Error>();
+        assert!(json.is_some_and(|e| e.is_eof()), "{source:?}");
         assert!(store.update(|_| Ok(())).is_err());
         assert_eq!(
             std::fs::read(dir.path().join("friends.json")).unwrap(),

@@ -42,20 +42,21 @@ pub enum FriendsError {
     #[error(transparent)]
     Url(#[from] crate::identity::IdentityError),
     /// `friends.json` could not be read or written.
-    #[error("{path}: {reason}")]
+    #[error("{path}: {source}")]
     Local {
         /// The file.
         path: PathBuf,
-        /// What went wrong.
-        reason: String,
+        /// What went wrong: the IO or JSON error, or a description (too large, an unknown
+        /// version).
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// A replica directory could not be created, verified or removed.
-    #[error("replica {path}: {reason}")]
+    #[error("replica {path}: {source}")]
     Replica {
         /// The replica directory.
         path: PathBuf,
-        /// What went wrong.
-        reason: String,
+        /// What went wrong: the IO error, or the core's error.
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The name, alias or URL given matches no friend.
     #[error("{0:?} is not one of your friends (see `dat-social friends list`)")]
@@ -207,7 +208,7 @@ pub fn remove(home: &Home, identity: &Identity, which: &str) -> Result<Friend, F
     if dir.exists() {
         std::fs::remove_dir_all(&dir).map_err(|e| FriendsError::Replica {
             path: dir,
-            reason: e.to_string(),
+            source: Box::new(e),
         })?;
     }
     Ok(friend)

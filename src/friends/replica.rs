@@ -215,10 +215,10 @@ impl Replica {
     }
 }
 
-fn replica_error(dir: &Path, e: impl std::fmt::Display) -> FriendsError {
+fn replica_error(dir: &Path, e: impl std::error::Error + Send + Sync + 'static) -> FriendsError {
     FriendsError::Replica {
         path: dir.to_owned(),
-        reason: e.to_string(),
+        source: Box::new(e),
     }
 }
 
