@@ -121,8 +121,7 @@ fn unusable_pem_is_a_tls_error_with_its_cause() {
     let (_, other_key) = self_signed(other.path());
     let cert = std::fs::read(cert).unwrap();
     let err = TlsConfig::from_pem(&cert, &std::fs::read(other_key).unwrap())
-        .err()
-        .expect("a mismatched key is refused");
+        .expect_err("a mismatched key is refused");
     let RelayError::Tls { what, .. } = &err else {
         panic!("{err:?}")
     };
@@ -139,9 +138,7 @@ fn unusable_pem_is_a_tls_error_with_its_cause() {
             .starts_with("relay: TLS: certificate and key: "),
         "{err}"
     );
-    let err = TlsConfig::from_pem(b"no pem here", b"")
-        .err()
-        .expect("refused");
+    let err = TlsConfig::from_pem(b"no pem here", b"").expect_err("refused");
     assert!(matches!(err, RelayError::NoCertificate), "{err:?}");
 }
 
