@@ -9,12 +9,12 @@
 mod prove;
 mod verify;
 
-pub use prove::{byte_offset, generate_proof, Proof};
+pub use prove::{byte_offset, generate_proof};
 pub use verify::{verify_tree, verify_upgrade};
 
 use super::crypto::{leaf_node, parent_node};
-use super::flat_tree::{self, Iterator};
-use super::messages::{DataUpgrade, TreeNode};
+use super::flat_tree::Iterator;
+use super::messages::TreeNode;
 use super::{Error, Result};
 
 /// Longest node list a valid proof path can have (a path from a leaf to a root of a tree with
@@ -127,14 +127,6 @@ pub fn missing_nodes<S: NodeSource>(src: &S, index: u64, length: u64) -> Result<
         ite.parent();
     }
     Ok(count)
-}
-
-/// `MerkleTree.upgradeLength(upgrade)`: the length a peer will have after applying `upgrade`.
-pub fn upgrade_length(upgrade: &DataUpgrade) -> u64 {
-    match upgrade.additional_nodes.last() {
-        Some(last) => flat_tree::right_span(last.index) / 2 + 1,
-        None => upgrade.start.saturating_add(upgrade.length),
-    }
 }
 
 /// Total byte size of `roots`.
