@@ -8,7 +8,7 @@
 //! Runs until Ctrl-C; prints one line per event.
 
 use dat_social::friends::{
-    watch::join_url, Discovery, DiscoveryOptions, FriendEvent, Watcher, WatcherOptions,
+    join_url, Discovery, DiscoveryOptions, FriendEvent, Watcher, WatcherOptions,
 };
 use dat_social::home::Home;
 

@@ -15,10 +15,10 @@ mod fuzz_common;
 use std::path::Path;
 
 use dat_social::archive;
-use dat_social::hypercore::bitfield::Bitfield;
 use dat_social::hypercore::crypto::hash_batch;
 use dat_social::hypercore::messages::TreeNode;
 use dat_social::hypercore::storage::{decode_node, encode_node, Header, NODE_RECORD};
+use dat_social::hypercore::Bitfield;
 use dat_social::hypercore::Core;
 use dat_social::schema::{Profile, Session};
 use ed25519_dalek::SigningKey;

@@ -19,8 +19,7 @@
 //!   came; [`Output`](crate::output::Output) escapes the characters a terminal acts on as
 //!   `\uXXXX`, which leaves the JSON value unchanged.
 
-use dat_social::friends::status::LiveLobby;
-use dat_social::friends::watch::{join_url, DownReason};
+use dat_social::friends::{join_url, DownReason, LiveLobby};
 use dat_social::identity::DatUrl;
 use dat_social::relay::client::RelayState;
 use dat_social::schema::{Profile, Session};

@@ -10,11 +10,11 @@
 //!   older than twice its heartbeat ([`crate::schema::Session::is_live`]), and the friend is
 //!   reachable now.
 
-pub mod local;
-pub mod replica;
-pub mod status;
+pub(crate) mod local;
+pub(crate) mod replica;
+pub(crate) mod status;
 mod view;
-pub mod watch;
+pub(crate) mod watch;
 
 use std::path::PathBuf;
 
@@ -24,10 +24,12 @@ use crate::identity::{DatUrl, Identity};
 use crate::schema::{Profile, MAX_FRIENDS};
 
 pub use crate::discovery::{Discovery, DiscoveryOptions, Hints};
-pub use local::{FriendNotes, LocalFriends, LocalStore};
-pub use replica::{OpenState, Replica};
-pub use status::{refresh, FriendStatus, LiveLobby, RefreshOptions};
-pub use watch::{FriendEvent, Watcher, WatcherOptions};
+pub use local::{FriendNotes, LocalFriends, LocalStore, MAX_ALIAS_CHARS};
+pub use replica::{OpenState, Replica, FORK_CHECK_WAIT, MAX_REPLICA_BYTES};
+pub use status::{
+    offline_files, pick_quick, read_offline, refresh, FriendStatus, LiveLobby, RefreshOptions,
+};
+pub use watch::{join_url, DownReason, FriendEvent, Watcher, WatcherOptions};
 
 /// Errors of the friends layer.
 #[derive(Debug, thiserror::Error)]

@@ -7,26 +7,27 @@
 //! - [`flat_tree`]: flat-tree index math (npm `flat-tree` 1.x).
 //! - [`crypto`]: BLAKE2b node hashes, namespaces, signables and the discovery key
 //!   (npm `hypercore-crypto` 3.x and hypercore `lib/caps.js`).
-//! - [`merkle`]: proof generation and verification (JS `lib/merkle-tree.js`).
+//! - `merkle` (internal): proof generation and verification (JS `lib/merkle-tree.js`).
 //! - [`storage`]: our own crash-safe on-disk (or in-memory) format; not JS-compatible on disk.
-//! - [`core`]: [`Core`], one hypercore: append, get, create_proof, verify_and_apply.
+//! - `core` (internal): [`Core`], one hypercore: append, get, create_proof, verify_and_apply.
 //!
 //! Disk compatibility with JS is a non-goal (JS 11 keeps cores in RocksDB); wire compatibility is.
 
 #![warn(missing_docs)]
 
-pub mod bitfield;
-pub mod core;
+pub(crate) mod bitfield;
+pub(crate) mod core;
 pub mod crypto;
 pub mod encoding;
 pub mod flat_tree;
-pub mod merkle;
+pub(crate) mod merkle;
 pub mod messages;
 pub mod storage;
 
 use std::path::PathBuf;
 
-pub use self::core::{Applied, Core};
+pub use self::core::{Applied, Core, HeaderDamage};
+pub use bitfield::Bitfield;
 pub use encoding::DecodeError;
 
 /// Errors of the hypercore module.

@@ -32,18 +32,19 @@
 pub mod hyperdht;
 pub mod noise;
 #[cfg(feature = "native")]
-pub mod peer;
+pub(crate) mod peer;
 pub mod protomux;
 pub mod replication;
 pub mod secret_stream;
 #[cfg(feature = "native")]
-pub mod shared_core;
+pub(crate) mod shared_core;
 #[cfg(feature = "native")]
-pub mod transport;
+pub(crate) mod transport;
 
 #[cfg(feature = "native")]
 pub use peer::{
     AppChannel, AppMessage, ChannelState, Connection, ConnectionConfig, ConnectionEvent,
+    MAX_QUEUED_WRITE,
 };
 pub use protomux::ChannelKey;
 pub use secret_stream::SessionInfo;

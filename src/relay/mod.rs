@@ -28,7 +28,7 @@
 
 #[cfg(feature = "native")]
 pub mod client;
-pub mod frame;
+pub(crate) mod frame;
 pub mod messages;
 #[cfg(feature = "relay-server")]
 pub mod server;

@@ -8,7 +8,7 @@
 //! control then slows the peer down, and if the pause outlasts the peer's idle timeout the
 //! peer drops the connection.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
@@ -17,19 +17,21 @@ use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use str0m::change::SdpApi;
 use str0m::channel::{ChannelConfig, ChannelId};
-use str0m::net::{Protocol, Receive, Transmit};
-use str0m::{Candidate, Event, Input, Output, Rtc};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Input, Rtc};
 use tokio::io::ReadBuf;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{ChannelParams, DisconnectReason, RtcError, RtcEvent};
+use super::{DisconnectReason, RtcError, RtcEvent};
 use crate::sync::lock;
 
-/// How long a local close may take to flush SCTP shutdown and DTLS close_notify.
-const CLOSE_LINGER: Duration = Duration::from_millis(500);
+mod end;
+mod output;
+mod queue;
+
+use queue::Chan;
 
 /// Receive buffer: larger than any datagram str0m or a browser sends (MTU ~1200-1500).
 const RECV_BUF: usize = 2048;
@@ -95,17 +97,6 @@ impl Shared {
             local_addrs,
         }
     }
-}
-
-/// One data channel as the task tracks it.
-struct Chan {
-    /// Opened (str0m said `ChannelOpen`): writable.
-    open: bool,
-    /// Partially reliable or unordered: a message SCTP has no room for is dropped, not queued,
-    /// since stale game state is worth less than fresh.
-    lossy: bool,
-    /// Messages waiting for SCTP buffer space: (bytes, binary).
-    queue: VecDeque<(Vec<u8>, bool)>,
 }
 
 /// Timing knobs, from [`super::RtcConfig`].
@@ -371,302 +362,6 @@ impl Driver {
                 self.drain().await;
             }
             Command::Close => self.end(DisconnectReason::LocalClosed).await,
-        }
-    }
-
-    fn open_channel(&mut self, config: ChannelConfig) -> Result<ChannelId, RtcError> {
-        if self.ending.is_some() {
-            return Err(RtcError::Closed);
-        }
-        let chan = Chan::new(&config);
-        let mut api: SdpApi = self.rtc.sdp_api();
-        let id = api.add_channel_with_config(config);
-        // Both descriptions had a data channel section, so a further channel is announced
-        // in-band (DCEP) and needs no new offer/answer.
-        if api.apply().is_some() {
-            return Err(RtcError::Negotiation(
-                "opening this channel would need a new offer/answer".into(),
-            ));
-        }
-        self.chans.insert(id, chan);
-        Ok(id)
-    }
-
-    /// Writes queued messages while SCTP has room. Each accepted write is followed by a drain,
-    /// as str0m requires.
-    async fn flush(&mut self) {
-        let ids: Vec<ChannelId> = self
-            .chans
-            .iter()
-            .filter(|(_, c)| c.open && !c.queue.is_empty())
-            .map(|(id, _)| *id)
-            .collect();
-        for id in ids {
-            while let Some(ch) = self.chans.get_mut(&id) {
-                let Some((data, binary)) = ch.queue.front() else {
-                    break;
-                };
-                let lossy = ch.lossy;
-                let len = data.len();
-                let res = self.rtc.channel(id).map(|mut w| w.write(*binary, data));
-                match res {
-                    Some(Ok(true)) => {
-                        self.pop(id, len, false);
-                        self.drain().await;
-                    }
-                    Some(Ok(false)) if lossy => self.pop(id, len, true),
-                    // Reliable and SCTP's buffer is full: wait for acknowledgements.
-                    Some(Ok(false)) => break,
-                    Some(Err(e)) => {
-                        tracing::warn!("dropping a {len} byte message on {id:?}: {e}");
-                        self.pop(id, len, true);
-                    }
-                    None => {
-                        // Not writable although announced open: closed under us.
-                        self.drop_queue(id);
-                        break;
-                    }
-                }
-            }
-        }
-    }
-
-    fn pop(&mut self, id: ChannelId, len: usize, dropped: bool) {
-        if let Some(ch) = self.chans.get_mut(&id) {
-            ch.queue.pop_front();
-            self.queued = self.queued.saturating_sub(1);
-        }
-        self.release(len, dropped);
-    }
-
-    fn drop_queue(&mut self, id: ChannelId) {
-        if let Some(ch) = self.chans.get_mut(&id) {
-            let n = ch.queue.len();
-            let bytes: usize = ch.queue.drain(..).map(|(d, _)| d.len()).sum();
-            self.queued = self.queued.saturating_sub(n);
-            self.shared
-                .messages_dropped
-                .fetch_add(n as u64, Ordering::Relaxed);
-            self.release(bytes, false);
-        }
-    }
-
-    fn release(&self, bytes: usize, dropped: bool) {
-        self.shared.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
-        self.shared.drained.notify_waiters();
-        if dropped {
-            self.shared.messages_dropped.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// Polls str0m until it returns its next timeout: sends its datagrams, reports its events.
-    async fn drain(&mut self) {
-        while self.rtc.is_alive() {
-            match self.rtc.poll_output() {
-                Ok(Output::Timeout(t)) => {
-                    self.rtc_timeout = t;
-                    return;
-                }
-                Ok(Output::Transmit(t)) => self.transmit(t).await,
-                Ok(Output::Event(e)) => self.on_rtc_event(e).await,
-                Err(e) => {
-                    tracing::warn!("str0m failed: {e}");
-                    self.fail_now(DisconnectReason::Error(e.to_string()));
-                    return;
-                }
-            }
-        }
-    }
-
-    async fn transmit(&mut self, t: Transmit) {
-        // str0m names the local candidate to send from; that is one of our sockets.
-        let idx = self.addrs.iter().position(|a| *a == t.source).or_else(|| {
-            self.addrs
-                .iter()
-                .position(|a| a.is_ipv4() == t.destination.is_ipv4())
-        });
-        let Some(idx) = idx else {
-            tracing::debug!("no socket for {} -> {}", t.source, t.destination);
-            return;
-        };
-        let sock = &self.sockets[idx];
-        let res = match sock.try_send_to(&t.contents, t.destination) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                sock.send_to(&t.contents, t.destination).await
-            }
-            r => r,
-        };
-        match res {
-            Ok(n) => {
-                self.shared
-                    .bytes_sent
-                    .fetch_add(n as u64, Ordering::Relaxed);
-            }
-            // A candidate pair that cannot route is normal during ICE checks.
-            Err(e) => tracing::debug!("send to {} failed: {e}", t.destination),
-        }
-    }
-
-    async fn on_rtc_event(&mut self, e: Event) {
-        match e {
-            Event::Connected => {
-                tracing::debug!("ICE and DTLS connected");
-                self.connected = true;
-                self.last_recv = Instant::now();
-                self.check_up();
-            }
-            Event::ChannelOpen(id, label) => {
-                let params = self
-                    .rtc
-                    .channel(id)
-                    .and_then(|c| c.config().map(ChannelParams::from_config))
-                    .unwrap_or_default();
-                let ch = self.chans.entry(id).or_insert_with(|| Chan {
-                    open: false,
-                    lossy: params.is_lossy(),
-                    queue: VecDeque::new(),
-                });
-                ch.open = true;
-                self.waiting.remove(&id);
-                self.check_up();
-                self.emit(RtcEvent::ChannelOpen {
-                    channel: id,
-                    label,
-                    params,
-                })
-                .await;
-            }
-            Event::ChannelData(d) => {
-                self.emit(RtcEvent::Message {
-                    channel: d.id,
-                    data: d.data,
-                    binary: d.binary,
-                })
-                .await;
-            }
-            Event::ChannelClose(id) => self.channel_closed(id).await,
-            Event::Closed => {
-                tracing::debug!("the peer closed the connection");
-                self.begin_end(DisconnectReason::RemoteClosed);
-            }
-            Event::IceConnectionStateChange(s) => tracing::debug!("ICE state {s:?}"),
-            _ => {}
-        }
-    }
-
-    /// Clears the connect deadline once ICE+DTLS are up and our own channels are open.
-    fn check_up(&mut self) {
-        if self.connected && self.waiting.is_empty() {
-            self.connect_deadline = None;
-        }
-    }
-
-    async fn channel_closed(&mut self, id: ChannelId) {
-        if let Some(ch) = self.chans.get(&id) {
-            let was_open = ch.open;
-            self.drop_queue(id);
-            self.chans.remove(&id);
-            if was_open {
-                self.emit(RtcEvent::ChannelClosed { channel: id }).await;
-            }
-        }
-    }
-
-    /// Reports an event; waits while the application's queue is full.
-    async fn emit(&mut self, ev: RtcEvent) {
-        if self.owner_gone {
-            return;
-        }
-        if self.ev_tx.send(ev).await.is_err() {
-            self.owner_gone = true;
-            self.begin_end(DisconnectReason::LocalClosed);
-        }
-    }
-
-    /// Records why the connection ends and refuses further sends.
-    fn begin_end(&mut self, reason: DisconnectReason) {
-        if self.ending.is_none() {
-            tracing::debug!("connection ending: {reason}");
-            self.ending = Some(reason);
-            self.shared.closed.store(true, Ordering::Release);
-            self.shared.drained.notify_waiters();
-            // Closing flushes SCTP shutdown and DTLS close_notify; give it a moment.
-            self.close_deadline = Some(Instant::now() + CLOSE_LINGER);
-            self.connect_deadline = None;
-        }
-    }
-
-    /// Ends the connection: gracefully (SCTP shutdown, DTLS close_notify) when we close it,
-    /// at once when it failed.
-    async fn end(&mut self, reason: DisconnectReason) {
-        if self.ending.is_some() {
-            return;
-        }
-        let graceful = reason == DisconnectReason::LocalClosed;
-        self.begin_end(reason);
-        if graceful {
-            if let Err(e) = self.rtc.close() {
-                tracing::debug!("close: {e}");
-                self.rtc.disconnect();
-            }
-            self.drain().await;
-        } else {
-            self.rtc.disconnect();
-        }
-    }
-
-    fn fail_now(&mut self, reason: DisconnectReason) {
-        self.begin_end(reason);
-        self.rtc.disconnect();
-    }
-
-    /// Reports the end: every open channel closed, then `Disconnected`. Sockets and the `Rtc`
-    /// are released first, so a slow reader holds no network resources.
-    async fn finish(self) {
-        let Driver {
-            rtc,
-            sockets,
-            chans,
-            ev_tx,
-            shared,
-            ending,
-            owner_gone,
-            ..
-        } = self;
-        drop(rtc);
-        drop(sockets);
-        shared.closed.store(true, Ordering::Release);
-        let queued: usize = chans
-            .values()
-            .flat_map(|c| c.queue.iter())
-            .map(|(d, _)| d.len())
-            .sum();
-        shared.queued_bytes.fetch_sub(queued, Ordering::AcqRel);
-        shared.drained.notify_waiters();
-        if owner_gone {
-            return;
-        }
-        let open = chans.iter().filter(|(_, c)| c.open).map(|(id, _)| *id);
-        for channel in open {
-            if ev_tx
-                .send(RtcEvent::ChannelClosed { channel })
-                .await
-                .is_err()
-            {
-                return;
-            }
-        }
-        let reason = ending.unwrap_or(DisconnectReason::LocalClosed);
-        let _ = ev_tx.send(RtcEvent::Disconnected { reason }).await;
-    }
-}
-
-impl Chan {
-    fn new(cfg: &ChannelConfig) -> Self {
-        Chan {
-            open: false,
-            lossy: ChannelParams::from_config(cfg).is_lossy(),
-            queue: VecDeque::new(),
         }
     }
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use dat_social::friends::{
-    self, status::pick_quick, watch::join_url, Discovery, DiscoveryOptions, FriendStatus,
-    LiveLobby, RefreshOptions,
+    self, join_url, pick_quick, Discovery, DiscoveryOptions, FriendStatus, LiveLobby,
+    RefreshOptions,
 };
 use dat_social::home::Home;
 use dat_social::identity::{DatUrl, Identity};
@@ -86,7 +86,7 @@ impl LookArgs {
     /// disk say, read without writing anything (no notes, no lock, no replica repaired).
     async fn statuses(&self, home: &Home, identity: &Identity) -> Result<Vec<FriendStatus>> {
         if self.offline {
-            return Ok(friends::status::read_offline(home, identity)?);
+            return Ok(friends::read_offline(home, identity)?);
         }
         Ok(friends::refresh(home, identity, &self.refresh_options()?).await?)
     }

@@ -3,6 +3,23 @@
 
 use super::*;
 
+/// Asserts that both ends of a handshake derived what JS derived: the handshake hash `hash` and,
+/// for the initiator, the keys `(tx, rx)` (hex), which the responder holds mirrored.
+fn assert_js_outcome(
+    oi: &HandshakeOutcome,
+    or: &HandshakeOutcome,
+    hash: &str,
+    (tx, rx): (&str, &str),
+) {
+    assert_eq!(hex::encode(oi.handshake_hash), hash);
+    assert_eq!(hex::encode(or.handshake_hash), hash);
+    assert_eq!(
+        (hex::encode(oi.tx), hex::encode(oi.rx)),
+        (tx.into(), rx.into())
+    );
+    assert_eq!((oi.tx, oi.rx), (or.rx, or.tx));
+}
+
 fn pair() -> (NoiseXx, NoiseXx, SigningKey, SigningKey) {
     let a = SigningKey::generate(&mut OsRng);
     let b = SigningKey::generate(&mut OsRng);
@@ -54,13 +71,7 @@ fn handshake_matches_js_vectors() {
     assert_eq!(hex::encode(&m3), MSG3);
     r.read_message(&m3).unwrap();
     let (oi, or) = (i.outcome().unwrap(), r.outcome().unwrap());
-    assert_eq!(hex::encode(oi.handshake_hash), HASH);
-    assert_eq!(hex::encode(or.handshake_hash), HASH);
-    assert_eq!(
-        (hex::encode(oi.tx), hex::encode(oi.rx)),
-        (TX.into(), RX.into())
-    );
-    assert_eq!((oi.tx, oi.rx), (or.rx, or.tx));
+    assert_js_outcome(oi, or, HASH, (TX, RX));
 }
 
 /// Printed by `node tests/js/noise_ik_vectors.js` (noise-handshake 4.2.0 IK + noise-curve-ed
@@ -95,13 +106,7 @@ fn ik_handshake_matches_js_vectors() {
     assert_eq!(hex::encode(&m2), MSG2);
     assert_eq!(hex::encode(i.read_message(&m2).unwrap()), P2);
     let (oi, or) = (i.outcome().unwrap(), r.outcome().unwrap());
-    assert_eq!(hex::encode(oi.handshake_hash), HASH);
-    assert_eq!(hex::encode(or.handshake_hash), HASH);
-    assert_eq!(
-        (hex::encode(oi.tx), hex::encode(oi.rx)),
-        (TX.into(), RX.into())
-    );
-    assert_eq!((oi.tx, oi.rx), (or.rx, or.tx));
+    assert_js_outcome(oi, or, HASH, (TX, RX));
     assert_eq!(oi.remote_public_key, server.verifying_key().to_bytes());
     assert_eq!(or.remote_public_key, client.verifying_key().to_bytes());
     // Both messages are spent.

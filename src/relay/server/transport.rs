@@ -23,8 +23,6 @@ use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
 use rand::rngs::OsRng;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
@@ -32,19 +30,20 @@ use tokio_rustls::rustls;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, warn};
 
-use crate::net::secret_stream::{self, Decryptor, Encryptor, ABYTES};
+use crate::net::secret_stream::{self, ABYTES};
 
 use super::input::{InputBudget, InputBuffer};
-use super::ws::{self, Incoming};
-use super::{
-    CloseReason, Limits, LocalNetwork, Relay, RelayError, ServerEvent, SessionId, TransportError,
-};
+use super::ws;
+use super::{CloseReason, Limits, LocalNetwork, Relay, RelayError, ServerEvent, SessionId};
 use crate::time::later;
 
-/// Most bytes the writer takes from the relay core in one batch.
-const WRITE_BATCH: usize = 256 << 10;
-/// How long a closing session may take to flush its last frames before the socket is dropped.
-const CLOSE_GRACE: Duration = Duration::from_secs(5);
+mod serve;
+mod stream;
+
+use serve::serve;
+pub(super) use stream::{frame_too_large, io_error};
+use stream::{Io, Reader, Writer};
+
 /// How long [`RelayServer::run`] waits for sessions to close at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
@@ -372,274 +371,4 @@ async fn tcp_connection(shared: Arc<Shared>, mut stream: TcpStream, addr: Socket
     };
     let writer = Writer::Tcp { write, enc };
     serve(shared, format!("tcp {addr}"), reader, writer).await
-}
-
-/// A client's byte stream under the WebSocket: plain TCP or TLS over TCP.
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
-
-/// The reading half of a client transport: one protomux frame per call.
-enum Reader {
-    Ws(ws::Reader<ReadHalf<Box<dyn Io>>>),
-    Tcp {
-        read: OwnedReadHalf,
-        /// Received bytes not yet decrypted: at most one frame beyond a few KiB, bounded with
-        /// the other sessions' by [`Limits::input_budget`].
-        input: InputBuffer,
-        dec: Decryptor,
-        max_body: usize,
-    },
-}
-
-impl Reader {
-    /// The next frame, a WebSocket ping to answer, or [`Incoming::Closed`] when the client
-    /// closed the connection.
-    async fn read(&mut self) -> Result<Incoming, CloseReason> {
-        match self {
-            Reader::Ws(r) => r.read().await,
-            Reader::Tcp {
-                read,
-                input,
-                dec,
-                max_body,
-            } => loop {
-                // `@hyperswarm/secret-stream` framing: uint24le length, then the body.
-                let b = input.bytes();
-                let want = if b.len() < 3 {
-                    3 - b.len()
-                } else {
-                    let len = b[0] as usize | (b[1] as usize) << 8 | (b[2] as usize) << 16;
-                    // A frame announced larger than the limit is refused before it is buffered.
-                    if len > *max_body {
-                        return Err(frame_too_large(len - ABYTES, *max_body - ABYTES));
-                    }
-                    if b.len() >= 3 + len {
-                        let plain = dec
-                            .decrypt(&b[3..3 + len])
-                            .map_err(|e| CloseReason::Protocol(e.to_string()))?;
-                        input.consume(3 + len, 0);
-                        return Ok(Incoming::Message(plain));
-                    }
-                    3 + len - b.len()
-                };
-                match input.fill(read, want, 0).await {
-                    Ok(0) => return Ok(Incoming::Closed),
-                    Ok(_) => {}
-                    Err(e) => return Err(io_error(e)),
-                }
-            },
-        }
-    }
-}
-
-/// The close reason for a failed read or write.
-pub(super) fn io_error(e: std::io::Error) -> CloseReason {
-    match e.kind() {
-        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe => {
-            CloseReason::ClientGone
-        }
-        _ => CloseReason::Transport(TransportError::new(e)),
-    }
-}
-
-/// The close reason for a frame of `size` bytes above the limit `max`.
-pub(super) fn frame_too_large(size: usize, max: usize) -> CloseReason {
-    CloseReason::Limit(format!("frame of {size} bytes exceeds the limit of {max}"))
-}
-
-/// The writing half of a client transport.
-enum Writer {
-    Ws(WriteHalf<Box<dyn Io>>),
-    Tcp {
-        write: OwnedWriteHalf,
-        enc: Encryptor,
-    },
-}
-
-impl Writer {
-    async fn write(&mut self, frames: Vec<Vec<u8>>) -> Result<(), CloseReason> {
-        match self {
-            Writer::Ws(io) => {
-                let mut out = Vec::with_capacity(frames.iter().map(|f| f.len() + 10).sum());
-                for f in frames {
-                    ws::binary(&f, &mut out);
-                }
-                ws::write(io, &out).await.map_err(io_error)
-            }
-            Writer::Tcp { write, enc } => {
-                let mut out = Vec::new();
-                for f in frames {
-                    enc.encrypt_into(&f, &mut out)
-                        .map_err(|e| CloseReason::Transport(TransportError::new(e)))?;
-                }
-                write.write_all(&out).await.map_err(io_error)
-            }
-        }
-    }
-
-    /// Answers a WebSocket ping (nothing to do on TCP).
-    async fn pong(&mut self, payload: &[u8]) -> Result<(), CloseReason> {
-        match self {
-            Writer::Ws(io) => {
-                let mut out = Vec::new();
-                ws::pong(payload, &mut out);
-                ws::write(io, &out).await.map_err(io_error)
-            }
-            Writer::Tcp { .. } => Ok(()),
-        }
-    }
-
-    /// Ends the transport; a WebSocket gets a close frame carrying the reason.
-    async fn close(&mut self, reason: &CloseReason) {
-        match self {
-            Writer::Ws(io) => {
-                // RFC 6455 §7.4.1: 1000 normal, 1001 going away, 1008 policy, 1011 error.
-                let code = match reason {
-                    CloseReason::ClientGone => 1000,
-                    CloseReason::Shutdown | CloseReason::Idle(_) => 1001,
-                    CloseReason::Limit(_)
-                    | CloseReason::Protocol(_)
-                    | CloseReason::Unsupported(_) => 1008,
-                    CloseReason::Transport(_) => 1011,
-                };
-                let mut out = Vec::new();
-                ws::close(code, &reason.to_string(), &mut out);
-                let _ = ws::write(io, &out).await;
-                let _ = io.shutdown().await;
-            }
-            Writer::Tcp { write, .. } => {
-                let _ = write.shutdown().await;
-            }
-        }
-    }
-}
-
-/// Runs one client session until it closes, then forgets it.
-async fn serve(shared: Arc<Shared>, peer: String, mut reader: Reader, mut writer: Writer) {
-    let (id, wakers) = {
-        let mut st = shared.lock();
-        let id = match st.relay.open_session(peer.clone(), Instant::now()) {
-            Ok(id) => id,
-            Err(e) => return warn!(%peer, error = %e, "relay: refusing a session"),
-        };
-        let wakers = Arc::new(Wakers::default());
-        st.wakers.insert(id, wakers.clone());
-        (id, wakers)
-    };
-    // A WebSocket ping waiting for its pong (only the latest needs one, RFC 6455 §5.5.3).
-    let pong: Mutex<Option<Vec<u8>>> = Mutex::new(None);
-    let read_loop = async {
-        loop {
-            loop {
-                let (wants, closing) = {
-                    let st = shared.lock();
-                    (st.relay.wants_read(id), st.relay.close_reason(id).is_some())
-                };
-                if closing {
-                    // The write loop flushes the last frames and ends the session.
-                    return std::future::pending::<()>().await;
-                }
-                if wants {
-                    break;
-                }
-                wakers.read.notified().await;
-            }
-            let r = reader.read().await;
-            if let Ok(Incoming::Ping(payload)) = r {
-                *crate::sync::lock(&pong) = Some(payload);
-                wakers.write.notify_one();
-                continue;
-            }
-            let mut st = shared.lock();
-            match r {
-                Ok(Incoming::Message(frame)) => st.relay.handle_frame(id, &frame, Instant::now()),
-                Ok(Incoming::Ping(_)) => {}
-                Ok(Incoming::Closed) => st.relay.close_session(id, CloseReason::ClientGone),
-                Err(reason) => st.relay.close_session(id, reason),
-            }
-            st.wake();
-        }
-    };
-    let write_loop = async {
-        loop {
-            let ping = crate::sync::lock(&pong).take();
-            if let Some(payload) = ping {
-                if let Err(reason) = writer.pong(&payload).await {
-                    let mut st = shared.lock();
-                    st.relay.close_session(id, reason);
-                    st.wake();
-                    return;
-                }
-            }
-            let (frames, finished) = {
-                let mut st = shared.lock();
-                let now = Instant::now();
-                let (mut frames, mut bytes) = (Vec::new(), 0);
-                while bytes < WRITE_BATCH {
-                    let Some(f) = st.relay.poll_transmit(id, now) else {
-                        break;
-                    };
-                    bytes += f.len();
-                    frames.push(f);
-                }
-                let finished = st.relay.is_finished(id);
-                st.wake();
-                (frames, finished)
-            };
-            if !frames.is_empty() {
-                if let Err(reason) = writer.write(frames).await {
-                    let mut st = shared.lock();
-                    st.relay.close_session(id, reason);
-                    st.wake();
-                    return;
-                }
-                continue;
-            }
-            if finished {
-                let reason = shared
-                    .lock()
-                    .relay
-                    .close_reason(id)
-                    .unwrap_or(CloseReason::ClientGone);
-                let _ = tokio::time::timeout(CLOSE_GRACE, writer.close(&reason)).await;
-                return;
-            }
-            wakers.write.notified().await;
-        }
-    };
-    let timer_loop = async {
-        loop {
-            let (deadline, closing) = {
-                let st = shared.lock();
-                (
-                    st.relay.poll_timeout(id),
-                    st.relay.close_reason(id).is_some(),
-                )
-            };
-            if closing {
-                // Normally the write loop ends first; this bounds a client that never reads.
-                tokio::time::sleep(CLOSE_GRACE).await;
-                return;
-            }
-            let deadline = deadline.unwrap_or_else(Instant::now);
-            tokio::select! {
-                _ = tokio::time::sleep_until(deadline.into()) => {
-                    let mut st = shared.lock();
-                    st.relay.handle_timeout(id, Instant::now());
-                    st.wake();
-                }
-                _ = wakers.timer.notified() => {}
-            }
-        }
-    };
-    tokio::select! {
-        _ = read_loop => {}
-        _ = write_loop => {}
-        _ = timer_loop => {}
-    }
-    let mut st = shared.lock();
-    st.relay.remove_session(id);
-    st.wakers.remove(&id);
-    st.wake();
-    debug!(%peer, sessions = st.relay.session_count(), "relay: connection done");
 }

@@ -72,9 +72,7 @@ fn a_custodial_client_is_bridged_to_a_noncustodial_server() {
             },
         }),
     );
-    let [Message::Destroy(d)] = &w.recv(&mut c)[..] else {
-        panic!("destroy")
-    };
+    let d = w.recv_destroy(&mut c);
     assert!(d.error.as_deref().unwrap().contains("denied"), "{d:?}");
 
     // Accepted: a real IK responder on the server's side.
@@ -187,39 +185,13 @@ fn a_noncustodial_client_is_bridged_to_a_custodial_server() {
     let (mut s, mut c) = (w.client(1), w.client_nc(2));
     let (spk, ssk) = keys(1);
     let cpk = keys(2).0;
-    w.send(
-        &mut s,
-        &Message::Listen(Listen {
-            alias: 100,
-            public_key: spk,
-            secret_key: Some(ssk),
-        }),
-    );
-    assert!(matches!(w.recv(&mut s)[..], [Message::Listening(_)]));
-    w.send(
-        &mut c,
-        &Message::Connect(Connect {
-            alias: 1,
-            public_key: cpk,
-            secret_key: None,
-            remote_public_key: spk,
-        }),
-    );
-    let [Message::NoiseSend(ns)] = &w.recv(&mut c)[..] else {
-        panic!("noiseSend")
-    };
+    w.listen(&mut s, 100, (spk, ssk));
+    let ns = w.connect_nc(&mut c, 1, cpk, spk);
     assert_eq!(ns.remote_stream_alias, Some(1));
     let client_key = SigningKey::from_bytes(&[2; 32]);
     let mut ik = NoiseIk::initiator(&client_key, spk, &hyperdht::ns_peer_handshake());
     let msg1 = ik.write_message(&ns.payload).unwrap();
-    w.send(
-        &mut c,
-        &Message::NoiseReply(NoiseReply {
-            id: ns.id,
-            payload: msg1,
-            step: NoiseReplyStep::Initiator,
-        }),
-    );
+    w.reply_initiator(&mut c, ns.id, msg1);
     let [Message::Incoming(inc)] = &w.recv(&mut s)[..] else {
         panic!("incoming")
     };

@@ -20,34 +20,8 @@ fn connect_relays_data_end_and_destroy() {
     let mut w = World::new(Limits::default());
     let (mut s, mut c) = (w.client(1), w.client(2));
     let (c_alias, s_alias) = w.connect(&mut s, 1, &mut c, 2);
-    w.send(
-        &mut c,
-        &Message::Data(Data {
-            alias: 1,
-            chunks: vec![b"hi".to_vec()],
-        }),
-    );
-    assert_eq!(
-        w.recv(&mut s),
-        vec![Message::Data(Data {
-            alias: s_alias,
-            chunks: vec![b"hi".to_vec()]
-        })]
-    );
-    w.send(
-        &mut s,
-        &Message::Data(Data {
-            alias: 200,
-            chunks: vec![b"yo".to_vec()],
-        }),
-    );
-    assert_eq!(
-        w.recv(&mut c),
-        vec![Message::Data(Data {
-            alias: c_alias,
-            chunks: vec![b"yo".to_vec()]
-        })]
-    );
+    w.relay_data((&mut c, 1), (&mut s, s_alias), vec![b"hi".to_vec()]);
+    w.relay_data((&mut s, 200), (&mut c, c_alias), vec![b"yo".to_vec()]);
     w.send(&mut c, &Message::End(AliasRef { alias: 1 }));
     assert_eq!(
         w.recv(&mut s),
@@ -78,9 +52,7 @@ fn connect_relays_data_end_and_destroy() {
             remote_public_key: [9; 32],
         }),
     );
-    let [Message::Destroy(d)] = &w.recv(&mut c)[..] else {
-        panic!("destroy")
-    };
+    let d = w.recv_destroy(&mut c);
     assert_eq!(d.target, DestroyTarget::Unpaired { remote_alias: 5 });
     assert!(w.relay.close_reason(c.id).is_none());
 }
@@ -113,9 +85,7 @@ fn deny_and_a_vanishing_server_fail_the_connect() {
         panic!("incoming")
     };
     w.send(&mut s, &Message::Deny(IdRef { id: inc.id }));
-    let [Message::Destroy(d)] = &w.recv(&mut c)[..] else {
-        panic!("destroy")
-    };
+    let d = w.recv_destroy(&mut c);
     assert_eq!(d.target, DestroyTarget::Unpaired { remote_alias: 1 });
     w.send(
         &mut c,
@@ -128,33 +98,13 @@ fn deny_and_a_vanishing_server_fail_the_connect() {
     );
     w.recv(&mut s);
     w.relay.remove_session(s.id);
-    let [Message::Destroy(d)] = &w.recv(&mut c)[..] else {
-        panic!("destroy")
-    };
+    let d = w.recv_destroy(&mut c);
     assert_eq!(d.target, DestroyTarget::Unpaired { remote_alias: 2 });
 }
 
 #[test]
 fn a_full_stream_buffer_stops_reading_the_sender() {
-    let limits = Limits {
-        stream_buffer: 10_000,
-        ..Limits::default()
-    };
-    let mut w = World::new(limits);
-    let (mut s, mut c) = (w.client(1), w.client(2));
-    w.connect(&mut s, 1, &mut c, 2);
-    let mut sent = 0;
-    while w.relay.wants_read(c.id) {
-        w.send(
-            &mut c,
-            &Message::Data(Data {
-                alias: 1,
-                chunks: vec![vec![0; 1000]],
-            }),
-        );
-        sent += 1;
-        assert!(sent < 100, "back-pressure never applied");
-    }
+    let (mut w, mut s, c, sent) = World::blocked_sender();
     assert_eq!(sent, 10); // 10 frames of ~1 KiB exceed 10,000 bytes
                           // The server reading its frames unblocks the client.
     let got = w.recv(&mut s).len();
@@ -222,15 +172,7 @@ fn heartbeat_and_idle_timeout() {
     w.relay.handle_timeout(c.id, w.now);
     assert_eq!(w.recv(&mut c), vec![Message::Ping]);
     w.send(&mut c, &Message::Pong);
-    w.now += Duration::from_secs(44);
-    w.relay.handle_timeout(c.id, w.now);
-    assert!(w.relay.close_reason(c.id).is_none());
-    w.now += Duration::from_secs(1);
-    w.relay.handle_timeout(c.id, w.now);
-    assert!(matches!(
-        w.relay.close_reason(c.id),
-        Some(CloseReason::Idle(_))
-    ));
+    w.expect_idle_close(c.id);
 }
 
 /// The relay's own pings are writes, not activity: a client that takes them (its kernel does)
@@ -262,22 +204,7 @@ fn two_unanswered_pings_then_the_session_is_closed() {
 /// its frames wait in the socket. Pings go ahead of queued data.
 #[test]
 fn back_pressure_stops_the_idle_clock_and_pings_jump_the_queue() {
-    let limits = Limits {
-        stream_buffer: 10_000,
-        ..Limits::default()
-    };
-    let mut w = World::new(limits);
-    let (mut s, mut c) = (w.client(1), w.client(2));
-    w.connect(&mut s, 1, &mut c, 2);
-    while w.relay.wants_read(c.id) {
-        w.send(
-            &mut c,
-            &Message::Data(Data {
-                alias: 1,
-                chunks: vec![vec![0; 1000]],
-            }),
-        );
-    }
+    let (mut w, mut s, c, _) = World::blocked_sender();
     // 120 s: the receiver answers pings (from its end: it is alive, just slow), the blocked
     // sender cannot be read at all.
     for _ in 0..12 {
@@ -299,15 +226,7 @@ fn back_pressure_stops_the_idle_clock_and_pings_jump_the_queue() {
     // Draining unblocks the sender, which then has the idle timeout to speak again.
     w.recv(&mut s);
     assert!(w.relay.wants_read(c.id));
-    w.now += Duration::from_secs(44);
-    w.relay.handle_timeout(c.id, w.now);
-    assert_eq!(w.relay.close_reason(c.id), None);
-    w.now += Duration::from_secs(1);
-    w.relay.handle_timeout(c.id, w.now);
-    assert!(matches!(
-        w.relay.close_reason(c.id),
-        Some(CloseReason::Idle(_))
-    ));
+    w.expect_idle_close(c.id);
 }
 
 /// Library users may pass any `Limits`: huge durations saturate instead of panicking.

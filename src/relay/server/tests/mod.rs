@@ -95,15 +95,7 @@ impl World {
     ) -> (u32, u32) {
         let (spk, ssk) = keys(sseed);
         let (cpk, csk) = keys(cseed);
-        self.send(
-            server,
-            &Message::Listen(Listen {
-                alias: 100,
-                public_key: spk,
-                secret_key: Some(ssk),
-            }),
-        );
-        assert!(matches!(self.recv(server)[..], [Message::Listening(_)]));
+        self.listen(server, 100, (spk, ssk));
         self.send(
             client,
             &Message::Connect(Connect {
@@ -228,35 +220,144 @@ impl World {
         cseed: u8,
     ) -> (u32, u32) {
         let server_alias = self.listen_nc(s, sseed);
-        self.send(
-            c,
-            &Message::Connect(Connect {
-                alias: 1,
-                public_key: keys(cseed).0,
-                secret_key: None,
-                remote_public_key: keys(sseed).0,
-            }),
-        );
-        let [Message::NoiseSend(ns)] = &self.recv(c)[..] else {
-            panic!("noiseSend to the initiator")
-        };
+        let ns = self.connect_nc(c, 1, keys(cseed).0, keys(sseed).0);
         assert_eq!(ns.remote_stream_alias, Some(1));
         // A valid hyperdht noisePayload: the server's firewall decodes it.
         assert_eq!(ns.payload, [1, 0, 0, 0]);
         let chs = ns.id;
-        self.send(
-            c,
-            &Message::NoiseReply(NoiseReply {
-                id: chs,
-                payload: b"msg1".to_vec(),
-                step: NoiseReplyStep::Initiator,
-            }),
-        );
+        self.reply_initiator(c, chs, b"msg1".to_vec());
         let [Message::NoiseReceive(nr)] = &self.recv(s)[..] else {
             panic!("noiseReceive to the responder")
         };
         assert_eq!(nr.server_alias, Some(server_alias));
         assert_eq!(nr.payload, b"msg1");
         (chs, nr.id)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// One-message steps the scripts repeat (each asserts what the relay answers, where it always
+// answers the same).
+
+impl World {
+    /// A custodial listen with key pair `(pk, sk)` under `alias`; asserts `listening`.
+    fn listen(&mut self, s: &mut Client, alias: u32, (pk, sk): (PublicKey, SecretKey)) {
+        self.send(
+            s,
+            &Message::Listen(Listen {
+                alias,
+                public_key: pk,
+                secret_key: Some(sk),
+            }),
+        );
+        assert!(matches!(self.recv(s)[..], [Message::Listening(_)]));
+    }
+
+    /// A non-custodial connect from `public_key` to `remote_public_key` under `alias`; returns
+    /// the `noiseSend` the relay answers with (anything else panics).
+    fn connect_nc(
+        &mut self,
+        c: &mut Client,
+        alias: u32,
+        public_key: PublicKey,
+        remote_public_key: PublicKey,
+    ) -> NoiseSend {
+        self.send(
+            c,
+            &Message::Connect(Connect {
+                alias,
+                public_key,
+                secret_key: None,
+                remote_public_key,
+            }),
+        );
+        match &self.recv(c)[..] {
+            [Message::NoiseSend(ns)] => ns.clone(),
+            other => panic!("noiseSend expected, got {other:?}"),
+        }
+    }
+
+    /// The initiator's reply to `noiseSend` `id`, carrying `payload` (a Noise message).
+    fn reply_initiator(&mut self, c: &mut Client, id: u32, payload: Vec<u8>) {
+        self.send(
+            c,
+            &Message::NoiseReply(NoiseReply {
+                id,
+                payload,
+                step: NoiseReplyStep::Initiator,
+            }),
+        );
+    }
+
+    /// Sends `chunks` on `from`'s stream `alias` and asserts that `to` receives exactly them on
+    /// its stream `to_alias`.
+    fn relay_data(
+        &mut self,
+        (from, alias): (&mut Client, u32),
+        (to, to_alias): (&mut Client, u32),
+        chunks: Vec<Vec<u8>>,
+    ) {
+        self.send(
+            from,
+            &Message::Data(Data {
+                alias,
+                chunks: chunks.clone(),
+            }),
+        );
+        assert_eq!(
+            self.recv(to),
+            vec![Message::Data(Data {
+                alias: to_alias,
+                chunks
+            })]
+        );
+    }
+
+    /// Asserts that session `id`, silent since `self.now`, is closed as idle at the default
+    /// idle timeout (45 s) and not a second before.
+    fn expect_idle_close(&mut self, id: SessionId) {
+        self.now += Duration::from_secs(44);
+        self.relay.handle_timeout(id, self.now);
+        assert_eq!(self.relay.close_reason(id), None);
+        self.now += Duration::from_secs(1);
+        self.relay.handle_timeout(id, self.now);
+        assert!(matches!(
+            self.relay.close_reason(id),
+            Some(CloseReason::Idle(_))
+        ));
+    }
+
+    /// A relay whose streams buffer at most 10,000 bytes, with client 2 connected to server 1
+    /// and sending 1,000-byte frames until the relay stops reading it; returns the world, the
+    /// server, the client and how many frames the client got in (at most 100).
+    fn blocked_sender() -> (World, Client, Client, usize) {
+        let limits = Limits {
+            stream_buffer: 10_000,
+            ..Limits::default()
+        };
+        let mut w = World::new(limits);
+        let (mut s, mut c) = (w.client(1), w.client(2));
+        w.connect(&mut s, 1, &mut c, 2);
+        let mut sent = 0;
+        while w.relay.wants_read(c.id) {
+            w.send(
+                &mut c,
+                &Message::Data(Data {
+                    alias: 1,
+                    chunks: vec![vec![0; 1000]],
+                }),
+            );
+            sent += 1;
+            assert!(sent < 100, "back-pressure never applied");
+        }
+        (w, s, c, sent)
+    }
+
+    /// The one `destroy` the relay queued for `c` (anything else panics).
+    fn recv_destroy(&mut self, c: &mut Client) -> Destroy {
+        match &self.recv(c)[..] {
+            [Message::Destroy(d)] => d.clone(),
+            other => panic!("destroy expected, got {other:?}"),
+        }
     }
 }

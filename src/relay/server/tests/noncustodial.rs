@@ -104,14 +104,7 @@ fn noncustodial_connect_relays_the_noise_handshake_and_ciphertext() {
         })]
     );
     // The handshake ids are spent: a late reply is ignored, the sessions go on.
-    w.send(
-        &mut c,
-        &Message::NoiseReply(NoiseReply {
-            id: chs,
-            payload: vec![],
-            step: NoiseReplyStep::Initiator,
-        }),
-    );
+    w.reply_initiator(&mut c, chs, vec![]);
     assert!(w.recv(&mut c).is_empty());
     assert!(w.relay.close_reason(c.id).is_none());
     assert!(w.relay.close_reason(s.id).is_none());
@@ -133,66 +126,24 @@ fn noncustodial_firewall_denial_and_vanishing_server_fail_the_connect() {
             },
         }),
     );
-    let [Message::Destroy(d)] = &w.recv(&mut c)[..] else {
-        panic!("destroy")
-    };
+    let d = w.recv_destroy(&mut c);
     assert_eq!(d.target, DestroyTarget::Unpaired { remote_alias: 1 });
     assert!(w.recv(&mut s).is_empty());
     // Another connect, then the server's session goes away mid-handshake.
-    w.send(
-        &mut c,
-        &Message::Connect(Connect {
-            alias: 2,
-            public_key: keys(2).0,
-            secret_key: None,
-            remote_public_key: keys(1).0,
-        }),
-    );
-    let [Message::NoiseSend(ns)] = &w.recv(&mut c)[..] else {
-        panic!("noiseSend")
-    };
-    w.send(
-        &mut c,
-        &Message::NoiseReply(NoiseReply {
-            id: ns.id,
-            payload: b"msg1".to_vec(),
-            step: NoiseReplyStep::Initiator,
-        }),
-    );
+    let ns = w.connect_nc(&mut c, 2, keys(2).0, keys(1).0);
+    w.reply_initiator(&mut c, ns.id, b"msg1".to_vec());
     w.relay.remove_session(s.id);
-    let [Message::Destroy(d)] = &w.recv(&mut c)[..] else {
-        panic!("destroy")
-    };
+    let d = w.recv_destroy(&mut c);
     assert_eq!(d.target, DestroyTarget::Unpaired { remote_alias: 2 });
     // A server that goes away before the connecting client's first Noise message: the connect
     // fails at once, and the late message is ignored.
     let mut s2 = w.client_nc(1);
     w.listen_nc(&mut s2, 1);
-    w.send(
-        &mut c,
-        &Message::Connect(Connect {
-            alias: 3,
-            public_key: keys(2).0,
-            secret_key: None,
-            remote_public_key: keys(1).0,
-        }),
-    );
-    let [Message::NoiseSend(ns)] = &w.recv(&mut c)[..] else {
-        panic!("noiseSend")
-    };
+    let ns = w.connect_nc(&mut c, 3, keys(2).0, keys(1).0);
     w.relay.remove_session(s2.id);
-    let [Message::Destroy(d)] = &w.recv(&mut c)[..] else {
-        panic!("destroy")
-    };
+    let d = w.recv_destroy(&mut c);
     assert_eq!(d.target, DestroyTarget::Unpaired { remote_alias: 3 });
-    w.send(
-        &mut c,
-        &Message::NoiseReply(NoiseReply {
-            id: ns.id,
-            payload: b"msg1".to_vec(),
-            step: NoiseReplyStep::Initiator,
-        }),
-    );
+    w.reply_initiator(&mut c, ns.id, b"msg1".to_vec());
     assert!(w.recv(&mut c).is_empty());
     assert!(w.relay.close_reason(c.id).is_none());
 }
@@ -202,40 +153,12 @@ fn mixed_modes_fail_the_connect_and_out_of_order_replies_close_the_session() {
     let mut w = World::new(Limits::default());
     let (mut s, mut c) = (w.client(1), w.client_nc(2));
     let (spk, ssk) = keys(1);
-    w.send(
-        &mut s,
-        &Message::Listen(Listen {
-            alias: 100,
-            public_key: spk,
-            secret_key: Some(ssk),
-        }),
-    );
-    assert!(matches!(w.recv(&mut s)[..], [Message::Listening(_)]));
+    w.listen(&mut s, 100, (spk, ssk));
     // A non-custodial connect to a custodial server (bridged: the relay answers as the
     // server) whose message 1 is garbage: the connect fails, the sessions go on.
-    w.send(
-        &mut c,
-        &Message::Connect(Connect {
-            alias: 1,
-            public_key: keys(2).0,
-            secret_key: None,
-            remote_public_key: spk,
-        }),
-    );
-    let [Message::NoiseSend(ns)] = &w.recv(&mut c)[..] else {
-        panic!("noiseSend")
-    };
-    w.send(
-        &mut c,
-        &Message::NoiseReply(NoiseReply {
-            id: ns.id,
-            payload: vec![7; 120],
-            step: NoiseReplyStep::Initiator,
-        }),
-    );
-    let [Message::Destroy(d)] = &w.recv(&mut c)[..] else {
-        panic!("destroy")
-    };
+    let ns = w.connect_nc(&mut c, 1, keys(2).0, spk);
+    w.reply_initiator(&mut c, ns.id, vec![7; 120]);
+    let d = w.recv_destroy(&mut c);
     assert!(d.error.as_deref().unwrap().contains("handshake"), "{d:?}");
     assert!(w.relay.close_reason(c.id).is_none());
     assert!(w.recv(&mut s).iter().all(|m| matches!(m, Message::Ping)));
@@ -244,18 +167,7 @@ fn mixed_modes_fail_the_connect_and_out_of_order_replies_close_the_session() {
     // A non-custodial client that answers `noiseSend` with a "complete" reply breaks the
     // protocol: its session is closed, the server's goes on.
     let mut n = w.client_nc(3);
-    w.send(
-        &mut n,
-        &Message::Connect(Connect {
-            alias: 1,
-            public_key: keys(3).0,
-            secret_key: None,
-            remote_public_key: keys(11).0,
-        }),
-    );
-    let [Message::NoiseSend(ns)] = &w.recv(&mut n)[..] else {
-        panic!("noiseSend")
-    };
+    let ns = w.connect_nc(&mut n, 1, keys(3).0, keys(11).0);
     w.send(
         &mut n,
         &Message::NoiseReply(NoiseReply {
@@ -350,8 +262,6 @@ fn noncustodial_listen_and_announce_need_a_valid_signature() {
             remote_public_key: victim,
         }),
     );
-    let [Message::Destroy(d)] = &w.recv(&mut c)[..] else {
-        panic!("destroy")
-    };
+    let d = w.recv_destroy(&mut c);
     assert!(d.error.as_deref().unwrap().starts_with("PEER_NOT_FOUND"));
 }

@@ -1,0 +1,140 @@
+//! The str0m output of the task: datagrams to send and events to report, polled after every
+//! input until str0m names its next timeout.
+
+use std::collections::VecDeque;
+use std::io;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use str0m::channel::ChannelId;
+use str0m::net::Transmit;
+use str0m::{Event, Output};
+
+use super::{Chan, Driver};
+use crate::rtc::{ChannelParams, DisconnectReason, RtcEvent};
+
+impl Driver {
+    /// Polls str0m until it returns its next timeout: sends its datagrams, reports its events.
+    pub(super) async fn drain(&mut self) {
+        while self.rtc.is_alive() {
+            match self.rtc.poll_output() {
+                Ok(Output::Timeout(t)) => {
+                    self.rtc_timeout = t;
+                    return;
+                }
+                Ok(Output::Transmit(t)) => self.transmit(t).await,
+                Ok(Output::Event(e)) => self.on_rtc_event(e).await,
+                Err(e) => {
+                    tracing::warn!("str0m failed: {e}");
+                    self.fail_now(DisconnectReason::Error(e.to_string()));
+                    return;
+                }
+            }
+        }
+    }
+
+    pub(super) async fn transmit(&mut self, t: Transmit) {
+        // str0m names the local candidate to send from; that is one of our sockets.
+        let idx = self.addrs.iter().position(|a| *a == t.source).or_else(|| {
+            self.addrs
+                .iter()
+                .position(|a| a.is_ipv4() == t.destination.is_ipv4())
+        });
+        let Some(idx) = idx else {
+            tracing::debug!("no socket for {} -> {}", t.source, t.destination);
+            return;
+        };
+        let sock = &self.sockets[idx];
+        let res = match sock.try_send_to(&t.contents, t.destination) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                sock.send_to(&t.contents, t.destination).await
+            }
+            r => r,
+        };
+        match res {
+            Ok(n) => {
+                self.shared
+                    .bytes_sent
+                    .fetch_add(n as u64, Ordering::Relaxed);
+            }
+            // A candidate pair that cannot route is normal during ICE checks.
+            Err(e) => tracing::debug!("send to {} failed: {e}", t.destination),
+        }
+    }
+
+    pub(super) async fn on_rtc_event(&mut self, e: Event) {
+        match e {
+            Event::Connected => {
+                tracing::debug!("ICE and DTLS connected");
+                self.connected = true;
+                self.last_recv = Instant::now();
+                self.check_up();
+            }
+            Event::ChannelOpen(id, label) => {
+                let params = self
+                    .rtc
+                    .channel(id)
+                    .and_then(|c| c.config().map(ChannelParams::from_config))
+                    .unwrap_or_default();
+                let ch = self.chans.entry(id).or_insert_with(|| Chan {
+                    open: false,
+                    lossy: params.is_lossy(),
+                    queue: VecDeque::new(),
+                });
+                ch.open = true;
+                self.waiting.remove(&id);
+                self.check_up();
+                self.emit(RtcEvent::ChannelOpen {
+                    channel: id,
+                    label,
+                    params,
+                })
+                .await;
+            }
+            Event::ChannelData(d) => {
+                self.emit(RtcEvent::Message {
+                    channel: d.id,
+                    data: d.data,
+                    binary: d.binary,
+                })
+                .await;
+            }
+            Event::ChannelClose(id) => self.channel_closed(id).await,
+            Event::Closed => {
+                tracing::debug!("the peer closed the connection");
+                self.begin_end(DisconnectReason::RemoteClosed);
+            }
+            Event::IceConnectionStateChange(s) => tracing::debug!("ICE state {s:?}"),
+            _ => {}
+        }
+    }
+
+    /// Clears the connect deadline once ICE+DTLS are up and our own channels are open.
+    pub(super) fn check_up(&mut self) {
+        if self.connected && self.waiting.is_empty() {
+            self.connect_deadline = None;
+        }
+    }
+
+    pub(super) async fn channel_closed(&mut self, id: ChannelId) {
+        if let Some(ch) = self.chans.get(&id) {
+            let was_open = ch.open;
+            self.drop_queue(id);
+            self.chans.remove(&id);
+            if was_open {
+                self.emit(RtcEvent::ChannelClosed { channel: id }).await;
+            }
+        }
+    }
+
+    /// Reports an event; waits while the application's queue is full.
+    pub(super) async fn emit(&mut self, ev: RtcEvent) {
+        if self.owner_gone {
+            return;
+        }
+        if self.ev_tx.send(ev).await.is_err() {
+            self.owner_gone = true;
+            self.begin_end(DisconnectReason::LocalClosed);
+        }
+    }
+}
