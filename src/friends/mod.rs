@@ -2,10 +2,10 @@
 //!
 //! - The friend list is the public `friends` array of the user's `profile.json` (`dat://<hex>`
 //!   strings, the seeds' format); [`add`] and [`remove`] rewrite it in the archive.
-//! - Local notes ([`local`]: aliases, the addresses a friend was last reached at) stay in
+//! - Local notes (`local`: aliases, the addresses a friend was last reached at) stay in
 //!   `friends.json` and are never published.
-//! - Every friend's archive is kept as a verified replica on disk ([`replica`]), refreshed by
-//!   [`refresh`] (once) or live by a [`watch::Watcher`], and readable offline.
+//! - Every friend's archive is kept as a verified replica on disk (`replica`), refreshed by
+//!   [`refresh`] (once) or live by a [`Watcher`], and readable offline.
 //! - A friend's lobby is *live* when its `session.json` is not ended, its `last_update` is no
 //!   older than twice its heartbeat ([`crate::schema::Session::is_live`]), and the friend is
 //!   reachable now.
@@ -83,7 +83,7 @@ pub enum FriendsError {
         /// Why it can't be used.
         reason: String,
     },
-    /// A friend's archive is larger than [`replica::MAX_REPLICA_BYTES`].
+    /// A friend's archive is larger than [`MAX_REPLICA_BYTES`].
     #[error("the archive of dat://{} is {bytes} bytes, over the limit of {}", hex::encode(.key), replica::MAX_REPLICA_BYTES)]
     TooLarge {
         /// The friend's key.
@@ -146,7 +146,7 @@ pub fn list(home: &Home, identity: &Identity) -> Result<Vec<Friend>, FriendsErro
 ///
 /// Errors: [`FriendsError::Url`] when the key can't be anyone's ([`DatUrl::check_key`]: all
 /// zeros, not an ed25519 point, or of small order), [`FriendsError::Yourself`], [`FriendsError::AlreadyFriend`], [`FriendsError::TooMany`],
-/// [`FriendsError::BadAlias`] (empty, over [`local::MAX_ALIAS_CHARS`] characters, containing
+/// [`FriendsError::BadAlias`] (empty, over [`MAX_ALIAS_CHARS`] characters, containing
 /// `://` or control characters, or another friend's), [`HomeError::Busy`] while a `host` holds
 /// the archive.
 pub fn add(

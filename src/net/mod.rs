@@ -10,11 +10,11 @@
 //! - [`secret_stream`]: framing, the handshake exchange and libsodium secretstream encryption.
 //! - [`protomux`]: sans-IO channel multiplexer (open/reject/close, batches, pairing).
 //! - [`replication`]: sans-IO hypercore replication of one core with one peer.
-//! - [`shared_core`]: [`SharedCore`], a core shared by the app and its connections, with a change
+//! - `shared_core`: [`SharedCore`], a core shared by the app and its connections, with a change
 //!   feed (wait for a length or a block).
-//! - [`transport`]: what carries protomux frames under a [`Connection`]: a secret stream on a
+//! - `transport`: what carries protomux frames under a [`Connection`]: a secret stream on a
 //!   socket, or an already-authenticated message stream (a custodial relay stream).
-//! - [`peer`]: the tokio driver, [`Connection`].
+//! - `peer`: the tokio driver, [`Connection`].
 //!
 //! ```no_run
 //! # async fn demo(core: dat_social::net::SharedCore, key: ed25519_dalek::SigningKey) -> Result<(), dat_social::net::NetError> {

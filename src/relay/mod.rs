@@ -4,7 +4,7 @@
 //! Spec: `shared/reference/dht-relay/PROTOCOL.md` (checked against real captures of the JS
 //! packages, kept in `tests/data/relay-captures/`). Two layers:
 //! - [`messages`]: the 28 relay messages ([`Message`]) and their compact encodings (§1, §3);
-//! - [`frame`]: [`RelayCodec`], the single protomux channel `"@hyperswarm/dht-relay"` (§2), built on
+//! - `frame`: [`RelayCodec`], the single protomux channel `"@hyperswarm/dht-relay"` (§2), built on
 //!   [`crate::net::protomux::Mux`]: protomux frames in, [`RelayEvent`]s out; [`Message`]s in, frames
 //!   out.
 //!

@@ -17,7 +17,7 @@
 //! - `tree`: merkle nodes, 48 bytes at `48 * flat_index`: u64 LE size, 32-byte hash, and an
 //!   8-byte checksum (FNV-1a 64 of index, size and hash) that catches torn or flipped records. All
 //!   zeros means "not stored".
-//! - `bitfield`: one bit per stored block (see [`super::bitfield`]).
+//! - `bitfield`: one bit per stored block (see [`super::Bitfield`]).
 //!
 //! [`Store`] has a disk backend ([`disk`], feature `native`) and an in-memory backend with the same
 //! layout.
