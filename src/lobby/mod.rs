@@ -23,7 +23,7 @@ mod signal_log;
 use serde::{Deserialize, Serialize};
 
 pub use host::{Host, HostChat, HostOptions, HostRelay, HostingInfo, LobbyError};
-pub use join::{join, JoinError, JoinOptions, Joined, JoinedInfo, PlayerChat};
+pub use join::{join, join_through, JoinError, JoinOptions, Joined, JoinedInfo, PlayerChat};
 
 use crate::signal::RejectReason;
 
