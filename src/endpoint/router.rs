@@ -141,7 +141,8 @@ impl Router {
     /// task kept it.
     ///
     /// Errors: [`RouteError::Net`] when `on_connect` fails or the event stream was taken;
-    /// [`RouteError::Unrouted`] (the connection is closed).
+    /// [`RouteError::Unrouted`] (the connection is closed at once, and the error returned once
+    /// the running handler tasks are done).
     pub async fn serve(
         &self,
         inbound: Inbound,
@@ -160,11 +161,12 @@ impl Router {
         }
         let mut running = FuturesUnordered::new();
         let mut unrouted = 0;
+        let mut refused = None;
         let (mut open, mut stopping) = (true, false);
         tokio::pin!(stop);
         loop {
             if running.is_empty() && (!open || stopping) {
-                return Ok(());
+                return refused.map_or(Ok(()), Err);
             }
             tokio::select! {
                 event = events.recv(), if open => match event {
@@ -174,8 +176,12 @@ impl Router {
                             None => unrouted += 1,
                         }
                         if unrouted > MAX_UNROUTED_CHANNELS {
+                            // Closed; the handler tasks that run still finish their own way
+                            // (a lobby releases its joiner's slot, a player's leave is
+                            // reported), so they are driven to the end, not dropped.
                             inbound.connection.close();
-                            return Err(RouteError::Unrouted {
+                            open = false;
+                            refused = Some(RouteError::Unrouted {
                                 count: unrouted,
                                 protocol: channel.protocol,
                             });

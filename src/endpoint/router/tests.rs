@@ -117,6 +117,23 @@ async fn read(client: &Connection, original: &SharedCore) -> SharedCore {
     replica
 }
 
+/// Opens the lobby channel the recording handler takes, and waits until it has.
+async fn open_lobby(s: &mut Setup) -> crate::net::AppChannel {
+    let lobby = s.client.open_app_channel(LOBBY, Some(&[1])).await.unwrap();
+    timeout(WAIT, s.taken.recv()).await.unwrap().unwrap();
+    lobby
+}
+
+/// Opens `count` channels of protocols nobody handles (`unknown/<i>`).
+async fn open_unknown(client: &Connection, count: usize) -> Vec<crate::net::AppChannel> {
+    let mut channels = Vec::new();
+    for i in 0..count {
+        let protocol = format!("unknown/{i}");
+        channels.push(client.open_app_channel(&protocol, None).await.unwrap());
+    }
+    channels
+}
+
 #[tokio::test]
 async fn a_reader_gets_the_archive_and_reaches_no_other_handler() {
     let archive = archive();
@@ -151,11 +168,7 @@ async fn a_joiner_reaches_the_lobby_handler_and_still_replicates() {
 async fn unknown_protocols_are_tolerated_up_to_the_bound_then_close_the_connection() {
     let archive = archive();
     let s = setup(&archive).await;
-    let mut channels = Vec::new();
-    for i in 0..MAX_UNROUTED_CHANNELS {
-        let protocol = format!("unknown/{i}");
-        channels.push(s.client.open_app_channel(&protocol, None).await.unwrap());
-    }
+    let mut channels = open_unknown(&s.client, MAX_UNROUTED_CHANNELS).await;
     // Still served: replication works after as many as the bound.
     read(&s.client, &archive).await;
     assert!(!s.served.is_finished());
@@ -182,11 +195,32 @@ async fn unknown_protocols_are_tolerated_up_to_the_bound_then_close_the_connecti
 }
 
 #[tokio::test]
+async fn crossing_the_bound_closes_the_connection_but_running_handlers_finish() {
+    let archive = archive();
+    let mut s = setup(&archive).await;
+    let _lobby = open_lobby(&mut s).await;
+    let _channels = open_unknown(&s.client, MAX_UNROUTED_CHANNELS + 1).await;
+    let _closed = timeout(WAIT, s.client.closed())
+        .await
+        .expect("the connection closes at once");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!s.served.is_finished(), "the running handler was dropped");
+    s.release.send(()).unwrap();
+    let served = timeout(WAIT, s.served)
+        .await
+        .expect("ends with the handler")
+        .unwrap();
+    assert!(
+        matches!(served, Err(RouteError::Unrouted { count, .. }) if count == MAX_UNROUTED_CHANNELS + 1),
+        "{served:?}"
+    );
+}
+
+#[tokio::test]
 async fn stop_waits_for_a_running_handler_and_ends_a_reader_at_once() {
     let archive = archive();
     let mut s = setup(&archive).await;
-    let _lobby = s.client.open_app_channel(LOBBY, Some(&[1])).await.unwrap();
-    timeout(WAIT, s.taken.recv()).await.unwrap().unwrap();
+    let _lobby = open_lobby(&mut s).await;
     s.stop.send(()).unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(!s.served.is_finished(), "stopped under a running handler");
