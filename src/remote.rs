@@ -1,25 +1,25 @@
-//! Reaching another user: connect to an address or through a relay, check that the peer is who
-//! the URL names, and read their archive over replication.
+//! Reading another user: the routes to them ([`Route`]), why reaching them failed
+//! ([`RemoteError`]), and reading their archive over a connection
+//! ([`crate::endpoint::Endpoint::connect`] opens it).
 
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::archive::{self, ArchiveError, Files};
 use crate::hypercore::Core;
-use crate::identity::Identity;
-use crate::net::{Connection, ConnectionConfig, SharedCore};
-use crate::relay::client::{ClientOptions, RelayClient, RelayUrl};
+use crate::net::{Connection, NetError, SharedCore};
+use crate::relay::client::{RelayClientError, RelayUrl};
 
 /// Errors reaching a peer or reading its archive.
 #[derive(Debug, thiserror::Error)]
 pub enum RemoteError {
     /// The address did not answer, refused, or the connection broke during the handshake.
-    #[error("cannot reach {addr}: {reason}")]
+    #[error("cannot reach {addr}: {source}")]
     Unreachable {
-        /// The address tried, `host:port`.
+        /// The address tried, `host:port` or `relay <url>`.
         addr: String,
         /// What happened.
-        reason: String,
+        #[source]
+        source: ReachError,
     },
     /// The peer at the address authenticated with another key than the URL's.
     #[error("the peer at {addr} is not {expected}")]
@@ -37,46 +37,28 @@ pub enum RemoteError {
     Archive(#[from] ArchiveError),
 }
 
-/// Opens an authenticated connection to `addr` (`host:port`) and checks that the peer's Noise
-/// static key is `key` (a user's identity key). Returns the connection, ours to replicate on,
-/// and the local IP address it runs from (where WebRTC should bind to reach the same peer).
-///
-/// Errors: [`RemoteError::Unreachable`] (including `deadline` passing),
-/// [`RemoteError::WrongPeer`].
-pub async fn connect(
-    identity: &Identity,
-    addr: &str,
-    key: [u8; 32],
-    deadline: Instant,
-) -> Result<(Connection, std::net::IpAddr), RemoteError> {
-    let unreachable = |reason: String| RemoteError::Unreachable {
-        addr: addr.to_string(),
-        reason,
-    };
-    let tcp = tokio::time::timeout_at(deadline, TcpStream::connect(addr))
-        .await
-        .map_err(|_| unreachable("connection timed out".into()))?
-        .map_err(|e| unreachable(e.to_string()))?;
-    // Signalling is many small messages: Nagle's algorithm would add ~40 ms to each round trip.
-    let _ = tcp.set_nodelay(true);
-    let local_ip = tcp
-        .local_addr()
-        .map_err(|e| unreachable(e.to_string()))?
-        .ip();
-    let conn = tokio::time::timeout_at(
-        deadline,
-        Connection::connect(tcp, identity.signing_key(), true),
-    )
-    .await
-    .map_err(|_| unreachable("handshake timed out".into()))?
-    .map_err(|e| unreachable(e.to_string()))?;
-    if conn.remote_public_key() != key {
-        return Err(RemoteError::WrongPeer {
-            addr: addr.to_string(),
-            expected: crate::identity::DatUrl::new(key).base(),
-        });
-    }
-    Ok((conn, local_ip))
+/// Why a route did not lead to the peer ([`RemoteError::Unreachable`]).
+#[derive(Debug, thiserror::Error)]
+pub enum ReachError {
+    /// No lookup found a route to the key.
+    #[error("no route found (no address hint, not on the LAN, not announced on a relay)")]
+    NoRoute,
+    /// A step did not finish before the deadline: `"connection"` (TCP), `"handshake"`
+    /// (secret stream), `"connect"` (through a relay).
+    #[error("{0} timed out")]
+    TimedOut(&'static str),
+    /// The socket could not be opened (refused, no route to the host, a bad address).
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// The connection failed: during the handshake, or while the archive was replicated.
+    #[error(transparent)]
+    Net(#[from] NetError),
+    /// The relay session failed, or nobody listens on the key there.
+    #[error(transparent)]
+    Relay(#[from] RelayClientError),
+    /// The WebRTC connection to a lobby host failed before its data channel opened.
+    #[error("the data channel did not open: {0}")]
+    DataChannel(crate::rtc::DisconnectReason),
 }
 
 /// How to reach a peer: a TCP address, or a relay where the peer listens on its key.
@@ -84,7 +66,8 @@ pub async fn connect(
 pub enum Route {
     /// `host:port`, secret-stream handshake with our identity key.
     Tcp(String),
-    /// Through a `@hyperswarm/dht-relay` relay (non-custodial; see [`connect_relay`]).
+    /// Through a `@hyperswarm/dht-relay` relay where the peer listens on its key (reached
+    /// non-custodially through the endpoint's session to it).
     Relay(RelayUrl),
 }
 
@@ -99,7 +82,7 @@ impl Route {
         url: &crate::identity::DatUrl,
         peer: Option<String>,
         relay: Option<RelayUrl>,
-    ) -> Result<Option<Route>, crate::relay::client::RelayClientError> {
+    ) -> Result<Option<Route>, RelayClientError> {
         if let Some(peer) = peer {
             return Ok(Some(Route::Tcp(peer)));
         }
@@ -121,82 +104,6 @@ impl Route {
     }
 }
 
-/// Reaches the owner of `key` along `route` ([`connect`] or [`connect_relay`]).
-///
-/// Errors: as those.
-pub async fn reach(
-    identity: &Identity,
-    route: &Route,
-    key: [u8; 32],
-    deadline: Instant,
-) -> Result<(Connection, std::net::IpAddr), RemoteError> {
-    match route {
-        Route::Tcp(addr) => connect(identity, addr, key, deadline).await,
-        Route::Relay(url) => connect_relay(identity, url, key, deadline).await,
-    }
-}
-
-/// Connects to `key` through the relay at `url` with our identity key, non-custodially (the
-/// relay carries our Noise IK handshake and then only ciphertext; the secret key stays here,
-/// see [`crate::relay::client`]), and runs a [`Connection`] on the relayed stream. The peer
-/// sees our identity key as the connection's remote key, as over TCP. Returns the connection
-/// and the local IP address of the socket to the relay. Opens a relay session of its own, which
-/// ends with the connection; to share sessions, reach through
-/// [`crate::discovery::Discovery::reach`] or [`connect_relay_via`].
-///
-/// Errors: as [`connect_relay_via`].
-pub async fn connect_relay(
-    identity: &Identity,
-    url: &RelayUrl,
-    key: [u8; 32],
-    deadline: Instant,
-) -> Result<(Connection, std::net::IpAddr), RemoteError> {
-    let client = RelayClient::start(
-        url.clone(),
-        identity.signing_key().clone(),
-        ClientOptions::default(),
-    );
-    // The stream keeps the client's task alive; this handle is not needed afterwards.
-    connect_relay_via(&client, key, deadline).await
-}
-
-/// Connects to `key` through an existing relay session `client` (whose key is ours), as
-/// [`connect_relay`] does.
-///
-/// Errors: [`RemoteError::Unreachable`] (relay down, nobody listening on `key`, the handshake
-/// failed, `deadline`), [`RemoteError::WrongPeer`] if the stream's key is not `key`.
-pub async fn connect_relay_via(
-    client: &RelayClient,
-    key: [u8; 32],
-    deadline: Instant,
-) -> Result<(Connection, std::net::IpAddr), RemoteError> {
-    let url = client.url();
-    let unreachable = |reason: String| RemoteError::Unreachable {
-        addr: format!("relay {url}"),
-        reason,
-    };
-    let left = deadline.saturating_duration_since(Instant::now());
-    client
-        .wait_connected(left)
-        .await
-        .map_err(|e| unreachable(e.to_string()))?;
-    let stream = tokio::time::timeout_at(deadline, client.connect(key))
-        .await
-        .map_err(|_| unreachable("connect timed out".into()))?
-        .map_err(|e| unreachable(e.to_string()))?;
-    if stream.remote_public_key() != key {
-        return Err(RemoteError::WrongPeer {
-            addr: format!("relay {url}"),
-            expected: crate::identity::DatUrl::new(key).base(),
-        });
-    }
-    let local_ip = stream.local_ip();
-    Ok((
-        stream.into_connection(ConnectionConfig::default()),
-        local_ip,
-    ))
-}
-
 /// Replicates the archive `key` on `conn` into memory, waits until every block up to the
 /// owner's length has arrived (and verified), and returns its files and the live replica.
 ///
@@ -214,7 +121,7 @@ pub async fn read_archive(
         .await
         .map_err(|e| RemoteError::Unreachable {
             addr: "the peer".into(),
-            reason: e.to_string(),
+            source: e.into(),
         })?;
     let mut status = replica.subscribe();
     let complete = status

@@ -106,7 +106,8 @@ async fn an_address_hint_reaches_the_key_over_tcp_and_a_wrong_key_is_refused() {
         .connect(host_key, &Hints::default(), deadline())
         .await
     {
-        Err(RemoteError::Unreachable { reason, .. }) => {
+        Err(RemoteError::Unreachable { source, .. }) => {
+            let reason = source.to_string();
             assert!(reason.contains("no route"), "{reason}")
         }
         other => panic!("expected Unreachable, got {other:?}"),
@@ -234,4 +235,74 @@ async fn a_keyed_discovery_looks_up_and_reaches_many_users_over_one_session() {
         1,
         "one session for three lookups and three connects"
     );
+}
+
+/// `show` and `join` through one endpoint: the lobby host is reached through the relay twice
+/// (its archive read as `dat-social show` does, then a join to an open data channel), and both
+/// go over the endpoint's one session to that relay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_show_and_a_join_through_one_endpoint_share_its_relay_session() {
+    use dat_social::home::Home;
+    use dat_social::lobby::{self, Host, HostOptions, HostRelay, JoinOptions};
+
+    let relay = Relay::start();
+    let url: RelayUrl = relay.ws().parse().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::new(dir.path().join("host"));
+    let (identity, _) = home.init("hostess").unwrap();
+    let host_key = identity.public_key();
+    let options = HostOptions {
+        listen: "127.0.0.1:0".into(),
+        relay: Some(HostRelay {
+            url: url.clone(),
+            custodial: false,
+            client: fast_relay(),
+        }),
+        ..HostOptions::default()
+    };
+    let host = Host::start(&home, identity, options).await.unwrap();
+
+    let (player, _) = Home::new(dir.path().join("ann")).init("ann").unwrap();
+    let options = EndpointOptions {
+        relay_client: fast_relay(),
+        ..EndpointOptions::default()
+    };
+    let endpoint = Endpoint::bind(player, options).await.unwrap();
+    let route = Route::Relay(url.clone());
+    // The show: the host may not listen on the relay yet; try until the deadline.
+    let until = deadline();
+    let shown = loop {
+        match endpoint.reach(&route, host_key, until).await {
+            Ok(c) => break c,
+            Err(_) if Instant::now() < until => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(e) => panic!("host not reached through the relay: {e}"),
+        }
+    };
+    let (files, _) = dat_social::remote::read_archive(&shown.connection, host_key, deadline())
+        .await
+        .unwrap();
+    assert_eq!(files.session.expect("a live session").name, "hostess");
+
+    // The join, through the same endpoint.
+    let joined = lobby::join_through(
+        &endpoint,
+        JoinOptions {
+            url: host.info().invite.parse().unwrap(),
+            relay: Some(url.clone()),
+            name: "ann".into(),
+            ..JoinOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(joined.info().lobby_name, "hostess");
+    assert_eq!(
+        endpoint.discovery().pool().len(),
+        1,
+        "the show and the join share the endpoint's relay session"
+    );
+    drop(joined);
+    host.shutdown().await.unwrap();
 }

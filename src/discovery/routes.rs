@@ -21,10 +21,11 @@ use super::lookup::{
     AddressLookup, HintLookup, LanLookup, LookupError, Publication, Record, RelayLookup, Target,
 };
 use super::pool::RelayPool;
+use crate::endpoint::dial;
 use crate::identity::Identity;
 use crate::net::Connection;
 use crate::relay::client::{ClientOptions, RelayUrl};
-use crate::remote::{self, RemoteError, Route};
+use crate::remote::{RemoteError, Route};
 
 /// Addresses seen before for one user (e.g. [`crate::friends::FriendNotes`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -166,7 +167,9 @@ impl Discovery {
     /// pool's session to the relay (started if needed, with `identity`'s key). Returns the
     /// connection and the local IP address it runs from.
     ///
-    /// Errors: as [`remote::reach`] and [`remote::connect_relay_via`].
+    /// Errors: [`RemoteError::Unreachable`] (the address or relay did not answer, nobody
+    /// listens on `key` at the relay, the handshake failed, `deadline`),
+    /// [`RemoteError::WrongPeer`].
     pub async fn reach(
         &self,
         identity: &Identity,
@@ -177,9 +180,9 @@ impl Discovery {
         match route {
             Route::Relay(url) => {
                 let client = self.pool.session(url, identity.signing_key());
-                remote::connect_relay_via(&client, key, deadline).await
+                dial::relay(&client, key, deadline).await
             }
-            direct => remote::reach(identity, direct, key, deadline).await,
+            Route::Tcp(addr) => dial::tcp(identity.signing_key(), addr, key, deadline).await,
         }
     }
 }

@@ -8,6 +8,9 @@
 //!   relay, before their handshake (so that a server can count them per source first); see
 //!   [`Incoming`].
 //! - [`Endpoint::publish`] makes an archive findable on the LAN and the relays.
+//! - A [`Router`] serves each accepted connection: the channels the remote opens go to the
+//!   [`ProtocolHandler`] of their protomux protocol ([`ArchiveServer`] for `hypercore/alpha`,
+//!   the lobby host for `dat-social/lobby`).
 //!
 //! ```no_run
 //! # async fn demo(identity: dat_social::identity::Identity, friend: [u8; 32]) -> Result<(), Box<dyn std::error::Error>> {
@@ -23,6 +26,9 @@
 //! ```
 
 mod accept;
+mod archive_server;
+pub(crate) mod dial;
+mod router;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
@@ -31,6 +37,10 @@ use tokio::net::TcpListener;
 use tokio::time::Instant;
 
 pub use accept::{Accepted, Acceptor, Incoming};
+pub use archive_server::ArchiveServer;
+pub use router::{
+    HandlerTask, Inbound, ProtocolHandler, RouteError, Router, MAX_UNROUTED_CHANNELS,
+};
 
 use crate::discovery::{
     default_lookups, Discovery, Hints, LookupError, Publication, Record, RelayPool,
@@ -38,7 +48,7 @@ use crate::discovery::{
 use crate::identity::Identity;
 use crate::net::Connection;
 use crate::relay::client::{ClientOptions, RelayClient, RelayUrl};
-use crate::remote::{RemoteError, Route};
+use crate::remote::{ReachError, RemoteError, Route};
 
 /// How an [`Endpoint`] reaches and is reached.
 #[derive(Clone, Debug, Default)]
@@ -139,6 +149,22 @@ impl Endpoint {
             })?),
             None => None,
         };
+        Ok(Endpoint::assemble(identity, options, listener, local_addr))
+    }
+
+    /// An endpoint that only dials out: no listener, no configured relay, no LAN (relay routes
+    /// still go through a session of its own per relay). Needs no runtime until used.
+    pub fn dialer(identity: Identity) -> Self {
+        Endpoint::assemble(identity, EndpointOptions::default(), None, None)
+    }
+
+    /// The endpoint over an already bound `listener` (bound to `local_addr`).
+    fn assemble(
+        identity: Identity,
+        options: EndpointOptions,
+        listener: Option<TcpListener>,
+        local_addr: Option<SocketAddr>,
+    ) -> Self {
         let pool = RelayPool::new(options.relay_client.clone());
         let lookups = default_lookups(
             pool.clone(),
@@ -146,13 +172,13 @@ impl Endpoint {
             options.lan,
             Some(identity.signing_key().clone()),
         );
-        Ok(Endpoint {
+        Endpoint {
             identity,
             discovery: Discovery::with_lookups(pool, lookups),
             options,
             local_addr,
             listener: Mutex::new(Some(listener)),
-        })
+        }
     }
 
     /// The identity the endpoint authenticates as.
@@ -219,7 +245,7 @@ impl Endpoint {
     /// Reaches the owner of `key`: resolves routes through every lookup (`hints` are the
     /// addresses seen before) and tries them in order until one authenticates as `key`.
     ///
-    /// Errors: [`RemoteError::Unreachable`] when no route was found (the reason says so) or
+    /// Errors: [`RemoteError::Unreachable`] when no route was found ([`ReachError::NoRoute`]) or
     /// none worked (the last route's reason, every route's in the log), or `deadline` passed;
     /// [`RemoteError::WrongPeer`] when the only route that answered was someone else.
     pub async fn connect(
@@ -244,8 +270,7 @@ impl Endpoint {
         }
         Err(last.unwrap_or_else(|| RemoteError::Unreachable {
             addr: crate::identity::DatUrl::new(key).base(),
-            reason: "no route found (no address hint, not on the LAN, not announced on a relay)"
-                .into(),
+            source: ReachError::NoRoute,
         }))
     }
 

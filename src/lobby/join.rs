@@ -13,10 +13,11 @@ use super::{
     check_chat, rtc_config_for, ChatError, Hello, PlayerEvent, CHAT_LABEL, LOBBY_PROTOCOL,
 };
 use crate::archive::ArchiveError;
+use crate::endpoint::Endpoint;
 use crate::hypercore::Core;
 use crate::identity::{DatUrl, Identity};
 use crate::net::{Connection, NetError, SharedCore};
-use crate::remote::{self, RemoteError};
+use crate::remote::{self, ReachError, RemoteError};
 use crate::rtc::{self, ChannelId, PeerConnection, Reliability};
 use crate::schema::now_ms;
 use crate::signal::{RejectReason, SignalError};
@@ -64,12 +65,13 @@ pub enum JoinError {
     #[error("no address for the host: the URL has no ?peer= or ?relay= hint; pass --peer HOST:PORT or --relay URL")]
     NoAddress,
     /// The host could not be reached, or the connection broke before the lobby answered.
-    #[error("cannot reach the host at {addr}: {reason}")]
+    #[error("cannot reach the host at {addr}: {source}")]
     Unreachable {
         /// The address tried.
         addr: String,
         /// What happened.
-        reason: String,
+        #[source]
+        source: ReachError,
     },
     /// The host turned us away.
     #[error("the host rejected the join: {}", .0.as_str())]
@@ -98,7 +100,7 @@ pub enum JoinError {
 impl From<RemoteError> for JoinError {
     fn from(e: RemoteError) -> Self {
         match e {
-            RemoteError::Unreachable { addr, reason } => JoinError::Unreachable { addr, reason },
+            RemoteError::Unreachable { addr, source } => JoinError::Unreachable { addr, source },
             RemoteError::WrongPeer { .. } => JoinError::Protocol(e.to_string()),
             RemoteError::Timeout(_) => JoinError::Timeout("the host's archive"),
             RemoteError::Archive(e) => JoinError::Archive(e),
@@ -143,10 +145,21 @@ pub struct Joined {
     _conn: Connection,
 }
 
-/// Joins the lobby hosted by `options.url` as `identity`.
+/// Joins the lobby hosted by `options.url` as `identity`, through an endpoint of its own
+/// ([`Endpoint::dialer`]; see [`join_through`] to share one).
 ///
 /// Errors: see [`JoinError`]; every wait is bounded by `options.timeout`.
 pub async fn join(identity: &Identity, options: JoinOptions) -> Result<Joined, JoinError> {
+    join_through(&Endpoint::dialer(identity.clone()), options).await
+}
+
+/// Joins the lobby hosted by `options.url` as the identity of `endpoint`, reaching the host
+/// with [`Endpoint::reach`] (so that a relay route goes through the endpoint's session to that
+/// relay, shared with whatever else it does).
+///
+/// Errors: see [`JoinError`]; every wait is bounded by `options.timeout`.
+pub async fn join_through(endpoint: &Endpoint, options: JoinOptions) -> Result<Joined, JoinError> {
+    let identity = endpoint.identity();
     let started = Instant::now();
     let deadline = crate::time::tokio_later(started, options.timeout);
     // The crypto backend's one-time setup costs tens of ms of CPU: do it while the network
@@ -158,11 +171,12 @@ pub async fn join(identity: &Identity, options: JoinOptions) -> Result<Joined, J
         .map_err(|e| JoinError::Protocol(e.to_string()))?
         .ok_or(JoinError::NoAddress)?;
     let addr = route.address();
-    let (conn, local_ip) = remote::reach(identity, &route, options.url.key, deadline).await?;
+    let connected = endpoint.reach(&route, options.url.key, deadline).await?;
+    let (conn, local_ip) = (connected.connection, connected.local_ip);
     step("connected and authenticated");
     let net = |e: NetError| JoinError::Unreachable {
         addr: addr.clone(),
-        reason: e.to_string(),
+        source: e.into(),
     };
 
     if let Some(own) = &options.archive {
@@ -223,7 +237,7 @@ pub async fn join(identity: &Identity, options: JoinOptions) -> Result<Joined, J
         .map_err(|e| match e {
             ChatWait::Disconnected(reason) => JoinError::Unreachable {
                 addr: addr.clone(),
-                reason: format!("the data channel did not open: {reason}"),
+                source: ReachError::DataChannel(reason),
             },
             ChatWait::TimedOut => JoinError::Timeout("the data channel to open"),
         })?;

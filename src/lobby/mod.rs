@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 pub use event::{ChannelData, ChatMessage, HostEvent, PlayerEvent};
 pub use host::{Host, HostChat, HostOptions, HostRelay, HostingInfo, LobbyError};
-pub use join::{join, JoinError, JoinOptions, Joined, JoinedInfo, PlayerChat};
+pub use join::{join, join_through, JoinError, JoinOptions, Joined, JoinedInfo, PlayerChat};
 
 /// Label of the reliable, ordered data channel that carries chat.
 pub const CHAT_LABEL: &str = "chat";

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use dat_social::endpoint::Endpoint;
 use dat_social::home::Home;
 use dat_social::identity::DatUrl;
 
@@ -38,7 +39,8 @@ pub async fn run(home: &Home, args: ShowArgs, out: &Output) -> Result<u8> {
     let route = dat_social::remote::Route::pick(&url, args.peer, None)?
         .context("no address: the URL has no ?peer= or ?relay= hint; pass --peer HOST:PORT")?;
     let deadline = dat_social::time::deadline_after(Duration::from_secs(args.timeout));
-    let (conn, _) = dat_social::remote::reach(&identity, &route, url.key, deadline).await?;
+    let endpoint = Endpoint::dialer(identity);
+    let conn = endpoint.reach(&route, url.key, deadline).await?.connection;
     let (files, fetched) = dat_social::remote::read_archive(&conn, url.key, deadline).await?;
     dat_social::remote::check_against_replica(home.root(), &fetched)?;
     let live = files

@@ -38,7 +38,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 pub use chat::HostChat;
 use gate::Gate;
-use listen::advertised;
+use listen::{advertised, router};
 use policy::Policy;
 use roster::Roster;
 use task::{HostCommand, Inputs, LobbyTask, Report};
@@ -326,6 +326,7 @@ impl Host {
             shutdown,
         });
         let lobby = LobbyTask {
+            router: Arc::new(router(&ctx)),
             ctx,
             roster: Roster::new(session),
             events: events_tx,

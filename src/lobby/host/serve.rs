@@ -1,5 +1,6 @@
-//! One connection's driver: replicates the archive and lobby log to the peer; for a joiner,
-//! reads its hello, drives a [`HostHandshake`] between its signalling log and the lobby log
+//! One connection's driver: runs its handshake and serves it through the host's router
+//! (`super::listen::router`: the archive and lobby log to everyone); for a joiner, reads its
+//! hello, drives a [`HostHandshake`] between its signalling log and the lobby log
 //! (admission through the [`super::policy::Policy`] and the lobby task's roster), answers with
 //! WebRTC, and relays the player's chat and game data until it leaves.
 
@@ -14,14 +15,14 @@ use super::listen::peer_config;
 use super::roster::Member;
 use super::task::{Link, Report};
 use super::Context;
-use crate::endpoint::Incoming;
+use crate::endpoint::{Inbound, Incoming, RouteError, Router};
 use crate::hypercore::Core;
 use crate::identity::DatUrl;
 use crate::lobby::chat::{wait_for_chat, ChannelEvent, ChannelLabels, ChatIn, ChatWait};
 use crate::lobby::handshake::{Admission, HostEvent, HostHandshake};
 use crate::lobby::signal_log::{LogError, Read, SignalLog};
 use crate::lobby::{rtc_config_for, Hello, LOBBY_PROTOCOL, MAX_CHAT_BYTES};
-use crate::net::{Connection, ConnectionEvent, NetError, SharedCore};
+use crate::net::{Connection, NetError, SharedCore};
 use crate::rtc::{self, ChannelId, PeerConnection, MAX_REMOTE_CANDIDATES};
 use crate::signal::{RejectReason, SignalError};
 
@@ -53,50 +54,82 @@ pub(super) enum ServeError {
     Ending,
 }
 
-/// What a connection task holds that outlives its work when the lobby ends: the connection
-/// and, while it signals, the joiner's handshake (so that it can be told the lobby ended).
+/// What a joiner's lobby task holds that outlives its work when the lobby ends: while it
+/// signals, the joiner's handshake (so that it can be told the lobby ended).
 #[derive(Default)]
 struct Progress {
-    conn: Option<Connection>,
     handshake: Option<HostHandshake>,
-    /// The peer opened the lobby channel: from here its failures are worth a warning.
-    reached_lobby: bool,
 }
 
-/// Serves one connection: signalling, then the player's data channel until it closes.
-/// Returns `id`, so that the lobby stops counting it.
-pub(super) async fn serve(ctx: Arc<Context>, id: u64, incoming: Incoming) -> u64 {
+/// Serves one connection until it ends, the lobby ends or its service is stopped: its
+/// secret-stream handshake (within [`super::HANDSHAKE_TIMEOUT`]), then the host's [`Router`]
+/// (archive replication for everyone, [`serve_lobby`] for a joiner). Returns `id`, so that the
+/// lobby stops counting it.
+pub(super) async fn serve(
+    ctx: Arc<Context>,
+    router: Arc<Router>,
+    id: u64,
+    incoming: Incoming,
+) -> u64 {
     let mut shutdown = ctx.shutdown.clone();
     let label = incoming.label();
-    let mut progress = Progress::default();
-    let result = tokio::select! {
-        r = serve_inner(&ctx, id, incoming, &label, &mut progress) => r,
-        _ = shutdown.wait_for(|s| *s) => Err(ServeError::Ending),
+    let connected = tokio::select! {
+        c = incoming.connect(ctx.identity.signing_key(), peer_config()) => c,
+        _ = shutdown.wait_for(|s| *s) => return id,
     };
-    if let Err(ServeError::Ending) = result {
-        tell_ended(&ctx, &mut progress).await;
-    }
-    match result {
-        Ok(()) | Err(ServeError::Ending) | Err(ServeError::Rejected(_)) => {}
-        // Anyone can open a socket: failures before the lobby are counted, not logged.
-        Err(e) if !progress.reached_lobby => {
-            tracing::debug!("connection from {label}: {e}");
-            let _ = ctx.reports.send(Report::EarlyFailure);
+    let result = match connected {
+        Ok((conn, local_ip)) => {
+            let inbound = Inbound {
+                connection: Arc::new(conn),
+                id,
+                label: label.clone(),
+                local_ip,
+            };
+            let stop = async move {
+                let _ = shutdown.wait_for(|s| *s).await;
+            };
+            router.serve(inbound, stop).await
         }
-        Err(e) => {
-            let _ = ctx.reports.send(Report::Warning {
-                message: format!("connection from {label}: {e}"),
-            });
-        }
+        Err(e) => Err(RouteError::Net(e)),
+    };
+    // Anyone can open a socket: failures before the lobby are counted, not logged (the lobby
+    // reports its own).
+    if let Err(e) = result {
+        tracing::debug!("connection from {label}: {e}");
+        let _ = ctx.reports.send(Report::EarlyFailure);
     }
     id
 }
 
+/// Serves a joiner, whose connection opened the lobby channel: signalling, then the player's
+/// data channel until it closes. The peer must keep to the lobby's deadlines (hello, offer:
+/// the admission timeout), and its failures are worth a warning. Closes the connection when
+/// done.
+pub(super) async fn serve_lobby(ctx: Arc<Context>, inbound: Inbound) {
+    let mut shutdown = ctx.shutdown.clone();
+    let mut progress = Progress::default();
+    let result = tokio::select! {
+        r = serve_inner(&ctx, &inbound, &mut progress) => r,
+        _ = shutdown.wait_for(|s| *s) => Err(ServeError::Ending),
+    };
+    if let Err(ServeError::Ending) = result {
+        tell_ended(&ctx, &inbound.connection, &mut progress).await;
+    }
+    match result {
+        Ok(()) | Err(ServeError::Ending) | Err(ServeError::Rejected(_)) => {}
+        Err(e) => {
+            let _ = ctx.reports.send(Report::Warning {
+                message: format!("connection from {}: {e}", inbound.label),
+            });
+        }
+    }
+    inbound.connection.close();
+}
+
 /// The lobby ended while this joiner waited for its answer: writes its
 /// [`RejectReason::Ended`] and keeps the connection a moment so that it can read it.
-async fn tell_ended(ctx: &Context, progress: &mut Progress) {
-    let (Some(handshake), Some(conn)) = (progress.handshake.as_mut(), progress.conn.as_ref())
-    else {
+async fn tell_ended(ctx: &Context, conn: &Connection, progress: &mut Progress) {
+    let Some(handshake) = progress.handshake.as_mut() else {
         return;
     };
     handshake.handle_end(std::time::Instant::now());
@@ -113,21 +146,10 @@ async fn tell_ended(ctx: &Context, progress: &mut Progress) {
 
 async fn serve_inner(
     ctx: &Arc<Context>,
-    id: u64,
-    incoming: Incoming,
-    label: &str,
+    inbound: &Inbound,
     progress: &mut Progress,
 ) -> Result<(), ServeError> {
-    let (conn, local_ip) = incoming
-        .connect(ctx.identity.signing_key(), peer_config())
-        .await?;
-    let conn = &*progress.conn.insert(conn);
-    if !wait_for_lobby(ctx, conn).await? {
-        return Ok(());
-    }
-    // From here on the peer must keep to the lobby's deadlines (hello, offer: the admission
-    // timeout), and its failures are worth a warning.
-    progress.reached_lobby = true;
+    let conn = &*inbound.connection;
     let log_key = read_hello(ctx, conn).await?;
     let joiner_log = SharedCore::new(Core::in_memory_replica(log_key));
     conn.replicate(joiner_log.clone()).await?;
@@ -147,10 +169,10 @@ async fn serve_inner(
     );
     let mut driver = Signalling {
         ctx,
-        id,
+        id: inbound.id,
         conn,
-        local_ip,
-        label,
+        local_ip: inbound.local_ip,
+        label: &inbound.label,
         signals,
         joiner: None,
         reserved: false,
@@ -164,36 +186,8 @@ async fn serve_inner(
     let (pc, chat) = admitted?;
     progress.handshake = None;
     let (peer, name) = driver.joiner.take().unwrap_or_default();
-    play(ctx, id, pc, chat, peer, name).await;
+    play(ctx, inbound.id, pc, chat, peer, name).await;
     Ok(())
-}
-
-/// Replicates the archive and the lobby log to the peer and waits for it to open the lobby
-/// channel: `true` for a joiner, `false` for a reader, which never does and has gone.
-async fn wait_for_lobby(ctx: &Context, conn: &Connection) -> Result<bool, ServeError> {
-    conn.replicate(ctx.archive.clone()).await?;
-    conn.replicate(ctx.lobby.clone()).await?;
-    // A joiner opens the lobby channel; a peer that never does is a reader (a friend following
-    // the archive, a JS hypercore) and keeps replicating the archive until it goes. The host
-    // opens its side only then, so that readers never see a protocol they don't speak.
-    let lobby_pub = ctx.lobby.key();
-    let mut events = conn
-        .take_events()
-        .ok_or(ServeError::Net(NetError::Closed))?;
-    loop {
-        match events.recv().await {
-            Some(ConnectionEvent::RemoteOpen(key))
-                if key.protocol == LOBBY_PROTOCOL && key.id.as_deref() == Some(&lobby_pub[..]) =>
-            {
-                break
-            }
-            Some(_) => {}
-            None => return Ok(false),
-        }
-    }
-    // Nothing else is read from the event stream: drop it rather than let it fill.
-    drop(events);
-    Ok(true)
 }
 
 /// Opens the host's side of the lobby channel and reads the joiner's hello: its signalling

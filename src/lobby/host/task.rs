@@ -1,5 +1,5 @@
 //! The lobby task: owns the [`Roster`] and the [`Gate`], accepts connections (TCP and relayed)
-//! and spawns one `serve` task per connection, and takes [`HostCommand`]s from the user and
+//! and spawns one `serve` task per connection (served by the host's [`Router`]), and takes [`HostCommand`]s from the user and
 //! [`Report`]s from connection tasks. A connection's failure ends only that connection.
 
 use std::sync::Arc;
@@ -16,7 +16,7 @@ use super::{
     write_session, Context, ENDED_GRACE, MAX_WARNINGS_PER_INTERVAL, REFUSALS_REPORT_INTERVAL,
 };
 use crate::discovery::Publication;
-use crate::endpoint::{Accepted, Acceptor, Endpoint};
+use crate::endpoint::{Accepted, Acceptor, Endpoint, Router};
 use crate::home::ArchiveLock;
 use crate::lobby::chat::ChannelLabels;
 use crate::lobby::{check_chat, ChannelData, ChatMessage, HostEvent};
@@ -138,6 +138,8 @@ pub(super) struct Link {
 /// The lobby task's state.
 pub(super) struct LobbyTask {
     pub ctx: Arc<Context>,
+    /// The handlers of every accepted connection (`super::listen::router`).
+    pub router: Arc<Router>,
     pub roster: Roster<Link>,
     pub events: mpsc::UnboundedSender<HostEvent>,
     pub gate: Gate,
@@ -195,7 +197,7 @@ impl LobbyTask {
                         let source = incoming.peer_addr().map_or(Source::Relay, |a| Source::of(&a));
                         if self.admit_connection(source, connections.len()) {
                             next_id += 1;
-                            let abort = connections.spawn(serve(self.ctx.clone(), next_id, incoming));
+                            let abort = connections.spawn(serve(self.ctx.clone(), self.router.clone(), next_id, incoming));
                             self.gate.track(next_id, source, Some(abort));
                         }
                     }
