@@ -518,7 +518,7 @@ fn check_replica(dir: &Path) -> CheckItem {
     };
     let verdict = verdict.and_then(|core| {
         item.length = core.length();
-        if core.key() != key {
+        if core.key().as_bytes() != &key {
             return Err(crate::hypercore::Error::WrongKey {
                 expected: hex::encode(key),
                 found: hex::encode(core.key()),

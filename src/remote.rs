@@ -7,6 +7,7 @@ use tokio::time::Instant;
 use crate::archive::{self, ArchiveError, Files};
 use crate::hypercore::Core;
 use crate::identity::Identity;
+use crate::keys::IdentityKey;
 use crate::net::{Connection, ConnectionConfig, SharedCore};
 use crate::relay::client::{ClientOptions, RelayClient, RelayUrl};
 
@@ -73,7 +74,8 @@ pub async fn connect(
     if conn.remote_public_key() != key {
         return Err(RemoteError::WrongPeer {
             addr: addr.to_string(),
-            expected: crate::identity::DatUrl::new(key).base(),
+            expected: crate::identity::DatUrl::new(crate::keys::IdentityKey::from_bytes(key))
+                .base(),
         });
     }
     Ok((conn, local_ip))
@@ -180,14 +182,15 @@ pub async fn connect_relay_via(
         .wait_connected(left)
         .await
         .map_err(|e| unreachable(e.to_string()))?;
-    let stream = tokio::time::timeout_at(deadline, client.connect(key))
+    let stream = tokio::time::timeout_at(deadline, client.connect(IdentityKey::from_bytes(key)))
         .await
         .map_err(|_| unreachable("connect timed out".into()))?
         .map_err(|e| unreachable(e.to_string()))?;
-    if stream.remote_public_key() != key {
+    if stream.remote_public_key().as_bytes() != &key {
         return Err(RemoteError::WrongPeer {
             addr: format!("relay {url}"),
-            expected: crate::identity::DatUrl::new(key).base(),
+            expected: crate::identity::DatUrl::new(crate::keys::IdentityKey::from_bytes(key))
+                .base(),
         });
     }
     let local_ip = stream.local_ip();
@@ -209,7 +212,9 @@ pub async fn read_archive(
     key: [u8; 32],
     deadline: Instant,
 ) -> Result<(Files, SharedCore), RemoteError> {
-    let replica = SharedCore::new(Core::in_memory_replica(key));
+    let replica = SharedCore::new(Core::in_memory_replica(
+        crate::keys::IdentityKey::from_bytes(key).into(),
+    ));
     conn.replicate(replica.clone())
         .await
         .map_err(|e| RemoteError::Unreachable {
@@ -219,7 +224,11 @@ pub async fn read_archive(
     let mut status = replica.subscribe();
     let complete = status
         .wait_for(|s| s.forked.is_some() || (s.length > 0 && s.contiguous_length >= s.length));
-    let timeout = || RemoteError::Timeout(crate::identity::DatUrl::new(key).base());
+    let timeout = || {
+        RemoteError::Timeout(
+            crate::identity::DatUrl::new(crate::keys::IdentityKey::from_bytes(key)).base(),
+        )
+    };
     match tokio::time::timeout_at(deadline, complete).await {
         Ok(Ok(s)) => {
             if let Some(length) = s.forked {
@@ -253,7 +262,7 @@ pub fn check_against_replica(
     fetched: &SharedCore,
 ) -> Result<(), RemoteError> {
     let key = fetched.key();
-    let dir = crate::friends::Replica::dir(root, &key);
+    let dir = crate::friends::Replica::dir(root, &crate::keys::IdentityKey::from_core(key));
     if !dir.join("header").exists() {
         return Ok(());
     }

@@ -74,12 +74,12 @@ async fn the_listeners_have_one_owner() {
 #[tokio::test]
 async fn an_address_hint_reaches_the_key_over_tcp_and_a_wrong_key_is_refused() {
     let host = tcp_endpoint(Identity::generate()).await;
-    let host_key = host.identity().public_key();
+    let host_key = *host.identity().public_key().as_bytes();
     let addr = host.local_addr().expect("listening").to_string();
     let mut served = serve(host.clone());
 
     let player = Identity::generate();
-    let player_key = player.public_key();
+    let player_key = *player.public_key().as_bytes();
     let player = Endpoint::bind(player, EndpointOptions::default())
         .await
         .unwrap();
@@ -96,7 +96,7 @@ async fn an_address_hint_reaches_the_key_over_tcp_and_a_wrong_key_is_refused() {
     assert_eq!(seen, Some(player_key), "the host authenticated the player");
 
     // Someone else's key at the host's address: the handshake proves the host is not them.
-    let other = Identity::generate().public_key();
+    let other = *Identity::generate().public_key().as_bytes();
     match player.connect(other, &hints, deadline()).await {
         Err(RemoteError::WrongPeer { addr: a, .. }) => assert_eq!(a, addr),
         other => panic!("expected WrongPeer, got {other:?}"),
@@ -131,7 +131,7 @@ async fn a_key_alone_is_found_through_the_relay_and_one_session_serves_every_hos
                 .await
                 .unwrap(),
         );
-        let key = host.identity().public_key();
+        let key = *host.identity().public_key().as_bytes();
         let dk = dat_social::hypercore::crypto::discovery_key(&key);
         let publications = host.publish(dk).await.unwrap();
         assert_eq!(publications.len(), 1, "one relay announcement");
@@ -142,7 +142,7 @@ async fn a_key_alone_is_found_through_the_relay_and_one_session_serves_every_hos
     // A player with nothing but the keys: each is looked up on the relay and reached through
     // it, over the player's one session.
     let player = Identity::generate();
-    let player_key = player.public_key();
+    let player_key = *player.public_key().as_bytes();
     let player = Endpoint::bind(player, options).await.unwrap();
     let mut connections = Vec::new();
     for (_, key, served, _) in &mut hosts {
@@ -196,7 +196,7 @@ async fn a_keyed_discovery_looks_up_and_reaches_many_users_over_one_session() {
                 .await
                 .unwrap(),
         );
-        let key = host.identity().public_key();
+        let key = *host.identity().public_key().as_bytes();
         let published = host
             .publish(dat_social::hypercore::crypto::discovery_key(&key))
             .await

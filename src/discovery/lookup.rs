@@ -15,6 +15,7 @@ use futures_util::future::BoxFuture;
 use super::mdns::{Announcement, MdnsDiscovery, MdnsError};
 use super::pool::RelayPool;
 use super::Hints;
+use crate::keys::{DiscoveryKey, IdentityKey, Topic};
 use crate::relay::client::{RelayClient, RelayClientError, RelayUrl};
 use crate::remote::Route;
 
@@ -88,7 +89,7 @@ enum Published {
     Lan(Announcement),
     Relay {
         client: RelayClient,
-        topic: [u8; 32],
+        topic: Topic,
         /// Waits for the relay's first confirmation, only to log a failure; aborted on drop so
         /// that no task outlives the publication.
         confirm: tokio::task::JoinHandle<()>,
@@ -279,10 +280,13 @@ impl RelayLookup {
             return false;
         }
         match client
-            .lookup(target.discovery_key, RELAY_LOOKUP_TIMEOUT)
+            .lookup(
+                DiscoveryKey::from_bytes(target.discovery_key).topic(),
+                RELAY_LOOKUP_TIMEOUT,
+            )
             .await
         {
-            Ok(found) => found.contains(&target.key),
+            Ok(found) => found.contains(&IdentityKey::from_bytes(target.key)),
             Err(e) => {
                 tracing::debug!("lookup on {relay}: {e}");
                 false
@@ -325,7 +329,7 @@ impl AddressLookup for RelayLookup {
                 // confirmation is waited for, in the background, as a relay that is down now
                 // must not stop the caller.
                 let announcing = client.clone();
-                let topic = record.discovery_key;
+                let topic = DiscoveryKey::from_bytes(record.discovery_key).topic();
                 let confirm = tokio::spawn(async move {
                     if let Err(source) = announcing.announce(topic, RELAY_ANNOUNCE_TIMEOUT).await {
                         let e = LookupError::Relay {

@@ -243,7 +243,7 @@ impl Endpoint {
             }
         }
         Err(last.unwrap_or_else(|| RemoteError::Unreachable {
-            addr: crate::identity::DatUrl::new(key).base(),
+            addr: crate::identity::DatUrl::new(crate::keys::CoreKey::from_bytes(key)).base(),
             reason: "no route found (no address hint, not on the LAN, not announced on a relay)"
                 .into(),
         }))

@@ -44,7 +44,7 @@ pub struct JoinOptions {
 impl Default for JoinOptions {
     fn default() -> Self {
         JoinOptions {
-            url: DatUrl::new([0; 32]),
+            url: DatUrl::new(crate::keys::CoreKey::from_bytes([0; 32])),
             peer: None,
             relay: None,
             password: None,
@@ -158,7 +158,8 @@ pub async fn join(identity: &Identity, options: JoinOptions) -> Result<Joined, J
         .map_err(|e| JoinError::Protocol(e.to_string()))?
         .ok_or(JoinError::NoAddress)?;
     let addr = route.address();
-    let (conn, local_ip) = remote::reach(identity, &route, options.url.key, deadline).await?;
+    let (conn, local_ip) =
+        remote::reach(identity, &route, *options.url.key.as_bytes(), deadline).await?;
     step("connected and authenticated");
     let net = |e: NetError| JoinError::Unreachable {
         addr: addr.clone(),
@@ -169,7 +170,8 @@ pub async fn join(identity: &Identity, options: JoinOptions) -> Result<Joined, J
         conn.replicate(own.clone()).await.map_err(net)?;
     }
     // The host's archive: its session.json names the lobby log.
-    let (files, _host_archive) = remote::read_archive(&conn, options.url.key, deadline).await?;
+    let (files, _host_archive) =
+        remote::read_archive(&conn, *options.url.key.as_bytes(), deadline).await?;
     step("read the host's archive");
     let host_name = files.profile.map(|p| p.name).unwrap_or_default();
     let host_url = options.url.base();
@@ -181,8 +183,8 @@ pub async fn join(identity: &Identity, options: JoinOptions) -> Result<Joined, J
         .url
         .parse()
         .map_err(|e| JoinError::Protocol(format!("session.json url: {e}")))?;
-    let lobby_key = lobby_url.key;
-    let lobby = SharedCore::new(Core::in_memory_replica(lobby_key));
+    let lobby_key = *lobby_url.key.as_bytes();
+    let lobby = SharedCore::new(Core::in_memory_replica(lobby_url.key));
     conn.replicate(lobby.clone()).await.map_err(net)?;
 
     // Our signalling log, announced on the lobby channel.

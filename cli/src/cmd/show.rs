@@ -38,8 +38,10 @@ pub async fn run(home: &Home, args: ShowArgs, out: &Output) -> Result<u8> {
     let route = dat_social::remote::Route::pick(&url, args.peer, None)?
         .context("no address: the URL has no ?peer= or ?relay= hint; pass --peer HOST:PORT")?;
     let deadline = dat_social::time::deadline_after(Duration::from_secs(args.timeout));
-    let (conn, _) = dat_social::remote::reach(&identity, &route, url.key, deadline).await?;
-    let (files, fetched) = dat_social::remote::read_archive(&conn, url.key, deadline).await?;
+    let (conn, _) =
+        dat_social::remote::reach(&identity, &route, *url.key.as_bytes(), deadline).await?;
+    let (files, fetched) =
+        dat_social::remote::read_archive(&conn, *url.key.as_bytes(), deadline).await?;
     dat_social::remote::check_against_replica(home.root(), &fetched)?;
     let live = files
         .session

@@ -302,7 +302,9 @@ impl Host {
         invite.relay = options.relay.as_ref().map(|r| r.url.to_string());
         let acceptor = endpoint.acceptor().await?;
         // On the relay (repeated after every reconnect) and, with `lan`, on the local network.
-        let publications = endpoint.publish(archive.discovery_key()).await?;
+        let publications = endpoint
+            .publish(*archive.discovery_key().as_bytes())
+            .await?;
         let info = HostingInfo {
             name,
             url: identity.url().base(),

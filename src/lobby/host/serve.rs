@@ -129,10 +129,12 @@ async fn serve_inner(
     // timeout), and its failures are worth a warning.
     progress.reached_lobby = true;
     let log_key = read_hello(ctx, conn).await?;
-    let joiner_log = SharedCore::new(Core::in_memory_replica(log_key));
+    let joiner_log = SharedCore::new(Core::in_memory_replica(crate::keys::CoreKey::from_bytes(
+        log_key,
+    )));
     conn.replicate(joiner_log.clone()).await?;
     let handshake = progress.handshake.insert(HostHandshake::new(
-        ctx.lobby.key(),
+        *ctx.lobby.key().as_bytes(),
         log_key,
         ctx.password.clone(),
         ctx.timeout,
@@ -176,7 +178,7 @@ async fn wait_for_lobby(ctx: &Context, conn: &Connection) -> Result<bool, ServeE
     // A joiner opens the lobby channel; a peer that never does is a reader (a friend following
     // the archive, a JS hypercore) and keeps replicating the archive until it goes. The host
     // opens its side only then, so that readers never see a protocol they don't speak.
-    let lobby_pub = ctx.lobby.key();
+    let lobby_pub = *ctx.lobby.key().as_bytes();
     let mut events = conn
         .take_events()
         .ok_or(ServeError::Net(NetError::Closed))?;
@@ -200,7 +202,7 @@ async fn wait_for_lobby(ctx: &Context, conn: &Connection) -> Result<bool, ServeE
 /// log key.
 async fn read_hello(ctx: &Context, conn: &Connection) -> Result<[u8; 32], ServeError> {
     let mut channel = conn
-        .open_app_channel(LOBBY_PROTOCOL, Some(&ctx.lobby.key()))
+        .open_app_channel(LOBBY_PROTOCOL, Some(ctx.lobby.key().as_ref()))
         .await?;
     let hello = tokio::time::timeout(ctx.timeout, channel.recv())
         .await
@@ -284,7 +286,7 @@ impl Signalling<'_> {
 
     /// Friends-only first (it may read the joiner's archive), then a slot from the roster.
     async fn admission(&mut self, identity: [u8; 32], name: String) -> Admission {
-        let peer = DatUrl::new(identity).base();
+        let peer = DatUrl::new(crate::keys::IdentityKey::from_bytes(identity)).base();
         let ctx = self.ctx;
         let decision = if !ctx.policy.admits(self.conn, &peer, ctx.timeout).await {
             Admission::FriendsOnly
