@@ -213,10 +213,14 @@ pub async fn join(identity: &Identity, options: JoinOptions) -> Result<Joined, J
         name: options.name.clone(),
         password: options.password.as_deref(),
     };
-    let mut handshake = JoinHandshake::new(offer, log_pub, lobby_key, deadline.into_std());
+    let (log_pub, lobby_log) = (
+        crate::keys::LogKey::from_bytes(log_pub),
+        crate::keys::LogKey::from_core(lobby_url.key),
+    );
+    let mut handshake = JoinHandshake::new(offer, log_pub, lobby_log, deadline.into_std());
     // Replies come after the offer: the lobby log is read from its length now.
     let from = lobby.status().length;
-    let mut signals = SignalLog::new(lobby.clone(), from, log_key, log.clone(), lobby_key);
+    let mut signals = SignalLog::new(lobby.clone(), from, log_key, log.clone(), lobby_log);
     let answer = signal(&mut handshake, &mut signals, &mut pending).await?;
     step("got the answer");
     let mut pc = pending.accept_answer(&answer).await?;

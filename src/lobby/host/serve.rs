@@ -128,13 +128,11 @@ async fn serve_inner(
     // From here on the peer must keep to the lobby's deadlines (hello, offer: the admission
     // timeout), and its failures are worth a warning.
     progress.reached_lobby = true;
-    let log_key = read_hello(ctx, conn).await?;
-    let joiner_log = SharedCore::new(Core::in_memory_replica(crate::keys::CoreKey::from_bytes(
-        log_key,
-    )));
+    let log_key = crate::keys::LogKey::from_bytes(read_hello(ctx, conn).await?);
+    let joiner_log = SharedCore::new(Core::in_memory_replica(log_key.into()));
     conn.replicate(joiner_log.clone()).await?;
     let handshake = progress.handshake.insert(HostHandshake::new(
-        *ctx.lobby.key().as_bytes(),
+        crate::keys::LogKey::from_core(ctx.lobby.key()),
         log_key,
         ctx.password.clone(),
         ctx.timeout,
