@@ -74,8 +74,7 @@ pub async fn connect(
     if conn.remote_public_key() != key {
         return Err(RemoteError::WrongPeer {
             addr: addr.to_string(),
-            expected: crate::identity::DatUrl::new(crate::keys::IdentityKey::from_bytes(key))
-                .base(),
+            expected: crate::identity::DatUrl::new(IdentityKey::from_bytes(key)).base(),
         });
     }
     Ok((conn, local_ip))
@@ -189,8 +188,7 @@ pub async fn connect_relay_via(
     if stream.remote_public_key().as_bytes() != &key {
         return Err(RemoteError::WrongPeer {
             addr: format!("relay {url}"),
-            expected: crate::identity::DatUrl::new(crate::keys::IdentityKey::from_bytes(key))
-                .base(),
+            expected: crate::identity::DatUrl::new(IdentityKey::from_bytes(key)).base(),
         });
     }
     let local_ip = stream.local_ip();
@@ -212,9 +210,7 @@ pub async fn read_archive(
     key: [u8; 32],
     deadline: Instant,
 ) -> Result<(Files, SharedCore), RemoteError> {
-    let replica = SharedCore::new(Core::in_memory_replica(
-        crate::keys::IdentityKey::from_bytes(key).into(),
-    ));
+    let replica = SharedCore::new(Core::in_memory_replica(IdentityKey::from_bytes(key).into()));
     conn.replicate(replica.clone())
         .await
         .map_err(|e| RemoteError::Unreachable {
@@ -224,11 +220,8 @@ pub async fn read_archive(
     let mut status = replica.subscribe();
     let complete = status
         .wait_for(|s| s.forked.is_some() || (s.length > 0 && s.contiguous_length >= s.length));
-    let timeout = || {
-        RemoteError::Timeout(
-            crate::identity::DatUrl::new(crate::keys::IdentityKey::from_bytes(key)).base(),
-        )
-    };
+    let timeout =
+        || RemoteError::Timeout(crate::identity::DatUrl::new(IdentityKey::from_bytes(key)).base());
     match tokio::time::timeout_at(deadline, complete).await {
         Ok(Ok(s)) => {
             if let Some(length) = s.forked {
@@ -262,7 +255,7 @@ pub fn check_against_replica(
     fetched: &SharedCore,
 ) -> Result<(), RemoteError> {
     let key = fetched.key();
-    let dir = crate::friends::Replica::dir(root, &crate::keys::IdentityKey::from_core(key));
+    let dir = crate::friends::Replica::dir(root, &IdentityKey::from_core(key));
     if !dir.join("header").exists() {
         return Ok(());
     }
