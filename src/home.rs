@@ -308,7 +308,7 @@ impl Home {
         if core.key() != identity.public_key() {
             return Err(ArchiveError::from(crate::hypercore::Error::WrongKey {
                 expected: identity.url().key_hex(),
-                found: hex::encode(core.key()),
+                found: core.key().to_hex(),
             })
             .into());
         }
@@ -387,7 +387,7 @@ impl Home {
         let mut item = CheckItem {
             kind: "archive",
             path: dir.clone(),
-            key: Some(hex::encode(identity.public_key())),
+            key: Some(identity.public_key().to_hex()),
             length: 0,
             state: CheckState::Ok,
         };
@@ -403,10 +403,7 @@ impl Home {
             Ok(core) => {
                 item.length = core.length();
                 if core.key() != identity.public_key() {
-                    Err(format!(
-                        "the archive is another key's ({})",
-                        hex::encode(core.key())
-                    ))
+                    Err(format!("the archive is another key's ({})", core.key()))
                 } else {
                     verdict(&core)
                 }
@@ -497,12 +494,10 @@ fn check_replica(dir: &Path) -> CheckItem {
         length: 0,
         state: CheckState::Ok,
     };
-    let key = match hex::decode(&name)
-        .ok()
-        .and_then(|k| <[u8; 32]>::try_from(k).ok())
-    {
-        Some(k) => k,
-        None => {
+    // A replica directory is named by the friend's identity key.
+    let key = match crate::keys::decode_hex32(&name) {
+        Ok(k) => crate::keys::IdentityKey::from_bytes(k),
+        Err(_) => {
             item.state =
                 CheckState::Damaged("not a replica directory (its name is not a key)".into());
             return item;
@@ -520,8 +515,8 @@ fn check_replica(dir: &Path) -> CheckItem {
         item.length = core.length();
         if core.key() != key {
             return Err(crate::hypercore::Error::WrongKey {
-                expected: hex::encode(key),
-                found: hex::encode(core.key()),
+                expected: key.to_hex(),
+                found: core.key().to_hex(),
             });
         }
         core.verify_all()

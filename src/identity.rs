@@ -17,6 +17,8 @@ use std::str::FromStr;
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
 
+use crate::keys::{CoreKey, IdentityKey};
+
 /// Longest `peer=` hint accepted, in characters: a 253-character DNS name, `:` and a port.
 pub const MAX_PEER_CHARS: usize = 259;
 
@@ -65,8 +67,9 @@ pub enum IdentityError {
 /// A parsed `dat://` URL: a 32-byte core key plus optional connection hints.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DatUrl {
-    /// The core's public key (for a user: their archive key, which is their identity key).
-    pub key: [u8; 32],
+    /// The core's public key (for a user: their archive key, which is their identity key,
+    /// [`IdentityKey::from_core`]; for a lobby: the host's lobby log key).
+    pub key: CoreKey,
     /// `peer=host:port`: a TCP address that served this core (a hint, not authenticated).
     pub peer: Option<String>,
     /// `relay=url`: a relay through which the core's owner can be reached.
@@ -74,10 +77,10 @@ pub struct DatUrl {
 }
 
 impl DatUrl {
-    /// A URL with no hints for `key`.
-    pub fn new(key: [u8; 32]) -> Self {
+    /// A URL with no hints for `key` (a core key, or an identity or log key: their cores).
+    pub fn new(key: impl Into<CoreKey>) -> Self {
         DatUrl {
-            key,
+            key: key.into(),
             peer: None,
             relay: None,
         }
@@ -85,7 +88,13 @@ impl DatUrl {
 
     /// The key as 64 lowercase hex characters.
     pub fn key_hex(&self) -> String {
-        hex::encode(self.key)
+        self.key.to_hex()
+    }
+
+    /// The key as a user's identity key (a user's URL names their archive core, whose key is
+    /// their identity key).
+    pub fn identity(&self) -> IdentityKey {
+        IdentityKey::from_core(self.key)
     }
 
     /// The URL without hints: `dat://<64 hex>`.
@@ -104,10 +113,10 @@ impl DatUrl {
             url: self.base(),
             reason: reason.to_string(),
         };
-        if self.key == [0u8; 32] {
+        if self.key.as_bytes() == &[0u8; 32] {
             return Err(bad("the key is all zeros, which is nobody's public key"));
         }
-        let key = VerifyingKey::from_bytes(&self.key)
+        let key = VerifyingKey::from_bytes(self.key.as_bytes())
             .map_err(|_| bad("the key is not an ed25519 public key (not a curve point)"))?;
         if key.is_weak() {
             return Err(bad(
@@ -253,7 +262,7 @@ impl FromStr for DatUrl {
         };
         let key_part = key_part.strip_suffix('/').unwrap_or(key_part);
         let key = parse_key_hex(key_part).map_err(|r| bad(&r))?;
-        let mut out = DatUrl::new(key);
+        let mut out = DatUrl::new(CoreKey::from_bytes(key));
         for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
             match name {
@@ -281,17 +290,10 @@ fn shorten(text: &str) -> String {
     }
 }
 
-/// Parses a 32-byte key written as 64 hex characters; the error says what is wrong.
+/// Parses 32 bytes written as 64 hex characters (a key, or a key file's secret seed); the error
+/// says what is wrong ([`crate::keys::decode_hex32`]'s message).
 pub fn parse_key_hex(text: &str) -> Result<[u8; 32], String> {
-    if text.len() != 64 {
-        return Err(format!(
-            "the key must be 64 hex characters, got {}",
-            text.len()
-        ));
-    }
-    let mut key = [0u8; 32];
-    hex::decode_to_slice(text, &mut key).map_err(|_| "the key is not hex".to_string())?;
-    Ok(key)
+    crate::keys::decode_hex32(text).map_err(|e| e.to_string())
 }
 
 /// A user's ed25519 identity.
@@ -326,9 +328,9 @@ impl Identity {
         &self.signing_key
     }
 
-    /// The 32-byte public key.
-    pub fn public_key(&self) -> [u8; 32] {
-        self.signing_key.verifying_key().to_bytes()
+    /// The public key: the identity key, also the key of the user's archive core.
+    pub fn public_key(&self) -> IdentityKey {
+        IdentityKey::from_bytes(self.signing_key.verifying_key().to_bytes())
     }
 
     /// The verifying (public) key.
@@ -348,7 +350,7 @@ mod tests {
 
     #[test]
     fn url_round_trip_with_hints() {
-        let key = [0xab; 32];
+        let key = CoreKey::from_bytes([0xab; 32]);
         let mut url = DatUrl::new(key);
         url.peer = Some("127.0.0.1:4000".into());
         let text = url.to_string();
@@ -439,15 +441,24 @@ mod tests {
 
     #[test]
     fn keys_that_are_nobodys_are_refused_by_check_key() {
-        let zero = DatUrl::new([0; 32]).check_key().unwrap_err().to_string();
+        let zero = DatUrl::new(CoreKey::from_bytes([0; 32]))
+            .check_key()
+            .unwrap_err()
+            .to_string();
         assert!(zero.contains("all zeros"), "{zero}");
         // 0xab repeated is not on the curve.
-        let off = DatUrl::new([0xab; 32]).check_key().unwrap_err().to_string();
+        let off = DatUrl::new(CoreKey::from_bytes([0xab; 32]))
+            .check_key()
+            .unwrap_err()
+            .to_string();
         assert!(off.contains("not an ed25519"), "{off}");
         // The identity point (y = 1) has order 1.
         let mut one = [0u8; 32];
         one[0] = 1;
-        let weak = DatUrl::new(one).check_key().unwrap_err().to_string();
+        let weak = DatUrl::new(CoreKey::from_bytes(one))
+            .check_key()
+            .unwrap_err()
+            .to_string();
         assert!(weak.contains("small-order"), "{weak}");
         assert!(Identity::generate().url().check_key().is_ok());
     }

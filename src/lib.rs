@@ -1,6 +1,7 @@
 //! dat-social: Dat-style social networking and WebRTC signalling over hypercore logs.
 //!
-//! The layers, bottom up: [`identity`] (ed25519 key pairs and `dat://` URLs), hypercore cores and
+//! The layers, bottom up: [`identity`] (ed25519 key pairs and `dat://` URLs) and [`keys`] (one
+//! type per 32-byte key: identity, log, core, discovery key, topic), hypercore cores and
 //! their replication, the archive holding `profile.json` / `session.json`, the signalling logs of a
 //! lobby, and WebRTC data channels. See `README.md` for the map.
 //!
@@ -23,6 +24,7 @@ pub mod friends;
 pub mod home;
 pub mod hypercore;
 pub mod identity;
+pub mod keys;
 #[cfg(feature = "native")]
 pub mod lobby;
 pub mod net;

@@ -6,6 +6,7 @@ use tokio::time::Instant;
 
 use crate::archive::{self, ArchiveError, Files};
 use crate::hypercore::Core;
+use crate::keys::IdentityKey;
 use crate::net::{Connection, NetError, SharedCore};
 use crate::relay::client::{RelayClientError, RelayUrl};
 
@@ -113,10 +114,10 @@ impl Route {
 /// fails.
 pub async fn read_archive(
     conn: &Connection,
-    key: [u8; 32],
+    key: IdentityKey,
     deadline: Instant,
 ) -> Result<(Files, SharedCore), RemoteError> {
-    let replica = SharedCore::new(Core::in_memory_replica(key));
+    let replica = SharedCore::new(Core::in_memory_replica(key.into()));
     conn.replicate(replica.clone())
         .await
         .map_err(|e| RemoteError::Unreachable {
@@ -160,7 +161,7 @@ pub fn check_against_replica(
     fetched: &SharedCore,
 ) -> Result<(), RemoteError> {
     let key = fetched.key();
-    let dir = crate::friends::Replica::dir(root, &key);
+    let dir = crate::friends::Replica::dir(root, &IdentityKey::from_core(key));
     if !dir.join("header").exists() {
         return Ok(());
     }

@@ -384,7 +384,7 @@ fn check_reports_a_damaged_replica_and_repair_discards_it() {
     let mut w = Core::in_memory(friend.signing_key().clone());
     w.append(&[b"{\"type\":\"header\",\"protocol\":\"dat-social/archive\",\"version\":1}"])
         .unwrap();
-    let mut r = Core::open_replica(&dir, friend.public_key()).unwrap();
+    let mut r = Core::open_replica(&dir, friend.public_key().into()).unwrap();
     let proof = w
         .create_proof(&dat_social::hypercore::messages::Request {
             id: 1,

@@ -9,6 +9,7 @@
 
 mod fuzz_common;
 
+use dat_social::keys::LogKey;
 use dat_social::signal::message::{b64, sign_offer, unb64, verify_offer};
 use dat_social::signal::{pake, seal, RejectReason, Signal};
 use ed25519_dalek::SigningKey;
@@ -20,8 +21,13 @@ fn me() -> SigningKey {
     SigningKey::from_bytes(&[21; 32])
 }
 
-fn me_pub() -> [u8; 32] {
-    me().verifying_key().to_bytes()
+fn me_pub() -> LogKey {
+    LogKey::from_bytes(me().verifying_key().to_bytes())
+}
+
+/// Two log keys (`[1; 32]`, `[2; 32]`) that offers and password exchanges are bound to.
+fn logs() -> (LogKey, LogKey) {
+    (LogKey::from_bytes([1; 32]), LogKey::from_bytes([2; 32]))
 }
 
 fn signals() -> Vec<Signal> {
@@ -31,7 +37,7 @@ fn signals() -> Vec<Signal> {
             sdp: r#"{"type":"offer","sdp":"v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n"}"#.into(),
             identity: hex::encode(ident.verifying_key().to_bytes()),
             name: "bob".into(),
-            signature: sign_offer(&ident, &[1; 32], &[2; 32]),
+            signature: sign_offer(&ident, &logs().0, &logs().1),
             pake: Some(b64(&[9; 33])),
         },
         Signal::Challenge {
@@ -53,7 +59,7 @@ fn signals() -> Vec<Signal> {
 
 /// A block with `plain` (any bytes) sealed to us, as a sender would write it.
 fn block_around(plain: &[u8]) -> Vec<u8> {
-    let sealed = seal::seal(&me_pub(), plain).expect("our key is a valid recipient");
+    let sealed = seal::seal(me_pub().as_bytes(), plain).expect("our key is a valid recipient");
     format!(
         r#"{{"to":"{}","box":"{}"}}"#,
         hex::encode(me_pub()),
@@ -103,7 +109,7 @@ fn signal_block_inner_json() {
 #[test]
 fn signal_sealed_box() {
     let seeds: Vec<Vec<u8>> = (0..4)
-        .map(|n| seal::seal(&me_pub(), &vec![n; n as usize * 10]).unwrap())
+        .map(|n| seal::seal(me_pub().as_bytes(), &vec![n; n as usize * 10]).unwrap())
         .collect();
     fuzz(
         "signal_sealed_box",
@@ -126,7 +132,7 @@ fn signal_sealed_box() {
 fn signal_offer_signature() {
     let ident = SigningKey::from_bytes(&[22; 32]);
     let id_hex = hex::encode(ident.verifying_key().to_bytes()).into_bytes();
-    let sig_hex = sign_offer(&ident, &[1; 32], &[2; 32]).into_bytes();
+    let sig_hex = sign_offer(&ident, &logs().0, &logs().1).into_bytes();
     fuzz(
         "signal_offer_signature",
         1_000,
@@ -136,7 +142,7 @@ fn signal_offer_signature() {
         ),
         |(id, sig)| {
             let (id, sig) = (String::from_utf8_lossy(&id), String::from_utf8_lossy(&sig));
-            if verify_offer(&id, &sig, &[1; 32], &[2; 32]).is_ok() {
+            if verify_offer(&id, &sig, &logs().0, &logs().1).is_ok() {
                 // Hex is case-insensitive; anything else that verifies would be a forgery.
                 prop_assert_eq!(id.to_lowercase().into_bytes(), id_hex.clone());
                 prop_assert_eq!(sig.to_lowercase().into_bytes(), sig_hex.clone());
@@ -149,7 +155,7 @@ fn signal_offer_signature() {
 /// One password exchange: joiner `msg_a` (message 0) -> host `msg_b`, `host_mac` (1, 2) ->
 /// joiner `joiner_mac` (3), with message `t.at` altered.
 fn pake_exchange(same_password: bool, t: Tamper) -> TestCaseResult {
-    let (jl, ll) = ([1u8; 32], [2u8; 32]);
+    let (jl, ll) = logs();
     let host_pw: &[u8] = if same_password {
         b"hunter2"
     } else {
@@ -196,7 +202,7 @@ fn signal_pake_raw() {
         500,
         (raw(40), raw(40)),
         |(msg_a, mac)| {
-            if let Ok((host, _, _)) = pake::Host::respond(b"pw", &[1; 32], &[2; 32], &msg_a) {
+            if let Ok((host, _, _)) = pake::Host::respond(b"pw", &logs().0, &logs().1, &msg_a) {
                 prop_assert!(host.check(&mac).is_err());
             }
             Ok(())

@@ -20,6 +20,7 @@ use dat_social::hypercore::messages::TreeNode;
 use dat_social::hypercore::storage::{decode_node, encode_node, Header, NODE_RECORD};
 use dat_social::hypercore::Bitfield;
 use dat_social::hypercore::Core;
+use dat_social::keys::CoreKey;
 use dat_social::schema::{Profile, Session};
 use ed25519_dalek::SigningKey;
 use fuzz_common::{fuzz, mutated, mutated_from, mutations, raw, Edit};
@@ -99,7 +100,7 @@ fn open_everything(dir: &Path, expect: Option<&Profile>) -> TestCaseResult {
     for how in 0..3 {
         let core = match how {
             0 => Core::open(dir, None),
-            1 => Core::open_replica(dir, public),
+            1 => Core::open_replica(dir, CoreKey::from_bytes(public)),
             _ => Core::open(dir, Some(key.clone())),
         };
         match core {

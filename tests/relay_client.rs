@@ -9,6 +9,7 @@ mod support;
 use std::time::Duration;
 
 use dat_social::hypercore::Core;
+use dat_social::keys::IdentityKey;
 use dat_social::net::{ConnectionConfig, FrameReader, FrameWriter, SharedCore};
 use dat_social::relay::client::{
     ClientOptions, Listener, RelayClient, RelayClientError, RelayState, RelayStream, RelayUrl,
@@ -38,8 +39,8 @@ fn custodial() -> ClientOptions {
 async fn connected_pair(
     client: &RelayClient,
     listener: &mut Listener,
-    server_pk: [u8; 32],
-    client_pk: [u8; 32],
+    server_pk: IdentityKey,
+    client_pk: IdentityKey,
 ) -> (RelayStream, RelayStream) {
     let outgoing = client.connect(server_pk).await.unwrap();
     let incoming = tokio::time::timeout(WAIT, listener.accept())
@@ -72,13 +73,13 @@ async fn pass(writer: &mut impl FrameWriter, reader: &mut impl FrameReader, fram
 async fn pair_and_replicate(url: &str, options: ClientOptions) {
     let url: RelayUrl = url.parse().unwrap();
     let server_key = SigningKey::from_bytes(&[0x31; 32]);
-    let server_pk = server_key.verifying_key().to_bytes();
+    let server_pk = IdentityKey::from_bytes(server_key.verifying_key().to_bytes());
     let server = RelayClient::start(url.clone(), server_key, options.clone());
     let mut listener = server.listen().await.unwrap();
     server.wait_connected(WAIT).await.unwrap();
 
     let client_key = SigningKey::from_bytes(&[0x32; 32]);
-    let client_pk = client_key.verifying_key().to_bytes();
+    let client_pk = IdentityKey::from_bytes(client_key.verifying_key().to_bytes());
     let client = RelayClient::start(url, client_key, options);
     client.wait_connected(WAIT).await.unwrap();
     // Each side sees the other's key, the same handshake hash, and opposite roles.
@@ -162,12 +163,12 @@ async fn several_noncustodial_connects_in_a_row() {
     let relay = Relay::start();
     let url: RelayUrl = relay.ws().parse().unwrap();
     let server_key = SigningKey::from_bytes(&[0x51; 32]);
-    let server_pk = server_key.verifying_key().to_bytes();
+    let server_pk = IdentityKey::from_bytes(server_key.verifying_key().to_bytes());
     let server = RelayClient::start(url.clone(), server_key, fast());
     let mut listener = server.listen().await.unwrap();
     server.wait_connected(WAIT).await.unwrap();
     let client_key = SigningKey::from_bytes(&[0x52; 32]);
-    let client_pk = client_key.verifying_key().to_bytes();
+    let client_pk = IdentityKey::from_bytes(client_key.verifying_key().to_bytes());
     let client = RelayClient::start(url.clone(), client_key, fast());
     client.wait_connected(WAIT).await.unwrap();
     let mut hashes = std::collections::HashSet::new();
@@ -192,7 +193,7 @@ async fn several_noncustodial_connects_in_a_row() {
             .unwrap());
     }
     let other_key = SigningKey::from_bytes(&[0x53; 32]);
-    let other_pk = other_key.verifying_key().to_bytes();
+    let other_pk = IdentityKey::from_bytes(other_key.verifying_key().to_bytes());
     let other = RelayClient::start(url.clone(), other_key, custodial());
     let other_listener = other.listen().await.unwrap();
     other.wait_connected(WAIT).await.unwrap();
@@ -220,14 +221,20 @@ async fn a_connect_to_a_key_nobody_listens_on_fails_and_the_session_goes_on() {
         fast(),
     );
     client.wait_connected(WAIT).await.unwrap();
-    let err = client.connect([9; 32]).await.unwrap_err();
+    let err = client
+        .connect(IdentityKey::from_bytes([9; 32]))
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, RelayClientError::ConnectFailed { .. }),
         "{err}"
     );
     // The session is still usable.
     assert_eq!(*client.state().borrow(), RelayState::Connected);
-    let err = client.connect([8; 32]).await.unwrap_err();
+    let err = client
+        .connect(IdentityKey::from_bytes([8; 32]))
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, RelayClientError::ConnectFailed { .. }),
         "{err}"
@@ -256,7 +263,10 @@ async fn an_unreachable_relay_reports_reconnecting_and_connect_fails_fast() {
     };
     assert!(attempt >= 1);
     assert!(!error.is_empty());
-    let err = client.connect([9; 32]).await.unwrap_err();
+    let err = client
+        .connect(IdentityKey::from_bytes([9; 32]))
+        .await
+        .unwrap_err();
     assert!(matches!(err, RelayClientError::NotConnected(_)), "{err}");
     let err = client
         .wait_connected(Duration::from_millis(300))
@@ -278,7 +288,7 @@ async fn a_listener_survives_a_relay_restart() {
             relay.tcp()
         };
         let server_key = SigningKey::from_bytes(&[0x41; 32]);
-        let server_pk = server_key.verifying_key().to_bytes();
+        let server_pk = IdentityKey::from_bytes(server_key.verifying_key().to_bytes());
         let server = RelayClient::start(url.parse().unwrap(), server_key, options.clone());
         let mut listener = server.listen().await.unwrap();
         server.wait_connected(WAIT).await.unwrap();

@@ -10,6 +10,7 @@ mod support;
 
 use std::time::Duration;
 
+use dat_social::keys::{IdentityKey, Topic};
 use dat_social::net::{FrameReader, FrameWriter};
 use dat_social::relay::client::{ClientOptions, RelayClient, RelayClientError, RelayUrl};
 use ed25519_dalek::SigningKey;
@@ -33,10 +34,12 @@ fn client(url: &str, seed: u8) -> RelayClient {
     client_in(url, seed, false)
 }
 
-fn pk(seed: u8) -> [u8; 32] {
-    SigningKey::from_bytes(&[seed; 32])
-        .verifying_key()
-        .to_bytes()
+fn pk(seed: u8) -> IdentityKey {
+    IdentityKey::from_bytes(
+        SigningKey::from_bytes(&[seed; 32])
+            .verifying_key()
+            .to_bytes(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -54,8 +57,8 @@ async fn one_custodial_client_announces_another_finds_and_reaches_it() {
 async fn announce_find_and_reach(custodial: bool) {
     let client = |url: &str, seed| client_in(url, seed, custodial);
     let relay = Relay::start();
-    let topic = [0x71; 32];
-    let other_topic = [0x72; 32];
+    let topic = Topic::from_bytes([0x71; 32]);
+    let other_topic = Topic::from_bytes([0x72; 32]);
     let announcer = client(&relay.ws(), 0x21);
     let mut listener = announcer.listen().await.unwrap();
     announcer.wait_connected(WAIT).await.unwrap();
@@ -117,11 +120,11 @@ async fn announce_find_and_reach(custodial: bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn announces_come_back_after_the_relay_restarts() {
     let relay = Relay::start();
-    let topic = [0x73; 32];
+    let topic = Topic::from_bytes([0x73; 32]);
     let announcer = client(&relay.ws(), 0x24);
     announcer.wait_connected(WAIT).await.unwrap();
     announcer.announce(topic, WAIT).await.unwrap();
-    let unannounced = [0x74; 32];
+    let unannounced = Topic::from_bytes([0x74; 32]);
     announcer.announce(unannounced, WAIT).await.unwrap();
     announcer.unannounce(unannounced, WAIT).await.unwrap();
 
@@ -185,11 +188,11 @@ async fn queries_fail_while_not_connected_and_time_out_without_an_answer() {
     let url = format!("ws://{}", closed.local_addr().unwrap());
     drop(closed);
     let c = client(&url, 0x26);
-    match c.lookup([1; 32], WAIT).await {
+    match c.lookup(Topic::from_bytes([1; 32]), WAIT).await {
         Err(RelayClientError::NotConnected(_)) => {}
         other => panic!("{other:?}"),
     }
-    match c.announce([1; 32], WAIT).await {
+    match c.announce(Topic::from_bytes([1; 32]), WAIT).await {
         Err(RelayClientError::NotConnected(_)) => {}
         other => panic!("{other:?}"),
     }
@@ -197,10 +200,11 @@ async fn queries_fail_while_not_connected_and_time_out_without_an_answer() {
     let c = client(&mute_relay().await, 0x27);
     c.wait_connected(WAIT).await.unwrap();
     for result in [
-        c.lookup([2; 32], Duration::from_millis(300))
+        c.lookup(Topic::from_bytes([2; 32]), Duration::from_millis(300))
             .await
             .map(|_| ()),
-        c.announce([2; 32], Duration::from_millis(300)).await,
+        c.announce(Topic::from_bytes([2; 32]), Duration::from_millis(300))
+            .await,
     ] {
         match result {
             Err(RelayClientError::QueryFailed { topic, reason }) => {

@@ -16,6 +16,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use dat_social::hypercore::Core;
+use dat_social::keys::{CoreKey, IdentityKey};
 use dat_social::net::{ConnectionConfig, SharedCore};
 use dat_social::relay::client::{ClientOptions, RelayClient};
 use ed25519_dalek::SigningKey;
@@ -123,14 +124,8 @@ async fn replicate_from_a_js_server(custodial: bool) {
             .expect("a line from relay-serve-core.js")
     };
     let ready = next();
-    let server_pk: [u8; 32] = hex::decode(ready["public_key"].as_str().unwrap())
-        .unwrap()
-        .try_into()
-        .unwrap();
-    let core_key: [u8; 32] = hex::decode(ready["core_key"].as_str().unwrap())
-        .unwrap()
-        .try_into()
-        .unwrap();
+    let server_pk: IdentityKey = ready["public_key"].as_str().unwrap().parse().unwrap();
+    let core_key: CoreKey = ready["core_key"].as_str().unwrap().parse().unwrap();
     assert_eq!(ready["length"], 5);
 
     let client = RelayClient::start(
@@ -160,8 +155,8 @@ async fn replicate_from_a_js_server(custodial: bool) {
 /// Replicates the JS server's 5 blocks over `stream` and checks what the JS side saw.
 async fn replicate_once(
     stream: dat_social::relay::client::RelayStream,
-    server_pk: [u8; 32],
-    core_key: [u8; 32],
+    server_pk: IdentityKey,
+    core_key: CoreKey,
     next: &impl Fn() -> serde_json::Value,
 ) {
     assert_eq!(stream.remote_public_key(), server_pk);

@@ -22,6 +22,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use dat_social::hypercore::Core;
+use dat_social::keys::{CoreKey, IdentityKey, KeyError, Topic};
 use dat_social::net::{ConnectionConfig, FrameReader, FrameWriter, SharedCore};
 use dat_social::relay::client::{ClientOptions, RelayClient, RelayStream, RelayUrl};
 use ed25519_dalek::SigningKey;
@@ -112,7 +113,8 @@ impl JsRelay {
         self.ready[transport].as_str().unwrap().parse().unwrap()
     }
 
-    fn key(&self, field: &str) -> [u8; 32] {
+    /// The key in the ready line's `field` (64 hex): an [`IdentityKey`] or a [`CoreKey`].
+    fn key<K: std::str::FromStr<Err = KeyError>>(&self, field: &str) -> K {
         key_of(&self.ready[field])
     }
 }
@@ -129,10 +131,10 @@ impl Drop for JsRelay {
     }
 }
 
-fn key_of(v: &Value) -> [u8; 32] {
-    hex::decode(v.as_str().unwrap_or_else(|| panic!("hex key: {v}")))
-        .unwrap()
-        .try_into()
+fn key_of<K: std::str::FromStr<Err = KeyError>>(v: &Value) -> K {
+    v.as_str()
+        .unwrap_or_else(|| panic!("hex key: {v}"))
+        .parse()
         .unwrap()
 }
 
@@ -189,7 +191,7 @@ fn chunks(round: usize, n: usize) -> Vec<Vec<u8>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_client_echoes_with_a_js_hyperdht_server_through_the_js_relay() {
     let mut js = JsRelay::start();
-    let echo_pk = js.key("echo_public_key");
+    let echo_pk: IdentityKey = js.key("echo_public_key");
     for (transport, seed) in [("ws", 0x41), ("tcp", 0x42)] {
         let client = connected_client(js.url(transport), seed);
         client.wait_connected(WAIT).await.unwrap();
@@ -222,8 +224,8 @@ async fn our_client_echoes_with_a_js_hyperdht_server_through_the_js_relay() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_client_replicates_a_js_hypercore_through_the_js_relay() {
     let mut js = JsRelay::start();
-    let server_pk = js.key("core_public_key");
-    let core_key = js.key("core_key");
+    let server_pk: IdentityKey = js.key("core_public_key");
+    let core_key: CoreKey = js.key("core_key");
     assert_eq!(js.ready["length"], BLOCKS);
     for (transport, seed) in [("ws", 0x43), ("tcp", 0x44)] {
         let client = connected_client(js.url(transport), seed);
@@ -264,7 +266,7 @@ async fn our_client_replicates_a_js_hypercore_through_the_js_relay() {
 fn serve_echo(
     mut listener: dat_social::relay::client::Listener,
     max: usize,
-    seen: tokio::sync::mpsc::UnboundedSender<([u8; 32], [u8; 64])>,
+    seen: tokio::sync::mpsc::UnboundedSender<(IdentityKey, [u8; 64])>,
 ) {
     tokio::spawn(async move {
         for _ in 0..max {
@@ -299,7 +301,7 @@ fn serve_echo(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_js_hyperdht_client_reaches_our_client_listening_through_the_js_relay() {
     let mut js = JsRelay::start();
-    let js_client_pk = js.key("client_public_key");
+    let js_client_pk: IdentityKey = js.key("client_public_key");
     let mut id = 0;
     for (transport, seed) in [("ws", 0x45), ("tcp", 0x46)] {
         let client = connected_client(js.url(transport), seed);
@@ -369,17 +371,17 @@ async fn a_js_hyperdht_client_replicates_our_hypercore_through_the_js_relay() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn announce_and_lookup_through_the_js_relay_on_the_dht() {
     let js = JsRelay::start();
-    let topic = [0x5a; 32];
+    let topic = Topic::from_bytes([0x5a; 32]);
     // The announcer listens and announces over ws://; the other client looks up over tcp://.
     let announcer = connected_client(js.url("ws"), 0x49);
     let listener = announcer.listen().await.unwrap();
     announcer.wait_connected(WAIT).await.unwrap();
-    let announcer_pk = signing_key(0x49).verifying_key().to_bytes();
+    let announcer_pk = IdentityKey::from_bytes(signing_key(0x49).verifying_key().to_bytes());
     let seeker = connected_client(js.url("tcp"), 0x4a);
     seeker.wait_connected(WAIT).await.unwrap();
     assert_eq!(
         seeker.lookup(topic, WAIT).await.unwrap(),
-        Vec::<[u8; 32]>::new(),
+        Vec::<IdentityKey>::new(),
         "nobody announced yet"
     );
     announcer.announce(topic, WAIT).await.unwrap();
@@ -395,11 +397,14 @@ async fn announce_and_lookup_through_the_js_relay_on_the_dht() {
     let sent = chunks(7, 4);
     assert!(exchange(stream, &sent).await == sent.concat());
     let (remote, _) = seen.recv().await.unwrap();
-    assert_eq!(remote, signing_key(0x4a).verifying_key().to_bytes());
+    assert_eq!(
+        remote,
+        IdentityKey::from_bytes(signing_key(0x4a).verifying_key().to_bytes())
+    );
     // Unannounced: the DHT forgets it.
     announcer.unannounce(topic, WAIT).await.unwrap();
     assert_eq!(
         seeker.lookup(topic, WAIT).await.unwrap(),
-        Vec::<[u8; 32]>::new()
+        Vec::<IdentityKey>::new()
     );
 }

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use dat_social::keys::IdentityKey;
 use dat_social::net::{FrameReader, FrameWriter};
 use dat_social::relay::client::{
     load_pem_certificates, ClientOptions, RelayClient, RelayClientError, RelayState, RelayUrl,
@@ -191,7 +192,7 @@ async fn pair_over(url: &str, options: &ClientOptions) {
     let url: RelayUrl = url.parse().expect("a wss:// URL");
     assert!(matches!(url, RelayUrl::Wss(_)), "{url}");
     let server_key = SigningKey::from_bytes(&[0x61; 32]);
-    let server_pk = server_key.verifying_key().to_bytes();
+    let server_pk = IdentityKey::from_bytes(server_key.verifying_key().to_bytes());
     let server = RelayClient::start(url.clone(), server_key, options.clone());
     let mut listener = server.listen().await.unwrap();
     server.wait_connected(WAIT).await.unwrap();

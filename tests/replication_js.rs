@@ -7,6 +7,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use dat_social::hypercore::Core;
+use dat_social::keys::CoreKey;
 use dat_social::net::{Connection, SharedCore};
 use support::net::*;
 use tokio::net::{TcpListener, TcpStream};
@@ -65,7 +66,7 @@ async fn rust_reader_replicates_js_core_live() {
     let mut js = JsPeer::spawn("replicate.js", &["write", &INITIAL.to_string()]);
     let key_line = js.wait_line("key ", true, Duration::from_secs(30)).await;
     let port_line = js.wait_line("port ", true, Duration::from_secs(10)).await;
-    let key: [u8; 32] = hex::decode(&key_line[4..]).unwrap().try_into().unwrap();
+    let key: CoreKey = key_line[4..].parse().unwrap();
     let port: u16 = port_line[5..].parse().unwrap();
 
     let replica = SharedCore::new(Core::in_memory_replica(key));

@@ -356,7 +356,7 @@ async fn replica_of_unknown_core_gets_nothing_and_connection_survives() {
         ev,
         dat_social::net::ConnectionEvent::RemoteOpen(dat_social::net::ChannelKey::new(
             "hypercore/alpha",
-            Some(&writer.discovery_key())
+            Some(writer.discovery_key().as_bytes())
         ))
     );
     assert_eq!(wrong.status().length, 0);

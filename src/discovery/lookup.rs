@@ -15,6 +15,7 @@ use futures_util::future::BoxFuture;
 use super::mdns::{Announcement, MdnsDiscovery, MdnsError};
 use super::pool::RelayPool;
 use super::Hints;
+use crate::keys::{DiscoveryKey, IdentityKey, Topic};
 use crate::relay::client::{RelayClient, RelayClientError, RelayUrl};
 use crate::remote::Route;
 
@@ -30,21 +31,21 @@ const RELAY_ANNOUNCE_TIMEOUT: Duration = Duration::from_secs(10);
 /// it was before.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
-    /// The user's identity key (the archive's public key), 32 bytes.
-    pub key: [u8; 32],
+    /// The user's identity key (the archive's public key).
+    pub key: IdentityKey,
     /// The archive's discovery key ([`crate::hypercore::crypto::discovery_key`] of `key`), the
     /// topic that is announced and looked up: the key itself never leaves us.
-    pub discovery_key: [u8; 32],
+    pub discovery_key: DiscoveryKey,
     /// Addresses seen before for this user.
     pub hints: Hints,
 }
 
 impl Target {
     /// The target for `key` with `hints`.
-    pub fn new(key: [u8; 32], hints: Hints) -> Self {
+    pub fn new(key: IdentityKey, hints: Hints) -> Self {
         Target {
             key,
-            discovery_key: crate::hypercore::crypto::discovery_key(&key),
+            discovery_key: key.discovery_key(),
             hints,
         }
     }
@@ -54,7 +55,7 @@ impl Target {
 #[derive(Clone, Debug)]
 pub struct Record {
     /// The discovery key of the archive we serve.
-    pub discovery_key: [u8; 32],
+    pub discovery_key: DiscoveryKey,
     /// The TCP port we accept connections on, if we listen on TCP.
     pub tcp_port: Option<u16>,
 }
@@ -88,7 +89,7 @@ enum Published {
     Lan(Announcement),
     Relay {
         client: RelayClient,
-        topic: [u8; 32],
+        topic: Topic,
         /// Waits for the relay's first confirmation, only to log a failure; aborted on drop so
         /// that no task outlives the publication.
         confirm: tokio::task::JoinHandle<()>,
@@ -204,7 +205,10 @@ impl AddressLookup for LanLookup {
             let Some(mdns) = self.daemon().await else {
                 return Vec::new();
             };
-            match mdns.lookup(target.discovery_key, LAN_LOOKUP_TIMEOUT).await {
+            match mdns
+                .lookup(*target.discovery_key.as_bytes(), LAN_LOOKUP_TIMEOUT)
+                .await
+            {
                 Ok(found) => found
                     .into_iter()
                     .map(|a| Route::Tcp(a.to_string()))
@@ -233,7 +237,7 @@ impl AddressLookup for LanLookup {
                     .unwrap_or(MdnsError::Stopped)
                     .into());
             };
-            let announcement = mdns.announce(record.discovery_key, port)?;
+            let announcement = mdns.announce(*record.discovery_key.as_bytes(), port)?;
             Ok(vec![Publication(Published::Lan(announcement))])
         })
     }
@@ -279,7 +283,7 @@ impl RelayLookup {
             return false;
         }
         match client
-            .lookup(target.discovery_key, RELAY_LOOKUP_TIMEOUT)
+            .lookup(target.discovery_key.topic(), RELAY_LOOKUP_TIMEOUT)
             .await
         {
             Ok(found) => found.contains(&target.key),
@@ -325,7 +329,7 @@ impl AddressLookup for RelayLookup {
                 // confirmation is waited for, in the background, as a relay that is down now
                 // must not stop the caller.
                 let announcing = client.clone();
-                let topic = record.discovery_key;
+                let topic = record.discovery_key.topic();
                 let confirm = tokio::spawn(async move {
                     if let Err(source) = announcing.announce(topic, RELAY_ANNOUNCE_TIMEOUT).await {
                         let e = LookupError::Relay {

@@ -23,6 +23,7 @@ use super::lookup::{
 use super::pool::RelayPool;
 use crate::endpoint::dial;
 use crate::identity::Identity;
+use crate::keys::IdentityKey;
 use crate::net::Connection;
 use crate::relay::client::{ClientOptions, RelayUrl};
 use crate::remote::{RemoteError, Route};
@@ -135,7 +136,7 @@ impl Discovery {
     /// the addresses seen before for that user. Never fails: a source that errs contributes
     /// nothing (logged at debug level). Takes as long as the slowest source when nothing
     /// answers: up to the LAN lookup (1.5 s) or one relay lookup (3 s) per relay.
-    pub async fn routes(&self, key: [u8; 32], hints: &Hints) -> Vec<Route> {
+    pub async fn routes(&self, key: IdentityKey, hints: &Hints) -> Vec<Route> {
         if self.offline {
             return Vec::new();
         }
@@ -174,7 +175,7 @@ impl Discovery {
         &self,
         identity: &Identity,
         route: &Route,
-        key: [u8; 32],
+        key: IdentityKey,
         deadline: Instant,
     ) -> Result<(Connection, std::net::IpAddr), RemoteError> {
         match route {

@@ -30,7 +30,7 @@ impl ArchiveServer {
     pub fn serves(&self, discovery_key: &[u8]) -> bool {
         self.cores
             .iter()
-            .any(|core| core.discovery_key()[..] == *discovery_key)
+            .any(|core| core.discovery_key().as_bytes()[..] == *discovery_key)
     }
 }
 

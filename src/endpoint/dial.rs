@@ -9,6 +9,7 @@ use ed25519_dalek::SigningKey;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use crate::keys::IdentityKey;
 use crate::net::{Connection, ConnectionConfig};
 use crate::relay::client::RelayClient;
 use crate::remote::{ReachError, RemoteError};
@@ -23,7 +24,7 @@ use crate::remote::{ReachError, RemoteError};
 pub(crate) async fn tcp(
     key: &SigningKey,
     addr: &str,
-    remote: [u8; 32],
+    remote: IdentityKey,
     deadline: Instant,
 ) -> Result<(Connection, IpAddr), RemoteError> {
     let unreachable = |source: ReachError| RemoteError::Unreachable {
@@ -41,7 +42,11 @@ pub(crate) async fn tcp(
         .await
         .map_err(|_| unreachable(ReachError::TimedOut("handshake")))?
         .map_err(|e| unreachable(e.into()))?;
-    check_peer(conn.remote_public_key(), remote, addr)?;
+    check_peer(
+        IdentityKey::from_bytes(conn.remote_public_key()),
+        remote,
+        addr,
+    )?;
     Ok((conn, local_ip))
 }
 
@@ -56,7 +61,7 @@ pub(crate) async fn tcp(
 /// `remote`.
 pub(crate) async fn relay(
     client: &RelayClient,
-    remote: [u8; 32],
+    remote: IdentityKey,
     deadline: Instant,
 ) -> Result<(Connection, IpAddr), RemoteError> {
     let addr = format!("relay {}", client.url());
@@ -82,7 +87,7 @@ pub(crate) async fn relay(
 }
 
 /// [`RemoteError::WrongPeer`] unless the peer at `addr` authenticated as `expected`.
-fn check_peer(got: [u8; 32], expected: [u8; 32], addr: &str) -> Result<(), RemoteError> {
+fn check_peer(got: IdentityKey, expected: IdentityKey, addr: &str) -> Result<(), RemoteError> {
     if got == expected {
         return Ok(());
     }

@@ -46,6 +46,7 @@ use crate::discovery::{
     default_lookups, Discovery, Hints, LookupError, Publication, Record, RelayPool,
 };
 use crate::identity::Identity;
+use crate::keys::{DiscoveryKey, IdentityKey};
 use crate::net::Connection;
 use crate::relay::client::{ClientOptions, RelayClient, RelayUrl};
 use crate::remote::{ReachError, RemoteError, Route};
@@ -234,7 +235,10 @@ impl Endpoint {
     ///
     /// Errors: [`LookupError`] when multicast DNS cannot announce (a relay that is down now is
     /// not an error: the announcement goes out when it is back).
-    pub async fn publish(&self, discovery_key: [u8; 32]) -> Result<Vec<Publication>, LookupError> {
+    pub async fn publish(
+        &self,
+        discovery_key: DiscoveryKey,
+    ) -> Result<Vec<Publication>, LookupError> {
         let record = Record {
             discovery_key,
             tcp_port: self.local_addr.map(|a| a.port()),
@@ -250,7 +254,7 @@ impl Endpoint {
     /// [`RemoteError::WrongPeer`] when the only route that answered was someone else.
     pub async fn connect(
         &self,
-        key: [u8; 32],
+        key: IdentityKey,
         hints: &Hints,
         deadline: Instant,
     ) -> Result<Connected, RemoteError> {
@@ -281,7 +285,7 @@ impl Endpoint {
     pub async fn reach(
         &self,
         route: &Route,
-        key: [u8; 32],
+        key: IdentityKey,
         deadline: Instant,
     ) -> Result<Connected, RemoteError> {
         let (connection, local_ip) = self

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::FriendsError;
+use crate::keys::IdentityKey;
 
 /// Longest alias, in characters.
 pub const MAX_ALIAS_CHARS: usize = 64;
@@ -72,16 +73,17 @@ impl FriendNotes {
 
 impl LocalFriends {
     /// The notes on `key`, if any.
-    pub fn get(&self, key: &[u8; 32]) -> Option<&FriendNotes> {
-        self.friends.get(&hex::encode(key))
+    pub fn get(&self, key: &IdentityKey) -> Option<&FriendNotes> {
+        self.friends.get(&key.to_hex())
     }
 
     /// The key whose alias is `alias` (exact match).
-    pub fn by_alias(&self, alias: &str) -> Option<[u8; 32]> {
+    pub fn by_alias(&self, alias: &str) -> Option<IdentityKey> {
         self.friends
             .iter()
             .find(|(_, n)| n.alias.as_deref() == Some(alias))
-            .and_then(|(k, _)| crate::identity::parse_key_hex(k).ok())
+            .and_then(|(k, _)| crate::keys::decode_hex32(k).ok())
+            .map(IdentityKey::from_bytes)
     }
 }
 
@@ -192,7 +194,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalStore::new(dir.path());
         assert!(store.load().unwrap().friends.is_empty());
-        let key = [7u8; 32];
+        let key = IdentityKey::from_bytes([7u8; 32]);
         store
             .update(|n| {
                 n.friends.entry(hex::encode(key)).or_default().alias = Some("bob".into());

@@ -21,6 +21,7 @@ use std::path::PathBuf;
 use crate::archive::ArchiveError;
 use crate::home::{Home, HomeError};
 use crate::identity::{DatUrl, Identity};
+use crate::keys::IdentityKey;
 use crate::schema::{Profile, MAX_FRIENDS};
 
 pub use crate::discovery::{Discovery, DiscoveryOptions, Hints};
@@ -87,13 +88,13 @@ pub enum FriendsError {
     #[error("the archive of dat://{} is {bytes} bytes, over the limit of {}", hex::encode(.key), replica::MAX_REPLICA_BYTES)]
     TooLarge {
         /// The friend's key.
-        key: [u8; 32],
+        key: IdentityKey,
         /// Its signed byte length.
         bytes: u64,
     },
     /// A friend's archive did not arrive before the deadline.
     #[error("timed out waiting for the archive of dat://{}", hex::encode(.0))]
-    Timeout([u8; 32]),
+    Timeout(IdentityKey),
     /// The connection to a friend failed.
     #[error(transparent)]
     Net(#[from] crate::net::NetError),
@@ -106,7 +107,7 @@ pub enum FriendsError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Friend {
     /// The friend's archive (= identity) key.
-    pub key: [u8; 32],
+    pub key: IdentityKey,
     /// The local alias, if one was given.
     pub alias: Option<String>,
     /// Local notes (hints, last seen).
@@ -131,9 +132,9 @@ pub fn list(home: &Home, identity: &Identity) -> Result<Vec<Friend>, FriendsErro
         .iter()
         .filter_map(|u| u.parse::<DatUrl>().ok())
         .map(|u| {
-            let n = notes.get(&u.key).cloned().unwrap_or_default();
+            let n = notes.get(&u.identity()).cloned().unwrap_or_default();
             Friend {
-                key: u.key,
+                key: u.identity(),
                 alias: n.alias.clone(),
                 notes: n,
             }
@@ -156,12 +157,12 @@ pub fn add(
     alias: Option<&str>,
 ) -> Result<Friend, FriendsError> {
     url.check_key()?;
-    if url.key == identity.public_key() {
+    if url.identity() == identity.public_key() {
         return Err(FriendsError::Yourself);
     }
     let store = LocalStore::new(home.root());
     if let Some(alias) = alias {
-        check_alias(alias, &store.load()?, &url.key)?;
+        check_alias(alias, &store.load()?, &url.identity())?;
     }
     let mut notes = FriendNotes::default();
     home.update_profile(identity, |profile| {
@@ -185,7 +186,7 @@ pub fn add(
         Ok(())
     })?;
     Ok(Friend {
-        key: url.key,
+        key: url.identity(),
         alias: notes.alias.clone(),
         notes,
     })
@@ -222,11 +223,8 @@ pub fn remove(home: &Home, identity: &Identity, which: &str) -> Result<Friend, F
 /// Errors: [`FriendsError::NotFriend`], [`FriendsError::Ambiguous`] (two friends share the name).
 pub fn resolve(home: &Home, identity: &Identity, which: &str) -> Result<Friend, FriendsError> {
     let friends = list(home, identity)?;
-    let key = which
-        .parse::<DatUrl>()
-        .map(|u| u.key)
-        .or_else(|_| crate::identity::parse_key_hex(which));
-    if let Ok(key) = key {
+    // A `dat://` URL or 64 hex.
+    if let Ok(key) = which.parse::<IdentityKey>() {
         return friends
             .into_iter()
             .find(|f| f.key == key)
@@ -257,7 +255,7 @@ fn own_profile(home: &Home, identity: &Identity) -> Result<Profile, FriendsError
         .ok_or(ArchiveError::NoProfile)?)
 }
 
-fn check_alias(alias: &str, notes: &LocalFriends, key: &[u8; 32]) -> Result<(), FriendsError> {
+fn check_alias(alias: &str, notes: &LocalFriends, key: &IdentityKey) -> Result<(), FriendsError> {
     let bad = |reason: &str| FriendsError::BadAlias {
         alias: alias.to_string(),
         reason: reason.to_string(),

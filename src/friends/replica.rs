@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use crate::archive::{self, Files};
 use crate::hypercore::Core;
+use crate::keys::IdentityKey;
 use crate::net::{Connection, ConnectionEvent, SharedCore};
 
 use super::FriendsError;
@@ -44,7 +45,7 @@ pub enum OpenState {
 
 impl Replica {
     /// The replica directory of `key` under data directory `root`.
-    pub fn dir(root: &Path, key: &[u8; 32]) -> PathBuf {
+    pub fn dir(root: &Path, key: &IdentityKey) -> PathBuf {
         root.join("replicas").join(hex::encode(key))
     }
 
@@ -56,11 +57,11 @@ impl Replica {
     /// Errors: [`FriendsError::Replica`] when the directory can't be created or removed.
     pub fn open(
         root: &Path,
-        key: [u8; 32],
+        key: IdentityKey,
         verify: bool,
     ) -> Result<(Replica, OpenState), FriendsError> {
         let dir = Self::dir(root, &key);
-        let checked = Core::open_replica(&dir, key).and_then(|core| {
+        let checked = Core::open_replica(&dir, key.into()).and_then(|core| {
             if verify {
                 core.verify_all()?;
             }
@@ -75,7 +76,8 @@ impl Replica {
             Err(e) => {
                 tracing::warn!(dir = %dir.display(), "discarding a damaged replica: {e}");
                 std::fs::remove_dir_all(&dir).map_err(|io| replica_error(&dir, io))?;
-                let core = Core::open_replica(&dir, key).map_err(|e| replica_error(&dir, e))?;
+                let core =
+                    Core::open_replica(&dir, key.into()).map_err(|e| replica_error(&dir, e))?;
                 (core, OpenState::Discarded(e.to_string()))
             }
         };
@@ -89,9 +91,9 @@ impl Replica {
     }
 
     /// A replica of `key` held in memory only (when another process owns the replicas on disk).
-    pub fn in_memory(key: [u8; 32]) -> Replica {
+    pub fn in_memory(key: IdentityKey) -> Replica {
         Replica {
-            core: SharedCore::new(Core::in_memory_replica(key)),
+            core: SharedCore::new(Core::in_memory_replica(key.into())),
             dir: PathBuf::new(),
         }
     }
@@ -138,12 +140,16 @@ impl Replica {
         let dk = self.core.discovery_key();
         let remote_length = loop {
             match tokio::time::timeout_at(deadline, events.recv()).await {
-                Err(_) => return Err(FriendsError::Timeout(self.core.key())),
+                Err(_) => {
+                    return Err(FriendsError::Timeout(IdentityKey::from_core(
+                        self.core.key(),
+                    )))
+                }
                 Ok(None) => return Err(crate::net::NetError::Closed.into()),
                 Ok(Some(ConnectionEvent::RemoteLength {
                     discovery_key,
                     length,
-                })) if discovery_key == dk => break length,
+                })) if discovery_key == *dk.as_bytes() => break length,
                 Ok(Some(_)) => {}
             }
         };
@@ -188,7 +194,11 @@ impl Replica {
             }
             match tokio::time::timeout_at(deadline, status.changed()).await {
                 Ok(Ok(())) => {}
-                _ => return Err(FriendsError::Timeout(self.core.key())),
+                _ => {
+                    return Err(FriendsError::Timeout(IdentityKey::from_core(
+                        self.core.key(),
+                    )))
+                }
             }
         }
     }
@@ -200,7 +210,7 @@ impl Replica {
         let bytes = self.core.with_core(|c| c.byte_length());
         if bytes > MAX_REPLICA_BYTES {
             return Err(FriendsError::TooLarge {
-                key: self.core.key(),
+                key: IdentityKey::from_core(self.core.key()),
                 bytes,
             });
         }

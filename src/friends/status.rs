@@ -11,6 +11,7 @@ use crate::archive::Files;
 use crate::home::Home;
 use crate::hypercore::Core;
 use crate::identity::{DatUrl, Identity};
+use crate::keys::IdentityKey;
 use crate::remote::Route;
 use crate::schema::{now_ms, Profile, Session};
 
@@ -77,7 +78,7 @@ impl FriendStatus {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LiveLobby {
     /// The host's key (their archive).
-    pub host: [u8; 32],
+    pub host: IdentityKey,
     /// The host's profile name.
     pub host_name: String,
     /// Their `session.json`.
@@ -90,7 +91,7 @@ impl LiveLobby {
     /// The lobby of `host` if it is live at `now_ms`: `session` live by its heartbeat and not
     /// ended, and the host reached along `route` (`None`: not reachable now).
     pub fn of(
-        host: [u8; 32],
+        host: IdentityKey,
         profile: Option<&Profile>,
         session: Option<&Session>,
         route: Option<&Route>,
@@ -134,7 +135,7 @@ pub fn pick_quick(lobbies: &[LiveLobby]) -> Option<&LiveLobby> {
 
 /// The files of `key`'s replica on disk, read-only and verified; `None` if there is none, it is
 /// incomplete, or it fails verification (never shown as valid).
-pub fn offline_files(home: &Home, key: &[u8; 32]) -> Option<Files> {
+pub fn offline_files(home: &Home, key: &IdentityKey) -> Option<Files> {
     match read_replica(home, key) {
         OnDisk::Files(files) => Some(files),
         _ => None,
@@ -155,7 +156,7 @@ enum OnDisk {
 
 /// Reads `key`'s replica on disk without writing anything (no repair, no creation), checking
 /// every stored byte.
-fn read_replica(home: &Home, key: &[u8; 32]) -> OnDisk {
+fn read_replica(home: &Home, key: &IdentityKey) -> OnDisk {
     let dir = Replica::dir(home.root(), key);
     if !dir.join("header").exists() {
         return OnDisk::Nothing;
@@ -278,7 +279,7 @@ impl ReplicaStore {
     /// checked when `verify`), else in memory.
     pub(crate) fn replica(
         &self,
-        key: [u8; 32],
+        key: IdentityKey,
         verify: bool,
     ) -> Result<(Replica, OpenState), FriendsError> {
         if self.lock.is_some() {
@@ -290,7 +291,7 @@ impl ReplicaStore {
 
     /// The files of `key` to show when this look fetched nothing: an in-memory replica starts
     /// empty, so read the one on disk (read-only, verified); a disk replica already is it.
-    fn last_known(&self, key: &[u8; 32]) -> Option<Files> {
+    fn last_known(&self, key: &IdentityKey) -> Option<Files> {
         match self.lock {
             Some(_) => None,
             None => offline_files(&self.home, key),
@@ -385,7 +386,7 @@ pub(crate) async fn fetch(
     identity: &Identity,
     route: &Route,
     replica: &Replica,
-    key: [u8; 32],
+    key: IdentityKey,
     deadline: Instant,
 ) -> Result<crate::net::Connection, FriendsError> {
     let (conn, _) = discovery.reach(identity, route, key, deadline).await?;
@@ -426,7 +427,7 @@ pub(crate) fn note_route(entry: &mut super::FriendNotes, route: &Route, now: u64
 }
 
 /// `dat://<hex>` of a key, for messages.
-pub(crate) fn url_of(key: &[u8; 32]) -> String {
+pub(crate) fn url_of(key: &IdentityKey) -> String {
     DatUrl::new(*key).base()
 }
 
@@ -436,7 +437,7 @@ mod tests {
 
     fn lobby(host: u8, peers: u32, max_peers: u32, last_update: u64, protected: bool) -> LiveLobby {
         LiveLobby {
-            host: [host; 32],
+            host: IdentityKey::from_bytes([host; 32]),
             host_name: format!("h{host}"),
             session: Session {
                 name: "game".into(),
@@ -466,9 +467,9 @@ mod tests {
             two_new.clone(),
             one,
         ];
-        assert_eq!(pick_quick(&all).unwrap().host, [4; 32]);
+        assert_eq!(pick_quick(&all).unwrap().host.as_bytes(), &[4; 32]);
         let tie = [lobby(7, 2, 8, 200, false), two_new.clone()];
-        assert_eq!(pick_quick(&tie).unwrap().host, [4; 32]);
+        assert_eq!(pick_quick(&tie).unwrap().host.as_bytes(), &[4; 32]);
         assert!(pick_quick(&[full, locked]).is_none());
         assert!(pick_quick(&[]).is_none());
     }

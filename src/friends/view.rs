@@ -12,21 +12,22 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use super::watch::{DownReason, FriendEvent};
 use super::LiveLobby;
 use crate::archive::Files;
+use crate::keys::IdentityKey;
 use crate::remote::Route;
 
 /// What the per-friend tasks report to the view.
 #[derive(Debug)]
 pub(super) enum Update {
     /// The friend was reached along this route.
-    Online([u8; 32], Route),
+    Online(IdentityKey, Route),
     /// The connection to the friend ended: why.
-    Offline([u8; 32], String),
+    Offline(IdentityKey, String),
     /// The friend's verified files, read from their replica.
-    Files([u8; 32], Files),
+    Files(IdentityKey, Files),
     /// Something went wrong with this friend: what.
-    Warning([u8; 32], String),
+    Warning(IdentityKey, String),
     /// The friend left the friend list.
-    Unfollowed([u8; 32]),
+    Unfollowed(IdentityKey),
 }
 
 /// What the view knows of one friend.
@@ -41,10 +42,10 @@ pub(super) struct FriendsView {
     /// Our own `dat://` URL, to tell whether a friend lists us back.
     me: String,
     /// Where friends were reached since the last [`FriendsView::take_reached`].
-    reached: HashMap<[u8; 32], Route>,
-    friends: HashMap<[u8; 32], Known>,
+    reached: HashMap<IdentityKey, Route>,
+    friends: HashMap<IdentityKey, Known>,
     /// The live lobbies as last reported in events.
-    live: BTreeMap<[u8; 32], LiveLobby>,
+    live: BTreeMap<IdentityKey, LiveLobby>,
     events: VecDeque<FriendEvent>,
 }
 
@@ -99,7 +100,7 @@ impl FriendsView {
 
     /// The routes friends were reached along since the last call, to save in `friends.json`
     /// (in batches: one write per period, not one per friend).
-    pub(super) fn take_reached(&mut self) -> HashMap<[u8; 32], Route> {
+    pub(super) fn take_reached(&mut self) -> HashMap<IdentityKey, Route> {
         std::mem::take(&mut self.reached)
     }
 
@@ -125,7 +126,7 @@ impl FriendsView {
     }
 
     /// Keeps `key`'s files; reports their profile when it is new or changed.
-    fn apply_files(&mut self, key: [u8; 32], files: Files) {
+    fn apply_files(&mut self, key: IdentityKey, files: Files) {
         let known = self.friends.entry(key).or_default();
         let old_profile = known.files.as_ref().and_then(|f| f.profile.clone());
         let profile = files.profile.clone();
@@ -182,7 +183,7 @@ fn down_reason(known: Option<&Known>, now: u64) -> DownReason {
     }
 }
 
-fn lobby_of(key: &[u8; 32], known: &Known, now: u64) -> Option<LiveLobby> {
+fn lobby_of(key: &IdentityKey, known: &Known, now: u64) -> Option<LiveLobby> {
     let files = known.files.as_ref()?;
     LiveLobby::of(
         *key,

@@ -20,6 +20,7 @@ use super::view::{FriendsView, Update};
 use super::{Discovery, Friend, FriendsError, LiveLobby, LocalStore, Replica};
 use crate::home::Home;
 use crate::identity::{DatUrl, Identity};
+use crate::keys::IdentityKey;
 use crate::remote::Route;
 use crate::schema::{now_ms, Profile};
 
@@ -79,14 +80,14 @@ pub enum FriendEvent {
     /// A friend was reached along `route`.
     Online {
         /// The friend's key.
-        key: [u8; 32],
+        key: IdentityKey,
         /// The route that worked.
         route: Route,
     },
     /// The connection to a friend ended, or they could not be reached after being online.
     Offline {
         /// The friend's key.
-        key: [u8; 32],
+        key: IdentityKey,
         /// What happened.
         reason: String,
     },
@@ -94,7 +95,7 @@ pub enum FriendEvent {
     /// start).
     Profile {
         /// The friend's key.
-        key: [u8; 32],
+        key: IdentityKey,
         /// Their `profile.json`.
         profile: Profile,
         /// They list us back.
@@ -107,7 +108,7 @@ pub enum FriendEvent {
     /// A lobby is no longer live.
     SessionDown {
         /// The host's key.
-        key: [u8; 32],
+        key: IdentityKey,
         /// Why.
         reason: DownReason,
     },
@@ -115,7 +116,7 @@ pub enum FriendEvent {
     /// and refetched); the others go on.
     Warning {
         /// The friend's key.
-        key: [u8; 32],
+        key: IdentityKey,
         /// What happened.
         message: String,
     },
@@ -186,7 +187,7 @@ struct FriendCtx {
 /// Runs one task per friend; re-reads the friend list every `list_poll` and starts or stops
 /// tasks for friends added or removed meanwhile.
 async fn follow_list(home: Home, ctx: Arc<FriendCtx>, initial: Vec<Friend>) {
-    let mut running: HashMap<[u8; 32], tokio::task::AbortHandle> = HashMap::new();
+    let mut running: HashMap<IdentityKey, tokio::task::AbortHandle> = HashMap::new();
     let mut tasks = tokio::task::JoinSet::new();
     let mut wanted = initial;
     loop {
@@ -215,7 +216,7 @@ async fn follow_list(home: Home, ctx: Arc<FriendCtx>, initial: Vec<Friend>) {
 /// Follows one friend for as long as the watcher runs. The replica is open (files, memory) only
 /// while the friend is being reached or is connected, so following many friends who are offline
 /// costs little; every stored byte is verified the first time only.
-async fn follow(ctx: Arc<FriendCtx>, key: [u8; 32], mut notes: super::FriendNotes) {
+async fn follow(ctx: Arc<FriendCtx>, key: IdentityKey, mut notes: super::FriendNotes) {
     match open_replica(&ctx, key, true) {
         Some(replica) => publish_files(&ctx, &replica, key),
         None => return,
@@ -245,7 +246,7 @@ async fn try_routes(
     ctx: &FriendCtx,
     notes: &mut super::FriendNotes,
     replica: &Replica,
-    key: [u8; 32],
+    key: IdentityKey,
     routes: Vec<Route>,
 ) -> bool {
     for route in routes {
@@ -280,7 +281,7 @@ async fn try_routes(
 
 /// Opens `key`'s replica (checking every stored byte when `verify`); reports a damaged replica
 /// (discarded, to be fetched again) or an error as a warning.
-fn open_replica(ctx: &FriendCtx, key: [u8; 32], verify: bool) -> Option<Replica> {
+fn open_replica(ctx: &FriendCtx, key: IdentityKey, verify: bool) -> Option<Replica> {
     match ctx.replicas.replica(key, verify) {
         Ok((replica, state)) => {
             if let super::OpenState::Discarded(reason) = state {
@@ -302,7 +303,7 @@ fn open_replica(ctx: &FriendCtx, key: [u8; 32], verify: bool) -> Option<Replica>
 async fn follow_live(
     ctx: &FriendCtx,
     replica: &Replica,
-    key: [u8; 32],
+    key: IdentityKey,
     conn: &crate::net::Connection,
 ) -> String {
     let mut status = replica.core().subscribe();
@@ -334,7 +335,7 @@ async fn follow_live(
     }
 }
 
-fn publish_files(ctx: &FriendCtx, replica: &Replica, key: [u8; 32]) {
+fn publish_files(ctx: &FriendCtx, replica: &Replica, key: IdentityKey) {
     match replica.files() {
         Ok(Some(files)) => {
             let _ = ctx.updates.send(Update::Files(key, files));
@@ -384,7 +385,7 @@ async fn drive_view(
 }
 
 /// Notes in `friends.json` that each friend in `reached` was reached along its route, now.
-fn save_reached(store: &LocalStore, reached: HashMap<[u8; 32], Route>) {
+fn save_reached(store: &LocalStore, reached: HashMap<IdentityKey, Route>) {
     if reached.is_empty() {
         return;
     }

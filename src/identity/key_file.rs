@@ -33,7 +33,7 @@ impl Identity {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
         let body = serde_json::to_vec_pretty(&KeyFile {
-            public_key: hex::encode(self.public_key()),
+            public_key: self.public_key().to_hex(),
             secret_key: hex::encode(self.signing_key.to_bytes()),
         })
         .expect("key file serializes");
@@ -77,7 +77,7 @@ impl Identity {
         let public =
             parse_key_hex(&file.public_key).map_err(|r| corrupt(format!("public_key: {r}")))?;
         let identity = Identity::from_seed(seed);
-        if identity.public_key() != public {
+        if identity.public_key().as_bytes() != &public {
             return Err(corrupt(
                 "public_key does not belong to secret_key".to_string(),
             ));

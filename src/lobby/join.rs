@@ -47,7 +47,7 @@ pub struct JoinOptions {
 impl Default for JoinOptions {
     fn default() -> Self {
         JoinOptions {
-            url: DatUrl::new([0; 32]),
+            url: DatUrl::new(crate::keys::CoreKey::from_bytes([0; 32])),
             peer: None,
             relay: None,
             password: None,
@@ -171,7 +171,9 @@ pub async fn join_through(endpoint: &Endpoint, options: JoinOptions) -> Result<J
         .map_err(|e| JoinError::Protocol(e.to_string()))?
         .ok_or(JoinError::NoAddress)?;
     let addr = route.address();
-    let connected = endpoint.reach(&route, options.url.key, deadline).await?;
+    let connected = endpoint
+        .reach(&route, options.url.identity(), deadline)
+        .await?;
     let (conn, local_ip) = (connected.connection, connected.local_ip);
     step("connected and authenticated");
     let net = |e: NetError| JoinError::Unreachable {
@@ -183,7 +185,8 @@ pub async fn join_through(endpoint: &Endpoint, options: JoinOptions) -> Result<J
         conn.replicate(own.clone()).await.map_err(net)?;
     }
     // The host's archive: its session.json names the lobby log.
-    let (files, _host_archive) = remote::read_archive(&conn, options.url.key, deadline).await?;
+    let (files, _host_archive) =
+        remote::read_archive(&conn, options.url.identity(), deadline).await?;
     step("read the host's archive");
     let host_name = files.profile.map(|p| p.name).unwrap_or_default();
     let host_url = options.url.base();
@@ -195,8 +198,8 @@ pub async fn join_through(endpoint: &Endpoint, options: JoinOptions) -> Result<J
         .url
         .parse()
         .map_err(|e| JoinError::Protocol(format!("session.json url: {e}")))?;
-    let lobby_key = lobby_url.key;
-    let lobby = SharedCore::new(Core::in_memory_replica(lobby_key));
+    let lobby_key = *lobby_url.key.as_bytes();
+    let lobby = SharedCore::new(Core::in_memory_replica(lobby_url.key));
     conn.replicate(lobby.clone()).await.map_err(net)?;
 
     // Our signalling log, announced on the lobby channel.
@@ -225,10 +228,14 @@ pub async fn join_through(endpoint: &Endpoint, options: JoinOptions) -> Result<J
         name: options.name.clone(),
         password: options.password.as_deref(),
     };
-    let mut handshake = JoinHandshake::new(offer, log_pub, lobby_key, deadline.into_std());
+    let (log_pub, lobby_log) = (
+        crate::keys::LogKey::from_bytes(log_pub),
+        crate::keys::LogKey::from_core(lobby_url.key),
+    );
+    let mut handshake = JoinHandshake::new(offer, log_pub, lobby_log, deadline.into_std());
     // Replies come after the offer: the lobby log is read from its length now.
     let from = lobby.status().length;
-    let mut signals = SignalLog::new(lobby.clone(), from, log_key, log.clone(), lobby_key);
+    let mut signals = SignalLog::new(lobby.clone(), from, log_key, log.clone(), lobby_log);
     let answer = signal(&mut handshake, &mut signals, &mut pending).await?;
     step("got the answer");
     let mut pc = pending.accept_answer(&answer).await?;

@@ -6,6 +6,7 @@
 use ed25519_dalek::SigningKey;
 use tokio::time::Instant;
 
+use crate::keys::LogKey;
 use crate::net::SharedCore;
 use crate::signal::{Signal, SignalError};
 
@@ -40,7 +41,7 @@ pub(crate) struct SignalLog {
     next: u64,
     write: SharedCore,
     /// The other side's log key, which our signals are sealed to.
-    to: [u8; 32],
+    to: LogKey,
 }
 
 impl SignalLog {
@@ -50,7 +51,7 @@ impl SignalLog {
         from: u64,
         me: SigningKey,
         write: SharedCore,
-        to: [u8; 32],
+        to: LogKey,
     ) -> Self {
         SignalLog {
             read,

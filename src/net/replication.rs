@@ -45,6 +45,7 @@ use crate::hypercore::messages::{
     Bitfield, Cancel, Data, Extension, Handshake, NoData, Range, Request, RequestBlock,
     RequestUpgrade, Sync, Want,
 };
+use crate::keys::CoreKey;
 
 /// Protocol name of the hypercore channel (JS also accepts the alias `hypercore`).
 pub const PROTOCOL: &str = "hypercore/alpha";
@@ -212,9 +213,9 @@ pub struct Replicator {
 impl Replicator {
     /// A replicator for the core with `key`, on a connection where we are `is_initiator` and whose
     /// Noise handshake hash is `handshake_hash` (64 bytes).
-    pub fn new(key: [u8; 32], is_initiator: bool, handshake_hash: [u8; 64]) -> Self {
+    pub fn new(key: CoreKey, is_initiator: bool, handshake_hash: [u8; 64]) -> Self {
         Self {
-            key,
+            key: *key.as_bytes(),
             is_initiator,
             handshake_hash,
             max_inflight: DEFAULT_MAX_INFLIGHT,

@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use super::replication::ReplicaCore;
 use crate::hypercore::messages::{Data, Request};
 use crate::hypercore::{self, Core};
+use crate::keys::{CoreKey, DiscoveryKey};
 
 /// A snapshot of a core's state, published after every change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -32,8 +33,8 @@ pub struct CoreStatus {
 
 struct Inner {
     core: Mutex<Core>,
-    key: [u8; 32],
-    discovery_key: [u8; 32],
+    key: CoreKey,
+    discovery_key: DiscoveryKey,
     status: watch::Sender<CoreStatus>,
 }
 
@@ -71,13 +72,13 @@ impl SharedCore {
         }
     }
 
-    /// The 32-byte core key.
-    pub fn key(&self) -> [u8; 32] {
+    /// The core key.
+    pub fn key(&self) -> CoreKey {
         self.inner.key
     }
 
-    /// The 32-byte discovery key (what replication channels are named by).
-    pub fn discovery_key(&self) -> [u8; 32] {
+    /// The discovery key (what replication channels are named by).
+    pub fn discovery_key(&self) -> DiscoveryKey {
         self.inner.discovery_key
     }
 
@@ -211,7 +212,7 @@ fn status_of(core: &Core, version: u64) -> CoreStatus {
 /// The replication view of a [`Core`].
 impl ReplicaCore for Core {
     fn key(&self) -> [u8; 32] {
-        Core::key(self)
+        *Core::key(self).as_bytes()
     }
     fn fork(&self) -> u64 {
         Core::fork(self)

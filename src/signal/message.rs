@@ -15,6 +15,7 @@ use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
 use super::seal::{self, SealError};
+use crate::keys::{IdentityKey, LogKey};
 
 /// Largest signalling block accepted, in bytes.
 pub const MAX_BLOCK_BYTES: usize = 64 * 1024;
@@ -133,12 +134,17 @@ struct Envelope {
 
 /// The bytes an offer's identity signature covers: a label, the lobby log key and the joiner's
 /// signalling log key.
-pub fn offer_signable(lobby_log: &[u8; 32], joiner_log: &[u8; 32]) -> Vec<u8> {
-    [b"dat-social/offer/v1".as_slice(), lobby_log, joiner_log].concat()
+pub fn offer_signable(lobby_log: &LogKey, joiner_log: &LogKey) -> Vec<u8> {
+    [
+        b"dat-social/offer/v1".as_slice(),
+        lobby_log.as_bytes(),
+        joiner_log.as_bytes(),
+    ]
+    .concat()
 }
 
 /// Signs an offer's binding of `joiner_log` to `identity` for `lobby_log`; 128 hex characters.
-pub fn sign_offer(identity: &SigningKey, lobby_log: &[u8; 32], joiner_log: &[u8; 32]) -> String {
+pub fn sign_offer(identity: &SigningKey, lobby_log: &LogKey, joiner_log: &LogKey) -> String {
     hex::encode(
         identity
             .sign(&offer_signable(lobby_log, joiner_log))
@@ -146,19 +152,20 @@ pub fn sign_offer(identity: &SigningKey, lobby_log: &[u8; 32], joiner_log: &[u8;
     )
 }
 
-/// Checks an offer's `identity` and `signature` fields; returns the identity key.
-/// Errors: [`SignalError::BadSignature`].
+/// Checks an offer's `identity` (64 hex) and `signature` (128 hex) fields; returns the identity
+/// key. Errors: [`SignalError::BadSignature`] (either field malformed, or the signature wrong).
 pub fn verify_offer(
     identity_hex: &str,
     signature_hex: &str,
-    lobby_log: &[u8; 32],
-    joiner_log: &[u8; 32],
-) -> Result<[u8; 32], SignalError> {
-    let key =
-        crate::identity::parse_key_hex(identity_hex).map_err(|_| SignalError::BadSignature)?;
+    lobby_log: &LogKey,
+    joiner_log: &LogKey,
+) -> Result<IdentityKey, SignalError> {
+    let key = crate::keys::decode_hex32(identity_hex)
+        .map(IdentityKey::from_bytes)
+        .map_err(|_| SignalError::BadSignature)?;
     let mut sig = [0u8; 64];
     hex::decode_to_slice(signature_hex, &mut sig).map_err(|_| SignalError::BadSignature)?;
-    let vk = VerifyingKey::from_bytes(&key).map_err(|_| SignalError::BadSignature)?;
+    let vk = VerifyingKey::from_bytes(key.as_bytes()).map_err(|_| SignalError::BadSignature)?;
     vk.verify(
         &offer_signable(lobby_log, joiner_log),
         &ed25519_dalek::Signature::from_bytes(&sig),
@@ -169,11 +176,11 @@ pub fn verify_offer(
 
 impl Signal {
     /// Seals this message to `to` (a signalling log key) and returns the block bytes.
-    pub fn to_block(&self, to: &[u8; 32]) -> Result<Vec<u8>, SignalError> {
+    pub fn to_block(&self, to: &LogKey) -> Result<Vec<u8>, SignalError> {
         let plain = serde_json::to_vec(self).expect("signals serialize");
-        let sealed = seal::seal(to, &plain)?;
+        let sealed = seal::seal(to.as_bytes(), &plain)?;
         let block = serde_json::to_vec(&Envelope {
-            to: hex::encode(to),
+            to: to.to_hex(),
             sealed: B64.encode(sealed),
         })
         .expect("envelopes serialize");
@@ -235,7 +242,8 @@ mod tests {
         let msg = Signal::Reject {
             reason: RejectReason::Full,
         };
-        let block = msg.to_block(&host.verifying_key().to_bytes()).unwrap();
+        let to = LogKey::from_bytes(host.verifying_key().to_bytes());
+        let block = msg.to_block(&to).unwrap();
         assert!(!String::from_utf8_lossy(&block).contains("full"));
         assert_eq!(Signal::from_block(&block, &host).unwrap(), Some(msg));
         assert_eq!(Signal::from_block(&block, &other).unwrap(), None);
@@ -259,8 +267,11 @@ mod tests {
     fn offer_signature_binds_both_logs() {
         let id = SigningKey::from_bytes(&[5; 32]);
         let id_hex = hex::encode(id.verifying_key().to_bytes());
-        let sig = sign_offer(&id, &[1; 32], &[2; 32]);
-        assert!(verify_offer(&id_hex, &sig, &[1; 32], &[2; 32]).is_ok());
-        assert!(verify_offer(&id_hex, &sig, &[1; 32], &[9; 32]).is_err());
+        let log = |b| LogKey::from_bytes([b; 32]);
+        let sig = sign_offer(&id, &log(1), &log(2));
+        let key = verify_offer(&id_hex, &sig, &log(1), &log(2)).unwrap();
+        assert_eq!(key.to_string(), id_hex);
+        assert!(verify_offer(&id_hex, &sig, &log(1), &log(9)).is_err());
+        assert!(verify_offer(&id_hex, &sig, &log(2), &log(1)).is_err());
     }
 }

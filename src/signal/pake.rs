@@ -14,6 +14,8 @@
 use blake2::digest::{FixedOutput, KeyInit, Mac};
 use spake2::{Ed25519Group, Identity, Password, Spake2};
 
+use crate::keys::LogKey;
+
 /// Errors of the password exchange.
 #[derive(Debug, thiserror::Error)]
 pub enum PakeError {
@@ -47,8 +49,11 @@ fn mac_matches(key: &[u8], label: &[u8], transcript: &[&[u8]], tag: &[u8]) -> bo
     mac_state(key, label, transcript).verify_slice(tag).is_ok()
 }
 
-fn identities(joiner_log: &[u8; 32], lobby_log: &[u8; 32]) -> (Identity, Identity) {
-    (Identity::new(joiner_log), Identity::new(lobby_log))
+fn identities(joiner_log: &LogKey, lobby_log: &LogKey) -> (Identity, Identity) {
+    (
+        Identity::new(joiner_log.as_bytes()),
+        Identity::new(lobby_log.as_bytes()),
+    )
 }
 
 /// The joiner's side of one password exchange.
@@ -60,7 +65,7 @@ pub struct Joiner {
 impl Joiner {
     /// Starts an exchange for `password`, bound to the joiner's signalling log key and the host's
     /// lobby log key. Returns the state and `msg_a` (33 bytes) for the offer.
-    pub fn start(password: &[u8], joiner_log: &[u8; 32], lobby_log: &[u8; 32]) -> (Self, Vec<u8>) {
+    pub fn start(password: &[u8], joiner_log: &LogKey, lobby_log: &LogKey) -> (Self, Vec<u8>) {
         let (a, b) = identities(joiner_log, lobby_log);
         let (state, msg_a) = Spake2::<Ed25519Group>::start_a(&Password::new(password), &a, &b);
         (
@@ -96,8 +101,8 @@ impl Host {
     /// `host_mac` (32 bytes) for the challenge. Errors: [`PakeError::Malformed`].
     pub fn respond(
         password: &[u8],
-        joiner_log: &[u8; 32],
-        lobby_log: &[u8; 32],
+        joiner_log: &LogKey,
+        lobby_log: &LogKey,
         msg_a: &[u8],
     ) -> Result<(Self, Vec<u8>, [u8; 32]), PakeError> {
         let (a, b) = identities(joiner_log, lobby_log);
@@ -134,7 +139,7 @@ mod tests {
     use super::*;
 
     fn run(joiner_pw: &[u8], host_pw: &[u8]) -> Result<(), PakeError> {
-        let (j, l) = ([1u8; 32], [2u8; 32]);
+        let (j, l) = (LogKey::from_bytes([1; 32]), LogKey::from_bytes([2; 32]));
         let (joiner, msg_a) = Joiner::start(joiner_pw, &j, &l);
         let (host, msg_b, host_mac) = Host::respond(host_pw, &j, &l, &msg_a)?;
         let joiner_mac = joiner.finish(&msg_b, &host_mac)?;
@@ -153,7 +158,12 @@ mod tests {
     #[test]
     fn malformed_message_is_an_error() {
         assert!(matches!(
-            Host::respond(b"pw", &[1; 32], &[2; 32], b"short"),
+            Host::respond(
+                b"pw",
+                &LogKey::from_bytes([1; 32]),
+                &LogKey::from_bytes([2; 32]),
+                b"short"
+            ),
             Err(PakeError::Malformed)
         ));
     }

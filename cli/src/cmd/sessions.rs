@@ -7,6 +7,7 @@ use clap::Args;
 use dat_social::friends::{FriendEvent, Watcher, WatcherOptions};
 use dat_social::home::Home;
 use dat_social::identity::DatUrl;
+use dat_social::keys::IdentityKey;
 use dat_social::schema::now_ms;
 
 use super::friends::{live_lobbies, lobby_text, LookArgs};
@@ -70,7 +71,7 @@ fn print_watch_event(event: &FriendEvent, out: &Output) {
 
 /// A watcher's event as its `--json` [`Event`] and its line of text.
 fn watch_event(event: &FriendEvent) -> (Event, String) {
-    let url = |k: &[u8; 32]| DatUrl::new(*k).base();
+    let url = |k: &IdentityKey| DatUrl::new(*k).base();
     match event {
         FriendEvent::SessionUp(l) => (
             Event::SessionUp(LobbyInfo::of(l, now_ms())),

@@ -40,8 +40,12 @@ pub async fn run(home: &Home, args: ShowArgs, out: &Output) -> Result<u8> {
         .context("no address: the URL has no ?peer= or ?relay= hint; pass --peer HOST:PORT")?;
     let deadline = dat_social::time::deadline_after(Duration::from_secs(args.timeout));
     let endpoint = Endpoint::dialer(identity);
-    let conn = endpoint.reach(&route, url.key, deadline).await?.connection;
-    let (files, fetched) = dat_social::remote::read_archive(&conn, url.key, deadline).await?;
+    let conn = endpoint
+        .reach(&route, url.identity(), deadline)
+        .await?
+        .connection;
+    let (files, fetched) =
+        dat_social::remote::read_archive(&conn, url.identity(), deadline).await?;
     dat_social::remote::check_against_replica(home.root(), &fetched)?;
     let live = files
         .session

@@ -2,9 +2,10 @@
 //! (up / changed / down and why) out.
 
 use super::*;
+use crate::keys::IdentityKey;
 use crate::schema::{Profile, Session};
 
-const HOST: [u8; 32] = [7; 32];
+const HOST: IdentityKey = IdentityKey::from_bytes([7; 32]);
 const ME: &str = "dat://0101010101010101010101010101010101010101010101010101010101010101";
 /// The heartbeat period every test lobby states, in ms.
 const PERIOD: u64 = 1_000;

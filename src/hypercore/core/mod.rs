@@ -27,6 +27,7 @@ use super::merkle::{self, Batch, NodeSource, TreeState};
 use super::messages::TreeNode;
 use super::storage::{self, FileKind, Header, Store, INDEX_RECORD, NODE_RECORD};
 use super::{Error, Result};
+use crate::keys::{CoreKey, DiscoveryKey};
 
 /// What [`Core::verify_and_apply`] changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -106,8 +107,8 @@ impl Core {
     }
 
     /// A read-only replica of core `public_key` held in memory.
-    pub fn in_memory_replica(public_key: [u8; 32]) -> Core {
-        Self::init(Store::memory(), public_key, None).expect("memory store cannot fail")
+    pub fn in_memory_replica(public_key: CoreKey) -> Core {
+        Self::init(Store::memory(), *public_key.as_bytes(), None).expect("memory store cannot fail")
     }
 
     fn init(mut store: Store, key: [u8; 32], signing_key: Option<SigningKey>) -> Result<Core> {
@@ -158,14 +159,14 @@ impl Core {
         self.fork_checks += 1;
     }
 
-    /// The 32-byte core key (the writer's ed25519 public key).
-    pub fn key(&self) -> [u8; 32] {
-        self.key
+    /// The core key (the writer's ed25519 public key).
+    pub fn key(&self) -> CoreKey {
+        CoreKey::from_bytes(self.key)
     }
 
-    /// The 32-byte discovery key (`hypercore-crypto` `discoveryKey(key)`), safe to announce.
-    pub fn discovery_key(&self) -> [u8; 32] {
-        self.discovery_key
+    /// The discovery key (`hypercore-crypto` `discoveryKey(key)`), safe to announce.
+    pub fn discovery_key(&self) -> DiscoveryKey {
+        DiscoveryKey::from_bytes(self.discovery_key)
     }
 
     /// Signed length in blocks.

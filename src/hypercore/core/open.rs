@@ -13,6 +13,7 @@ use crate::hypercore::flat_tree;
 use crate::hypercore::merkle::{self, Batch, NodeSource, TreeState};
 use crate::hypercore::storage::{self, FileKind, Header, Store, INDEX_RECORD, NODE_RECORD};
 use crate::hypercore::{Error, Result};
+use crate::keys::CoreKey;
 
 /// How [`Core::load`] treats a damaged header slot with a longer tree in the files.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -78,7 +79,8 @@ impl Core {
 
     /// Opens the read-only replica of core `public_key` in `dir`, creating it empty if `dir` holds
     /// no core. Errors: [`Error::WrongKey`] if `dir` holds another core; as [`Core::open`].
-    pub fn open_replica(dir: &Path, public_key: [u8; 32]) -> Result<Core> {
+    pub fn open_replica(dir: &Path, public_key: CoreKey) -> Result<Core> {
+        let public_key = *public_key.as_bytes();
         let mut store = Store::open_dir(dir)?;
         if store.read_header()?.is_none() {
             return Self::init(store, public_key, None);

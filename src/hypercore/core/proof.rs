@@ -58,7 +58,7 @@ impl Core {
     /// Errors: the proof does not verify ([`Error::InvalidProof`], [`Error::InvalidSignature`]).
     pub fn check_conflict(&mut self, data: &Data) -> Result<Option<u64>> {
         self.fork_checks += 1;
-        let mut theirs = Core::in_memory_replica(self.key);
+        let mut theirs = Core::in_memory_replica(self.key());
         theirs.verify_and_apply(data)?;
         let found = self.diverges_from(&theirs)?;
         if found.is_some() {

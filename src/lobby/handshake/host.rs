@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use crate::keys::LogKey;
 use crate::signal::message::{b64, unb64, verify_offer};
 use crate::signal::{pake, RejectReason, Signal, SignalError};
 
@@ -76,8 +77,8 @@ enum State {
 
 /// One joiner's signalling at the host. Created when the joiner's hello names its log.
 pub(crate) struct HostHandshake {
-    lobby_log: [u8; 32],
-    joiner_log: [u8; 32],
+    lobby_log: LogKey,
+    joiner_log: LogKey,
     password: Option<Vec<u8>>,
     /// How long the joiner may take to send each awaited signal.
     timeout: Duration,
@@ -92,8 +93,8 @@ impl HostHandshake {
     /// key is `lobby_log`, protected by `password` if any. The joiner has `timeout` from `now`
     /// to send its offer (and again from the challenge to confirm).
     pub(crate) fn new(
-        lobby_log: [u8; 32],
-        joiner_log: [u8; 32],
+        lobby_log: LogKey,
+        joiner_log: LogKey,
         password: Option<Vec<u8>>,
         timeout: Duration,
         now: Instant,
@@ -111,7 +112,7 @@ impl HostHandshake {
     }
 
     /// The joiner's signalling log key: every signal from [`Self::poll_transmit`] is sealed to it.
-    pub(crate) fn joiner_log(&self) -> [u8; 32] {
+    pub(crate) fn joiner_log(&self) -> LogKey {
         self.joiner_log
     }
 
@@ -242,7 +243,7 @@ impl HostHandshake {
         pake: Option<String>,
     ) {
         let checked = verify_offer(identity, signature, &self.lobby_log, &self.joiner_log)
-            .and_then(|key| Ok((key, pake.map(|p| unb64(&p)).transpose()?)));
+            .and_then(|key| Ok((*key.as_bytes(), pake.map(|p| unb64(&p)).transpose()?)));
         match checked {
             Ok((identity, pake)) => {
                 self.deadline = None;

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use ed25519_dalek::SigningKey;
 
+use crate::keys::LogKey;
 use crate::signal::message::{b64, sign_offer, unb64};
 use crate::signal::{pake, RejectReason, Signal};
 
@@ -64,8 +65,8 @@ impl JoinHandshake {
     /// by `deadline`.
     pub(crate) fn new(
         offer: OfferParams<'_>,
-        joiner_log: [u8; 32],
-        lobby_log: [u8; 32],
+        joiner_log: LogKey,
+        lobby_log: LogKey,
         deadline: Instant,
     ) -> Self {
         let (pake, msg_a) = match offer.password {

@@ -7,6 +7,7 @@ use ed25519_dalek::SigningKey;
 
 use super::join::OfferParams;
 use super::*;
+use crate::keys::LogKey;
 use crate::signal::{RejectReason, Signal, SignalError};
 
 const TIMEOUT: Duration = Duration::from_secs(15);
@@ -116,8 +117,9 @@ impl Pair {
     }
 }
 
-fn pub_of(key: &SigningKey) -> [u8; 32] {
-    key.verifying_key().to_bytes()
+/// The public key of a log's (or an identity's) key pair, as a log key.
+fn pub_of(key: &SigningKey) -> LogKey {
+    LogKey::from_bytes(key.verifying_key().to_bytes())
 }
 
 fn rejected(reason: RejectReason) -> JoinEvent {
@@ -136,7 +138,7 @@ fn an_open_lobby_admits_and_answers() {
     );
     match &pair.host_events[0] {
         HostEvent::NeedAdmission { identity, name } => {
-            assert_eq!(*identity, pub_of(&pair.identity));
+            assert_eq!(identity, pub_of(&pair.identity).as_bytes());
             assert_eq!(name, "ann");
         }
         other => panic!("expected an admission request, got {other:?}"),

@@ -65,7 +65,7 @@ pub(super) struct LobbyHandler {
 
 impl ProtocolHandler for LobbyHandler {
     fn accept(&self, inbound: &Inbound, channel: &ChannelKey) -> Option<HandlerTask> {
-        let ours = channel.id.as_deref() == Some(&self.ctx.lobby.key()[..]);
+        let ours = channel.id.as_deref() == Some(&self.ctx.lobby.key().as_bytes()[..]);
         ours.then(|| -> HandlerTask { Box::pin(serve_lobby(self.ctx.clone(), inbound.clone())) })
     }
 }

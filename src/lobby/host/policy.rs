@@ -31,7 +31,7 @@ impl Policy {
                 .map(|p| p.friends.as_slice())
                 .unwrap_or_default()
                 .iter()
-                .filter_map(|f| f.parse::<DatUrl>().ok().map(|u| u.key))
+                .filter_map(|f| f.parse::<DatUrl>().ok().map(|u| *u.key.as_bytes()))
                 .collect()
         });
         Policy {
@@ -51,7 +51,7 @@ impl Policy {
         let Ok(url) = peer.parse::<DatUrl>() else {
             return false;
         };
-        if !friends.contains(&url.key) {
+        if !friends.contains(url.key.as_bytes()) {
             return false;
         }
         // Their archive comes over this connection; a joiner that doesn't offer it isn't
@@ -63,7 +63,7 @@ impl Policy {
             return false;
         };
         conn.set_max_frame_bytes(FRIEND_ARCHIVE_FRAME_BYTES);
-        let read = crate::remote::read_archive(conn, url.key, deadline).await;
+        let read = crate::remote::read_archive(conn, url.identity(), deadline).await;
         conn.set_max_frame_bytes(MAX_FRAME_BYTES);
         let Ok((files, _)) = read else {
             return false;

@@ -150,11 +150,11 @@ async fn serve_inner(
     progress: &mut Progress,
 ) -> Result<(), ServeError> {
     let conn = &*inbound.connection;
-    let log_key = read_hello(ctx, conn).await?;
-    let joiner_log = SharedCore::new(Core::in_memory_replica(log_key));
+    let log_key = crate::keys::LogKey::from_bytes(read_hello(ctx, conn).await?);
+    let joiner_log = SharedCore::new(Core::in_memory_replica(log_key.into()));
     conn.replicate(joiner_log.clone()).await?;
     let handshake = progress.handshake.insert(HostHandshake::new(
-        ctx.lobby.key(),
+        crate::keys::LogKey::from_core(ctx.lobby.key()),
         log_key,
         ctx.password.clone(),
         ctx.timeout,
@@ -194,7 +194,7 @@ async fn serve_inner(
 /// log key.
 async fn read_hello(ctx: &Context, conn: &Connection) -> Result<[u8; 32], ServeError> {
     let mut channel = conn
-        .open_app_channel(LOBBY_PROTOCOL, Some(&ctx.lobby.key()))
+        .open_app_channel(LOBBY_PROTOCOL, Some(ctx.lobby.key().as_ref()))
         .await?;
     let hello = tokio::time::timeout(ctx.timeout, channel.recv())
         .await
@@ -278,7 +278,7 @@ impl Signalling<'_> {
 
     /// Friends-only first (it may read the joiner's archive), then a slot from the roster.
     async fn admission(&mut self, identity: [u8; 32], name: String) -> Admission {
-        let peer = DatUrl::new(identity).base();
+        let peer = DatUrl::new(crate::keys::IdentityKey::from_bytes(identity)).base();
         let ctx = self.ctx;
         let decision = if !ctx.policy.admits(self.conn, &peer, ctx.timeout).await {
             Admission::FriendsOnly

@@ -331,7 +331,7 @@ impl Actor {
     }
 
     fn add_core(&mut self, core: SharedCore) -> Result<(), NetError> {
-        let dk = core.discovery_key();
+        let dk = *core.discovery_key().as_bytes();
         if self.cores.contains_key(&dk) {
             return Err(NetError::AlreadyReplicating(hex::encode(core.key())));
         }

@@ -205,7 +205,7 @@ fn random_messages_never_panic() {
 
 #[test]
 fn capability_is_checked_against_the_other_role() {
-    let key = [7u8; 32];
+    let key = CoreKey::from_bytes([7u8; 32]);
     let hash = [9u8; 64];
     let a = Replicator::new(key, true, hash);
     let b = Replicator::new(key, false, hash);
@@ -213,7 +213,7 @@ fn capability_is_checked_against_the_other_role() {
     let hb = Handshake::from_bytes(&b.local_handshake()).unwrap();
     assert_ne!(ha.capability, hb.capability);
     // What b expects from a is a's capability.
-    let expected_by_b = crate::hypercore::crypto::replicate_capability(true, &key, &hash);
+    let expected_by_b = crate::hypercore::crypto::replicate_capability(true, key.as_bytes(), &hash);
     assert_eq!(ha.capability, expected_by_b);
 }
 

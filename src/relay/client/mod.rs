@@ -52,6 +52,8 @@ use std::time::Duration;
 use ed25519_dalek::SigningKey;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::keys::{IdentityKey, Topic};
+
 pub use rustls_pki_types::CertificateDer;
 pub use stream::{Listener, RelayStream, RelayStreamReader, RelayStreamWriter};
 
@@ -410,7 +412,8 @@ impl RelayClient {
         }
     }
 
-    /// Connects to `remote_public_key` through the relay (`connect`); resolves on the relay's
+    /// Connects to the peer listening on `remote` (its identity key, the static key of its
+    /// Noise handshake) through the relay (`connect`); resolves on the relay's
     /// `open`, once the Noise handshake is done (non-custodial: ours, through `noiseSend` /
     /// `noiseReceive`; custodial: the relay's).
     ///
@@ -419,14 +422,11 @@ impl RelayClient {
     /// the key, the server denied it), the Noise handshake fails (a wrong key, a tampered or
     /// malformed message or `noisePayload` from the relay), the relay answers in the other
     /// mode, or the session is lost meanwhile; [`RelayClientError::Stopped`].
-    pub async fn connect(
-        &self,
-        remote_public_key: [u8; 32],
-    ) -> Result<RelayStream, RelayClientError> {
+    pub async fn connect(&self, remote: IdentityKey) -> Result<RelayStream, RelayClientError> {
         let (reply, rx) = oneshot::channel();
         self.cmd
             .send(Cmd::Connect {
-                remote_public_key,
+                remote_public_key: *remote.as_bytes(),
                 reply,
             })
             .map_err(|_| RelayClientError::Stopped)?;
@@ -458,13 +458,9 @@ impl RelayClient {
     /// [`RelayClientError::NotConnected`] when no session is up;
     /// [`RelayClientError::QueryFailed`] when `timeout` passes or the session is lost before
     /// `finished`; [`RelayClientError::Stopped`].
-    pub async fn announce(
-        &self,
-        topic: [u8; 32],
-        timeout: Duration,
-    ) -> Result<(), RelayClientError> {
+    pub async fn announce(&self, topic: Topic, timeout: Duration) -> Result<(), RelayClientError> {
         self.query(topic, timeout, |reply| Cmd::Announce {
-            topic,
+            topic: *topic.as_bytes(),
             add: true,
             reply,
         })
@@ -480,18 +476,18 @@ impl RelayClient {
     /// [`RelayClientError::Stopped`].
     pub async fn unannounce(
         &self,
-        topic: [u8; 32],
+        topic: Topic,
         timeout: Duration,
     ) -> Result<(), RelayClientError> {
         self.query(topic, timeout, |reply| Cmd::Announce {
-            topic,
+            topic: *topic.as_bytes(),
             add: false,
             reply,
         })
         .await
     }
 
-    /// The public keys announced on `topic` (`lookup{id, topic}` → `result{announcers}`* →
+    /// The identity keys announced on `topic` (`lookup{id, topic}` → `result{announcers}`* →
     /// `finished`): every peer key of every result, each once, in order of arrival. Waits up to
     /// `timeout` for `finished`.
     ///
@@ -500,17 +496,22 @@ impl RelayClient {
     /// [`RelayClientError::Stopped`].
     pub async fn lookup(
         &self,
-        topic: [u8; 32],
+        topic: Topic,
         timeout: Duration,
-    ) -> Result<Vec<[u8; 32]>, RelayClientError> {
-        self.query(topic, timeout, |reply| Cmd::Lookup { topic, reply })
-            .await
+    ) -> Result<Vec<IdentityKey>, RelayClientError> {
+        let found = self
+            .query(topic, timeout, |reply| Cmd::Lookup {
+                topic: *topic.as_bytes(),
+                reply,
+            })
+            .await?;
+        Ok(found.into_iter().map(IdentityKey::from_bytes).collect())
     }
 
     /// Sends the command `make` builds and waits up to `timeout` for its reply.
     async fn query<T>(
         &self,
-        topic: [u8; 32],
+        topic: Topic,
         timeout: Duration,
         make: impl FnOnce(oneshot::Sender<Result<T, RelayClientError>>) -> Cmd,
     ) -> Result<T, RelayClientError> {
@@ -521,7 +522,7 @@ impl RelayClient {
         match tokio::time::timeout(timeout, rx).await {
             Ok(r) => r.map_err(|_| RelayClientError::Stopped)?,
             Err(_) => Err(RelayClientError::QueryFailed {
-                topic: hex::encode(topic),
+                topic: topic.to_hex(),
                 reason: format!("no `finished` from the relay within {timeout:?}"),
             }),
         }

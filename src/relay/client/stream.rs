@@ -10,6 +10,7 @@ use std::net::IpAddr;
 use tokio::sync::{mpsc, oneshot};
 
 use super::Cmd;
+use crate::keys::IdentityKey;
 use crate::net::secret_stream::{Decryptor, Encryptor, FrameDecoder, SecretStreamError};
 use crate::net::transport::{FrameLimit, FrameReader, FrameWriter};
 use crate::net::{Connection, ConnectionConfig, NetError, SessionInfo};
@@ -54,8 +55,8 @@ impl std::fmt::Debug for RelayStream {
 impl RelayStream {
     /// The remote's ed25519 public key: proven by our own Noise IK handshake (non-custodial),
     /// or reported by the relay that ran the handshake (custodial: you trust the relay for it).
-    pub fn remote_public_key(&self) -> [u8; 32] {
-        self.info.remote_public_key
+    pub fn remote_public_key(&self) -> IdentityKey {
+        IdentityKey::from_bytes(self.info.remote_public_key)
     }
 
     /// The 64-byte Noise handshake hash (ours, or the one the relay reported in custodial

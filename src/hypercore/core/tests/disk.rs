@@ -43,7 +43,7 @@ fn wrong_key_and_missing_core() {
         Err(Error::WrongKey { .. })
     ));
     assert!(matches!(
-        Core::open_replica(&dir, key(2).verifying_key().to_bytes()),
+        Core::open_replica(&dir, CoreKey::from_bytes(key(2).verifying_key().to_bytes())),
         Err(Error::WrongKey { .. })
     ));
     assert!(matches!(
