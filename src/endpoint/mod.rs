@@ -13,7 +13,7 @@
 //!   the lobby host for `dat-social/lobby`).
 //!
 //! ```no_run
-//! # async fn demo(identity: dat_social::identity::Identity, friend: [u8; 32]) -> Result<(), Box<dyn std::error::Error>> {
+//! # async fn demo(identity: dat_social::identity::Identity, friend: dat_social::keys::IdentityKey) -> Result<(), Box<dyn std::error::Error>> {
 //! use dat_social::endpoint::{Endpoint, EndpointOptions};
 //! let endpoint = Endpoint::bind(identity, EndpointOptions {
 //!     relays: vec!["ws://relay.example:49443".parse()?],

@@ -129,7 +129,8 @@ pub fn missing_nodes<S: NodeSource>(src: &S, index: u64, length: u64) -> Result<
     Ok(count)
 }
 
-/// Total byte size of `roots`.
+/// Total byte size of `roots` (checked against a stored header when a core opens from disk).
+#[cfg(feature = "native")]
 pub fn total_size(roots: &[TreeNode]) -> u64 {
     roots.iter().fold(0u64, |a, r| a.wrapping_add(r.size))
 }
