@@ -12,6 +12,7 @@
 //! and the file system; `relay-server` adds `relay::server`. See `Cargo.toml` for the list.
 
 #![warn(missing_docs)]
+#![warn(unreachable_pub)]
 
 pub mod archive;
 #[cfg(feature = "native")]

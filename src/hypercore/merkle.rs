@@ -9,8 +9,8 @@
 mod prove;
 mod verify;
 
-pub use prove::{byte_offset, generate_proof};
-pub use verify::{verify_tree, verify_upgrade};
+pub(crate) use prove::{byte_offset, generate_proof};
+pub(crate) use verify::{verify_tree, verify_upgrade};
 
 use super::crypto::{leaf_node, parent_node};
 use super::flat_tree::Iterator;
@@ -19,14 +19,14 @@ use super::{Error, Result};
 
 /// Longest node list a valid proof path can have (a path from a leaf to a root of a tree with
 /// fewer than 2^62 blocks has at most 63 nodes; upgrades add at most that many roots).
-pub const MAX_PROOF_NODES: usize = 256;
+pub(crate) const MAX_PROOF_NODES: usize = 256;
 
 /// Bound for every walk up or down the tree (JS asserts at 1024 steps; 64 levels is the most a
 /// u64 index has).
 const MAX_WALK: usize = 128;
 
 /// Read access to stored tree nodes. `Ok(None)` means "not stored" (sparse replicas).
-pub trait NodeSource {
+pub(crate) trait NodeSource {
     /// The stored node at flat-tree `index`, if any.
     fn node(&self, index: u64) -> Result<Option<TreeNode>>;
 }
@@ -49,7 +49,7 @@ pub struct TreeState {
 /// A tree being grown (`MerkleTreeBatch`): by appends on a writer, by upgrade proofs on a reader.
 /// `nodes` collects every node added, for storage.
 #[derive(Debug, Clone)]
-pub struct Batch {
+pub(crate) struct Batch {
     /// Fork id.
     pub fork: u64,
     /// Length after the additions.
@@ -66,7 +66,7 @@ pub struct Batch {
 
 impl Batch {
     /// A batch starting at `state`.
-    pub fn new(state: &TreeState) -> Self {
+    pub(crate) fn new(state: &TreeState) -> Self {
         Batch {
             fork: state.fork,
             length: state.length,
@@ -78,14 +78,14 @@ impl Batch {
     }
 
     /// Appends one block (writer side, `MerkleTreeBatch.append`).
-    pub fn append(&mut self, data: &[u8]) {
+    pub(crate) fn append(&mut self, data: &[u8]) {
         let head = self.length * 2;
         let mut ite = Iterator::new(head);
         self.append_root(leaf_node(head, data), &mut ite);
     }
 
     /// `appendRoot`: adds a full subtree root at the cursor, merging equal-sized neighbours.
-    pub fn append_root(&mut self, node: TreeNode, ite: &mut Iterator) {
+    pub(crate) fn append_root(&mut self, node: TreeNode, ite: &mut Iterator) {
         self.upgraded = true;
         self.length = self.length.wrapping_add(ite.factor / 2);
         self.byte_length = self.byte_length.wrapping_add(node.size);
@@ -110,7 +110,7 @@ impl Batch {
 /// `MerkleTree.missingNodes(index, length)`: how many nodes on the path up from flat-tree
 /// `index` (itself included) the receiver lacks, stopping at the first stored one or at the edge
 /// of the tree of `length` blocks. This is the `nodes` field to put in a block/hash request.
-pub fn missing_nodes<S: NodeSource>(src: &S, index: u64, length: u64) -> Result<u64> {
+pub(crate) fn missing_nodes<S: NodeSource>(src: &S, index: u64, length: u64) -> Result<u64> {
     let head = 2 * length;
     let mut ite = Iterator::new(index);
     if ite.peek_right_span() >= head {
@@ -131,6 +131,6 @@ pub fn missing_nodes<S: NodeSource>(src: &S, index: u64, length: u64) -> Result<
 
 /// Total byte size of `roots` (checked against a stored header when a core opens from disk).
 #[cfg(feature = "native")]
-pub fn total_size(roots: &[TreeNode]) -> u64 {
+pub(crate) fn total_size(roots: &[TreeNode]) -> u64 {
     roots.iter().fold(0u64, |a, r| a.wrapping_add(r.size))
 }

@@ -52,7 +52,7 @@ pub trait FrameWriter: Send + 'static {
 }
 
 /// Bytes read from the socket at once by a [`SecretStreamReader`] (its fixed buffer).
-pub const READ_CHUNK: usize = 16 * 1024;
+pub(crate) const READ_CHUNK: usize = 16 * 1024;
 
 /// The largest secret-stream record (ciphertext frame body) a reader accepts, shared between a
 /// [`Connection`](super::Connection) and its reader so that it can change while the
@@ -60,21 +60,21 @@ pub const READ_CHUNK: usize = 16 * 1024;
 /// as its 3-byte length prefix announces more, before its body is buffered: a peer can make
 /// the reader hold at most this many bytes (plus one [`READ_CHUNK`]).
 #[derive(Clone, Debug)]
-pub struct FrameLimit(Arc<AtomicUsize>);
+pub(crate) struct FrameLimit(Arc<AtomicUsize>);
 
 impl FrameLimit {
     /// A limit of `bytes` (clamped to [`MAX_FRAME`], what the length prefix can express).
-    pub fn new(bytes: usize) -> Self {
+    pub(crate) fn new(bytes: usize) -> Self {
         FrameLimit(Arc::new(AtomicUsize::new(bytes.min(MAX_FRAME))))
     }
 
     /// The current limit, in bytes.
-    pub fn get(&self) -> usize {
+    pub(crate) fn get(&self) -> usize {
         self.0.load(Ordering::Acquire)
     }
 
     /// Changes the limit (clamped to [`MAX_FRAME`]); applies to the next record read.
-    pub fn set(&self, bytes: usize) {
+    pub(crate) fn set(&self, bytes: usize) {
         self.0.store(bytes.min(MAX_FRAME), Ordering::Release);
     }
 }
@@ -87,7 +87,7 @@ impl Default for FrameLimit {
 }
 
 /// Reads secret-stream records from a byte stream and decrypts them into frames.
-pub struct SecretStreamReader<R> {
+pub(crate) struct SecretStreamReader<R> {
     read: R,
     frames: FrameDecoder,
     decryptor: Decryptor,
@@ -99,7 +99,7 @@ impl<R> SecretStreamReader<R> {
     /// `rest`: bytes that arrived together with the end of the handshake (see
     /// [`super::secret_stream::handshake`]). Accepts records up to [`MAX_FRAME`]; see
     /// [`SecretStreamReader::with_limit`].
-    pub fn new(read: R, decryptor: Decryptor, rest: &[u8]) -> Self {
+    pub(crate) fn new(read: R, decryptor: Decryptor, rest: &[u8]) -> Self {
         let mut frames = FrameDecoder::new();
         frames.push(rest);
         Self {
@@ -113,7 +113,7 @@ impl<R> SecretStreamReader<R> {
 
     /// Refuses records larger than `limit` (checked before each is buffered) with
     /// [`SecretStreamError::FrameTooLarge`].
-    pub fn with_limit(mut self, limit: FrameLimit) -> Self {
+    pub(crate) fn with_limit(mut self, limit: FrameLimit) -> Self {
         self.limit = limit;
         self
     }
@@ -153,7 +153,7 @@ impl<R: AsyncRead + Send + Unpin + 'static> FrameReader for SecretStreamReader<R
 
 /// Encrypts frames into secret-stream records and writes them to a byte stream, one socket
 /// write per batch.
-pub struct SecretStreamWriter<W> {
+pub(crate) struct SecretStreamWriter<W> {
     write: W,
     encryptor: Encryptor,
     buf: Vec<u8>,
@@ -161,7 +161,7 @@ pub struct SecretStreamWriter<W> {
 
 impl<W> SecretStreamWriter<W> {
     /// A writer encrypting with `encryptor` (from the handshake).
-    pub fn new(write: W, encryptor: Encryptor) -> Self {
+    pub(crate) fn new(write: W, encryptor: Encryptor) -> Self {
         Self {
             write,
             encryptor,

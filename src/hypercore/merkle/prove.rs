@@ -20,7 +20,7 @@ struct Pending {
 
 /// The parts of a proof answering a [`Request`], without the block value (the caller reads it).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Proof {
+pub(crate) struct Proof {
     /// Block proof: index and nodes (value to be filled in).
     pub block: Option<DataBlock>,
     /// Hash proof.
@@ -300,7 +300,7 @@ impl<S: NodeSource> Prover<'_, S> {
 /// `getByteOffset`: byte offset of the first block under flat-tree `index` in the tree of
 /// `state`, summing the left siblings on the way down from a root (which must be stored).
 /// Errors with [`Error::InvalidRequest`] if `index` is outside the tree or a node is missing.
-pub fn byte_offset<S: NodeSource>(src: &S, state: &TreeState, index: u64) -> Result<u64> {
+pub(crate) fn byte_offset<S: NodeSource>(src: &S, state: &TreeState, index: u64) -> Result<u64> {
     if index == 2 * state.length {
         return Ok(state.byte_length);
     }
@@ -359,7 +359,11 @@ fn nodes_to_root(index: u64, nodes: u64, head: u64) -> Result<u64> {
 ///
 /// Errors: [`Error::InvalidRequest`] for requests JS also refuses (upgrade beyond our length,
 /// `nodes` out of bounds, bad seek, seek + block + upgrade) and when a needed node is not stored.
-pub fn generate_proof<S: NodeSource>(src: &S, state: &TreeState, req: &Request) -> Result<Proof> {
+pub(crate) fn generate_proof<S: NodeSource>(
+    src: &S,
+    state: &TreeState,
+    req: &Request,
+) -> Result<Proof> {
     let prover = Prover { src, state };
     let head = 2 * state.length;
     if head == 0 {

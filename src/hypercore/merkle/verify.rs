@@ -69,7 +69,7 @@ type Untrusted<'a> = (u64, Option<&'a [u8]>, &'a [TreeNode]);
 /// `verifyTree`: recomputes the subtree root proven by the block/hash/seek parts of `data`.
 /// Returns that root (or `None` if there are no such parts) and pushes every node it saw or
 /// computed onto `out`. Errors with [`Error::InvalidProof`] when nodes are missing or misplaced.
-pub fn verify_tree(
+pub(crate) fn verify_tree(
     block: Option<&DataBlock>,
     hash: Option<&DataHash>,
     seek: Option<&DataSeek>,
@@ -142,7 +142,7 @@ pub fn verify_tree(
 /// `upgrade`, using `block_root` (from [`verify_tree`]) where the proof expects it. Returns true
 /// when `block_root` was consumed, i.e. the block proof is anchored in the upgraded tree.
 /// The caller must still verify the signature over the resulting roots.
-pub fn verify_upgrade(
+pub(crate) fn verify_upgrade(
     upgrade: &DataUpgrade,
     block_root: Option<TreeNode>,
     batch: &mut Batch,

@@ -35,7 +35,7 @@ pub(crate) struct InputBudget {
 
 impl InputBudget {
     /// A budget of `max` bytes.
-    pub fn new(max: usize) -> Arc<Self> {
+    pub(super) fn new(max: usize) -> Arc<Self> {
         Arc::new(Self {
             max,
             used: Mutex::new(0),
@@ -45,7 +45,7 @@ impl InputBudget {
 
     /// Bytes drawn now.
     #[cfg(test)]
-    pub fn used(&self) -> usize {
+    pub(crate) fn used(&self) -> usize {
         *crate::sync::lock(&self.used)
     }
 
@@ -82,7 +82,7 @@ pub(crate) struct InputBuffer {
 
 impl InputBuffer {
     /// A buffer starting with `initial` (bytes that arrived with a handshake; small).
-    pub fn new(budget: Arc<InputBudget>, initial: Vec<u8>) -> Self {
+    pub(super) fn new(budget: Arc<InputBudget>, initial: Vec<u8>) -> Self {
         let mut b = Self {
             buf: initial,
             budget,
@@ -94,7 +94,7 @@ impl InputBuffer {
     }
 
     /// The bytes received and not consumed.
-    pub fn bytes(&self) -> &[u8] {
+    pub(super) fn bytes(&self) -> &[u8] {
         &self.buf
     }
 
@@ -104,7 +104,7 @@ impl InputBuffer {
     /// of stream).
     ///
     /// Errors: the IO error of the read.
-    pub async fn fill<R: AsyncRead + Unpin>(
+    pub(super) async fn fill<R: AsyncRead + Unpin>(
         &mut self,
         io: &mut R,
         want: usize,
@@ -135,7 +135,7 @@ impl InputBuffer {
 
     /// Drops the first `n` bytes (a consumed frame), gives back memory and budget. `extra` as
     /// in [`InputBuffer::fill`], after this frame.
-    pub fn consume(&mut self, n: usize, extra: usize) {
+    pub(super) fn consume(&mut self, n: usize, extra: usize) {
         self.buf.drain(..n.min(self.buf.len()));
         if self.buf.capacity() > SESSION_ALLOWANCE {
             self.buf.shrink_to(self.buf.len().max(READ_AHEAD));

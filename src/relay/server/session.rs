@@ -102,7 +102,7 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    pub fn new(peer: String, now: Instant, limits: &Limits) -> Self {
+    pub(super) fn new(peer: String, now: Instant, limits: &Limits) -> Self {
         let mut s = Self {
             peer,
             codec: RelayCodec::new(),
@@ -132,7 +132,7 @@ impl Session {
 
     /// A fresh relay-side alias/id. Per session, starting at 1 (PROTOCOL.md §3 allows this:
     /// receivers use them only as map keys).
-    pub fn next_alias(&mut self) -> u32 {
+    pub(super) fn next_alias(&mut self) -> u32 {
         let a = self.next_alias;
         self.next_alias = self.next_alias.wrapping_add(1).max(1);
         a
@@ -140,13 +140,13 @@ impl Session {
 
     /// Streams counted against [`Limits::max_streams`] (a connect of this client in a Noise
     /// handshake is in `connecting` already; `noise_out` is not counted twice).
-    pub fn stream_count(&self) -> usize {
+    pub(super) fn stream_count(&self) -> usize {
         self.relay_aliases.len() + self.connecting.len() + self.firewall.len() + self.noise_in.len()
     }
 
     /// Queries counted against [`Limits::max_queries`]: standing announcements and announces
     /// waiting for their signature (lookups finish at once locally).
-    pub fn query_count(&self) -> usize {
+    pub(super) fn query_count(&self) -> usize {
         let signing = self
             .signing
             .values()
@@ -156,7 +156,7 @@ impl Session {
     }
 
     /// The non-custodial listen with client alias `alias` waiting for its signature, if any.
-    pub fn pending_listen(&self, alias: u32) -> Option<u32> {
+    pub(super) fn pending_listen(&self, alias: u32) -> Option<u32> {
         self.signing.iter().find_map(|(id, p)| match p.purpose {
             SignPurpose::Listen { alias: a, .. } if a == alias => Some(*id),
             _ => None,
@@ -164,7 +164,7 @@ impl Session {
     }
 
     /// Servers counted against [`Limits::max_servers`] (listening or waiting for a signature).
-    pub fn server_count(&self) -> usize {
+    pub(super) fn server_count(&self) -> usize {
         let signing = self
             .signing
             .values()
@@ -175,7 +175,7 @@ impl Session {
 
     /// Decodes one frame. Returns the messages for the relay core; heartbeat and the handshake
     /// are handled here. Errors: the reason to close the session.
-    pub fn on_frame(
+    pub(super) fn on_frame(
         &mut self,
         frame: &[u8],
         now: Instant,
@@ -223,7 +223,7 @@ impl Session {
 
     /// Queues `message`, counting its bytes against `stream` (or the control buffer). Returns
     /// the bytes queued. Does nothing once closing.
-    pub fn send(&mut self, message: &Message, stream: Option<StreamRef>) -> usize {
+    pub(super) fn send(&mut self, message: &Message, stream: Option<StreamRef>) -> usize {
         if self.closing.is_some() || self.codec.send(message).is_err() {
             return 0;
         }
@@ -243,7 +243,7 @@ impl Session {
     }
 
     /// Next frame to write, with the stream it was counted against.
-    pub fn poll_transmit(&mut self) -> Option<(Vec<u8>, Option<StreamRef>)> {
+    pub(super) fn poll_transmit(&mut self) -> Option<(Vec<u8>, Option<StreamRef>)> {
         let o = self.outbox.pop_front()?;
         self.open_pending = false;
         if o.stream.is_none() {
@@ -255,14 +255,14 @@ impl Session {
     }
 
     /// True if the relay should read the next frame from this client.
-    pub fn wants_read(&self, limits: &Limits) -> bool {
+    pub(super) fn wants_read(&self, limits: &Limits) -> bool {
         self.closing.is_none()
             && self.blocked_on.is_none()
             && self.control_bytes <= limits.control_buffer
     }
 
     /// When [`Session::on_timeout`] must run next.
-    pub fn poll_timeout(&self, limits: &Limits) -> Instant {
+    pub(super) fn poll_timeout(&self, limits: &Limits) -> Instant {
         self.next_ping
             .min(later(self.last_received, limits.idle_timeout))
     }
@@ -271,7 +271,7 @@ impl Session {
     /// the client for [`Limits::idle_timeout`]. While the relay itself stops reading the client
     /// because a stream it sends on is full (back-pressure, the receiver's fault), the idle
     /// clock does not run: the client's frames, its pongs included, wait in the socket.
-    pub fn on_timeout(&mut self, now: Instant, limits: &Limits) -> Result<(), CloseReason> {
+    pub(super) fn on_timeout(&mut self, now: Instant, limits: &Limits) -> Result<(), CloseReason> {
         if self.blocked_on.is_some() {
             self.last_received = now;
         }
@@ -308,7 +308,7 @@ impl Session {
     }
 
     /// Starts closing: drops what is queued and queues the protomux channel `close`.
-    pub fn close(&mut self, reason: CloseReason) {
+    pub(super) fn close(&mut self, reason: CloseReason) {
         if self.closing.is_some() {
             return;
         }
@@ -327,7 +327,7 @@ impl Session {
     }
 
     /// True when closing and everything queued has been taken.
-    pub fn is_drained(&self) -> bool {
+    pub(super) fn is_drained(&self) -> bool {
         self.outbox.is_empty()
     }
 }

@@ -208,7 +208,7 @@ pub(crate) struct Reader<R> {
 impl<R: AsyncRead + Unpin> Reader<R> {
     /// Reads frames from `io` (after the upgrade; `input` holds what came with it). Messages
     /// above `max_message` bytes are refused.
-    pub fn new(io: R, input: InputBuffer, max_message: usize) -> Self {
+    pub(super) fn new(io: R, input: InputBuffer, max_message: usize) -> Self {
         Self {
             io,
             input,
@@ -226,7 +226,7 @@ impl<R: AsyncRead + Unpin> Reader<R> {
     /// Errors: [`CloseReason::Limit`] for a message above the limit (from its header),
     /// [`CloseReason::Protocol`] for a frame RFC 6455 forbids, [`CloseReason::ClientGone`] /
     /// [`CloseReason::Transport`] if reading fails.
-    pub async fn read(&mut self) -> Result<Incoming, CloseReason> {
+    pub(super) async fn read(&mut self) -> Result<Incoming, CloseReason> {
         loop {
             let want = match parse_header(self.input.bytes())? {
                 Err(more) => more,
