@@ -54,13 +54,6 @@ pub(super) enum ServeError {
     Ending,
 }
 
-/// What a joiner's lobby task holds that outlives its work when the lobby ends: while it
-/// signals, the joiner's handshake (so that it can be told the lobby ended).
-#[derive(Default)]
-struct Progress {
-    handshake: Option<HostHandshake>,
-}
-
 /// Serves one connection until it ends, the lobby ends or its service is stopped: its
 /// secret-stream handshake (within [`super::HANDSHAKE_TIMEOUT`]), then the host's [`Router`]
 /// (archive replication for everyone, [`serve_lobby`] for a joiner). Returns `id`, so that the
@@ -107,13 +100,15 @@ pub(super) async fn serve(
 /// done.
 pub(super) async fn serve_lobby(ctx: Arc<Context>, inbound: Inbound) {
     let mut shutdown = ctx.shutdown.clone();
-    let mut progress = Progress::default();
+    // While the joiner signals, its handshake outlives `serve_inner` when the lobby ends, so
+    // that the joiner can be told.
+    let mut signalling: Option<HostHandshake> = None;
     let result = tokio::select! {
-        r = serve_inner(&ctx, &inbound, &mut progress) => r,
+        r = serve_inner(&ctx, &inbound, &mut signalling) => r,
         _ = shutdown.wait_for(|s| *s) => Err(ServeError::Ending),
     };
     if let Err(ServeError::Ending) = result {
-        tell_ended(&ctx, &inbound.connection, &mut progress).await;
+        tell_ended(&ctx, &inbound.connection, &mut signalling).await;
     }
     match result {
         Ok(()) | Err(ServeError::Ending) | Err(ServeError::Rejected(_)) => {}
@@ -128,8 +123,8 @@ pub(super) async fn serve_lobby(ctx: Arc<Context>, inbound: Inbound) {
 
 /// The lobby ended while this joiner waited for its answer: writes its
 /// [`RejectReason::Ended`] and keeps the connection a moment so that it can read it.
-async fn tell_ended(ctx: &Context, conn: &Connection, progress: &mut Progress) {
-    let Some(handshake) = progress.handshake.as_mut() else {
+async fn tell_ended(ctx: &Context, conn: &Connection, signalling: &mut Option<HostHandshake>) {
+    let Some(handshake) = signalling.as_mut() else {
         return;
     };
     handshake.handle_end(std::time::Instant::now());
@@ -147,13 +142,13 @@ async fn tell_ended(ctx: &Context, conn: &Connection, progress: &mut Progress) {
 async fn serve_inner(
     ctx: &Arc<Context>,
     inbound: &Inbound,
-    progress: &mut Progress,
+    signalling: &mut Option<HostHandshake>,
 ) -> Result<(), ServeError> {
     let conn = &*inbound.connection;
     let log_key = crate::keys::LogKey::from_bytes(read_hello(ctx, conn).await?);
     let joiner_log = SharedCore::new(Core::in_memory_replica(log_key.into()));
     conn.replicate(joiner_log.clone()).await?;
-    let handshake = progress.handshake.insert(HostHandshake::new(
+    let handshake = signalling.insert(HostHandshake::new(
         crate::keys::LogKey::from_core(ctx.lobby.key()),
         log_key,
         ctx.password.clone(),
@@ -184,7 +179,7 @@ async fn serve_inner(
         let _ = ctx.reports.send(Report::Release);
     }
     let (pc, chat) = admitted?;
-    progress.handshake = None;
+    *signalling = None;
     let (peer, name) = driver.joiner.take().unwrap_or_default();
     play(ctx, inbound.id, pc, chat, peer, name).await;
     Ok(())
