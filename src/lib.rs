@@ -24,6 +24,7 @@ pub mod friends;
 #[cfg(feature = "native")]
 pub mod home;
 pub mod hypercore;
+pub mod ice;
 pub mod identity;
 pub mod keys;
 #[cfg(feature = "native")]
