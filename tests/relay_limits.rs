@@ -200,7 +200,7 @@ fn stalled_partial_messages_are_bounded_and_closed() {
 /// message naming `flag`.
 fn usage_error(args: &[&str], flag: &str) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_dat-social"))
-        .args(["relay", "--host", "127.0.0.1", "--port", "0"])
+        .args(["relay", "--host", "127.0.0.1", "--port", "0", "--turn-port", "0"])
         .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -243,6 +243,18 @@ fn numeric_options_out_of_range_are_usage_errors() {
         (&["--idle-timeout", "86401"], "--idle-timeout"),
         (&["--tcp-port", "65536"], "--tcp-port"),
         (&["--max-streams=-1"], "--max-streams"),
+        (&["--turn-port", "65536"], "--turn-port"),
+        (&["--turn-max-allocations", "0"], "--turn-max-allocations"),
+        (&["--turn-max-allocations-per-user", "65537"], "--turn-max-allocations-per-user"),
+        (&["--turn-max-allocations-per-ip", "0"], "--turn-max-allocations-per-ip"),
+        (&["--turn-lifetime", "59"], "--turn-lifetime"),
+        (&["--turn-max-lifetime", "3601"], "--turn-max-lifetime"),
+        (&["--turn-lifetime", "3600", "--turn-max-lifetime", "60"], "--turn-lifetime"),
+        (&["--turn-max-permissions", "0"], "--turn-max-permissions"),
+        (&["--turn-max-channels", "4097"], "--turn-max-channels"),
+        (&["--turn-bandwidth", "999"], "--turn-bandwidth"),
+        (&["--turn-min-port", "1023"], "--turn-min-port"),
+        (&["--turn-min-port", "60000", "--turn-max-port", "50000"], "--turn-max-port"),
     ];
     for (args, flag) in cases {
         usage_error(args, flag);
@@ -258,6 +270,9 @@ fn numeric_options_out_of_range_are_usage_errors() {
         "1 to 65,536",
         "4 KiB to 8 MiB",
         "3 to 86,400",
+        "60 to 3600",
+        "1 to 4096",
+        "1000 to 1000000000",
     ] {
         assert!(help.contains(range), "--help lacks {range:?}:\n{help}");
     }

@@ -247,6 +247,13 @@ pub enum Event {
         ws: Option<String>,
         /// The TCP transport's URL (`tcp://ip:port`), `null` without `--tcp-port`.
         tcp: Option<String>,
+        /// The STUN/TURN UDP listener (`ip:port`), `null` with `--no-turn`.
+        turn_udp: Option<String>,
+        /// The STUN/TURN TCP listener (`ip:port`, the same port), `null` with `--no-turn`.
+        turn_tcp: Option<String>,
+        /// The `stun:`/`turn:` URLs clients use (with `--external-ip` or the public address),
+        /// `null` with `--no-turn`.
+        turn_urls: Option<Vec<String>>,
     },
     /// `relay`: the relay stopped; the last event.
     Stopped,

@@ -32,6 +32,8 @@ pub(crate) mod frame;
 pub mod messages;
 #[cfg(feature = "relay-server")]
 pub mod server;
+#[cfg(feature = "relay-server")]
+pub mod turn;
 
 pub use frame::{RelayCodec, RelayEvent, PROTOCOL};
 pub use messages::{Message, MessageType};

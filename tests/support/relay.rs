@@ -58,7 +58,7 @@ impl Relay {
     /// One try: the relay once it printed `listening`, or the line it printed instead.
     fn spawn(ws_port: u16, tcp_port: u16, extra: &[&str]) -> Result<Relay, String> {
         let mut child = Command::new(env!("CARGO_BIN_EXE_dat-social"))
-            .args(["relay", "--json", "--host", "127.0.0.1"])
+            .args(["relay", "--json", "--host", "127.0.0.1", "--turn-port", "0"])
             .args(["--port", &ws_port.to_string()])
             .args(["--tcp-port", &tcp_port.to_string()])
             .args(extra)

@@ -1,6 +1,7 @@
 //! `dat-social relay`: a `@hyperswarm/dht-relay` compatible relay (custodial and non-custodial
 //! modes, rendezvous among its own clients) over WebSocket (`ws://`, or `wss://` with
-//! `--cert/--key`) and TCP.
+//! `--cert/--key`) and TCP; plus a STUN/TURN server (UDP and TCP on `--turn-port`, default
+//! 3478) whose credentials are TURN REST credentials under the relay's secret.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -8,6 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Args;
 use dat_social::relay::server::{Limits, RelayConfig, RelayServer, TlsConfig};
+use dat_social::relay::turn::{TurnConfig, TurnDriver, TurnDriverConfig, TurnLimits};
 
 use crate::event::Event;
 use crate::output::{self, Output};
@@ -68,6 +70,143 @@ pub struct RelayArgs {
     #[arg(long, default_value_t = 45, value_name = "SECS",
           value_parser = clap::value_parser!(u64).range(3..=Limits::MAX_IDLE.as_secs()))]
     idle_timeout: u64,
+    #[command(flatten)]
+    turn: TurnArgs,
+}
+
+/// The STUN/TURN options of `dat-social relay` (docs/RELAY.md "STUN and TURN").
+#[derive(Args)]
+pub struct TurnArgs {
+    /// STUN/TURN port, UDP and TCP on the same number, on --host (0 to 65535; 0 picks a free
+    /// port). Open it, and the --turn-min-port..--turn-max-port UDP range, in the firewall.
+    #[arg(long, default_value_t = dat_social::relay::turn::DEFAULT_PORT, value_name = "PORT")]
+    turn_port: u16,
+    /// Do not run the STUN/TURN server (the other --turn-* options are then ignored).
+    #[arg(long)]
+    no_turn: bool,
+    /// The public IP address of this machine when it sits behind a NAT (a cloud VM): TURN
+    /// advertises it in relayed addresses (with the real ports) and in its URLs. Needed there,
+    /// or clients get unreachable relayed candidates.
+    #[arg(long, value_name = "ADDR")]
+    external_ip: Option<std::net::IpAddr>,
+    /// The TURN REST secret, read from FILE: its bytes, trailing whitespace removed, are the
+    /// HMAC key, as coturn's --static-auth-secret takes the same text (so coturn with
+    /// --use-auth-secret and this secret accepts the same credentials). Default: a fresh
+    /// random secret per run.
+    #[arg(long, value_name = "FILE")]
+    turn_secret_file: Option<std::path::PathBuf>,
+    /// Let TURN relay to loopback addresses (labs and tests only; like coturn's
+    /// --allow-loopback-peers). Refused with 403 by default.
+    #[arg(long)]
+    turn_allow_loopback: bool,
+    /// Let TURN relay to private (RFC 1918, fc00::/7), link-local and shared (100.64/10)
+    /// addresses (labs and LANs only). Refused with 403 by default.
+    #[arg(long)]
+    turn_allow_private: bool,
+    /// Lowest UDP port of relayed addresses (1024 to 65535).
+    #[arg(long, default_value_t = 49152, value_name = "PORT",
+          value_parser = clap::value_parser!(u16).range(1024..))]
+    turn_min_port: u16,
+    /// Highest UDP port of relayed addresses (1024 to 65535; at least --turn-min-port).
+    #[arg(long, default_value_t = 65535, value_name = "PORT",
+          value_parser = clap::value_parser!(u16).range(1024..))]
+    turn_max_port: u16,
+    /// Most TURN allocations at once, all clients together (1 to 1,000,000).
+    #[arg(long, default_value_t = TurnLimits::default().max_allocations as u64, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(TurnLimits::TOTAL_RANGE))]
+    turn_max_allocations: u64,
+    /// Most TURN allocations per credential (one client) (1 to 65,536).
+    #[arg(long, default_value_t = TurnLimits::default().max_allocations_per_user as u64, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(TurnLimits::PER_CLIENT_RANGE))]
+    turn_max_allocations_per_user: u64,
+    /// Most TURN allocations per client IP address (1 to 65,536).
+    #[arg(long, default_value_t = TurnLimits::default().max_allocations_per_ip as u64, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(TurnLimits::PER_CLIENT_RANGE))]
+    turn_max_allocations_per_ip: u64,
+    /// Lifetime of a TURN allocation a client does not refresh, in seconds, when it asks for
+    /// less (60 to 3600; at most --turn-max-lifetime).
+    #[arg(long, default_value_t = 600, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(TurnLimits::LIFETIME_RANGE))]
+    turn_lifetime: u64,
+    /// Longest TURN allocation lifetime granted, in seconds (60 to 3600).
+    #[arg(long, default_value_t = 3600, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(TurnLimits::LIFETIME_RANGE))]
+    turn_max_lifetime: u64,
+    /// Most permissions (peer IP addresses) per TURN allocation (1 to 4096).
+    #[arg(long, default_value_t = TurnLimits::default().max_permissions as u64, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(TurnLimits::PER_ALLOCATION_RANGE))]
+    turn_max_permissions: u64,
+    /// Most channel bindings per TURN allocation (1 to 4096).
+    #[arg(long, default_value_t = TurnLimits::default().max_channels as u64, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(TurnLimits::PER_ALLOCATION_RANGE))]
+    turn_max_channels: u64,
+    /// Relayed bytes per second per TURN allocation, both directions, with a one-second burst;
+    /// the excess is dropped (1000 to 1000000000).
+    #[arg(long, default_value_t = TurnLimits::default().bandwidth, value_name = "BYTES",
+          value_parser = clap::value_parser!(u64).range(TurnLimits::BANDWIDTH_RANGE))]
+    turn_bandwidth: u64,
+}
+
+/// A usage error (exit 2) for `flag`.
+fn usage_error(flag: &str, message: impl std::fmt::Display) -> ! {
+    clap::Error::raw(
+        clap::error::ErrorKind::ValueValidation,
+        format!("invalid value for '{flag}': {message}\n"),
+    )
+    .exit()
+}
+
+impl TurnArgs {
+    /// The TURN driver's configuration on `ip`, `None` with `--no-turn`. Out-of-range
+    /// combinations exit 2; an unreadable secret file is an error.
+    fn config(&self, ip: std::net::IpAddr) -> Result<Option<TurnDriverConfig>> {
+        if self.no_turn {
+            return Ok(None);
+        }
+        let limits = TurnLimits {
+            max_allocations: size(self.turn_max_allocations),
+            max_allocations_per_user: size(self.turn_max_allocations_per_user),
+            max_allocations_per_ip: size(self.turn_max_allocations_per_ip),
+            default_lifetime: Duration::from_secs(self.turn_lifetime),
+            max_lifetime: Duration::from_secs(self.turn_max_lifetime),
+            max_permissions: size(self.turn_max_permissions),
+            max_channels: size(self.turn_max_channels),
+            bandwidth: self.turn_bandwidth,
+        };
+        if let Err(e) = limits.validate() {
+            let flag = match e.field {
+                "default_lifetime" => "--turn-lifetime".to_owned(),
+                f => format!("--turn-{}", f.replace('_', "-")),
+            };
+            usage_error(&flag, e);
+        }
+        if self.turn_min_port > self.turn_max_port {
+            usage_error("--turn-max-port", "below --turn-min-port");
+        }
+        let secret = match &self.turn_secret_file {
+            Some(path) => {
+                let raw = std::fs::read(path)
+                    .with_context(|| format!("reading --turn-secret-file {}", path.display()))?;
+                let end = raw.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(0, |i| i + 1);
+                if end == 0 {
+                    usage_error("--turn-secret-file", "the file is empty");
+                }
+                raw[..end].to_vec()
+            }
+            // Hex text of 32 random bytes, so it is also a valid coturn --static-auth-secret.
+            None => hex::encode(rand::random::<[u8; 32]>()).into_bytes(),
+        };
+        let mut turn = TurnConfig::new(secret);
+        turn.external_ip = self.external_ip;
+        turn.allow_loopback_peers = self.turn_allow_loopback;
+        turn.allow_private_peers = self.turn_allow_private;
+        turn.limits = limits;
+        Ok(Some(TurnDriverConfig {
+            listen: SocketAddr::new(ip, self.turn_port),
+            relay_ports: self.turn_min_port..=self.turn_max_port,
+            turn,
+        }))
+    }
 }
 
 /// A `usize` range of [`Limits`] as the `u64` range clap checks.
@@ -108,12 +247,9 @@ pub async fn run(args: RelayArgs, out: &Output) -> Result<u8> {
         // Each flag's own range is checked by clap; this is what is left (e.g. an input budget
         // below --max-frame): a usage error all the same (exit 2).
         let flag = format!("--{}", e.field.replace('_', "-"));
-        clap::Error::raw(
-            clap::error::ErrorKind::ValueValidation,
-            format!("invalid value for '{flag}': {e}\n"),
-        )
-        .exit();
+        usage_error(&flag, e);
     }
+    let turn_config = args.turn.config(ip)?;
     let config = RelayConfig {
         ws: Some(SocketAddr::new(ip, args.port)),
         tcp: args.tcp_port.map(|p| SocketAddr::new(ip, p)),
@@ -122,16 +258,50 @@ pub async fn run(args: RelayArgs, out: &Output) -> Result<u8> {
         tls,
     };
     let server = RelayServer::bind(config).await?;
+    let turn = match turn_config {
+        Some(c) => Some(TurnDriver::bind(c).await?),
+        None => None,
+    };
     let ws = server.ws_url();
     let tcp = server.tcp_addr().map(|a| format!("tcp://{a}"));
     let mut text = format!("relay listening on {}", ws.as_deref().unwrap_or("-"));
     if let Some(t) = &tcp {
         text.push_str(&format!(" and {t}"));
     }
+    let info = turn.as_ref().map(|t| t.info().clone());
+    if let Some(i) = &info {
+        let urls: Vec<String> = i.urls().iter().map(|u| u.to_string()).collect();
+        text.push_str(&format!(
+            "\nSTUN/TURN on udp {} and tcp {} ({})",
+            i.udp,
+            i.tcp,
+            urls.join(" ")
+        ));
+    }
     text.push_str("\n(Ctrl-C to stop)");
     let stop = output::shutdown_signal();
-    out.event(&Event::Listening { ws, tcp }, &text);
-    server.run(stop).await?;
+    let event = Event::Listening {
+        ws,
+        tcp,
+        turn_udp: info.as_ref().map(|i| i.udp.to_string()),
+        turn_tcp: info.as_ref().map(|i| i.tcp.to_string()),
+        turn_urls: info.as_ref().map(|i| i.urls().iter().map(|u| u.to_string()).collect()),
+    };
+    out.event(&event, &text);
+    // The TURN server stops with the relay: it gets its own stop signal once the relay's run
+    // returns.
+    let (turn_stop, turn_stopped) = tokio::sync::oneshot::channel::<()>();
+    let turn_task = turn.map(|t| {
+        tokio::spawn(t.run(async move {
+            let _ = turn_stopped.await;
+        }))
+    });
+    let served = server.run(stop).await;
+    let _ = turn_stop.send(());
+    if let Some(task) = turn_task {
+        task.await.context("the TURN server task")??;
+    }
+    served?;
     out.event(&Event::Stopped, "relay stopped");
     Ok(0)
 }

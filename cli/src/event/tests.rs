@@ -78,10 +78,14 @@ fn unknown_values_are_null_not_absent() {
     let event = Event::Listening {
         ws: Some("ws://127.0.0.1:1".into()),
         tcp: None,
+        turn_udp: None,
+        turn_tcp: None,
+        turn_urls: None,
     };
     assert_eq!(
         line(&event),
-        json!({"event": "listening", "ws": "ws://127.0.0.1:1", "tcp": null})
+        json!({"event": "listening", "ws": "ws://127.0.0.1:1", "tcp": null,
+               "turn_udp": null, "turn_tcp": null, "turn_urls": null})
     );
 }
 
@@ -329,6 +333,16 @@ fn samples() -> Vec<Event> {
         Event::Listening {
             ws: Some(s("ws://127.0.0.1:49443")),
             tcp: None,
+            turn_udp: None,
+            turn_tcp: None,
+            turn_urls: None,
+        },
+        Event::Listening {
+            ws: Some(s("ws://127.0.0.1:49443")),
+            tcp: Some(s("tcp://127.0.0.1:49444")),
+            turn_udp: Some(s("0.0.0.0:3478")),
+            turn_tcp: Some(s("0.0.0.0:3478")),
+            turn_urls: Some(vec![s("stun:198.51.100.1:3478"), s("turn:198.51.100.1:3478?transport=udp")]),
         },
         Event::Stopped,
         Event::Error {
