@@ -100,8 +100,16 @@ impl Relay {
                 let bin = std::env::var("RELAY_BIN")
                     .unwrap_or_else(|_| env!("CARGO_BIN_EXE_dat-social").to_string());
                 let mut c = Command::new(bin);
-                c.args(["relay", "--host", "127.0.0.1", "--port", "0", "--turn-port", "0"])
-                    .args(["--tcp-port", "0", "--json"]);
+                c.args([
+                    "relay",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    "0",
+                    "--turn-port",
+                    "0",
+                ])
+                .args(["--tcp-port", "0", "--json"]);
                 c
             }
             Kind::Js => {

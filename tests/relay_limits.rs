@@ -200,7 +200,15 @@ fn stalled_partial_messages_are_bounded_and_closed() {
 /// message naming `flag`.
 fn usage_error(args: &[&str], flag: &str) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_dat-social"))
-        .args(["relay", "--host", "127.0.0.1", "--port", "0", "--turn-port", "0"])
+        .args([
+            "relay",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--turn-port",
+            "0",
+        ])
         .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -245,16 +253,28 @@ fn numeric_options_out_of_range_are_usage_errors() {
         (&["--max-streams=-1"], "--max-streams"),
         (&["--turn-port", "65536"], "--turn-port"),
         (&["--turn-max-allocations", "0"], "--turn-max-allocations"),
-        (&["--turn-max-allocations-per-user", "65537"], "--turn-max-allocations-per-user"),
-        (&["--turn-max-allocations-per-ip", "0"], "--turn-max-allocations-per-ip"),
+        (
+            &["--turn-max-allocations-per-user", "65537"],
+            "--turn-max-allocations-per-user",
+        ),
+        (
+            &["--turn-max-allocations-per-ip", "0"],
+            "--turn-max-allocations-per-ip",
+        ),
         (&["--turn-lifetime", "59"], "--turn-lifetime"),
         (&["--turn-max-lifetime", "3601"], "--turn-max-lifetime"),
-        (&["--turn-lifetime", "3600", "--turn-max-lifetime", "60"], "--turn-lifetime"),
+        (
+            &["--turn-lifetime", "3600", "--turn-max-lifetime", "60"],
+            "--turn-lifetime",
+        ),
         (&["--turn-max-permissions", "0"], "--turn-max-permissions"),
         (&["--turn-max-channels", "4097"], "--turn-max-channels"),
         (&["--turn-bandwidth", "999"], "--turn-bandwidth"),
         (&["--turn-min-port", "1023"], "--turn-min-port"),
-        (&["--turn-min-port", "60000", "--turn-max-port", "50000"], "--turn-max-port"),
+        (
+            &["--turn-min-port", "60000", "--turn-max-port", "50000"],
+            "--turn-max-port",
+        ),
     ];
     for (args, flag) in cases {
         usage_error(args, flag);

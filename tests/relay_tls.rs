@@ -98,7 +98,16 @@ fn unusable_certificate_files_stop_the_relay_with_an_error() {
         (&missing, "cannot read"),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_dat-social"))
-            .args(["relay", "--host", "127.0.0.1", "--port", "0", "--turn-port", "0", "--cert"])
+            .args([
+                "relay",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--turn-port",
+                "0",
+                "--cert",
+            ])
             .arg(&cert)
             .arg("--key")
             .arg(key)

@@ -274,7 +274,15 @@ fn every_json_line_the_binary_prints_validates_against_the_events_schema() {
     assert_eq!(p.run(&dave, &["init", "--name", "dave"]).code(), 1);
 
     // A relay, and a host listening through it.
-    let mut relay = dave.spawn(&["relay", "--host", "127.0.0.1", "--port", "0", "--turn-port", "0"]);
+    let mut relay = dave.spawn(&[
+        "relay",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--turn-port",
+        "0",
+    ]);
     let ws = p.expect("relay", &mut relay, "listening")["ws"]
         .as_str()
         .unwrap()

@@ -187,7 +187,10 @@ impl TurnArgs {
             Some(path) => {
                 let raw = std::fs::read(path)
                     .with_context(|| format!("reading --turn-secret-file {}", path.display()))?;
-                let end = raw.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(0, |i| i + 1);
+                let end = raw
+                    .iter()
+                    .rposition(|b| !b.is_ascii_whitespace())
+                    .map_or(0, |i| i + 1);
                 if end == 0 {
                     usage_error("--turn-secret-file", "the file is empty");
                 }
@@ -285,7 +288,9 @@ pub async fn run(args: RelayArgs, out: &Output) -> Result<u8> {
         tcp,
         turn_udp: info.as_ref().map(|i| i.udp.to_string()),
         turn_tcp: info.as_ref().map(|i| i.tcp.to_string()),
-        turn_urls: info.as_ref().map(|i| i.urls().iter().map(|u| u.to_string()).collect()),
+        turn_urls: info
+            .as_ref()
+            .map(|i| i.urls().iter().map(|u| u.to_string()).collect()),
     };
     out.event(&event, &text);
     // The TURN server stops with the relay: it gets its own stop signal once the relay's run

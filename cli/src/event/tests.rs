@@ -342,7 +342,10 @@ fn samples() -> Vec<Event> {
             tcp: Some(s("tcp://127.0.0.1:49444")),
             turn_udp: Some(s("0.0.0.0:3478")),
             turn_tcp: Some(s("0.0.0.0:3478")),
-            turn_urls: Some(vec![s("stun:198.51.100.1:3478"), s("turn:198.51.100.1:3478?transport=udp")]),
+            turn_urls: Some(vec![
+                s("stun:198.51.100.1:3478"),
+                s("turn:198.51.100.1:3478?transport=udp"),
+            ]),
         },
         Event::Stopped,
         Event::Error {
