@@ -64,12 +64,9 @@ fn nonce() -> String {
         .to_owned()
 }
 
-fn signed(method: Method, attrs: &[&dyn AttributeWrite], nonce: &str) -> Vec<u8> {
+/// Adds our fuzzer's live credentials (USERNAME, REALM, NONCE, MESSAGE-INTEGRITY) to `w`.
+fn sign(w: &mut MessageWriteVec, nonce: &str) {
     let cred = rest::mint(SECRET, "fuzzer", UNIX0 + 600).unwrap();
-    let mut w = Message::builder_request(method, MessageWriteVec::new());
-    for a in attrs {
-        w.add_attribute(*a).unwrap();
-    }
     w.add_attribute(&Username::new(&cred.username).unwrap())
         .unwrap();
     w.add_attribute(&Realm::new(DEFAULT_REALM).unwrap())
@@ -79,28 +76,27 @@ fn signed(method: Method, attrs: &[&dyn AttributeWrite], nonce: &str) -> Vec<u8>
         LongTermKeyCredentials::new(cred.username, cred.password, DEFAULT_REALM.into()).into();
     w.add_message_integrity(&key, IntegrityAlgorithm::Sha1)
         .unwrap();
+}
+
+fn signed(method: Method, attrs: &[&dyn AttributeWrite], nonce: &str) -> Vec<u8> {
+    let mut w = Message::builder_request(method, MessageWriteVec::new());
+    for a in attrs {
+        w.add_attribute(*a).unwrap();
+    }
+    sign(&mut w, nonce);
     w.add_fingerprint().unwrap();
     w.finish()
 }
 
 fn with_peer(method: Method, peer: &str, channel: Option<u16>, nonce: &str) -> Vec<u8> {
     // XOR-PEER-ADDRESS depends on the transaction id: build it on the message's own id.
-    let cred = rest::mint(SECRET, "fuzzer", UNIX0 + 600).unwrap();
     let mut w = Message::builder_request(method, MessageWriteVec::new());
     let p = XorPeerAddress::new(peer.parse().unwrap(), w.transaction_id());
     if let Some(n) = channel {
         w.add_attribute(&ChannelNumber::new(n)).unwrap();
     }
     w.add_attribute(&p).unwrap();
-    w.add_attribute(&Username::new(&cred.username).unwrap())
-        .unwrap();
-    w.add_attribute(&Realm::new(DEFAULT_REALM).unwrap())
-        .unwrap();
-    w.add_attribute(&Nonce::new(nonce).unwrap()).unwrap();
-    let key: MessageIntegrityCredentials =
-        LongTermKeyCredentials::new(cred.username, cred.password, DEFAULT_REALM.into()).into();
-    w.add_message_integrity(&key, IntegrityAlgorithm::Sha1)
-        .unwrap();
+    sign(&mut w, nonce);
     w.finish()
 }
 

@@ -258,20 +258,22 @@ impl Client {
             w.add_attribute(*a).unwrap();
         }
         if signed {
-            w.add_attribute(&Username::new(&self.user).unwrap())
-                .unwrap();
-            w.add_attribute(&Realm::new("dat-social").unwrap()).unwrap();
-            w.add_attribute(&Nonce::new(&self.nonce).unwrap()).unwrap();
-            let key: MessageIntegrityCredentials = LongTermKeyCredentials::new(
-                self.user.clone(),
-                self.pass.clone(),
-                "dat-social".into(),
-            )
-            .into();
-            w.add_message_integrity(&key, IntegrityAlgorithm::Sha1)
-                .unwrap();
+            self.sign(&mut w);
         }
         w.finish()
+    }
+
+    /// Adds USERNAME, REALM, NONCE and MESSAGE-INTEGRITY (long-term credentials).
+    fn sign(&self, w: &mut MessageWriteVec) {
+        w.add_attribute(&Username::new(&self.user).unwrap())
+            .unwrap();
+        w.add_attribute(&Realm::new("dat-social").unwrap()).unwrap();
+        w.add_attribute(&Nonce::new(&self.nonce).unwrap()).unwrap();
+        let key: MessageIntegrityCredentials =
+            LongTermKeyCredentials::new(self.user.clone(), self.pass.clone(), "dat-social".into())
+                .into();
+        w.add_message_integrity(&key, IntegrityAlgorithm::Sha1)
+            .unwrap();
     }
 
     fn send(&mut self, bytes: &[u8]) {
@@ -344,15 +346,7 @@ impl Client {
             w.add_attribute(&ChannelNumber::new(n)).unwrap();
         }
         w.add_attribute(&p).unwrap();
-        w.add_attribute(&Username::new(&self.user).unwrap())
-            .unwrap();
-        w.add_attribute(&Realm::new("dat-social").unwrap()).unwrap();
-        w.add_attribute(&Nonce::new(&self.nonce).unwrap()).unwrap();
-        let key: MessageIntegrityCredentials =
-            LongTermKeyCredentials::new(self.user.clone(), self.pass.clone(), "dat-social".into())
-                .into();
-        w.add_message_integrity(&key, IntegrityAlgorithm::Sha1)
-            .unwrap();
+        self.sign(&mut w);
         self.send(&w.finish());
         let answer = self.recv();
         Message::from_bytes(&answer)
@@ -457,7 +451,7 @@ fn the_bandwidth_limit_holds_under_a_flood() {
     while start.elapsed() < Duration::from_secs(1) && sent < 200_000_000 {
         udp.send_to(&frame, r.turn).unwrap();
         sent += 1000;
-        if sent % 20_000 == 0 {
+        if sent.is_multiple_of(20_000) {
             std::thread::sleep(Duration::from_micros(200));
         }
     }

@@ -354,27 +354,9 @@ impl TurnServer {
             return;
         };
         let peer = peer.addr(msg.transaction_id());
-        if !self.allocations.contains_key(&tuple) || !self.peer_ok(peer) {
-            return;
+        if self.allocations.contains_key(&tuple) && self.peer_ok(peer) {
+            self.relay_to_peer(tuple, peer, data.data(), now);
         }
-        let Some(alloc) = self.allocations.get_mut(&tuple) else {
-            return;
-        };
-        if !alloc.permits(peer.ip(), now) {
-            self.stats.dropped_no_permission += 1;
-            return;
-        }
-        if !alloc.spend(data.data().len(), now) {
-            self.stats.dropped_bandwidth += 1;
-            return;
-        }
-        let relayed = alloc.relayed;
-        let data = data.data().to_vec();
-        self.push_transmit_peer(Transmit::Peer {
-            relayed,
-            peer,
-            data,
-        });
     }
 }
 

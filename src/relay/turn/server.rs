@@ -184,28 +184,36 @@ impl TurnServer {
             self.stats.dropped_invalid += 1;
             return;
         };
+        let peer = self
+            .allocations
+            .get(&tuple)
+            .and_then(|a| a.channel_peer(cd.id(), now));
+        match peer {
+            Some(peer) => self.relay_to_peer(tuple, peer, cd.data(), now),
+            None => self.stats.dropped_invalid += 1,
+        }
+    }
+
+    /// Relays `data` from the client on `tuple` to `peer` when the allocation has a live
+    /// permission for the peer's IP and the bandwidth allows; drops and counts it otherwise.
+    pub(crate) fn relay_to_peer(
+        &mut self,
+        tuple: FiveTuple,
+        peer: SocketAddr,
+        data: &[u8],
+        now: Instant,
+    ) {
         let Some(alloc) = self.allocations.get_mut(&tuple) else {
-            self.stats.dropped_invalid += 1;
             return;
         };
-        let Some(peer) = alloc.channel_peer(cd.id(), now) else {
-            self.stats.dropped_invalid += 1;
-            return;
-        };
-        if !alloc.permits(peer.ip(), now) {
-            self.stats.dropped_no_permission += 1;
-            return;
+        if admit(alloc, &mut self.stats, peer, data.len(), now) {
+            let relayed = alloc.relayed;
+            self.push_transmit(Transmit::Peer {
+                relayed,
+                peer,
+                data: data.to_vec(),
+            });
         }
-        if !alloc.spend(cd.data().len(), now) {
-            self.stats.dropped_bandwidth += 1;
-            return;
-        }
-        let relayed = alloc.relayed;
-        self.push_transmit(Transmit::Peer {
-            relayed,
-            peer,
-            data: cd.data().to_vec(),
-        });
     }
 
     /// A datagram from `peer` to the relayed socket `relayed` (RFC 8656 §11.3, §12.6):
@@ -225,12 +233,7 @@ impl TurnServer {
         let Some(alloc) = self.allocations.get_mut(&tuple) else {
             return;
         };
-        if !alloc.permits(peer.ip(), now) {
-            self.stats.dropped_no_permission += 1;
-            return;
-        }
-        if !alloc.spend(data.len(), now) {
-            self.stats.dropped_bandwidth += 1;
+        if !admit(alloc, &mut self.stats, peer, data.len(), now) {
             return;
         }
         let out = match alloc.channel_of(peer, now) {
@@ -278,10 +281,6 @@ impl TurnServer {
 
     pub(crate) fn send_client(&mut self, tuple: FiveTuple, data: Vec<u8>) {
         self.push_transmit(Transmit::Client { tuple, data });
-    }
-
-    pub(crate) fn push_transmit_peer(&mut self, t: Transmit) {
-        self.push_transmit(t);
     }
 
     fn push_transmit(&mut self, t: Transmit) {
@@ -335,4 +334,24 @@ impl TurnServer {
             reason,
         });
     }
+}
+
+/// Whether `bytes` to or from `peer` may pass `alloc` at `now`: a live permission for the
+/// peer's IP (RFC 8656 §9) and room in the bandwidth bucket. Counts a refusal in `stats`.
+fn admit(
+    alloc: &mut Allocation,
+    stats: &mut TurnStats,
+    peer: SocketAddr,
+    bytes: usize,
+    now: Instant,
+) -> bool {
+    if !alloc.permits(peer.ip(), now) {
+        stats.dropped_no_permission += 1;
+        return false;
+    }
+    if !alloc.spend(bytes, now) {
+        stats.dropped_bandwidth += 1;
+        return false;
+    }
+    true
 }
