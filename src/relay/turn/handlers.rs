@@ -18,7 +18,7 @@ use super::allocation::{Allocation, InstallError};
 use super::auth::{self, AuthFailure, Authed};
 use super::reply::{self, Seal};
 use super::server::PendingAllocate;
-use super::{peer_allowed, AllocationEnd, FiveTuple, Transmit, TurnEvent, TurnServer};
+use super::{peer_allowed, AllocationEnd, FiveTuple, TurnEvent, TurnServer};
 
 /// Most XOR-PEER-ADDRESS attributes read from one CreatePermission.
 const MAX_PEERS_PER_REQUEST: usize = 16;
