@@ -14,34 +14,11 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use support::stats::{env_or, summary};
 use support::{host, User, WAIT};
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let rank = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
-}
 
 fn rss_kib(pid: u32) -> u64 {
     support::sys::status_kib(pid, "VmRSS").unwrap_or(0)
-}
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn summary(label: &str, mut values: Vec<f64>) {
-    values.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    println!(
-        "| {label} | {} | {:.1} | {:.1} | {:.1} | {:.1} |",
-        values.len(),
-        percentile(&values, 50.0),
-        percentile(&values, 99.0),
-        values[0],
-        values[values.len() - 1]
-    );
 }
 
 fn main() {

@@ -7,6 +7,7 @@ pub mod js;
 pub mod lan;
 pub mod net;
 pub mod relay;
+pub mod stats;
 pub mod sys;
 
 use std::io::{BufRead, BufReader, Write};
@@ -213,21 +214,29 @@ impl Proc {
         what: &str,
         pred: impl Fn(&Value) -> bool,
     ) -> Value {
+        self.wait_for(timeout, pred).unwrap_or_else(|| {
+            panic!(
+                "{}: no {what} within {timeout:?}; events: {:?}; stderr: {}",
+                self.what,
+                self.seen,
+                self.stderr()
+            )
+        })
+    }
+
+    /// As [`Proc::expect_where`], but `None` instead of a panic when no such event came within
+    /// `timeout` (or stdout closed first), for callers that report a failure as a result.
+    pub fn wait_for(&mut self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Option<Value> {
         if let Some(i) = self.seen.iter().position(&pred) {
-            return self.seen.remove(i);
+            return Some(self.seen.remove(i));
         }
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
-                Ok(v) if pred(&v) => return v,
+                Ok(v) if pred(&v) => return Some(v),
                 Ok(v) => self.seen.push(v),
-                Err(_) => panic!(
-                    "{}: no {what} within {timeout:?}; events: {:?}; stderr: {}",
-                    self.what,
-                    self.seen,
-                    self.stderr()
-                ),
+                Err(_) => return None,
             }
         }
     }

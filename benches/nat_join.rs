@@ -1,0 +1,83 @@
+//! Join latency across the NAT lab (tests/natlab), with real processes of the binary: the host
+//! in one home, the player in another, `dat-social relay` on the public segment, and a delay on
+//! every router's WAN link (default 20 ms each way, so 80 ms round trips between the homes; a
+//! user-space wire, since this kernel has no `tc netem`). A bench, not a test: it measures and
+//! prints, it asserts nothing about speed.
+//!
+//! `cargo bench --bench nat_join` (release build, root). Environment: `JOINS` sequential joins
+//! (default 30), `DELAY_MS` one-way delay per router (default 20).
+//!
+//! Paths measured: `Open`/`Open` (public addresses, direct WebRTC; signalling through the
+//! relay, as a player holding only the relay's URL joins). Issue 10 adds the cone (srflx) and
+//! TURN paths: call [`measure`] with other kinds (and `--ice-policy relay`) once they connect.
+
+#[path = "../tests/natlab/mod.rs"]
+mod natlab;
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::time::{Duration, Instant};
+
+use natlab::scenario::{host_lobby, join_lobby, LabRelay};
+use natlab::{HomeOptions, Lab, NatKind};
+use support::stats::{env_or, summary};
+use support::{User, WAIT};
+
+/// Runs `joins` sequential joins (after one warm-up) from a `player` home to a host in a `host`
+/// home, `delay` each way on both routers, with `join_args`; prints the `ms` each join reports
+/// and the wall time from spawning it, p50 and p99.
+fn measure(host: NatKind, player: NatKind, delay: Duration, joins: u64, join_args: &[&str]) {
+    let Some(mut lab) = Lab::new("bench") else {
+        return;
+    };
+    let options = HomeOptions {
+        hosts: 1,
+        delay: Some(delay),
+    };
+    let host_home = lab.add_home_with(host, options);
+    let player_home = lab.add_home_with(player, options);
+    let relay = LabRelay::start(&lab, &[]);
+    let mut lobby = host_lobby(&relay, host_home.host(), &[]);
+    let at = player_home.host();
+
+    let (mut reported, mut wall) = (Vec::new(), Vec::new());
+    for i in 0..=joins {
+        let user = User::new(&format!("p{i}"));
+        let started = Instant::now();
+        let outcome = join_lobby(&lobby, at, user, join_args);
+        let elapsed = started.elapsed();
+        let Some(mut proc) = outcome.proc.filter(|_| outcome.joined) else {
+            panic!(
+                "join {i} failed: {:?} (exit {:?}); stderr: {}",
+                outcome.error, outcome.exit_code, outcome.stderr
+            );
+        };
+        if i > 0 {
+            wall.push(elapsed.as_secs_f64() * 1e3);
+            reported.push(outcome.connected.unwrap()["ms"].as_f64().unwrap());
+        }
+        proc.signal("INT");
+        proc.wait_exit(WAIT);
+        lobby.proc.expect("peer-left");
+    }
+    let label = format!("{}/{}", host.name(), player.name());
+    summary(&format!("{label}, `ms` reported by join"), reported);
+    summary(&format!("{label}, wall time from spawn to connected"), wall);
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; a plain `cargo test` of benches passes nothing and we skip.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let joins = env_or("JOINS", 30);
+    let delay = Duration::from_millis(env_or("DELAY_MS", 20));
+    println!(
+        "NAT lab joins through the relay, {} ms each way per router ({} ms RTT between homes)",
+        delay.as_millis(),
+        4 * delay.as_millis()
+    );
+    println!("| path | n | p50 ms | p99 ms | min ms | max ms |");
+    println!("|---|---|---|---|---|---|");
+    measure(NatKind::Open, NatKind::Open, delay, joins, &[]);
+}
