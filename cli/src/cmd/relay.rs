@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use dat_social::relay::server::{Limits, RelayConfig, RelayServer, TlsConfig};
+use dat_social::ice::IceUrl;
+use dat_social::relay::server::{Limits, RelayConfig, RelayIce, RelayServer, TlsConfig};
 
 use crate::event::Event;
 use crate::output::{self, Output};
@@ -68,6 +69,61 @@ pub struct RelayArgs {
     #[arg(long, default_value_t = 45, value_name = "SECS",
           value_parser = clap::value_parser!(u64).range(3..=Limits::MAX_IDLE.as_secs()))]
     idle_timeout: u64,
+    /// Give clients this STUN or TURN server (repeat for several), e.g. an external coturn:
+    /// stun:HOST:PORT, turn:HOST:PORT?transport=udp, turn:HOST:PORT?transport=tcp. TURN URLs
+    /// get short-lived credentials minted with --turn-secret-file (coturn:
+    /// --use-auth-secret --static-auth-secret=<the same secret>). Only clients with a live
+    /// session get them; JS @hyperswarm/dht-relay clients are unaffected.
+    #[arg(long = "ice-url", value_name = "URL")]
+    ice_url: Vec<IceUrl>,
+    /// A file whose first line is the TURN REST shared secret the credentials are minted with.
+    #[arg(long, value_name = "FILE")]
+    turn_secret_file: Option<std::path::PathBuf>,
+    /// Seconds the TURN credentials given to clients stay valid (60-86400); clients renew them
+    /// at three quarters of it.
+    #[arg(long, default_value_t = RelayIce::DEFAULT_TTL.as_secs(), value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(60..=86_400))]
+    ice_ttl: u64,
+}
+
+/// The ICE servers to give clients: `None` without `--ice-url`. An unusable combination (a
+/// TURN URL without a secret, too many URLs) is a usage error (exit 2); an unreadable secret
+/// file an error (exit 1).
+fn relay_ice(args: &RelayArgs) -> Result<Option<RelayIce>> {
+    if args.ice_url.is_empty() {
+        return Ok(None);
+    }
+    let secret = match &args.turn_secret_file {
+        Some(path) => read_secret(path)?,
+        None => Vec::new(),
+    };
+    let ice = RelayIce {
+        secret,
+        urls: args.ice_url.clone(),
+        ttl: Duration::from_secs(args.ice_ttl),
+    };
+    if let Err(e) = ice.validate() {
+        clap::Error::raw(
+            clap::error::ErrorKind::ArgumentConflict,
+            format!("invalid value for '--ice-url': {e}\n"),
+        )
+        .exit();
+    }
+    Ok(Some(ice))
+}
+
+/// The first line of `path`, without surrounding whitespace: a shared secret as coturn's
+/// `--static-auth-secret` takes it. Errors: unreadable, or an empty first line.
+fn read_secret(path: &std::path::Path) -> Result<Vec<u8>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read --turn-secret-file {}", path.display()))?;
+    let secret = text.lines().next().unwrap_or("").trim();
+    anyhow::ensure!(
+        !secret.is_empty(),
+        "--turn-secret-file {}: the first line is empty",
+        path.display()
+    );
+    Ok(secret.as_bytes().to_vec())
 }
 
 /// A `usize` range of [`Limits`] as the `u64` range clap checks.
@@ -114,7 +170,9 @@ pub async fn run(args: RelayArgs, out: &Output) -> Result<u8> {
         )
         .exit();
     }
+    let ice = relay_ice(&args)?;
     let config = RelayConfig {
+        ice,
         ws: Some(SocketAddr::new(ip, args.port)),
         tcp: args.tcp_port.map(|p| SocketAddr::new(ip, p)),
         limits,
