@@ -222,3 +222,23 @@ fn control_characters_from_other_people_are_escaped_on_the_terminal() {
     );
     assert!(joined.contains("mal\\u{1b}[2Jlory"), "{joined:?}");
 }
+
+#[test]
+fn bad_ice_options_are_usage_errors_naming_the_problem() {
+    let alice = User::new("alice");
+    let file = alice.data_dir().join("ice.json");
+    std::fs::write(&file, r#"[{"urls": ["turn:192.0.2.1:3478"]}]"#).unwrap();
+    let out = alice.run(&["host", "--ice-servers", file.to_str().unwrap()]);
+    assert_eq!(out.code(), 2, "{}", out.stderr);
+    assert!(out.stderr.contains("--ice-servers"), "{}", out.stderr);
+    assert!(out.stderr.contains("needs a username"), "{}", out.stderr);
+    std::fs::write(&file, "{not json").unwrap();
+    let key = "ab".repeat(32);
+    let url = format!("dat://{key}?peer=127.0.0.1:1");
+    let out = alice.run(&["join", &url, "--ice-servers", file.to_str().unwrap()]);
+    assert_eq!(out.code(), 2, "{}", out.stderr);
+    assert!(out.stderr.contains("not a JSON array"), "{}", out.stderr);
+    let out = alice.run(&["join", &url, "--ice-policy", "bogus"]);
+    assert_eq!(out.code(), 2, "{}", out.stderr);
+    assert!(out.stderr.contains("bogus"), "{}", out.stderr);
+}

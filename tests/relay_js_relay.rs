@@ -408,3 +408,21 @@ async fn announce_and_lookup_through_the_js_relay_on_the_dht() {
         Vec::<IdentityKey>::new()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_js_relay_gives_no_ice_servers_and_our_client_works_as_before() {
+    let js = JsRelay::start();
+    let echo_pk: IdentityKey = js.key("echo_public_key");
+    let client = connected_client(js.url("ws"), 0x4c);
+    client.wait_connected(WAIT).await.unwrap();
+    let started = Instant::now();
+    assert_eq!(client.wait_ice_servers(WAIT).await, vec![]);
+    // The JS relay rejected the `dat-social/ice/v1` channel: no wait for the bound.
+    assert!(started.elapsed() < WAIT / 2, "{:?}", started.elapsed());
+    let stream = tokio::time::timeout(WAIT, client.connect(echo_pk))
+        .await
+        .expect("connect in time")
+        .unwrap();
+    let sent = chunks(3, 4);
+    assert!(exchange(stream, &sent).await == sent.concat());
+}

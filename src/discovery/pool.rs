@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use ed25519_dalek::SigningKey;
 
+use crate::ice::server::MAX_ICE_SERVERS;
+use crate::ice::IceServer;
 use crate::relay::client::{ClientOptions, RelayClient, RelayUrl};
 
 /// Relay sessions by relay URL and the public key they authenticate with.
@@ -67,6 +69,21 @@ impl RelayPool {
         self.session(url, &throwaway)
     }
 
+    /// The STUN/TURN servers the pool's relays give (`dat-social/ice/v1`), each once, in the
+    /// order of the sessions, at most [`MAX_ICE_SERVERS`]: waits up to `bound` for relays that
+    /// have not answered yet (all at once; a relay that does not serve ICE refuses at once; a
+    /// relay that is down is not waited for once its first connection attempt failed).
+    pub async fn ice_servers(&self, bound: std::time::Duration) -> Vec<IceServer> {
+        let clients: Vec<RelayClient> = self.lock().values().cloned().collect();
+        let waits = clients.iter().map(|c| c.wait_ice_servers(bound));
+        union(futures_util::future::join_all(waits).await)
+    }
+
+    /// As [`RelayPool::ice_servers`], without waiting: what the relays answered so far.
+    pub fn ice_servers_now(&self) -> Vec<IceServer> {
+        union(self.lock().values().map(RelayClient::ice_servers).collect())
+    }
+
     /// How many sessions the pool holds.
     pub fn len(&self) -> usize {
         self.lock().len()
@@ -81,4 +98,15 @@ impl RelayPool {
     fn lock(&self) -> MutexGuard<'_, Sessions> {
         crate::sync::lock(&self.sessions)
     }
+}
+
+/// The servers of `lists`, each once, in order, at most [`MAX_ICE_SERVERS`].
+fn union(lists: Vec<Vec<IceServer>>) -> Vec<IceServer> {
+    let mut all: Vec<IceServer> = Vec::new();
+    for server in lists.into_iter().flatten() {
+        if all.len() < MAX_ICE_SERVERS && !all.contains(&server) {
+            all.push(server);
+        }
+    }
+    all
 }

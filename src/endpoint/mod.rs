@@ -45,11 +45,16 @@ pub use router::{
 use crate::discovery::{
     default_lookups, Discovery, Hints, LookupError, Publication, Record, RelayPool,
 };
+use crate::ice::IceServer;
 use crate::identity::Identity;
 use crate::keys::{DiscoveryKey, IdentityKey};
 use crate::net::Connection;
 use crate::relay::client::{ClientOptions, RelayClient, RelayUrl};
 use crate::remote::{ReachError, RemoteError, Route};
+
+/// Longest [`Endpoint::ice_servers`] waits for a relay's first answer: 500 ms (a relay answers
+/// one round trip after its session opens; a relay that does not serve ICE refuses at once).
+pub const ICE_SERVERS_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// How an [`Endpoint`] reaches and is reached.
 #[derive(Clone, Debug, Default)]
@@ -203,6 +208,20 @@ impl Endpoint {
         self.discovery
             .pool()
             .session(url, self.identity.signing_key())
+    }
+
+    /// The STUN/TURN servers (with short-lived TURN credentials) the endpoint's relay sessions
+    /// got from their relays, each once, at most [`crate::ice::server::MAX_ICE_SERVERS`]: what WebRTC
+    /// should gather candidates from. Waits up to [`ICE_SERVERS_WAIT`] for a session that has
+    /// not had its relay's first answer yet. Empty without relay sessions, or when no relay
+    /// gives any (the JS relay; ours without `--ice-url`).
+    pub async fn ice_servers(&self) -> Vec<IceServer> {
+        self.discovery.pool().ice_servers(ICE_SERVERS_WAIT).await
+    }
+
+    /// As [`Endpoint::ice_servers`], without waiting: what the relays have answered so far.
+    pub fn ice_servers_now(&self) -> Vec<IceServer> {
+        self.discovery.pool().ice_servers_now()
     }
 
     /// Takes the listeners: the TCP listener, and a `listen` on every configured relay. Once

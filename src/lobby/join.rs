@@ -8,6 +8,7 @@ use tokio::time::Instant;
 
 use super::chat::{chat_in, wait_for_chat, ChannelLabels, ChatWait};
 use super::handshake::{JoinEvent, JoinHandshake, OfferParams};
+use super::ice::LobbyIce;
 use super::signal_log::{LogError, Read, SignalLog};
 use super::{
     check_chat, rtc_config_for, ChatError, Hello, PlayerEvent, CHAT_LABEL, LOBBY_PROTOCOL,
@@ -15,6 +16,7 @@ use super::{
 use crate::archive::ArchiveError;
 use crate::endpoint::Endpoint;
 use crate::hypercore::Core;
+use crate::ice::IceConfig;
 use crate::identity::{DatUrl, Identity};
 use crate::net::{Connection, NetError, SharedCore};
 use crate::remote::{self, ReachError, RemoteError};
@@ -42,6 +44,10 @@ pub struct JoinOptions {
     /// that a friends-only host can check that the joiner lists it. `None`: not offered; a
     /// friends-only host then rejects the join.
     pub archive: Option<SharedCore>,
+    /// STUN/TURN servers of the user's own (`--ice-servers`) and the ICE policy
+    /// (`--ice-policy`). The servers the relays of the join's endpoint give are added to
+    /// these at join time. Default: none of the user's, every path.
+    pub ice: IceConfig,
 }
 
 impl Default for JoinOptions {
@@ -54,6 +60,7 @@ impl Default for JoinOptions {
             name: "player".to_string(),
             timeout: Duration::from_secs(15),
             archive: None,
+            ice: IceConfig::default(),
         }
     }
 }
@@ -217,7 +224,8 @@ pub async fn join_through(endpoint: &Endpoint, options: JoinOptions) -> Result<J
     .expect("hello serializes");
     channel.send(&hello).map_err(net)?;
 
-    let cfg = rtc_config_for(local_ip, options.timeout);
+    let ice = LobbyIce::new(options.ice.clone(), endpoint).config().await;
+    let cfg = rtc_config_for(local_ip, options.timeout, &ice);
     let _ = warm_up.await;
     let (mut pending, offer) =
         rtc::create_offer(&cfg, &[(CHAT_LABEL, Reliability::Reliable)]).await?;

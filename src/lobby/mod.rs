@@ -21,6 +21,7 @@ mod chat;
 mod event;
 mod handshake;
 pub mod host;
+mod ice;
 pub mod join;
 mod signal_log;
 
@@ -84,10 +85,12 @@ pub(crate) struct Hello {
 
 /// The RTC settings for a connection reached over a TCP socket whose local address is `local`:
 /// loopback stays on loopback (a machine whose only interface is `lo`), anything else binds
-/// every interface so that the peer can pick a route.
+/// every interface so that the peer can pick a route. `ice`: the STUN/TURN servers and policy
+/// for this connection (the user's merged with the relays', `ice::LobbyIce`).
 pub(crate) fn rtc_config_for(
     local: std::net::IpAddr,
     timeout: std::time::Duration,
+    ice: &crate::ice::IceConfig,
 ) -> crate::rtc::RtcConfig {
     let mut cfg = if local.is_loopback() {
         crate::rtc::RtcConfig {
@@ -98,5 +101,7 @@ pub(crate) fn rtc_config_for(
         crate::rtc::RtcConfig::all_interfaces()
     };
     cfg.connect_timeout = timeout;
+    // TODO(merge): `cfg.ice = ice.clone();` once `RtcConfig` has its `ice` field (src/rtc).
+    let _ = ice;
     cfg
 }

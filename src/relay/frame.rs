@@ -5,14 +5,18 @@
 //! waiting, and send every message on their **own** local channel id (1 on a fresh stream):
 //! `uint localId` `uint type` `payload`. Channel pairing, batches and control frames are the job of
 //! [`crate::net::protomux::Mux`]; this module adds the relay channel's life cycle and turns
-//! channel messages into [`Message`]s.
+//! channel messages into [`Message`]s. The optional second channel `dat-social/ice/v1`
+//! ([`super::ice`]) rides on the same mux: a client opens it with [`RelayCodec::open_ice`], a
+//! relay pairs it only after [`RelayCodec::serve_ice`]; otherwise it is rejected like any
+//! protocol we don't serve, as JS does.
 
 use std::collections::VecDeque;
 
 use tracing::debug;
 
+use super::ice::{IceMessage, ICE_PROTOCOL};
 use super::{Message, RelayCodecError};
-use crate::net::protomux::{ChannelId, Mux, MuxEvent};
+use crate::net::protomux::{ChannelId, ChannelKey, Mux, MuxEvent};
 
 /// The protomux protocol name of the relay channel. It is also the protocol's only "version": a
 /// breaking change would rename it (PROTOCOL.md §2, "Versioning").
@@ -27,6 +31,20 @@ pub enum RelayEvent {
     /// A relay message from the remote.
     Message(Message),
     /// The remote closed (or rejected) the relay channel. Nothing more can be sent.
+    Closed,
+    /// Something happened on the `dat-social/ice/v1` channel.
+    Ice(IceEvent),
+}
+
+/// What happened on the `dat-social/ice/v1` channel ([`super::ice`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IceEvent {
+    /// The channel is paired (the client opened it and the relay serves it).
+    Opened,
+    /// A message on it.
+    Message(IceMessage),
+    /// The remote rejected or closed it, or sent a malformed message (then we closed it): no
+    /// ICE servers from this remote on this connection.
     Closed,
 }
 
@@ -51,6 +69,10 @@ pub struct RelayCodec {
     channel: ChannelId,
     state: State,
     events: VecDeque<RelayEvent>,
+    /// Our ICE channel while it is open or opening.
+    ice: Option<ChannelId>,
+    /// Pair the remote's `open` of the ICE channel (a relay with ICE servers to give).
+    serve_ice: bool,
 }
 
 impl Default for RelayCodec {
@@ -73,7 +95,36 @@ impl RelayCodec {
             channel,
             state: State::Opening,
             events: VecDeque::new(),
+            ice: None,
+            serve_ice: false,
         }
+    }
+
+    /// Client side: opens the `dat-social/ice/v1` channel (queues its protomux `open`).
+    /// [`IceEvent::Opened`] follows if the remote serves it, [`IceEvent::Closed`] if it rejects
+    /// it. Does nothing if it is already open or opening.
+    pub fn open_ice(&mut self) {
+        if self.ice.is_none() && self.state != State::Closed {
+            self.ice = self.mux.open(ICE_PROTOCOL, None, &[]).ok();
+        }
+    }
+
+    /// Relay side: pair the remote's `open` of the `dat-social/ice/v1` channel (`true`), or
+    /// reject it as any unknown protocol (`false`, the default).
+    pub fn serve_ice(&mut self, serve: bool) {
+        self.serve_ice = serve;
+    }
+
+    /// Queues `message` on the ICE channel.
+    ///
+    /// Errors: [`RelayCodecError::ChannelClosed`] if the ICE channel is not open;
+    /// [`RelayCodecError::IceTooLarge`] for a server list too long for one message.
+    pub fn send_ice(&mut self, message: &IceMessage) -> Result<(), RelayCodecError> {
+        let channel = self.ice.ok_or(RelayCodecError::ChannelClosed)?;
+        let payload = message.encode()?;
+        self.mux
+            .send(channel, message.message_type(), &payload)
+            .map_err(|_| RelayCodecError::ChannelClosed)
     }
 
     /// Our protomux local id of the relay channel (the first uint of every message frame we send;
@@ -116,9 +167,18 @@ impl RelayCodec {
     fn drain_mux(&mut self) -> Result<(), RelayCodecError> {
         while let Some(event) = self.mux.poll_event() {
             match event {
-                MuxEvent::RemoteOpen { key } => {
-                    debug!(%key, "relay: rejecting a channel we don't serve");
-                    self.mux.reject(&key);
+                MuxEvent::RemoteOpen { key } => self.on_remote_open(&key),
+                MuxEvent::Opened { channel, .. } if Some(channel) == self.ice => {
+                    self.events.push_back(RelayEvent::Ice(IceEvent::Opened));
+                }
+                MuxEvent::Message {
+                    channel,
+                    message_type,
+                    payload,
+                } if Some(channel) == self.ice => self.on_ice_message(message_type, &payload),
+                MuxEvent::Closed { channel, .. } if Some(channel) == self.ice => {
+                    self.ice = None;
+                    self.events.push_back(RelayEvent::Ice(IceEvent::Closed));
                 }
                 MuxEvent::Opened { channel, .. } if channel == self.channel => {
                     self.state = State::Open;
@@ -146,6 +206,35 @@ impl RelayCodec {
         Ok(())
     }
 
+    /// Pairs the ICE channel if we serve it and it is not open yet; rejects anything else.
+    fn on_remote_open(&mut self, key: &ChannelKey) {
+        let ice = key.protocol == ICE_PROTOCOL && key.id.is_none();
+        if ice && self.serve_ice && self.ice.is_none() && self.state != State::Closed {
+            if let Ok(channel) = self.mux.open(ICE_PROTOCOL, None, &[]) {
+                self.ice = Some(channel);
+                return;
+            }
+        }
+        debug!(%key, "relay: rejecting a channel we don't serve");
+        self.mux.reject(key);
+    }
+
+    /// A message on the ICE channel: a malformed one closes that channel (the relay channel
+    /// goes on: ICE servers are an extra); unknown types are ignored.
+    fn on_ice_message(&mut self, message_type: u64, payload: &[u8]) {
+        match IceMessage::decode(message_type, payload) {
+            Ok(Some(m)) => self.events.push_back(RelayEvent::Ice(IceEvent::Message(m))),
+            Ok(None) => debug!(message_type, "relay: ignoring unknown ICE message type"),
+            Err(e) => {
+                debug!(error = %e, "relay: closing the ICE channel");
+                if let Some(channel) = self.ice.take() {
+                    self.mux.close(channel);
+                }
+                self.events.push_back(RelayEvent::Ice(IceEvent::Closed));
+            }
+        }
+    }
+
     /// Next received event, oldest first.
     pub fn poll_event(&mut self) -> Option<RelayEvent> {
         self.events.pop_front()
@@ -164,11 +253,15 @@ impl RelayCodec {
             .map_err(|_| RelayCodecError::ChannelClosed)
     }
 
-    /// Closes the relay channel (queues protomux `close`, `00 03 uint(localId)`). Idempotent.
+    /// Closes the relay channel (queues protomux `close`, `00 03 uint(localId)`), then the ICE
+    /// channel if it is open. Idempotent.
     pub fn close(&mut self) {
         if self.state != State::Closed {
             self.mux.close(self.channel);
             self.state = State::Closed;
+        }
+        if let Some(channel) = self.ice.take() {
+            self.mux.close(channel);
         }
     }
 
@@ -182,6 +275,7 @@ impl RelayCodec {
 mod tests {
     use super::*;
     use crate::hypercore::encoding::Encoder;
+    use crate::relay::ice::IceMessage;
     use crate::relay::messages::{AliasRef, Data, IdRef};
     use crate::relay::MessageType;
 
@@ -329,5 +423,107 @@ mod tests {
         // Late messages for the closed channel are ignored.
         b.handle_frame(&[1, 1]).unwrap();
         assert_eq!(events(&mut b), vec![]);
+    }
+
+    #[test]
+    fn a_relay_that_does_not_serve_ice_rejects_it_and_the_relay_channel_goes_on() {
+        let (mut client, mut relay) = paired();
+        client.open_ice();
+        client.send_ice(&IceMessage::Request).unwrap();
+        let open = client.poll_transmit().unwrap();
+        // 00 01 <localId 2> <len 17> "dat-social/ice/v1" <no id>
+        assert_eq!(
+            hex::encode(&open),
+            format!("00010211{}00", hex::encode(ICE_PROTOCOL))
+        );
+        relay.handle_frame(&open).unwrap();
+        pump(&mut client, &mut relay);
+        assert_eq!(events(&mut relay), vec![]);
+        pump(&mut relay, &mut client); // the reject: 00 02 02
+        assert_eq!(events(&mut client), vec![RelayEvent::Ice(IceEvent::Closed)]);
+        assert_eq!(
+            client.send_ice(&IceMessage::Request),
+            Err(RelayCodecError::ChannelClosed)
+        );
+        client.send(&Message::Ping).unwrap();
+        pump(&mut client, &mut relay);
+        assert_eq!(events(&mut relay), vec![RelayEvent::Message(Message::Ping)]);
+    }
+
+    #[test]
+    fn a_relay_that_serves_ice_pairs_it_and_answers() {
+        let (mut client, mut relay) = paired();
+        relay.serve_ice(true);
+        client.open_ice();
+        client.send_ice(&IceMessage::Request).unwrap();
+        pump(&mut client, &mut relay);
+        assert_eq!(
+            events(&mut relay),
+            vec![
+                RelayEvent::Ice(IceEvent::Opened),
+                RelayEvent::Ice(IceEvent::Message(IceMessage::Request))
+            ]
+        );
+        let servers = IceMessage::Servers {
+            ttl_s: 60,
+            servers: vec![],
+        };
+        relay.send_ice(&servers).unwrap();
+        pump(&mut relay, &mut client);
+        assert_eq!(
+            events(&mut client),
+            vec![
+                RelayEvent::Ice(IceEvent::Opened),
+                RelayEvent::Ice(IceEvent::Message(servers))
+            ]
+        );
+        // A second open of the same channel while it is open is rejected.
+        let mut e = Encoder::new();
+        e.uint(0)
+            .uint(1)
+            .uint(3)
+            .string(ICE_PROTOCOL)
+            .optional_buffer(None);
+        relay.handle_frame(e.as_slice()).unwrap();
+        assert_eq!(relay.poll_transmit(), Some(vec![0, 2, 3]));
+        // Closing the connection closes the ICE channel too.
+        client.close();
+        assert_eq!(client.poll_transmit(), Some(vec![0, 3, 1]));
+        assert_eq!(client.poll_transmit(), Some(vec![0, 3, 2]));
+    }
+
+    #[test]
+    fn a_malformed_ice_message_closes_only_the_ice_channel() {
+        let (mut client, mut relay) = paired();
+        relay.serve_ice(true);
+        client.open_ice();
+        pump(&mut client, &mut relay);
+        pump(&mut relay, &mut client);
+        assert_eq!(events(&mut client), vec![RelayEvent::Ice(IceEvent::Opened)]);
+        events(&mut relay);
+        // `servers` on the relay's ICE channel (its local id 2) with a truncated payload.
+        client.handle_frame(&[2, 1, 5]).unwrap();
+        assert_eq!(events(&mut client), vec![RelayEvent::Ice(IceEvent::Closed)]);
+        let close = client.poll_transmit().unwrap();
+        assert_eq!(close, vec![0, 3, 2]);
+        relay.handle_frame(&close).unwrap();
+        assert_eq!(events(&mut relay), vec![RelayEvent::Ice(IceEvent::Closed)]);
+        assert!(client.is_open());
+        // Unknown ICE message types are ignored.
+        client.open_ice();
+        pump(&mut client, &mut relay);
+        pump(&mut relay, &mut client);
+        assert_eq!(events(&mut client), vec![RelayEvent::Ice(IceEvent::Opened)]);
+        // The relay's second ICE channel is its local id 3.
+        client.handle_frame(&[3, 9, 1, 2, 3]).unwrap();
+        assert_eq!(events(&mut client), vec![]);
+        client.handle_frame(&[3, 1, 60, 2, b'[', b']']).unwrap();
+        assert_eq!(
+            events(&mut client),
+            vec![RelayEvent::Ice(IceEvent::Message(IceMessage::Servers {
+                ttl_s: 60,
+                servers: vec![]
+            }))]
+        );
     }
 }

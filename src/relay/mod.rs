@@ -6,7 +6,9 @@
 //! - [`messages`]: the 28 relay messages ([`Message`]) and their compact encodings (§1, §3);
 //! - `frame`: [`RelayCodec`], the single protomux channel `"@hyperswarm/dht-relay"` (§2), built on
 //!   [`crate::net::protomux::Mux`]: protomux frames in, [`RelayEvent`]s out; [`Message`]s in, frames
-//!   out.
+//!   out;
+//! - [`ice`]: the optional second channel `dat-social/ice/v1` on which our relay gives its
+//!   clients STUN/TURN servers and short-lived credentials (JS clients never open it).
 //!
 //! The codec does no IO and keeps no timers: the transport (one frame per WebSocket message, or one
 //! `@hyperswarm/secret-stream` message over TCP, §6) and the 15 s ping / 45 s failsafe heartbeat
@@ -29,13 +31,14 @@
 #[cfg(feature = "native")]
 pub mod client;
 pub(crate) mod frame;
+pub mod ice;
 pub mod messages;
 #[cfg(feature = "relay-server")]
 pub mod server;
 #[cfg(feature = "relay-server")]
 pub mod turn;
 
-pub use frame::{RelayCodec, RelayEvent, PROTOCOL};
+pub use frame::{IceEvent, RelayCodec, RelayEvent, PROTOCOL};
 pub use messages::{Message, MessageType};
 
 use crate::hypercore::encoding::DecodeError;
@@ -61,7 +64,11 @@ pub enum RelayCodecError {
     /// should close the connection.
     #[error(transparent)]
     Mux(#[from] MuxError),
-    /// [`RelayCodec::send`] after the channel was closed (by us or by the remote).
+    /// [`RelayCodec::send`] after the channel was closed (by us or by the remote), or
+    /// [`RelayCodec::send_ice`] while the ICE channel is not open.
     #[error("the relay channel is closed")]
     ChannelClosed,
+    /// [`RelayCodec::send_ice`] with a server list too long for one message.
+    #[error(transparent)]
+    IceTooLarge(#[from] ice::ServersTooLarge),
 }

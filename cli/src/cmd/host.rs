@@ -8,6 +8,7 @@ use clap::Args;
 use dat_social::home::Home;
 use dat_social::lobby::{self, HostOptions};
 
+use super::ice::IceArgs;
 use super::limits;
 use super::lobby::{print_host_event, print_warning, read_password, send_stdin_chat};
 use crate::event::Event;
@@ -54,31 +55,15 @@ pub struct HostArgs {
     /// `sessions --lan` find the lobby with no relay or address.
     #[arg(long, env = "DAT_SOCIAL_LAN")]
     lan: bool,
+    #[command(flatten)]
+    ice: IceArgs,
 }
 
 /// Starts the lobby, prints `hosting`, then its events until Ctrl-C/SIGTERM (or stdout gone),
 /// and `ended` once `session.json` is marked ended.
 pub async fn run(home: &Home, args: HostArgs, out: &Output) -> Result<u8> {
     let identity = home.identity()?;
-    let relay = match args.relay {
-        Some(url) => Some(lobby::HostRelay {
-            url: url.parse()?,
-            custodial: args.custodial,
-            client: Default::default(),
-        }),
-        None => None,
-    };
-    let options = HostOptions {
-        name: args.name,
-        max_peers: args.max_peers,
-        password: read_password(&args.password_file)?,
-        listen: args.listen,
-        heartbeat: Duration::from_secs(args.heartbeat),
-        relay,
-        friends_only: args.friends_only,
-        lan: args.lan,
-        ..HostOptions::default()
-    };
+    let options = host_options(args)?;
     let mut lobby = lobby::Host::start(home, identity, options).await?;
     let info = lobby.info();
     let mut stop = output::shutdown_signal();
@@ -113,4 +98,58 @@ pub async fn run(home: &Home, args: HostArgs, out: &Output) -> Result<u8> {
     lobby.shutdown().await?;
     out.event(&Event::Ended, "lobby ended");
     Ok(0)
+}
+
+/// The library's options from the command line. Errors: a bad relay URL, an unreadable
+/// password file.
+fn host_options(args: HostArgs) -> Result<HostOptions> {
+    let relay = match args.relay {
+        Some(url) => Some(lobby::HostRelay {
+            url: url.parse()?,
+            custodial: args.custodial,
+            client: Default::default(),
+        }),
+        None => None,
+    };
+    Ok(HostOptions {
+        name: args.name,
+        max_peers: args.max_peers,
+        password: read_password(&args.password_file)?,
+        listen: args.listen,
+        heartbeat: Duration::from_secs(args.heartbeat),
+        relay,
+        friends_only: args.friends_only,
+        lan: args.lan,
+        ice: args.ice.config(),
+        ..HostOptions::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use dat_social::ice::IcePolicy;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        host: HostArgs,
+    }
+
+    #[test]
+    fn the_ice_options_reach_the_host_options() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ice.json");
+        std::fs::write(&file, r#"[{"urls": "stun:192.0.2.1:3478"}]"#).unwrap();
+        let argv = ["t", "--ice-servers", file.to_str().unwrap()];
+        let options = host_options(Cli::try_parse_from(argv).unwrap().host).unwrap();
+        assert_eq!(options.ice.servers.len(), 1);
+        assert_eq!(options.ice.servers[0].urls, vec!["stun:192.0.2.1:3478"]);
+        assert_eq!(options.ice.policy, IcePolicy::All);
+        let argv = ["t", "--ice-policy", "relay"];
+        let options = host_options(Cli::try_parse_from(argv).unwrap().host).unwrap();
+        assert_eq!(options.ice.policy, IcePolicy::Relay);
+        assert!(options.ice.servers.is_empty());
+    }
 }

@@ -11,6 +11,7 @@ use dat_social::identity::DatUrl;
 use dat_social::lobby::{self, JoinError, JoinOptions, PlayerEvent};
 
 use super::friends::{self, LookArgs};
+use super::ice::IceArgs;
 use super::limits;
 use super::lobby::{print_player_event, print_warning, read_password, send_stdin_chat};
 use crate::event::Event;
@@ -51,6 +52,8 @@ pub struct JoinArgs {
         value_parser = clap::value_parser!(u64).range(1..=limits::MAX_TIMEOUT_SECS)
     )]
     timeout: u64,
+    #[command(flatten)]
+    ice: IceArgs,
 }
 
 /// Joins, prints `connected` (or `rejected`, with its exit code), then the lobby's events
@@ -82,6 +85,7 @@ pub async fn run(home: &Home, args: JoinArgs, out: &Output) -> Result<u8> {
         password: read_password(&args.password_file)?,
         name,
         timeout: Duration::from_secs(args.timeout),
+        ice: args.ice.config(),
     };
     let mut joined = match lobby::join(&identity, options).await {
         Ok(joined) => joined,

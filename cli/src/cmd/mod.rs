@@ -5,6 +5,7 @@
 pub mod check;
 pub mod friends;
 pub mod host;
+mod ice;
 pub mod init;
 pub mod join;
 mod lobby;

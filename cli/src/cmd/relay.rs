@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use dat_social::relay::server::{Limits, RelayConfig, RelayServer, TlsConfig};
-use dat_social::relay::turn::{TurnConfig, TurnDriver, TurnDriverConfig, TurnLimits};
+use dat_social::ice::IceUrl;
+use dat_social::relay::server::{Limits, RelayConfig, RelayIce, RelayServer, TlsConfig};
+use dat_social::relay::turn::{TurnConfig, TurnDriver, TurnDriverConfig, TurnInfo, TurnLimits};
 
 use crate::event::Event;
 use crate::output::{self, Output};
@@ -70,6 +71,18 @@ pub struct RelayArgs {
     #[arg(long, default_value_t = 45, value_name = "SECS",
           value_parser = clap::value_parser!(u64).range(3..=Limits::MAX_IDLE.as_secs()))]
     idle_timeout: u64,
+    /// Give clients this STUN or TURN server (repeat for several), e.g. an external coturn:
+    /// stun:HOST:PORT, turn:HOST:PORT?transport=udp, turn:HOST:PORT?transport=tcp. TURN URLs
+    /// get short-lived credentials minted with the relay's TURN secret (--turn-secret-file) (coturn:
+    /// --use-auth-secret --static-auth-secret=<the same secret>). Only clients with a live
+    /// session get them; JS @hyperswarm/dht-relay clients are unaffected.
+    #[arg(long = "ice-url", value_name = "URL")]
+    ice_url: Vec<IceUrl>,
+    /// Seconds the TURN credentials given to clients stay valid (60-86400); clients renew them
+    /// at three quarters of it.
+    #[arg(long, default_value_t = RelayIce::DEFAULT_TTL.as_secs(), value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(60..=86_400))]
+    ice_ttl: u64,
     #[command(flatten)]
     turn: TurnArgs,
 }
@@ -89,10 +102,10 @@ pub struct TurnArgs {
     /// or clients get unreachable relayed candidates.
     #[arg(long, value_name = "ADDR")]
     external_ip: Option<std::net::IpAddr>,
-    /// The TURN REST secret, read from FILE: its bytes, trailing whitespace removed, are the
-    /// HMAC key, as coturn's --static-auth-secret takes the same text (so coturn with
-    /// --use-auth-secret and this secret accepts the same credentials). Default: a fresh
-    /// random secret per run.
+    /// The TURN REST secret, read from FILE: its first line without surrounding whitespace is
+    /// the HMAC key, as coturn's --static-auth-secret takes the same text (so coturn with
+    /// --use-auth-secret and this secret accepts the same credentials, and --ice-url can
+    /// advertise such a coturn). Default: a fresh random secret per run.
     #[arg(long, value_name = "FILE")]
     turn_secret_file: Option<std::path::PathBuf>,
     /// Let TURN relay to loopback addresses (labs and tests only; like coturn's
@@ -157,6 +170,15 @@ fn usage_error(flag: &str, message: impl std::fmt::Display) -> ! {
 }
 
 impl TurnArgs {
+    /// The TURN REST secret: the first line of --turn-secret-file, or a fresh random one
+    /// (hex text of 32 random bytes, so it is also a valid coturn --static-auth-secret).
+    fn secret(&self) -> Result<Vec<u8>> {
+        match &self.turn_secret_file {
+            Some(path) => read_secret(path),
+            None => Ok(hex::encode(rand::random::<[u8; 32]>()).into_bytes()),
+        }
+    }
+
     /// The TURN driver's configuration on `ip`, `None` with `--no-turn`. Out-of-range
     /// combinations exit 2; an unreadable secret file is an error.
     fn config(&self, ip: std::net::IpAddr) -> Result<Option<TurnDriverConfig>> {
@@ -183,22 +205,7 @@ impl TurnArgs {
         if self.turn_min_port > self.turn_max_port {
             usage_error("--turn-max-port", "below --turn-min-port");
         }
-        let secret = match &self.turn_secret_file {
-            Some(path) => {
-                let raw = std::fs::read(path)
-                    .with_context(|| format!("reading --turn-secret-file {}", path.display()))?;
-                let end = raw
-                    .iter()
-                    .rposition(|b| !b.is_ascii_whitespace())
-                    .map_or(0, |i| i + 1);
-                if end == 0 {
-                    usage_error("--turn-secret-file", "the file is empty");
-                }
-                raw[..end].to_vec()
-            }
-            // Hex text of 32 random bytes, so it is also a valid coturn --static-auth-secret.
-            None => hex::encode(rand::random::<[u8; 32]>()).into_bytes(),
-        };
+        let secret = self.secret()?;
         let mut turn = TurnConfig::new(secret);
         turn.external_ip = self.external_ip;
         turn.allow_loopback_peers = self.turn_allow_loopback;
@@ -210,6 +217,50 @@ impl TurnArgs {
             turn,
         }))
     }
+}
+
+/// The ICE servers to give clients: the built-in STUN/TURN server's URLs (`turn`, unless
+/// `--no-turn`) then every `--ice-url`, with credentials under the relay's TURN secret; `None`
+/// when there is neither. An unusable combination (a TURN URL without a secret, too many URLs)
+/// is a usage error (exit 2); an unreadable secret file an error (exit 1).
+fn relay_ice(args: &RelayArgs, turn: Option<&TurnInfo>) -> Result<Option<RelayIce>> {
+    let mut urls = turn.map(TurnInfo::urls).unwrap_or_default();
+    urls.extend(args.ice_url.iter().cloned());
+    if urls.is_empty() {
+        return Ok(None);
+    }
+    let secret = match (turn, &args.turn.turn_secret_file) {
+        (Some(info), _) => info.secret.clone(),
+        (None, Some(path)) => read_secret(path)?,
+        (None, None) => Vec::new(),
+    };
+    let ice = RelayIce {
+        secret,
+        urls,
+        ttl: Duration::from_secs(args.ice_ttl),
+    };
+    if let Err(e) = ice.validate() {
+        clap::Error::raw(
+            clap::error::ErrorKind::ArgumentConflict,
+            format!("invalid value for '--ice-url': {e}\n"),
+        )
+        .exit();
+    }
+    Ok(Some(ice))
+}
+
+/// The first line of `path`, without surrounding whitespace: a shared secret as coturn's
+/// `--static-auth-secret` takes it. Errors: unreadable, or an empty first line.
+fn read_secret(path: &std::path::Path) -> Result<Vec<u8>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read --turn-secret-file {}", path.display()))?;
+    let secret = text.lines().next().unwrap_or("").trim();
+    anyhow::ensure!(
+        !secret.is_empty(),
+        "--turn-secret-file {}: the first line is empty",
+        path.display()
+    );
+    Ok(secret.as_bytes().to_vec())
 }
 
 /// A `usize` range of [`Limits`] as the `u64` range clap checks.
@@ -253,7 +304,13 @@ pub async fn run(args: RelayArgs, out: &Output) -> Result<u8> {
         usage_error(&flag, e);
     }
     let turn_config = args.turn.config(ip)?;
+    let turn = match turn_config {
+        Some(c) => Some(TurnDriver::bind(c).await?),
+        None => None,
+    };
+    let ice = relay_ice(&args, turn.as_ref().map(TurnDriver::info))?;
     let config = RelayConfig {
+        ice,
         ws: Some(SocketAddr::new(ip, args.port)),
         tcp: args.tcp_port.map(|p| SocketAddr::new(ip, p)),
         limits,
@@ -261,10 +318,6 @@ pub async fn run(args: RelayArgs, out: &Output) -> Result<u8> {
         tls,
     };
     let server = RelayServer::bind(config).await?;
-    let turn = match turn_config {
-        Some(c) => Some(TurnDriver::bind(c).await?),
-        None => None,
-    };
     let ws = server.ws_url();
     let tcp = server.tcp_addr().map(|a| format!("tcp://{a}"));
     let mut text = format!("relay listening on {}", ws.as_deref().unwrap_or("-"));

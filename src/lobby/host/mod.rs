@@ -48,6 +48,7 @@ use crate::archive::{self, ArchiveError};
 use crate::endpoint::{Endpoint, EndpointError, EndpointOptions};
 use crate::home::{Home, HomeError};
 use crate::hypercore::Core;
+use crate::ice::IceConfig;
 use crate::identity::{DatUrl, Identity};
 use crate::net::SharedCore;
 use crate::relay::client::{ClientOptions, RelayUrl};
@@ -134,6 +135,10 @@ pub struct HostOptions {
     /// the TCP port), so that friends looking there find the lobby with no relay or address.
     /// Default `false`.
     pub lan: bool,
+    /// STUN/TURN servers of the user's own (`--ice-servers`) and the ICE policy
+    /// (`--ice-policy`). The servers the relay of [`HostOptions::relay`] gives are added to
+    /// these for each joiner. Default: none of the user's, every path.
+    pub ice: IceConfig,
 }
 
 /// Listening through a relay (`host --relay URL [--custodial]`).
@@ -162,6 +167,7 @@ impl Default for HostOptions {
             friends_only: false,
             lan: false,
             relay: None,
+            ice: IceConfig::default(),
         }
     }
 }
@@ -237,6 +243,8 @@ struct Context {
     password: Option<Vec<u8>>,
     /// Who may join (everyone, or mutual friends).
     policy: Policy,
+    /// The user's ICE config and the relay's servers, read for each joiner.
+    ice: super::ice::LobbyIce,
     timeout: Duration,
     reports: mpsc::UnboundedSender<Report>,
     shutdown: watch::Receiver<bool>,
@@ -321,6 +329,7 @@ impl Host {
             lobby_key,
             password: options.password.clone(),
             policy,
+            ice: super::ice::LobbyIce::new(options.ice.clone(), &endpoint),
             timeout: options.admission_timeout,
             reports: reports.clone(),
             shutdown,

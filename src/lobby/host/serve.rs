@@ -293,7 +293,11 @@ impl Signalling<'_> {
         handshake: &mut HostHandshake,
         offer: &str,
     ) -> Result<(PeerConnection, ChannelId), ServeError> {
-        let cfg = rtc_config_for(self.local_ip, self.ctx.timeout);
+        let cfg = rtc_config_for(
+            self.local_ip,
+            self.ctx.timeout,
+            &self.ctx.ice.config().await,
+        );
         let (answer, mut pc) = rtc::accept_offer(&cfg, offer).await?;
         for candidate in self.candidates.drain(..) {
             if let Err(e) = pc.add_remote_candidate(&candidate) {

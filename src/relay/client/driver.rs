@@ -18,7 +18,9 @@ use tracing::debug;
 use super::proto::{ClientCore, ClientEvent, NewStream};
 use super::stream::{ReadCrypto, RelayStreamReader, RelayStreamWriter, StreamInput};
 use super::transport::{self, Reader, Writer};
-use super::{ClientOptions, Cmd, Listener, RelayClientError, RelayState, RelayStream, RelayUrl};
+use super::{
+    ClientOptions, Cmd, IceState, Listener, RelayClientError, RelayState, RelayStream, RelayUrl,
+};
 use crate::net::secret_stream::FrameDecoder;
 use crate::net::transport::FrameLimit;
 
@@ -27,6 +29,8 @@ struct Driver {
     url: RelayUrl,
     weak: mpsc::WeakUnboundedSender<Cmd>,
     state: watch::Sender<RelayState>,
+    /// The relay's latest ICE servers.
+    ice: watch::Sender<IceState>,
     core: ClientCore,
     /// The current session's writer queue; `None` between sessions.
     out: Option<mpsc::UnboundedSender<Outgoing>>,
@@ -63,11 +67,13 @@ pub(super) async fn run(
     mut cmd_rx: mpsc::UnboundedReceiver<Cmd>,
     weak: mpsc::WeakUnboundedSender<Cmd>,
     state: watch::Sender<RelayState>,
+    ice: watch::Sender<IceState>,
 ) {
     let mut d = Driver {
         url,
         weak,
         state,
+        ice,
         core: ClientCore::new(key, options.custodial, options.idle_timeout),
         out: None,
         local_ip: IpAddr::from([0, 0, 0, 0]),
@@ -285,6 +291,13 @@ impl Driver {
                     if let Some(tx) = self.streams.remove(&alias) {
                         let _ = tx.send(StreamInput::Error(reason));
                     }
+                }
+                ClientEvent::IceServers { servers, expires } => {
+                    debug!(url = %self.url, count = servers.len(), "relay client: ICE servers");
+                    self.ice.send_replace(IceState::Ready { servers, expires });
+                }
+                ClientEvent::IceRefused => {
+                    self.ice.send_replace(IceState::None);
                 }
                 ClientEvent::QueryFinished { id, peers } => {
                     if let Some(reply) = self.announces.remove(&id) {

@@ -37,6 +37,10 @@
 //! - [`RelayClient::announce`] / [`RelayClient::unannounce`] / [`RelayClient::lookup`]:
 //!   `announce` / `unannounce` / `lookup` queries on a 32-byte topic (PROTOCOL.md §5); announces
 //!   are re-sent after every reconnect.
+//! - [`RelayClient::ice_servers`] / [`RelayClient::wait_ice_servers`]: the STUN/TURN servers
+//!   and short-lived TURN credentials our relay gives on its `dat-social/ice/v1` channel
+//!   ([`crate::relay::ice`]), asked for on every session and renewed before they expire; none
+//!   from a relay that does not serve it (the JS relay).
 
 #![warn(missing_docs)]
 
@@ -52,6 +56,7 @@ use std::time::Duration;
 use ed25519_dalek::SigningKey;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::ice::IceServer;
 use crate::keys::{IdentityKey, Topic};
 
 pub use rustls_pki_types::CertificateDer;
@@ -265,6 +270,20 @@ impl RelayState {
     }
 }
 
+/// What the client knows of its relay's ICE servers.
+#[derive(Clone, Debug)]
+pub(crate) enum IceState {
+    /// No answer yet.
+    Waiting,
+    /// The latest answer, valid until `expires`.
+    Ready {
+        servers: Vec<IceServer>,
+        expires: std::time::Instant,
+    },
+    /// The relay gives none.
+    None,
+}
+
 /// Settings of a [`RelayClient`].
 #[derive(Clone, Debug)]
 pub struct ClientOptions {
@@ -347,6 +366,7 @@ pub struct RelayClient {
     url: RelayUrl,
     cmd: mpsc::UnboundedSender<Cmd>,
     state: watch::Receiver<RelayState>,
+    ice: watch::Receiver<IceState>,
 }
 
 impl fmt::Debug for RelayClient {
@@ -366,6 +386,7 @@ impl RelayClient {
     pub fn start(url: RelayUrl, key: SigningKey, options: ClientOptions) -> RelayClient {
         let (cmd, cmd_rx) = mpsc::unbounded_channel();
         let (state_tx, state) = watch::channel(RelayState::Connecting);
+        let (ice_tx, ice) = watch::channel(IceState::Waiting);
         let weak = cmd.downgrade();
         tokio::spawn(driver::run(
             url.clone(),
@@ -374,8 +395,39 @@ impl RelayClient {
             cmd_rx,
             weak,
             state_tx,
+            ice_tx,
         ));
-        RelayClient { url, cmd, state }
+        RelayClient {
+            url,
+            cmd,
+            state,
+            ice,
+        }
+    }
+
+    /// The relay's STUN/TURN servers as last received (`dat-social/ice/v1`, renewed by the
+    /// client before they expire), or none: no answer yet, the relay gives none (a JS relay,
+    /// or ours without ICE servers), or the credentials expired. Never waits.
+    pub fn ice_servers(&self) -> Vec<IceServer> {
+        match &*self.ice.borrow() {
+            IceState::Ready { servers, expires } if std::time::Instant::now() < *expires => {
+                servers.clone()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// As [`RelayClient::ice_servers`], after waiting up to `bound` for the relay's first
+    /// answer (or its refusal, which comes at once from a relay that does not serve ICE).
+    /// Does not wait while the relay is unreachable ([`RelayState::Reconnecting`]).
+    pub async fn wait_ice_servers(&self, bound: Duration) -> Vec<IceServer> {
+        if matches!(*self.state.borrow(), RelayState::Reconnecting { .. }) {
+            return self.ice_servers();
+        }
+        let mut rx = self.ice.clone();
+        let answered = rx.wait_for(|s| !matches!(s, IceState::Waiting));
+        let _ = tokio::time::timeout(bound, answered).await;
+        self.ice_servers()
     }
 
     /// The relay's URL.

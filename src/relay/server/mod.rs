@@ -23,7 +23,10 @@
 //!   end its own secret-stream (docs/RELAY.md, "Mixed modes");
 //! - back-pressure (bounded bytes per stream), per-client limits, heartbeat and idle timeout
 //!   ([`Limits`]); a client that breaks the protocol or a limit gets its session closed with a
-//!   [`CloseReason`], the others go on.
+//!   [`CloseReason`], the others go on;
+//! - ICE servers for clients ([`RelayIce`]): with one configured, the relay pairs a client's
+//!   `dat-social/ice/v1` channel ([`crate::relay::ice`]) and answers its requests with its
+//!   STUN/TURN URLs and fresh TURN REST credentials; JS clients never open that channel.
 //!
 //! Layers: [`Relay`] is the sans-IO core (frames and time in, frames out) holding one
 //! per-client session state machine per connection; [`RelayServer`] drives it with tokio over
@@ -33,6 +36,7 @@
 //! Not yet: HyperDHT as a [`Network`].
 
 mod hub;
+mod ice;
 mod input;
 mod limits;
 mod network;
@@ -44,6 +48,7 @@ mod transport;
 mod ws;
 
 pub use hub::{custodial_handshake, Relay, ServerEvent};
+pub use ice::{credential_name, RelayIce, RelayIceError, ICE_REQUEST_BURST};
 pub use limits::{Limits, LimitsError};
 pub use network::{LocalNetwork, Network, ServerRef};
 pub use transport::{RelayConfig, RelayServer, TlsConfig};
@@ -140,4 +145,7 @@ pub enum RelayError {
     /// A [`Limits`] field is out of its range ([`Limits::validate`]).
     #[error("relay: {0}")]
     Limits(#[from] LimitsError),
+    /// The ICE config is unusable ([`RelayIce::validate`]).
+    #[error("relay: {0}")]
+    Ice(#[from] RelayIceError),
 }

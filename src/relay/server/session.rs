@@ -11,9 +11,11 @@ use crate::time::later;
 
 use ed25519_dalek::SigningKey;
 
+use crate::relay::ice::IceMessage;
 use crate::relay::messages::{PublicKey, SecretKey};
-use crate::relay::{Message, RelayCodec, RelayEvent};
+use crate::relay::{IceEvent, Message, RelayCodec, RelayEvent};
 
+use super::ice::IceRequests;
 use super::{CloseReason, Limits, PairId, PendingId};
 
 /// One side of one relayed stream: `(pair, side)`, side 0 = the connecting client, 1 = the
@@ -99,13 +101,18 @@ pub(crate) struct Session {
     pub blocked_on: Option<StreamRef>,
     /// Our protomux `open` frame is still first in the outbox.
     open_pending: bool,
+    /// Requests on the `dat-social/ice/v1` channel (paired only when the relay has ICE).
+    pub ice: IceRequests,
 }
 
 impl Session {
-    pub(super) fn new(peer: String, now: Instant, limits: &Limits) -> Self {
+    /// A session; `serve_ice`: pair the client's `dat-social/ice/v1` channel.
+    pub(super) fn new(peer: String, now: Instant, limits: &Limits, serve_ice: bool) -> Self {
+        let mut codec = RelayCodec::new();
+        codec.serve_ice(serve_ice);
         let mut s = Self {
             peer,
-            codec: RelayCodec::new(),
+            codec,
             default_key: None,
             streams: HashMap::new(),
             relay_aliases: HashMap::new(),
@@ -124,6 +131,7 @@ impl Session {
             closing: None,
             blocked_on: None,
             open_pending: true,
+            ice: IceRequests::new(now),
         };
         // The relay sends its protomux `open` at once, as JS does.
         s.drain_codec(None);
@@ -192,6 +200,9 @@ impl Session {
         self.codec
             .handle_frame(frame)
             .map_err(|e| CloseReason::Protocol(e.to_string()))?;
+        // Control frames the codec queued itself (a `reject` of a channel we don't serve, our
+        // `open` pairing the ICE channel) go out now, not with our next message.
+        self.drain_codec(None);
         let mut out = Vec::new();
         while let Some(event) = self.codec.poll_event() {
             match event {
@@ -201,6 +212,9 @@ impl Session {
                     self.send(&Message::Pong, None);
                 }
                 RelayEvent::Message(Message::Pong) => {}
+                // Answered by the relay core, which holds the ICE config.
+                RelayEvent::Ice(IceEvent::Message(IceMessage::Request)) => self.ice.pending = true,
+                RelayEvent::Ice(_) => {}
                 RelayEvent::Message(Message::Handshake(h)) => {
                     if self.default_key.is_none() {
                         if let Some(sk) = &h.secret_key {
@@ -228,6 +242,14 @@ impl Session {
             return 0;
         }
         self.drain_codec(stream)
+    }
+
+    /// Queues `message` on the ICE channel (counted as control bytes). Does nothing once
+    /// closing or when the channel is not open.
+    pub(super) fn send_ice(&mut self, message: &IceMessage) {
+        if self.closing.is_none() && self.codec.send_ice(message).is_ok() {
+            self.drain_codec(None);
+        }
     }
 
     fn drain_codec(&mut self, stream: Option<StreamRef>) -> usize {

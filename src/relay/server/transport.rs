@@ -34,7 +34,9 @@ use crate::net::secret_stream::{self, ABYTES};
 
 use super::input::{InputBudget, InputBuffer};
 use super::ws;
-use super::{CloseReason, Limits, LocalNetwork, Relay, RelayError, ServerEvent, SessionId};
+use super::{
+    CloseReason, Limits, LocalNetwork, Relay, RelayError, RelayIce, ServerEvent, SessionId,
+};
 use crate::time::later;
 
 mod serve;
@@ -62,6 +64,10 @@ pub struct RelayConfig {
     /// `Some` = the WebSocket listener speaks TLS (`wss://`) with this certificate; `None` =
     /// plain `ws://`. The TCP transport is unchanged (it has its own secret-stream encryption).
     pub tls: Option<TlsConfig>,
+    /// `Some` = give clients these STUN/TURN servers and TURN REST credentials on the
+    /// `dat-social/ice/v1` channel (docs/RELAY.md, "ICE servers for clients"); `None` = no ICE
+    /// servers (the channel is rejected).
+    pub ice: Option<RelayIce>,
 }
 
 /// A TLS certificate chain and private key for the `wss://` listener (rustls 0.23 on aws-lc-rs,
@@ -206,9 +212,13 @@ impl RelayServer {
     /// Binds the listening sockets of `config` (port 0 picks a free port).
     ///
     /// Errors: [`RelayError::Limits`] if a limit is out of its range ([`Limits::validate`]),
+    /// [`RelayError::Ice`] if the ICE config is unusable ([`RelayIce::validate`]),
     /// [`RelayError::Io`] if an address cannot be bound.
     pub async fn bind(config: RelayConfig) -> Result<Self, RelayError> {
         config.limits.validate()?;
+        if let Some(ice) = &config.ice {
+            ice.validate()?;
+        }
         let ws = bind(config.ws, "WebSocket").await?;
         let tcp = bind(config.tcp, "TCP").await?;
         let reported = ws
@@ -220,7 +230,12 @@ impl RelayServer {
                 SocketAddr::V6(_) => None,
             })
             .unwrap_or_else(|| SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, 0));
-        let relay = Relay::new(config.limits.clone(), LocalNetwork::new(reported));
+        let mut relay = Relay::new(config.limits.clone(), LocalNetwork::new(reported));
+        // The wall clock is read here, once: the core derives credential expiries from it.
+        let unix_now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        relay.set_ice(config.ice, Instant::now(), unix_now);
         Ok(Self {
             ws,
             tcp,

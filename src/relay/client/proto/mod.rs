@@ -20,19 +20,23 @@ use ed25519_dalek::SigningKey;
 use tracing::debug;
 
 use super::secret_key;
+use crate::ice::IceServer;
 use crate::net::secret_stream::{Decryptor, Encryptor};
 use crate::net::SessionInfo;
+use crate::relay::ice::IceMessage;
 use crate::relay::messages::{
     AliasRef, Announce, Connect, Destroy, DestroyTarget, Handshake, IdRef, Listen, Lookup,
     QueryResult, SecretKey,
 };
 use crate::relay::{Message, RelayCodec, RelayCodecError, RelayEvent};
 
+mod ice;
 mod noncustodial;
 mod streams;
 #[cfg(test)]
 mod tests;
 
+use ice::{IceExchange, IceOutcome};
 use noncustodial::{PeerHandshake, StreamKeys};
 
 /// Why the current relay session cannot go on (the driver reconnects).
@@ -123,6 +127,17 @@ pub(crate) enum ClientEvent {
         /// The announcers' public keys.
         peers: Vec<[u8; 32]>,
     },
+    /// The relay's STUN/TURN servers (`dat-social/ice/v1`), whose credentials expire at
+    /// `expires`; a renewal brings a new list before then.
+    IceServers {
+        /// The servers.
+        servers: Vec<IceServer>,
+        /// When their credentials stop working.
+        expires: Instant,
+    },
+    /// The relay gives no ICE servers (it rejected the channel: the JS relay, or ours with
+    /// ICE off).
+    IceRefused,
     /// Query `id` on `topic` was cut short by the end of its session.
     QueryFailed {
         /// The query id.
@@ -212,6 +227,8 @@ struct Live {
     /// Non-custodial Noise handshakes in progress or awaiting their stream, by the relay's
     /// handshake id.
     handshakes: HashMap<u32, PeerHandshake>,
+    /// The `dat-social/ice/v1` exchange.
+    ice: IceExchange,
     opened: bool,
     connected: bool,
 }
@@ -254,7 +271,8 @@ impl ClientCore {
     }
 
     /// A transport to the relay is open: starts a session (dropping any previous one without a
-    /// word) with `handshake`, every `listen` and every recorded announce queued.
+    /// word) with `handshake`, the ICE channel's `open` and `request`, every `listen` and every
+    /// recorded announce queued.
     pub(crate) fn start_session(&mut self, now: Instant) {
         self.base.generation += 1;
         let mut live = Live {
@@ -267,6 +285,7 @@ impl ClientCore {
             queries: HashMap::new(),
             unconfirmed: HashSet::new(),
             handshakes: HashMap::new(),
+            ice: IceExchange::new(),
             opened: false,
             connected: false,
         };
@@ -275,6 +294,9 @@ impl ClientCore {
             public_key: b.public_key(),
             secret_key: b.custodial_key(),
         }));
+        // After the handshake, so that the relay knows whom the credentials are for.
+        live.codec.open_ice();
+        live.ask_ice();
         for alias in b.listens.clone() {
             live.listen(b, alias);
         }
@@ -342,25 +364,47 @@ impl ClientCore {
                 }
                 RelayEvent::Closed => return Err(SessionError::ChannelClosed),
                 RelayEvent::Message(m) => live.on_message(&mut self.base, m),
+                RelayEvent::Ice(ev) => {
+                    let event = match live.ice.handle_event(ev, now) {
+                        Some(IceOutcome::Servers { servers, expires }) => {
+                            ClientEvent::IceServers { servers, expires }
+                        }
+                        Some(IceOutcome::Refused) => ClientEvent::IceRefused,
+                        None => continue,
+                    };
+                    self.base.events.push_back(event);
+                }
             }
         }
         result.map_err(SessionError::from)
     }
 
     /// When [`ClientCore::handle_timeout`] must be called: the idle deadline of the session
-    /// (its last frame + the idle timeout); `None` without a session.
+    /// (its last frame + the idle timeout) or the renewal of its ICE credentials, whichever
+    /// comes first; `None` without a session.
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         let live = self.live.as_ref()?;
-        Some(live.last_recv + self.base.idle_timeout)
+        let idle = crate::time::later(live.last_recv, self.base.idle_timeout);
+        Some(
+            live.ice
+                .poll_timeout()
+                .map_or(idle, |renew| renew.min(idle)),
+        )
     }
 
-    /// Time passes. Errors: [`SessionError::Idle`] once nothing arrived from the relay for the
-    /// idle timeout (the driver ends the session).
+    /// Time passes: asks for fresh ICE credentials when due. Errors: [`SessionError::Idle`]
+    /// once nothing arrived from the relay for the idle timeout (the driver ends the session).
     pub(crate) fn handle_timeout(&mut self, now: Instant) -> Result<(), SessionError> {
-        match self.poll_timeout() {
-            Some(deadline) if now >= deadline => Err(SessionError::Idle(self.base.idle_timeout)),
-            _ => Ok(()),
+        let Some(live) = self.live.as_mut() else {
+            return Ok(());
+        };
+        if now >= crate::time::later(live.last_recv, self.base.idle_timeout) {
+            return Err(SessionError::Idle(self.base.idle_timeout));
         }
+        if live.ice.handle_timeout(now) {
+            live.ask_ice();
+        }
+        Ok(())
     }
 
     /// The next frame to write to the relay, oldest first.
@@ -448,6 +492,11 @@ impl Live {
     fn send(&mut self, m: &Message) {
         // Fails only once the channel is closed, and then the session is ending anyway.
         let _ = self.codec.send(m);
+    }
+
+    /// Sends an ICE `request` (nothing if the relay refused the channel).
+    fn ask_ice(&mut self) {
+        let _ = self.codec.send_ice(&IceMessage::Request);
     }
 
     /// Sends `listen` for our server `alias` (non-custodial: the relay then asks us to sign).

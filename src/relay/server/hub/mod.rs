@@ -16,7 +16,9 @@ use std::time::Instant;
 
 use tracing::{debug, info};
 
+use crate::relay::ice::IceMessage;
 use crate::relay::messages::{AliasRef, IdRef, Lookup};
+use crate::relay::server::ice::{IceService, RelayIce};
 use crate::relay::server::network::{Network, ServerRef};
 use crate::relay::server::session::{ServerEntry, Session, StreamRef};
 use crate::relay::server::{CloseReason, Limits, PairId, PendingId, RelayError, SessionId};
@@ -53,6 +55,9 @@ pub struct Relay<N: Network> {
     woken: Vec<SessionId>,
     /// The relay's node id: the `peerId` of the records non-custodial clients sign.
     node_id: [u8; 32],
+    /// The STUN/TURN servers given on the `dat-social/ice/v1` channel; `None`: the channel is
+    /// rejected as any unknown protocol.
+    ice: Option<IceService>,
 }
 
 impl<N: Network> Relay<N> {
@@ -68,7 +73,17 @@ impl<N: Network> Relay<N> {
             wakeups: HashSet::new(),
             woken: Vec::new(),
             node_id: rand::random(),
+            ice: None,
         }
+    }
+
+    /// Gives the relay's clients `ice` on the `dat-social/ice/v1` channel (`None`: reject the
+    /// channel; sessions opened before keep what they had). `now` and `unix_now` (time since
+    /// the Unix epoch) are the same moment on the two clocks: the core derives the Unix time
+    /// in credentials from its monotonic `now` afterwards. Validate `ice` first
+    /// ([`RelayIce::validate`]).
+    pub fn set_ice(&mut self, ice: Option<RelayIce>, now: Instant, unix_now: std::time::Duration) {
+        self.ice = ice.map(|c| IceService::new(c, now, unix_now));
     }
 
     /// The limits in force.
@@ -97,8 +112,10 @@ impl<N: Network> Relay<N> {
         }
         let id = self.fresh_id();
         debug!(session = id, %peer, "relay: session opened");
-        self.sessions
-            .insert(id, Session::new(peer, now, &self.limits));
+        self.sessions.insert(
+            id,
+            Session::new(peer, now, &self.limits, self.ice.is_some()),
+        );
         self.wakeups.insert(id);
         Ok(id)
     }
@@ -118,6 +135,7 @@ impl<N: Network> Relay<N> {
             Ok(m) => m,
             Err(reason) => return self.close_session(session, reason),
         };
+        self.answer_ice(session, now);
         for m in messages {
             if let Err(reason) = self.dispatch(session, m) {
                 return self.close_session(session, reason);
@@ -126,6 +144,25 @@ impl<N: Network> Relay<N> {
                 return;
             }
         }
+    }
+
+    /// Answers the session's ICE request, once its `handshake` named its key, within its
+    /// request budget (beyond it, requests are dropped: see `ice::IceRequests`).
+    fn answer_ice(&mut self, session: SessionId, now: Instant) {
+        let (Some(service), Some(s)) = (&self.ice, self.sessions.get_mut(&session)) else {
+            return;
+        };
+        let Some(key) = s.default_key.filter(|_| s.ice.pending) else {
+            return;
+        };
+        s.ice.pending = false;
+        if !s.ice.take(now, service.config.refill()) {
+            debug!(session, peer = %s.peer, "relay: ICE request over budget, dropped");
+            return;
+        }
+        let servers = service.config.servers_for(&key, service.unix_s(now));
+        let ttl_s = service.config.ttl.as_secs();
+        s.send_ice(&IceMessage::Servers { ttl_s, servers });
     }
 
     /// The next frame to write to the client of `session`, oldest first (a heartbeat `ping`

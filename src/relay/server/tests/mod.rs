@@ -14,6 +14,7 @@ use crate::relay::{Message, RelayCodec, RelayEvent};
 mod bridged;
 mod custodial;
 mod errors;
+mod ice;
 mod noncustodial;
 
 fn keys(seed: u8) -> (PublicKey, SecretKey) {

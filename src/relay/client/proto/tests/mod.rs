@@ -15,6 +15,7 @@ use crate::relay::messages::{
 };
 use crate::relay::{Message, RelayCodec, RelayEvent};
 
+mod ice;
 mod noncustodial;
 
 const IDLE: Duration = Duration::from_secs(45);
@@ -27,6 +28,13 @@ struct Harness {
     now: Instant,
 }
 
+/// The relay's end: it pairs the ICE channel but answers only when a test makes it (`ice`).
+fn relay_end() -> RelayCodec {
+    let mut relay = RelayCodec::new();
+    relay.serve_ice(true);
+    relay
+}
+
 fn harness(custodial: bool) -> Harness {
     let key = SigningKey::from_bytes(&[0x21; 32]);
     let mut core = ClientCore::new(key.clone(), custodial, IDLE);
@@ -34,7 +42,7 @@ fn harness(custodial: bool) -> Harness {
     core.start_session(now);
     let mut h = Harness {
         core,
-        relay: RelayCodec::new(),
+        relay: relay_end(),
         key,
         now,
     };
@@ -245,7 +253,7 @@ fn a_listen_is_confirmed_then_connected_and_the_firewall_accepts_only_our_server
     let listen = core.listen();
     let mut h = Harness {
         core,
-        relay: RelayCodec::new(),
+        relay: relay_end(),
         key: SigningKey::from_bytes(&[0x21; 32]),
         now: Instant::now(),
     };
@@ -357,7 +365,7 @@ fn announces_and_lookups_pair_by_query_id_and_fail_when_the_session_ends() {
     assert!(h.core.announce([0x68; 32], true).is_none());
     assert!(h.core.poll_timeout().is_none());
     h.core.start_session(h.now);
-    h.relay = RelayCodec::new();
+    h.relay = relay_end();
     let sent = h.sent();
     let mut topics: Vec<[u8; 32]> = sent
         .iter()
