@@ -32,7 +32,7 @@ fn fast_relay() -> ClientOptions {
 
 /// Accepts every arrival on `endpoint` and runs its handshake; each connection is kept alive
 /// (until the task ends) and its remote key reported on the returned channel.
-fn serve(endpoint: std::sync::Arc<Endpoint>) -> tokio::sync::mpsc::UnboundedReceiver<[u8; 32]> {
+fn serve(endpoint: std::sync::Arc<Endpoint>) -> tokio::sync::mpsc::UnboundedReceiver<IdentityKey> {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
         let mut acceptor = endpoint.acceptor().await.expect("acceptor");
@@ -94,10 +94,17 @@ async fn an_address_hint_reaches_the_key_over_tcp_and_a_wrong_key_is_refused() {
         .await
         .unwrap();
     assert_eq!(connected.route, Route::Tcp(addr.clone()));
-    assert_eq!(connected.connection.remote_public_key(), host_key);
+    assert_eq!(
+        connected.connection.remote_public_key(),
+        IdentityKey::from_bytes(host_key)
+    );
     assert!(connected.local_ip.is_loopback());
     let seen = tokio::time::timeout(WAIT, served.recv()).await.unwrap();
-    assert_eq!(seen, Some(player_key), "the host authenticated the player");
+    assert_eq!(
+        seen,
+        Some(IdentityKey::from_bytes(player_key)),
+        "the host authenticated the player"
+    );
 
     // Someone else's key at the host's address: the handshake proves the host is not them.
     let other = *Identity::generate().public_key().as_bytes();
@@ -175,9 +182,12 @@ async fn a_key_alone_is_found_through_the_relay_and_one_session_serves_every_hos
             }
         };
         assert_eq!(connected.route, Route::Relay(url.clone()));
-        assert_eq!(connected.connection.remote_public_key(), *key);
+        assert_eq!(
+            connected.connection.remote_public_key(),
+            IdentityKey::from_bytes(*key)
+        );
         let seen = tokio::time::timeout(WAIT, served.recv()).await.unwrap();
-        assert_eq!(seen, Some(player_key));
+        assert_eq!(seen, Some(IdentityKey::from_bytes(player_key)));
         connections.push(connected.connection);
     }
     assert_eq!(
@@ -248,7 +258,7 @@ async fn a_keyed_discovery_looks_up_and_reaches_many_users_over_one_session() {
             .reach(&me, &route, IdentityKey::from_bytes(*key), until)
             .await
             .unwrap();
-        assert_eq!(conn.remote_public_key(), *key);
+        assert_eq!(conn.remote_public_key(), IdentityKey::from_bytes(*key));
         connections.push(conn);
     }
     assert_eq!(

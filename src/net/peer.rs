@@ -26,6 +26,7 @@ use super::transport::{
     FrameLimit, FrameReader, FrameWriter, SecretStreamReader, SecretStreamWriter,
 };
 use super::NetError;
+use crate::keys::IdentityKey;
 
 mod actor;
 
@@ -267,8 +268,8 @@ impl Connection {
     }
 
     /// The remote's ed25519 public key, proven by the handshake.
-    pub fn remote_public_key(&self) -> [u8; 32] {
-        self.info.remote_public_key
+    pub fn remote_public_key(&self) -> IdentityKey {
+        IdentityKey::from_bytes(self.info.remote_public_key)
     }
 
     /// Changes the largest record accepted from the peer (see
