@@ -32,7 +32,7 @@ fn fast_relay() -> ClientOptions {
 
 /// Accepts every arrival on `endpoint` and runs its handshake; each connection is kept alive
 /// (until the task ends) and its remote key reported on the returned channel.
-fn serve(endpoint: std::sync::Arc<Endpoint>) -> tokio::sync::mpsc::UnboundedReceiver<[u8; 32]> {
+fn serve(endpoint: std::sync::Arc<Endpoint>) -> tokio::sync::mpsc::UnboundedReceiver<IdentityKey> {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
         let mut acceptor = endpoint.acceptor().await.expect("acceptor");
@@ -75,12 +75,12 @@ async fn the_listeners_have_one_owner() {
 #[tokio::test]
 async fn an_address_hint_reaches_the_key_over_tcp_and_a_wrong_key_is_refused() {
     let host = tcp_endpoint(Identity::generate()).await;
-    let host_key = *host.identity().public_key().as_bytes();
+    let host_key = host.identity().public_key();
     let addr = host.local_addr().expect("listening").to_string();
     let mut served = serve(host.clone());
 
     let player = Identity::generate();
-    let player_key = *player.public_key().as_bytes();
+    let player_key = player.public_key();
     let player = Endpoint::bind(player, EndpointOptions::default())
         .await
         .unwrap();
@@ -89,10 +89,7 @@ async fn an_address_hint_reaches_the_key_over_tcp_and_a_wrong_key_is_refused() {
         peer: Some(addr.clone()),
         relay: None,
     };
-    let connected = player
-        .connect(IdentityKey::from_bytes(host_key), &hints, deadline())
-        .await
-        .unwrap();
+    let connected = player.connect(host_key, &hints, deadline()).await.unwrap();
     assert_eq!(connected.route, Route::Tcp(addr.clone()));
     assert_eq!(connected.connection.remote_public_key(), host_key);
     assert!(connected.local_ip.is_loopback());
@@ -100,21 +97,14 @@ async fn an_address_hint_reaches_the_key_over_tcp_and_a_wrong_key_is_refused() {
     assert_eq!(seen, Some(player_key), "the host authenticated the player");
 
     // Someone else's key at the host's address: the handshake proves the host is not them.
-    let other = *Identity::generate().public_key().as_bytes();
-    match player
-        .connect(IdentityKey::from_bytes(other), &hints, deadline())
-        .await
-    {
+    let other = Identity::generate().public_key();
+    match player.connect(other, &hints, deadline()).await {
         Err(RemoteError::WrongPeer { addr: a, .. }) => assert_eq!(a, addr),
         other => panic!("expected WrongPeer, got {other:?}"),
     }
     // No hint, no relay, no LAN: nowhere to look.
     match player
-        .connect(
-            IdentityKey::from_bytes(host_key),
-            &Hints::default(),
-            deadline(),
-        )
+        .connect(host_key, &Hints::default(), deadline())
         .await
     {
         Err(RemoteError::Unreachable { source, .. }) => {
@@ -143,11 +133,8 @@ async fn a_key_alone_is_found_through_the_relay_and_one_session_serves_every_hos
                 .await
                 .unwrap(),
         );
-        let key = *host.identity().public_key().as_bytes();
-        let publications = host
-            .publish(IdentityKey::from_bytes(key).discovery_key())
-            .await
-            .unwrap();
+        let key = host.identity().public_key();
+        let publications = host.publish(key.discovery_key()).await.unwrap();
         assert_eq!(publications.len(), 1, "one relay announcement");
         let served = serve(host.clone());
         hosts.push((host, key, served, publications));
@@ -156,17 +143,14 @@ async fn a_key_alone_is_found_through_the_relay_and_one_session_serves_every_hos
     // A player with nothing but the keys: each is looked up on the relay and reached through
     // it, over the player's one session.
     let player = Identity::generate();
-    let player_key = *player.public_key().as_bytes();
+    let player_key = player.public_key();
     let player = Endpoint::bind(player, options).await.unwrap();
     let mut connections = Vec::new();
     for (_, key, served, _) in &mut hosts {
         // The announcement may still be on its way: look again until the deadline.
         let until = deadline();
         let connected = loop {
-            match player
-                .connect(IdentityKey::from_bytes(*key), &Hints::default(), until)
-                .await
-            {
+            match player.connect(*key, &Hints::default(), until).await {
                 Ok(c) => break c,
                 Err(_) if Instant::now() < until => {
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -213,11 +197,8 @@ async fn a_keyed_discovery_looks_up_and_reaches_many_users_over_one_session() {
                 .await
                 .unwrap(),
         );
-        let key = *host.identity().public_key().as_bytes();
-        let published = host
-            .publish(IdentityKey::from_bytes(key).discovery_key())
-            .await
-            .unwrap();
+        let key = host.identity().public_key();
+        let published = host.publish(key.discovery_key()).await.unwrap();
         let served = serve(host.clone());
         hosts.push((host, key, served, published));
     }
@@ -231,9 +212,7 @@ async fn a_keyed_discovery_looks_up_and_reaches_many_users_over_one_session() {
     for (_, key, _, _) in &hosts {
         let until = deadline();
         let route = loop {
-            let routes = discovery
-                .routes(IdentityKey::from_bytes(*key), &Hints::default())
-                .await;
+            let routes = discovery.routes(*key, &Hints::default()).await;
             if let Some(route) = routes.into_iter().next() {
                 break route;
             }
@@ -244,10 +223,7 @@ async fn a_keyed_discovery_looks_up_and_reaches_many_users_over_one_session() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
         assert_eq!(route, Route::Relay(url.clone()));
-        let (conn, _) = discovery
-            .reach(&me, &route, IdentityKey::from_bytes(*key), until)
-            .await
-            .unwrap();
+        let (conn, _) = discovery.reach(&me, &route, *key, until).await.unwrap();
         assert_eq!(conn.remote_public_key(), *key);
         connections.push(conn);
     }

@@ -39,8 +39,14 @@ async fn initial_sync_of_10000_blocks_then_1000_live_appends() {
     let writer = writer_core(10_000);
     let reader = replica_of(&writer);
     let (a, b) = pair(&ka, &kb).await;
-    assert_eq!(a.remote_public_key(), kb.verifying_key().to_bytes());
-    assert_eq!(b.remote_public_key(), ka.verifying_key().to_bytes());
+    assert_eq!(
+        a.remote_public_key().as_bytes(),
+        kb.verifying_key().as_bytes()
+    );
+    assert_eq!(
+        b.remote_public_key().as_bytes(),
+        ka.verifying_key().as_bytes()
+    );
     assert_eq!(a.handshake_hash(), b.handshake_hash());
 
     let t = Instant::now();

@@ -42,11 +42,7 @@ pub(crate) async fn tcp(
         .await
         .map_err(|_| unreachable(ReachError::TimedOut("handshake")))?
         .map_err(|e| unreachable(e.into()))?;
-    check_peer(
-        IdentityKey::from_bytes(conn.remote_public_key()),
-        remote,
-        addr,
-    )?;
+    check_peer(conn.remote_public_key(), remote, addr)?;
     Ok((conn, local_ip))
 }
 

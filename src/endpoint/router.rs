@@ -16,7 +16,7 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
-use crate::net::{ChannelKey, Connection, ConnectionEvent, NetError};
+use crate::net::{ChannelKey, Connection, NetError};
 
 /// Most channels the remote may open on one connection that no handler takes (an unknown
 /// protocol, or a channel its handler declines, e.g. a core nobody serves yet): 16. A lobby
@@ -148,9 +148,10 @@ impl Router {
         inbound: Inbound,
         stop: impl Future<Output = ()>,
     ) -> Result<(), RouteError> {
-        let mut events = inbound
+        // Only the remote's opens: replication progress would wake the router for nothing.
+        let mut opens = inbound
             .connection
-            .take_events()
+            .take_remote_opens()
             .ok_or(RouteError::Net(NetError::Closed))?;
         for (i, (_, handler)) in self.handlers.iter().enumerate() {
             // A handler under several names (an alias) is prepared once.
@@ -169,8 +170,8 @@ impl Router {
                 return refused.map_or(Ok(()), Err);
             }
             tokio::select! {
-                event = events.recv(), if open => match event {
-                    Some(ConnectionEvent::RemoteOpen(channel)) => {
+                opened = opens.next(), if open => match opened {
+                    Some(channel) => {
                         match self.dispatch(&inbound, &channel) {
                             Some(task) => running.push(task),
                             None => unrouted += 1,
@@ -187,7 +188,6 @@ impl Router {
                             });
                         }
                     }
-                    Some(_) => {}
                     None => open = false,
                 },
                 Some(()) = running.next(), if !running.is_empty() => {}

@@ -44,7 +44,7 @@ pub(crate) mod transport;
 #[cfg(feature = "native")]
 pub use peer::{
     AppChannel, AppMessage, ChannelState, Connection, ConnectionConfig, ConnectionEvent,
-    MAX_QUEUED_WRITE,
+    RemoteOpens, MAX_QUEUED_WRITE,
 };
 pub use protomux::ChannelKey;
 pub use secret_stream::SessionInfo;

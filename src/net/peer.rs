@@ -11,6 +11,7 @@
 //! once). Everything that fails ends only this connection, with the error in
 //! [`Connection::closed`].
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +26,7 @@ use super::transport::{
     FrameLimit, FrameReader, FrameWriter, SecretStreamReader, SecretStreamWriter,
 };
 use super::NetError;
+use crate::keys::IdentityKey;
 
 mod actor;
 
@@ -94,6 +96,26 @@ pub enum ConnectionEvent {
     },
 }
 
+/// The channels the remote opens that nobody opened here yet, in order
+/// ([`Connection::take_remote_opens`]).
+#[derive(Debug)]
+pub struct RemoteOpens {
+    events: mpsc::UnboundedReceiver<ConnectionEvent>,
+}
+
+impl RemoteOpens {
+    /// The next channel the remote opened (see [`ConnectionEvent::RemoteOpen`]); `None` once
+    /// the connection has ended.
+    pub async fn next(&mut self) -> Option<ChannelKey> {
+        loop {
+            // Other events may have been queued before the stream was taken.
+            if let ConnectionEvent::RemoteOpen(key) = self.events.recv().await? {
+                return Some(key);
+            }
+        }
+    }
+}
+
 /// State of an application channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChannelState {
@@ -131,6 +153,9 @@ pub struct Connection {
     cmd: mpsc::UnboundedSender<Command>,
     closed: watch::Receiver<Option<Result<(), Arc<NetError>>>>,
     events: std::sync::Mutex<Option<mpsc::UnboundedReceiver<ConnectionEvent>>>,
+    /// Set by [`Connection::take_remote_opens`]: the actor then sends only
+    /// [`ConnectionEvent::RemoteOpen`].
+    opens_only: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -222,11 +247,13 @@ impl Connection {
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (closed_tx, closed_rx) = watch::channel(None);
         let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let opens_only = Arc::new(AtomicBool::new(false));
         let frame_limit = FrameLimit::new(config.max_frame_bytes);
         let links = actor::Links {
             cmd_tx: cmd_tx.downgrade(),
             cmd_rx,
             events: events_tx,
+            opens_only: opens_only.clone(),
             closed: closed_tx,
         };
         actor::spawn(info.clone(), reader, writer, config, links);
@@ -236,12 +263,13 @@ impl Connection {
             cmd: cmd_tx,
             closed: closed_rx,
             events: std::sync::Mutex::new(Some(events_rx)),
+            opens_only,
         }
     }
 
     /// The remote's ed25519 public key, proven by the handshake.
-    pub fn remote_public_key(&self) -> [u8; 32] {
-        self.info.remote_public_key
+    pub fn remote_public_key(&self) -> IdentityKey {
+        IdentityKey::from_bytes(self.info.remote_public_key)
     }
 
     /// Changes the largest record accepted from the peer (see
@@ -301,6 +329,17 @@ impl Connection {
     /// The event stream ([`ConnectionEvent`]). Can be taken once; later calls return `None`.
     pub fn take_events(&self) -> Option<mpsc::UnboundedReceiver<ConnectionEvent>> {
         self.events.lock().ok()?.take()
+    }
+
+    /// The event stream for a consumer that only dispatches channels (a
+    /// [`crate::endpoint::Router`]): from now on the connection sends it only
+    /// [`ConnectionEvent::RemoteOpen`], so that replication progress (every
+    /// [`ConnectionEvent::RemoteLength`] while logs grow) does not wake it. Taken once, like
+    /// [`Connection::take_events`] (either one); later calls return `None`.
+    pub fn take_remote_opens(&self) -> Option<RemoteOpens> {
+        let events = self.take_events()?;
+        self.opens_only.store(true, Ordering::Relaxed);
+        Some(RemoteOpens { events })
     }
 
     /// Closes the connection (pending outgoing messages are still sent).
@@ -437,3 +476,6 @@ impl Drop for AppChannel {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

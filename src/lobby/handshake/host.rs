@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::keys::LogKey;
+use crate::keys::{IdentityKey, LogKey};
 use crate::signal::message::{b64, unb64, verify_offer};
 use crate::signal::{pake, RejectReason, Signal, SignalError};
 
@@ -27,7 +27,7 @@ pub(crate) enum HostEvent {
     /// A valid offer arrived: decide with [`HostHandshake::handle_admission`].
     NeedAdmission {
         /// The joiner's identity key (the offer is signed with it).
-        identity: [u8; 32],
+        identity: IdentityKey,
         /// The joiner's display name, cut to `schema::MAX_NAME_CHARS` characters.
         name: String,
     },
@@ -243,7 +243,7 @@ impl HostHandshake {
         pake: Option<String>,
     ) {
         let checked = verify_offer(identity, signature, &self.lobby_log, &self.joiner_log)
-            .and_then(|key| Ok((*key.as_bytes(), pake.map(|p| unb64(&p)).transpose()?)));
+            .and_then(|key| Ok((key, pake.map(|p| unb64(&p)).transpose()?)));
         match checked {
             Ok((identity, pake)) => {
                 self.deadline = None;

@@ -138,7 +138,7 @@ fn an_open_lobby_admits_and_answers() {
     );
     match &pair.host_events[0] {
         HostEvent::NeedAdmission { identity, name } => {
-            assert_eq!(identity, pub_of(&pair.identity).as_bytes());
+            assert_eq!(identity.as_bytes(), pub_of(&pair.identity).as_bytes());
             assert_eq!(name, "ann");
         }
         other => panic!("expected an admission request, got {other:?}"),

@@ -18,6 +18,7 @@ use super::Context;
 use crate::endpoint::{Inbound, Incoming, RouteError, Router};
 use crate::hypercore::Core;
 use crate::identity::DatUrl;
+use crate::keys::IdentityKey;
 use crate::lobby::chat::{wait_for_chat, ChannelEvent, ChannelLabels, ChatIn, ChatWait};
 use crate::lobby::handshake::{Admission, HostEvent, HostHandshake};
 use crate::lobby::signal_log::{LogError, Read, SignalLog};
@@ -272,8 +273,8 @@ impl Signalling<'_> {
     }
 
     /// Friends-only first (it may read the joiner's archive), then a slot from the roster.
-    async fn admission(&mut self, identity: [u8; 32], name: String) -> Admission {
-        let peer = DatUrl::new(crate::keys::IdentityKey::from_bytes(identity)).base();
+    async fn admission(&mut self, identity: IdentityKey, name: String) -> Admission {
+        let peer = DatUrl::new(identity).base();
         let ctx = self.ctx;
         let decision = if !ctx.policy.admits(self.conn, &peer, ctx.timeout).await {
             Admission::FriendsOnly

@@ -2,7 +2,7 @@
 //! the writer task, and the forwarders that turn a core's change feed into a command.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +32,8 @@ pub(super) struct Links {
     pub(super) cmd_tx: mpsc::WeakUnboundedSender<Command>,
     pub(super) cmd_rx: mpsc::UnboundedReceiver<Command>,
     pub(super) events: mpsc::UnboundedSender<ConnectionEvent>,
+    /// Only [`ConnectionEvent::RemoteOpen`] is wanted ([`super::Connection::take_remote_opens`]).
+    pub(super) opens_only: Arc<AtomicBool>,
     pub(super) closed: watch::Sender<Option<Result<(), Arc<NetError>>>>,
 }
 
@@ -56,6 +58,7 @@ pub(super) fn spawn<R: FrameReader, W: FrameWriter>(
         queue,
         cmd_tx: links.cmd_tx,
         events: links.events,
+        opens_only: links.opens_only,
         cores: HashMap::new(),
         replicas: HashMap::new(),
         apps: HashMap::new(),
@@ -71,6 +74,21 @@ pub(super) fn spawn<R: FrameReader, W: FrameWriter>(
         }
         let _ = closed.send(Some(result.map_err(Arc::new)));
     });
+}
+
+/// Sends `event` to the connection's event stream, unless its consumer wants only remote
+/// opens (`opens_only`): a router would otherwise be woken for nothing by every length change
+/// while logs grow.
+fn emit(
+    events: &mpsc::UnboundedSender<ConnectionEvent>,
+    opens_only: &AtomicBool,
+    event: ConnectionEvent,
+) {
+    let wanted =
+        matches!(event, ConnectionEvent::RemoteOpen(_)) || !opens_only.load(Ordering::Relaxed);
+    if wanted {
+        let _ = events.send(event);
+    }
 }
 
 struct CoreEntry {
@@ -94,6 +112,7 @@ struct Actor {
     /// For forwarders; weak so that they don't keep the connection alive.
     cmd_tx: mpsc::WeakUnboundedSender<Command>,
     events: mpsc::UnboundedSender<ConnectionEvent>,
+    opens_only: Arc<AtomicBool>,
     /// Cores replicated here, by discovery key.
     cores: HashMap<[u8; 32], CoreEntry>,
     replicas: HashMap<ChannelId, ([u8; 32], Replicator)>,
@@ -224,7 +243,11 @@ impl Actor {
                 }
             }
         }
-        let _ = self.events.send(ConnectionEvent::RemoteOpen(key));
+        emit(
+            &self.events,
+            &self.opens_only,
+            ConnectionEvent::RemoteOpen(key),
+        );
         Ok(())
     }
 
@@ -241,7 +264,11 @@ impl Actor {
         core.with_core(|c| rep.on_open(c, handshake))?;
         let out = rep.poll_transmit();
         self.send_channel(channel, out);
-        let _ = self.events.send(ConnectionEvent::ReplicationStarted(dk));
+        emit(
+            &self.events,
+            &self.opens_only,
+            ConnectionEvent::ReplicationStarted(dk),
+        );
         Ok(())
     }
 
@@ -269,10 +296,11 @@ impl Actor {
             (r, rep.stats().data_applied != before)
         })?;
         if rep.remote_length() != remote_length {
-            let _ = self.events.send(ConnectionEvent::RemoteLength {
+            let event = ConnectionEvent::RemoteLength {
                 discovery_key: *dk,
                 length: rep.remote_length(),
-            });
+            };
+            emit(&self.events, &self.opens_only, event);
         }
         let out = rep.poll_transmit();
         self.send_channel(channel, out);
@@ -288,7 +316,11 @@ impl Actor {
             if let Some(c) = self.cores.get_mut(&dk) {
                 c.channel = None;
             }
-            let _ = self.events.send(ConnectionEvent::ReplicationClosed(dk));
+            emit(
+                &self.events,
+                &self.opens_only,
+                ConnectionEvent::ReplicationClosed(dk),
+            );
         }
     }
 
