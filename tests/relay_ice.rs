@@ -34,7 +34,9 @@ fn relay_with_ice() -> (Relay, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("turn-secret");
     std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
+    // The built-in STUN/TURN server off: only the --ice-url servers (an operator's coturn).
     let relay = Relay::start_with(&[
+        "--no-turn",
         "--ice-url",
         "stun:127.0.0.1:3478",
         "--ice-url",
@@ -132,7 +134,7 @@ async fn an_endpoint_gives_the_servers_of_its_relays() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_ice_the_client_gets_none_at_once_and_works_as_before() {
-    let relay = Relay::start();
+    let relay = Relay::start_with(&["--no-turn"]);
     let url: RelayUrl = relay.ws().parse().unwrap();
     let announcer = RelayClient::start(
         url.clone(),
@@ -174,7 +176,8 @@ fn js_clients_are_unaffected_by_ice_over_tcp() {
 #[test]
 fn a_turn_url_without_a_secret_is_a_usage_error() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_dat-social"))
-        .args(["relay", "--host", "127.0.0.1", "--port", "0"])
+        // With the built-in TURN server off there is no secret to mint with.
+        .args(["relay", "--host", "127.0.0.1", "--port", "0", "--no-turn"])
         .args(["--ice-url", "turn:127.0.0.1:3478?transport=udp"])
         .output()
         .unwrap();

@@ -49,6 +49,8 @@ pub struct JoinArgs {
         long,
         default_value_t = 15,
         value_name = "SECS",
+        // So that `--timeout -1` is refused by the range check, naming the option.
+        allow_negative_numbers = true,
         value_parser = clap::value_parser!(u64).range(1..=limits::MAX_TIMEOUT_SECS)
     )]
     timeout: u64,
