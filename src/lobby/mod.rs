@@ -23,6 +23,7 @@ mod handshake;
 pub mod host;
 pub mod join;
 mod signal_log;
+mod trickle;
 
 use serde::{Deserialize, Serialize};
 
