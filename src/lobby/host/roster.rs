@@ -20,8 +20,9 @@ pub(super) struct Member<T> {
     pub name: String,
     /// The lobby task's handle on the player's connection.
     pub link: T,
-    /// The path its connection took, when its chat channel opened.
-    pub path: Option<crate::rtc::SelectedPath>,
+    /// The path its connection took, when its chat channel opened (boxed: it is large and
+    /// rides in every lobby report).
+    pub path: Option<Box<crate::rtc::SelectedPath>>,
 }
 
 /// What a change of the roster asks of the lobby task, in order.
@@ -86,7 +87,11 @@ impl<T> Roster<T> {
     /// A reserved slot's data channel opened: it becomes `member`.
     pub(super) fn joined(&mut self, member: Member<T>, now_ms: u64) {
         self.reserved = self.reserved.saturating_sub(1);
-        let (peer, name, path) = (member.url.clone(), member.name.clone(), member.path.clone());
+        let (peer, name, path) = (
+            member.url.clone(),
+            member.name.clone(),
+            member.path.as_deref().cloned(),
+        );
         self.players.insert(member.id, member);
         self.publish(now_ms);
         self.events

@@ -360,7 +360,7 @@ async fn play(
             id,
             url: peer.clone(),
             name: name.clone(),
-            path: pc.path(),
+            path: pc.path().map(Box::new),
             link: Link {
                 sender: pc.sender(),
                 chat,
