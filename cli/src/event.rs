@@ -20,8 +20,10 @@
 //!   `\uXXXX`, which leaves the JSON value unchanged.
 
 use dat_social::friends::{join_url, DownReason, LiveLobby};
+use dat_social::ice::PathKind;
 use dat_social::identity::DatUrl;
 use dat_social::relay::client::RelayState;
+use dat_social::rtc::SelectedPath;
 use dat_social::schema::{Profile, Session};
 use dat_social::signal::RejectReason;
 use serde::Serialize;
@@ -93,6 +95,9 @@ pub enum Event {
         name: String,
         /// Players connected now, the host not counted.
         peers: u32,
+        /// The path the player's connection took; absent if not known.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        path: Option<PathInfo>,
     },
     /// `host`: a player left or vanished.
     PeerLeft {
@@ -158,6 +163,9 @@ pub enum Event {
         host_name: String,
         /// Milliseconds from the start of the command to the open data channel.
         ms: u64,
+        /// The path the connection to the host took; absent if not known.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        path: Option<PathInfo>,
     },
     /// `join`: the host turned us away; the command exits with the reason's exit code (4 full,
     /// 5 password, 6 otherwise).
@@ -262,6 +270,36 @@ pub enum Event {
         /// The error and its causes, `outer: cause: cause`.
         message: String,
     },
+}
+
+/// The path a WebRTC connection took (docs/NAT.md): the `path` field of `peer-joined` and
+/// `connected`, e.g. `{"kind":"host"}` or `{"kind":"relay","relay":"198.51.100.1:3478"}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PathInfo {
+    /// `host`, `srflx`, `prflx` or `relay`.
+    pub kind: PathKind,
+    /// For `relay`: the TURN server we relay through, or the peer's relayed address (`ip:port`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relay: Option<String>,
+}
+
+impl From<&SelectedPath> for PathInfo {
+    fn from(p: &SelectedPath) -> Self {
+        PathInfo {
+            kind: p.kind,
+            relay: p.relay.map(|a| a.to_string()),
+        }
+    }
+}
+
+impl PathInfo {
+    /// The path for a line of text: `path host`, `path relay via 198.51.100.1:3478`.
+    pub fn text(&self) -> String {
+        match &self.relay {
+            Some(relay) => format!("path {} via {relay}", self.kind),
+            None => format!("path {}", self.kind),
+        }
+    }
 }
 
 /// The state of a relay the host listens through: the `state` field of the `relay` event, and

@@ -8,6 +8,7 @@
 
 use super::chat::{ChannelEvent, ChatOut};
 use crate::relay::client::RelayState;
+use crate::rtc::SelectedPath;
 use crate::signal::RejectReason;
 
 /// A chat line, as the host or a player receives it (on the [`super::CHAT_LABEL`] channel).
@@ -46,6 +47,9 @@ pub enum HostEvent {
         name: String,
         /// Players connected now, the host not counted.
         peers: u32,
+        /// The path the player's connection took (host, srflx, prflx or relay, with the
+        /// relay's address; docs/NAT.md); `None` if not known yet.
+        path: Option<SelectedPath>,
     },
     /// A player left or vanished; `peers` is the new count.
     PeerLeft {

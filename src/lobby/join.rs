@@ -10,6 +10,7 @@ use super::chat::{chat_in, wait_for_chat, ChannelLabels, ChatWait};
 use super::handshake::{JoinEvent, JoinHandshake, OfferParams};
 use super::ice::LobbyIce;
 use super::signal_log::{LogError, Read, SignalLog};
+use super::trickle::{next_step, send_candidate, trickle_until, Step};
 use super::{
     check_chat, rtc_config_for, ChatError, Hello, PlayerEvent, CHAT_LABEL, LOBBY_PROTOCOL,
 };
@@ -139,6 +140,9 @@ pub struct JoinedInfo {
     pub host_name: String,
     /// The lobby's name.
     pub lobby_name: String,
+    /// The path the connection to the host took (host, srflx, prflx or relay, with the relay's
+    /// address; docs/NAT.md) when the chat channel opened; `None` if not known.
+    pub path: Option<crate::rtc::SelectedPath>,
 }
 
 /// A player's place in a lobby: the data channel to the host.
@@ -244,9 +248,12 @@ pub async fn join_through(endpoint: &Endpoint, options: JoinOptions) -> Result<J
     // Replies come after the offer: the lobby log is read from its length now.
     let from = lobby.status().length;
     let mut signals = SignalLog::new(lobby.clone(), from, log_key, log.clone(), lobby_log);
-    let answer = signal(&mut handshake, &mut signals, &mut pending).await?;
+    let answer = signal(&mut handshake, &mut signals, &mut pending, deadline).await?;
     step("got the answer");
-    let mut pc = pending.accept_answer(&answer).await?;
+    // Candidates keep trickling both ways while the answer is applied and ICE checks run.
+    let mut trickle = pending.trickle();
+    let accept = pending.accept_answer(&answer);
+    let mut pc = trickle_until(accept, &mut trickle, &mut signals, deadline).await?;
     let chat = wait_for_chat(&mut pc, Some(deadline))
         .await
         .map_err(|e| match e {
@@ -262,6 +269,7 @@ pub async fn join_through(endpoint: &Endpoint, options: JoinOptions) -> Result<J
             host: host_url,
             host_name,
             lobby_name: session.name,
+            path: pc.path(),
         },
         pc,
         chat,
@@ -270,13 +278,15 @@ pub async fn join_through(endpoint: &Endpoint, options: JoinOptions) -> Result<J
     })
 }
 
-/// Drives the joiner's handshake over the logs until the host answers: writes our signals,
-/// reads the host's, adds trickled candidates to the pending offer.
+/// Drives the joiner's handshake over the logs until the host answers: writes our signals and
+/// our trickled candidates, reads the host's, adds its trickled candidates to the pending offer.
 async fn signal(
     handshake: &mut JoinHandshake,
     signals: &mut SignalLog,
     pending: &mut rtc::PendingOffer,
+    deadline: Instant,
 ) -> Result<String, JoinError> {
+    let mut local_open = true;
     loop {
         while let Some(signal) = handshake.poll_transmit() {
             signals.send(&signal)?;
@@ -292,10 +302,21 @@ async fn signal(
                 JoinEvent::TimedOut => return Err(JoinError::Timeout("the host's answer")),
             }
         }
-        let Some(deadline) = handshake.poll_timeout() else {
+        let Some(answer_due) = handshake.poll_timeout() else {
             return Err(JoinError::Timeout("the host's answer"));
         };
-        let read = signals.next_until(Instant::from_std(deadline)).await?;
+        let due = Instant::from_std(answer_due).min(deadline);
+        let read = match next_step(signals, pending.next_local_candidate(), local_open, due).await {
+            Step::Local(Some(candidate)) => {
+                send_candidate(signals, candidate);
+                continue;
+            }
+            Step::Local(None) => {
+                local_open = false;
+                continue;
+            }
+            Step::Read(read) => read?,
+        };
         let now = std::time::Instant::now();
         match read {
             Read::Signal(signal) => handshake.handle_signal(signal, now),

@@ -24,6 +24,7 @@ pub mod host;
 mod ice;
 pub mod join;
 mod signal_log;
+mod trickle;
 
 use serde::{Deserialize, Serialize};
 
@@ -101,7 +102,6 @@ pub(crate) fn rtc_config_for(
         crate::rtc::RtcConfig::all_interfaces()
     };
     cfg.connect_timeout = timeout;
-    // TODO(merge): `cfg.ice = ice.clone();` once `RtcConfig` has its `ice` field (src/rtc).
-    let _ = ice;
+    cfg.ice = ice.clone();
     cfg
 }

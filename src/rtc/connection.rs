@@ -5,12 +5,10 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::net::SocketAddr;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use str0m::change::SdpPendingOffer;
 use str0m::channel::ChannelConfig;
 use str0m::crypto::CryptoProvider;
 use str0m::{Candidate, Rtc};
@@ -21,8 +19,14 @@ use error::RtcError;
 /// Identifies a data channel within one [`PeerConnection`] (not the SCTP stream id).
 use str0m::channel::ChannelId;
 
-use super::description::{self, Kind};
-use super::driver::{Command, Driver, Handles, Shared, Timing};
+use super::description;
+use super::driver::{Command, Driver, Handles, SdpRequest, Setup, Timing};
+use super::sender::RtcSender;
+use super::trickle::{GatherStats, Trickle};
+use crate::ice::IcePolicy;
+
+/// Local candidates gathered but not yet read by the application, at most (a few per server).
+const MAX_LOCAL_CANDIDATES: usize = 64;
 
 use super::*;
 
@@ -65,11 +69,15 @@ fn settle(rtc: &mut Rtc) {
     }
 }
 
-/// Binds the sockets and makes an `Rtc` with their addresses as host candidates.
+/// Binds the sockets and makes an `Rtc` with their addresses as host candidates (none under
+/// `IcePolicy::Relay`: only relayed candidates may be used then).
 async fn prepare(cfg: &RtcConfig) -> Result<(Rtc, Vec<(UdpSocket, SocketAddr)>), RtcError> {
     let sockets = local::bind(cfg.bind_ip).await?;
     let mut rtc = build_rtc(cfg);
     settle(&mut rtc);
+    if cfg.ice.policy == IcePolicy::Relay {
+        return Ok((rtc, sockets));
+    }
     let mut added = 0;
     for (_, addr) in &sockets {
         match Candidate::host(*addr, "udp") {
@@ -91,6 +99,37 @@ async fn prepare(cfg: &RtcConfig) -> Result<(Rtc, Vec<(UdpSocket, SocketAddr)>),
     Ok((rtc, sockets))
 }
 
+/// Binds, makes the `Rtc` and starts its task (gathering from the ICE servers begins).
+async fn start(cfg: &RtcConfig, answerer: bool) -> Result<(Handles, Trickle), RtcError> {
+    let (rtc, sockets) = prepare(cfg).await?;
+    let (candidates, local) = mpsc::channel(MAX_LOCAL_CANDIDATES);
+    let setup = Setup {
+        answerer,
+        ice: cfg.ice.clone(),
+        candidates,
+    };
+    let handles = Driver::spawn(rtc, sockets, setup, timing(cfg));
+    let trickle = Trickle {
+        cmd: handles.cmd_tx.clone(),
+        local: Some(local),
+    };
+    Ok((handles, trickle))
+}
+
+/// Asks the task for the offer or answer and waits for it (under `IcePolicy::Relay`, until the
+/// first relayed candidate, at most the connect timeout).
+async fn request<T>(
+    handles: &Handles,
+    make: impl FnOnce(oneshot::Sender<Result<T, RtcError>>) -> SdpRequest,
+) -> Result<T, RtcError> {
+    let (reply, rx) = oneshot::channel();
+    handles
+        .cmd_tx
+        .send(Command::Sdp(make(reply)))
+        .map_err(|_| RtcError::Closed)?;
+    rx.await.map_err(|_| RtcError::Closed)?
+}
+
 pub(super) fn check_label(label: &str) -> Result<(), RtcError> {
     if label.len() > MAX_LABEL_BYTES {
         return Err(RtcError::LabelTooLong(label.len()));
@@ -99,14 +138,16 @@ pub(super) fn check_label(label: &str) -> Result<(), RtcError> {
 }
 
 /// Starts a connection as the offerer (the joiner): binds its UDP sockets, creates the given
-/// data channels and returns the offer JSON (`{"type":"offer","sdp":"..."}`, local candidates
-/// included) with the state that waits for the answer.
+/// data channels and returns the offer JSON (`{"type":"offer","sdp":"..."}`, host candidates
+/// included) with the state that waits for the answer. Candidates gathered from
+/// [`RtcConfig::ice`] servers come later from [`PendingOffer::next_local_candidate`].
 ///
 /// `channels` are (label, reliability) pairs; their ids, in the same order, are
 /// [`PendingOffer::channels`].
 ///
 /// Errors: [`RtcError::NoChannels`] for an empty list, [`RtcError::LabelTooLong`],
-/// [`RtcError::Bind`] when no socket can be bound on [`RtcConfig::bind_ip`].
+/// [`RtcError::Bind`] when no socket can be bound on [`RtcConfig::bind_ip`],
+/// [`RtcError::NoRelayedCandidate`] under [`IcePolicy::Relay`] when no TURN server allocates.
 pub async fn create_offer(
     cfg: &RtcConfig,
     channels: &[(&str, Reliability)],
@@ -117,43 +158,34 @@ pub async fn create_offer(
     for (label, _) in channels {
         check_label(label)?;
     }
-    let (mut rtc, sockets) = prepare(cfg).await?;
-    let mut api = rtc.sdp_api();
-    let local: Vec<(ChannelId, ChannelConfig)> = channels
+    let (handles, trickle) = start(cfg, false).await?;
+    let channels = channels
         .iter()
-        .map(|(label, r)| {
-            let config = r.channel_config(label);
-            (api.add_channel_with_config(config.clone()), config)
-        })
+        .map(|(label, r)| r.channel_config(label))
         .collect();
-    let (offer, pending) = api
-        .apply()
-        .ok_or_else(|| RtcError::Negotiation("str0m made no offer".into()))?;
-    settle(&mut rtc);
-    let json = description::to_json(Kind::Offer, &offer.to_sdp_string());
+    let (json, local) = request(&handles, |reply| SdpRequest::Offer { channels, reply }).await?;
     Ok((
         PendingOffer {
-            rtc,
-            sockets,
-            pending,
+            handles,
             local,
             cfg: cfg.clone(),
-            remote_candidates: Vec::new(),
+            trickle,
+            remote_candidates: 0,
         },
         json,
     ))
 }
 
-/// An offer waiting for its answer: holds the bound sockets and the WebRTC state. Dropping it
-/// abandons the offer and frees the sockets.
+/// An offer waiting for its answer: a handle to the connection's task, which holds the bound
+/// sockets and the WebRTC state and gathers candidates meanwhile. Dropping it abandons the
+/// offer and frees the sockets.
 pub struct PendingOffer {
-    rtc: Rtc,
-    sockets: Vec<(UdpSocket, SocketAddr)>,
-    pending: SdpPendingOffer,
+    handles: Handles,
     local: Vec<(ChannelId, ChannelConfig)>,
     cfg: RtcConfig,
-    /// Trickled answerer candidates, applied with the answer.
-    remote_candidates: Vec<Candidate>,
+    trickle: Trickle,
+    /// Trickled answerer candidates so far (bounded by [`MAX_REMOTE_CANDIDATES`]).
+    remote_candidates: usize,
 }
 
 impl fmt::Debug for PendingOffer {
@@ -171,27 +203,53 @@ impl PendingOffer {
         self.local.iter().map(|(id, _)| *id).collect()
     }
 
-    /// The local candidates (bound UDP sockets) the offer carries.
+    /// The bound UDP sockets' addresses (the host candidates the offer carries, unless the
+    /// policy is `Relay`).
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.sockets.iter().map(|(_, a)| *a).collect()
+        self.handles.shared.local_addrs.clone()
     }
 
     /// Keeps a candidate the answerer trickled (forms as
     /// [`PeerConnection::add_remote_candidate`]); it is used once the answer is applied.
-    /// Candidates trickled after [`PendingOffer::accept_answer`] has begun cannot be added:
-    /// the answerer should put all its candidates in the answer (this module always does).
+    /// While [`PendingOffer::accept_answer`] runs, and after, a [`Trickle`] from
+    /// [`PendingOffer::trickle`] adds them.
     ///
     /// Errors: [`RtcError::InvalidCandidate`] for a malformed candidate, or beyond
     /// [`MAX_REMOTE_CANDIDATES`] kept (a peer can't grow a pending offer without bound).
     pub fn add_remote_candidate(&mut self, candidate: &str) -> Result<(), RtcError> {
         let candidate = description::parse_candidate(candidate)?;
-        if self.remote_candidates.len() >= MAX_REMOTE_CANDIDATES {
+        if self.remote_candidates >= MAX_REMOTE_CANDIDATES {
             return Err(RtcError::InvalidCandidate(format!(
                 "more than {MAX_REMOTE_CANDIDATES} trickled candidates"
             )));
         }
-        self.remote_candidates.push(candidate);
+        self.remote_candidates += 1;
+        // A task that has ended takes no candidate; accept_answer then reports why.
+        let _ = self.handles.cmd_tx.send(Command::AddCandidate(candidate));
         Ok(())
+    }
+
+    /// The next local candidate gathered from [`RtcConfig::ice`] servers (server-reflexive or
+    /// relayed), as a `candidate:...` string for the answerer's
+    /// [`PeerConnection::add_remote_candidate`]; waits for it. `None` once gathering is over
+    /// (at once without ICE servers): stop asking then. Cancel-safe.
+    pub async fn next_local_candidate(&mut self) -> Option<String> {
+        self.trickle.next_local_candidate().await
+    }
+
+    /// A handle that keeps trickling both ways while [`PendingOffer::accept_answer`] runs and
+    /// after: it takes over this offer's local candidates (so
+    /// [`PendingOffer::next_local_candidate`] returns `None` from then on).
+    pub fn trickle(&mut self) -> Trickle {
+        Trickle {
+            cmd: self.handles.cmd_tx.clone(),
+            local: self.trickle.local.take(),
+        }
+    }
+
+    /// What gathering has found so far.
+    pub fn gather_stats(&self) -> GatherStats {
+        GatherStats::of(&self.handles.shared)
     }
 
     /// Applies the answer JSON (`{"type":"answer","sdp":"..."}`) and waits until every channel
@@ -203,33 +261,21 @@ impl PendingOffer {
     /// [`RtcError::ConnectTimeout`] when the channels do not open in time (peer unreachable, or
     /// not running), [`RtcError::ConnectFailed`] when the peer closes first.
     pub async fn accept_answer(self, answer_json: &str) -> Result<PeerConnection, RtcError> {
-        let answer = description::parse_answer(answer_json)?;
+        let (answer, sdp) = description::parse_answer(answer_json)?;
         let PendingOffer {
-            mut rtc,
-            sockets,
-            pending,
+            handles,
             local,
             cfg,
-            remote_candidates,
+            trickle,
+            ..
         } = self;
-        let applied = catch_unwind(AssertUnwindSafe(|| {
-            rtc.sdp_api().accept_answer(pending, answer)
-        }));
-        match applied {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(RtcError::Refused(e)),
-            Err(_) => {
-                return Err(RtcError::Negotiation(
-                    "the answer crashed the parser".into(),
-                ))
-            }
-        }
-        let handles = Driver::spawn(rtc, sockets, &local, true, timing(&cfg));
-        for c in remote_candidates {
-            // The task applies these after its first drain, as str0m requires.
-            let _ = handles.cmd_tx.send(Command::AddCandidate(c));
-        }
-        let mut pc = PeerConnection::new(handles, &cfg);
+        let (reply, rx) = oneshot::channel();
+        handles
+            .cmd_tx
+            .send(Command::ApplyAnswer { answer, sdp, reply })
+            .map_err(|_| RtcError::Closed)?;
+        rx.await.map_err(|_| RtcError::Closed)??;
+        let mut pc = PeerConnection::new(handles, &cfg, trickle);
         pc.wait_open(
             local.iter().map(|(id, _)| *id).collect(),
             cfg.connect_timeout,
@@ -250,163 +296,20 @@ fn timing(cfg: &RtcConfig) -> Timing {
 /// returns the answer JSON to send back, with the connection. The connection comes up once the
 /// offerer applies the answer; the offerer's channels then arrive as
 /// [`RtcEvent::ChannelOpen`]. If it is not up within [`RtcConfig::connect_timeout`], the events
-/// end with `Disconnected { reason: ConnectTimeout }`.
+/// end with `Disconnected { reason: ConnectTimeout }`. Candidates gathered from
+/// [`RtcConfig::ice`] servers come from [`PeerConnection::next_local_candidate`].
 ///
 /// Errors: [`RtcError::InvalidDescription`] for malformed JSON/SDP or an offer without a data
-/// channel, [`RtcError::Refused`] for an offer the stack refuses, [`RtcError::Bind`].
+/// channel, [`RtcError::Refused`] for an offer the stack refuses, [`RtcError::Bind`],
+/// [`RtcError::NoRelayedCandidate`] under [`IcePolicy::Relay`] when no TURN server allocates.
 pub async fn accept_offer(
     cfg: &RtcConfig,
     offer_json: &str,
 ) -> Result<(String, PeerConnection), RtcError> {
-    let offer = description::parse_offer(offer_json)?;
-    let (mut rtc, sockets) = prepare(cfg).await?;
-    let answer = match catch_unwind(AssertUnwindSafe(|| rtc.sdp_api().accept_offer(offer))) {
-        Ok(Ok(a)) => a,
-        Ok(Err(e)) => return Err(RtcError::Refused(e)),
-        Err(_) => return Err(RtcError::Negotiation("the offer crashed the parser".into())),
-    };
-    let json = description::to_json(Kind::Answer, &answer.to_sdp_string());
-    let handles = Driver::spawn(rtc, sockets, &[], false, timing(cfg));
-    Ok((json, PeerConnection::new(handles, cfg)))
-}
-
-/// A cloneable handle that sends on a [`PeerConnection`] from any task. Cheap to clone; all
-/// clones feed one queue.
-#[derive(Clone)]
-pub struct RtcSender {
-    cmd: mpsc::UnboundedSender<Command>,
-    shared: Arc<Shared>,
-    max_message: usize,
-    max_queued: usize,
-}
-
-impl fmt::Debug for RtcSender {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RtcSender")
-            .field("local_addrs", &self.shared.local_addrs)
-            .field("closed", &self.is_closed())
-            .finish()
-    }
-}
-
-impl RtcSender {
-    /// Queues `data` as one binary message on `channel`. Returns at once; reliable channels
-    /// deliver in order, unreliable ones may drop it. A message for a channel that is not open
-    /// yet waits for it; for an unknown or closed channel it is dropped (counted in
-    /// [`PeerStats::messages_dropped`]).
-    ///
-    /// Errors: [`RtcError::Closed`] once the connection has ended,
-    /// [`RtcError::MessageTooLarge`] above [`RtcConfig::max_message_bytes`],
-    /// [`RtcError::QueueFull`] when [`RtcConfig::max_queued_bytes`] are already waiting.
-    pub fn send(&self, channel: ChannelId, data: &[u8]) -> Result<(), RtcError> {
-        self.enqueue(channel, data.to_vec(), true)
-    }
-
-    /// Like [`RtcSender::send`], as a text message (a browser receives a string).
-    pub fn send_text(&self, channel: ChannelId, text: &str) -> Result<(), RtcError> {
-        self.enqueue(channel, text.as_bytes().to_vec(), false)
-    }
-
-    /// Like [`RtcSender::send`], but when [`RtcConfig::max_queued_bytes`] are already waiting
-    /// it waits for SCTP to take enough of them instead of failing: back-pressure for a
-    /// producer (e.g. pasted chat) that must not lose messages. Cancel-safe (nothing is queued
-    /// until it returns `Ok`). Bound the wait with a timeout if the peer may stall.
-    ///
-    /// Errors: [`RtcError::Closed`] once the connection has ended (also while waiting),
-    /// [`RtcError::MessageTooLarge`].
-    pub async fn send_wait(&self, channel: ChannelId, data: &[u8]) -> Result<(), RtcError> {
-        self.enqueue_wait(channel, data, true).await
-    }
-
-    /// [`RtcSender::send_wait`] as a text message.
-    pub async fn send_text_wait(&self, channel: ChannelId, text: &str) -> Result<(), RtcError> {
-        self.enqueue_wait(channel, text.as_bytes(), false).await
-    }
-
-    async fn enqueue_wait(
-        &self,
-        channel: ChannelId,
-        data: &[u8],
-        binary: bool,
-    ) -> Result<(), RtcError> {
-        loop {
-            // Register for the wake-up before trying, so that a drain in between is not missed.
-            let drained = self.shared.drained.notified();
-            tokio::pin!(drained);
-            drained.as_mut().enable();
-            match self.enqueue(channel, data.to_vec(), binary) {
-                Err(RtcError::QueueFull { .. }) => drained.await,
-                other => return other,
-            }
-        }
-    }
-
-    fn enqueue(&self, channel: ChannelId, data: Vec<u8>, binary: bool) -> Result<(), RtcError> {
-        if self.is_closed() {
-            return Err(RtcError::Closed);
-        }
-        let len = data.len();
-        if len > self.max_message {
-            return Err(RtcError::MessageTooLarge {
-                len,
-                max: self.max_message,
-            });
-        }
-        let before = self.shared.queued_bytes.fetch_add(len, Ordering::AcqRel);
-        if before + len > self.max_queued {
-            self.shared.queued_bytes.fetch_sub(len, Ordering::AcqRel);
-            return Err(RtcError::QueueFull {
-                queued: before,
-                max: self.max_queued,
-            });
-        }
-        self.cmd
-            .send(Command::Send {
-                channel,
-                data,
-                binary,
-            })
-            .map_err(|_| {
-                self.shared.queued_bytes.fetch_sub(len, Ordering::AcqRel);
-                RtcError::Closed
-            })
-    }
-
-    /// Opens another data channel (announced in-band, no new offer/answer). Returns its id at
-    /// once; [`RtcEvent::ChannelOpen`] follows when the peer has it, and messages sent before
-    /// then wait.
-    ///
-    /// Errors: [`RtcError::Closed`], [`RtcError::LabelTooLong`].
-    pub async fn open_channel(
-        &self,
-        label: &str,
-        reliability: Reliability,
-    ) -> Result<ChannelId, RtcError> {
-        check_label(label)?;
-        let (reply, rx) = oneshot::channel();
-        self.cmd
-            .send(Command::Open {
-                config: reliability.channel_config(label),
-                reply,
-            })
-            .map_err(|_| RtcError::Closed)?;
-        rx.await.map_err(|_| RtcError::Closed)?
-    }
-
-    /// Closes one data channel (SCTP stream reset); both sides then see
-    /// [`RtcEvent::ChannelClosed`]. Messages still queued for it are dropped.
-    ///
-    /// Errors: [`RtcError::Closed`].
-    pub fn close_channel(&self, channel: ChannelId) -> Result<(), RtcError> {
-        self.cmd
-            .send(Command::CloseChannel(channel))
-            .map_err(|_| RtcError::Closed)
-    }
-
-    /// Whether the connection has ended (sends fail from then on).
-    pub fn is_closed(&self) -> bool {
-        self.shared.closed.load(Ordering::Acquire)
-    }
+    let (offer, sdp) = description::parse_offer(offer_json)?;
+    let (handles, trickle) = start(cfg, true).await?;
+    let json = request(&handles, |reply| SdpRequest::Answer { offer, sdp, reply }).await?;
+    Ok((json, PeerConnection::new(handles, cfg, trickle)))
 }
 
 /// One WebRTC connection to a peer: a handle to the task that owns its UDP sockets and WebRTC
@@ -420,6 +323,7 @@ pub struct PeerConnection {
     early: VecDeque<RtcEvent>,
     channels: Vec<ChannelId>,
     task: Option<tokio::task::JoinHandle<()>>,
+    trickle: Trickle,
 }
 
 impl fmt::Debug for PeerConnection {
@@ -431,7 +335,7 @@ impl fmt::Debug for PeerConnection {
 }
 
 impl PeerConnection {
-    fn new(h: Handles, cfg: &RtcConfig) -> Self {
+    fn new(h: Handles, cfg: &RtcConfig, trickle: Trickle) -> Self {
         let Handles {
             cmd_tx,
             ev_rx,
@@ -449,6 +353,7 @@ impl PeerConnection {
             early: VecDeque::new(),
             channels: Vec::new(),
             task: Some(task),
+            trickle,
         }
     }
 
@@ -543,6 +448,33 @@ impl PeerConnection {
     /// Whether the connection has ended.
     pub fn is_closed(&self) -> bool {
         self.sender.is_closed()
+    }
+
+    /// The next local candidate gathered from [`RtcConfig::ice`] servers, to send to the peer
+    /// (see [`Trickle::next_local_candidate`]). `None` once gathering is over. Cancel-safe.
+    pub async fn next_local_candidate(&mut self) -> Option<String> {
+        self.trickle.next_local_candidate().await
+    }
+
+    /// A handle that trickles for this connection from another task; it takes over the local
+    /// candidates ([`PeerConnection::next_local_candidate`] returns `None` from then on).
+    pub fn trickle(&mut self) -> Trickle {
+        Trickle {
+            cmd: self.sender.cmd.clone(),
+            local: self.trickle.local.take(),
+        }
+    }
+
+    /// The path traffic takes: the candidate pair DTLS and SCTP are sent on, its kind (host,
+    /// srflx, prflx, relay) and for a relayed path the TURN server. `None` until the first
+    /// DTLS packet is sent.
+    pub fn path(&self) -> Option<SelectedPath> {
+        crate::sync::lock(&self.sender.shared.path).clone()
+    }
+
+    /// What gathering from the ICE servers found.
+    pub fn gather_stats(&self) -> GatherStats {
+        GatherStats::of(&self.sender.shared)
     }
 
     /// The peer's address traffic last came from; `None` until connected.

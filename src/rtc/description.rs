@@ -104,15 +104,17 @@ fn guarded<T, E: std::fmt::Display>(f: impl FnOnce() -> Result<T, E>) -> Result<
 ///
 /// Errors: [`RtcError::InvalidDescription`] for bad JSON, a wrong `type`, unparsable SDP, no
 /// `m=application` section, or more than [`MAX_DESCRIPTION_BYTES`].
-pub(crate) fn parse_offer(json: &str) -> Result<SdpOffer, RtcError> {
+/// Returns it with its SDP text (whose candidate lines the driver reads).
+pub(crate) fn parse_offer(json: &str) -> Result<(SdpOffer, String), RtcError> {
     let sdp = sdp_text(json, Kind::Offer)?;
-    guarded(|| SdpOffer::from_sdp_string(&sdp))
+    Ok((guarded(|| SdpOffer::from_sdp_string(&sdp))?, sdp))
 }
 
-/// Parses an answer JSON (`{"type":"answer","sdp":...}`); errors as [`parse_offer`].
-pub(crate) fn parse_answer(json: &str) -> Result<SdpAnswer, RtcError> {
+/// Parses an answer JSON (`{"type":"answer","sdp":...}`); returns and errors as
+/// [`parse_offer`].
+pub(crate) fn parse_answer(json: &str) -> Result<(SdpAnswer, String), RtcError> {
     let sdp = sdp_text(json, Kind::Answer)?;
-    guarded(|| SdpAnswer::from_sdp_string(&sdp))
+    Ok((guarded(|| SdpAnswer::from_sdp_string(&sdp))?, sdp))
 }
 
 #[derive(Deserialize)]
@@ -175,7 +177,7 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(v["type"], "offer");
         assert_eq!(v["sdp"], CHROME_OFFER_SDP);
-        let offer = parse_offer(&json).unwrap();
+        let (offer, _) = parse_offer(&json).unwrap();
         assert!(offer.to_sdp_string().contains("m=application"));
     }
 

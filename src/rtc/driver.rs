@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
+use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::channel::{ChannelConfig, ChannelId};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Input, Rtc};
@@ -24,14 +25,21 @@ use tokio::io::ReadBuf;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{DisconnectReason, RtcError, RtcEvent};
+use super::gather::{Gatherer, Incoming};
+use super::path::RemoteKinds;
+use super::{DisconnectReason, RtcError, RtcEvent, SelectedPath};
+use crate::ice::IceConfig;
 use crate::sync::lock;
 
 mod end;
+mod ice;
 mod output;
 mod queue;
+mod sdp;
 
+use ice::TcpLink;
 use queue::Chan;
+pub(crate) use sdp::SdpRequest;
 
 /// Receive buffer: larger than any datagram str0m or a browser sends (MTU ~1200-1500).
 const RECV_BUF: usize = 2048;
@@ -64,6 +72,16 @@ pub(crate) enum Command {
     CloseChannel(ChannelId),
     /// A trickled remote ICE candidate.
     AddCandidate(Candidate),
+    /// Make the offer (with these channels) or the answer, once the policy allows (see
+    /// [`SdpRequest`]).
+    Sdp(SdpRequest),
+    /// Apply the answer to our offer; the reply says whether str0m took it.
+    ApplyAnswer {
+        answer: SdpAnswer,
+        /// The answer's SDP text, for its candidates' kinds and TURN permissions.
+        sdp: String,
+        reply: oneshot::Sender<Result<(), RtcError>>,
+    },
     /// Close the whole connection gracefully.
     Close,
 }
@@ -82,6 +100,15 @@ pub(crate) struct Shared {
     pub messages_dropped: AtomicU64,
     pub remote_addr: Mutex<Option<SocketAddr>>,
     pub local_addrs: Vec<SocketAddr>,
+    /// The candidate pair traffic flows on, once connected.
+    pub path: Mutex<Option<SelectedPath>>,
+    /// STUN Binding transactions answered (srflx gathering; on loopback the mapped address is
+    /// the socket's own, so this shows the round trip worked).
+    pub bindings_answered: AtomicU64,
+    /// Server-reflexive candidates found (mapped address differs from the socket's).
+    pub srflx_found: AtomicU64,
+    /// TURN allocations made (relayed candidates).
+    pub relayed_found: AtomicU64,
 }
 
 impl Shared {
@@ -95,6 +122,10 @@ impl Shared {
             messages_dropped: AtomicU64::new(0),
             remote_addr: Mutex::new(None),
             local_addrs,
+            path: Mutex::new(None),
+            bindings_answered: AtomicU64::new(0),
+            srflx_found: AtomicU64::new(0),
+            relayed_found: AtomicU64::new(0),
         }
     }
 }
@@ -103,6 +134,17 @@ impl Shared {
 pub(crate) struct Timing {
     pub connect_timeout: Duration,
     pub idle_timeout: Duration,
+}
+
+/// How a connection starts: which side it is and what it may gather.
+pub(crate) struct Setup {
+    /// The answerer: its connect deadline runs from the start. The offerer's runs from the
+    /// answer.
+    pub answerer: bool,
+    /// STUN/TURN servers and policy.
+    pub ice: IceConfig,
+    /// Where trickled local candidates go (`candidate:...` strings).
+    pub candidates: mpsc::Sender<String>,
 }
 
 /// The state of one connection's task (see the module docs).
@@ -133,18 +175,41 @@ pub(crate) struct Driver {
     /// Why the connection is ending, once it is.
     ending: Option<DisconnectReason>,
     close_deadline: Option<Instant>,
+    /// STUN/TURN gathering; `None` without ICE servers (host candidates only).
+    gather: Option<Gatherer>,
+    /// `IcePolicy::Relay`: only relayed candidates are added to str0m.
+    relay_only: bool,
+    /// ICE servers still to resolve and dial (a task does it; this receives its result).
+    dial: Option<oneshot::Receiver<ice::Dialed>>,
+    /// TCP streams to TURN servers.
+    tcp: Vec<TcpLink>,
+    /// Receive buffer for the TCP streams.
+    tcp_buf: Vec<u8>,
+    /// Trickled local candidates go here until gathering is over.
+    cand_tx: Option<mpsc::Sender<String>>,
+    /// The offer or answer waiting for the policy (a relayed candidate under `Relay`).
+    sdp_wait: Option<SdpRequest>,
+    /// Our offer, until its answer is applied.
+    pending_offer: Option<SdpPendingOffer>,
+    /// The remote description is applied: remote candidates can be added.
+    negotiated: bool,
+    /// Remote candidates trickled before the remote description, applied with it.
+    early_remote: Vec<Candidate>,
+    /// The kinds of the remote candidates, by address, for [`SelectedPath`].
+    remote_kinds: RemoteKinds,
+    /// Why servers gave nothing (the last few), for a `Relay` policy error.
+    gather_failures: Vec<String>,
 }
 
 impl Driver {
-    /// Starts the task for `rtc`, whose local candidates are `sockets`' addresses, and returns
-    /// the application's handles. `local_channels` are the channels created with the offer;
-    /// with `wait_for_local` (the offerer) they must open before the connect deadline,
-    /// otherwise (the answerer) the connection is up once ICE and DTLS are.
+    /// Starts the task for `rtc`, whose local candidates are `sockets`' addresses (host
+    /// candidates already added unless the policy is `Relay`), and returns the application's
+    /// handles. Gathering from the ICE servers of `setup` starts at once; the offer or answer
+    /// is asked for with [`Command::Sdp`].
     pub(crate) fn spawn(
         rtc: Rtc,
         sockets: Vec<(UdpSocket, SocketAddr)>,
-        local_channels: &[(ChannelId, ChannelConfig)],
-        wait_for_local: bool,
+        setup: Setup,
         timing: Timing,
     ) -> Handles {
         let now = Instant::now();
@@ -152,15 +217,22 @@ impl Driver {
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
         let shared = Arc::new(Shared::new(addrs.clone()));
-        let mut chans = HashMap::new();
-        let mut waiting = HashSet::new();
-        for (id, cfg) in local_channels {
-            chans.insert(*id, Chan::new(cfg));
-            if wait_for_local {
-                waiting.insert(*id);
-            }
-        }
         let span = tracing::debug_span!("rtc", local = %addrs[0]);
+        let gather_deadline = crate::time::later(now, timing.connect_timeout);
+        let relay_only = setup.ice.policy == crate::ice::IcePolicy::Relay;
+        let (gather, dial) = if setup.ice.servers.is_empty() {
+            (None, None)
+        } else {
+            let dial = ice::spawn_dial(setup.ice.servers.clone(), &addrs, timing.connect_timeout);
+            (
+                Some(Gatherer::new(now, gather_deadline, relay_only)),
+                Some(dial),
+            )
+        };
+        let cand_tx = gather.is_some().then_some(setup.candidates);
+        let connect_deadline = setup
+            .answerer
+            .then(|| crate::time::later(now, timing.connect_timeout));
         let driver = Driver {
             rtc,
             sockets,
@@ -172,17 +244,29 @@ impl Driver {
             ev_tx,
             owner_gone: false,
             shared: shared.clone(),
-            chans,
+            chans: HashMap::new(),
             queued: 0,
             rtc_timeout: now,
-            waiting,
+            waiting: HashSet::new(),
             connected: false,
-            connect_deadline: Some(crate::time::later(now, timing.connect_timeout)),
+            connect_deadline,
             timing,
             last_recv: now,
             remote: None,
             ending: None,
             close_deadline: None,
+            gather,
+            relay_only,
+            dial,
+            tcp: Vec::new(),
+            tcp_buf: vec![0; RECV_BUF],
+            cand_tx,
+            sdp_wait: None,
+            pending_offer: None,
+            negotiated: false,
+            early_remote: Vec::new(),
+            remote_kinds: RemoteKinds::default(),
+            gather_failures: Vec::new(),
         };
         let task = tokio::spawn(tracing::Instrument::instrument(driver.run(), span));
         Handles {
@@ -208,6 +292,12 @@ impl Driver {
             tokio::select! {
                 r = recv_any(&self.sockets, &mut self.buf, &mut self.next_socket) => {
                     self.on_datagram(r).await;
+                }
+                r = ice::recv_tcp(&mut self.tcp, &mut self.tcp_buf), if !self.tcp.is_empty() => {
+                    self.on_tcp(r).await;
+                }
+                d = ice::dialed(&mut self.dial), if self.dial.is_some() => {
+                    self.on_dialed(d).await;
                 }
                 c = self.cmd_rx.recv(), if !self.cmd_closed => match c {
                     Some(c) => self.on_command(c).await,
@@ -237,7 +327,7 @@ impl Driver {
     }
 
     /// The earliest instant something is due: str0m's timer or one of our deadlines.
-    fn next_wake(&self) -> Instant {
+    fn next_wake(&mut self) -> Instant {
         let mut wake = self.rtc_timeout;
         if let Some(d) = self.connect_deadline {
             wake = wake.min(d);
@@ -248,6 +338,9 @@ impl Driver {
         if let Some(d) = self.close_deadline {
             wake = wake.min(d);
         }
+        if let Some(t) = self.gather_timeout() {
+            wake = wake.min(t);
+        }
         wake
     }
 
@@ -255,6 +348,7 @@ impl Driver {
     /// every wake-up, so timers run even while traffic keeps the other branches busy.
     async fn on_time(&mut self) {
         let now = Instant::now();
+        self.gather_time(now).await;
         if now >= self.rtc_timeout && self.rtc.is_alive() {
             if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
                 self.end(DisconnectReason::Error(e.to_string())).await;
@@ -296,8 +390,45 @@ impl Driver {
             }
         };
         let now = Instant::now();
-        let Ok(receive) = Receive::new(Protocol::Udp, source, self.addrs[idx], &self.buf[..len])
-        else {
+        let local = self.addrs[idx];
+        if let Some(g) = &mut self.gather {
+            match g.handle_datagram(local, source, &self.buf[..len], now) {
+                Incoming::NotOurs => {}
+                Incoming::Handled => {
+                    self.pump_gather(now).await;
+                    return;
+                }
+                Incoming::Relayed {
+                    relayed,
+                    peer,
+                    data,
+                } => {
+                    self.pump_gather(now).await;
+                    self.receive(now, peer, relayed, &data).await;
+                    return;
+                }
+            }
+        }
+        if self.relay_only {
+            // Under the Relay policy host sockets carry nothing but TURN.
+            return;
+        }
+        let data = std::mem::take(&mut self.buf);
+        self.receive(now, source, local, &data[..len]).await;
+        self.buf = data;
+    }
+
+    /// Gives one datagram from `source` to `destination` (a host socket or our relayed
+    /// address) to str0m.
+    async fn receive(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        data: &[u8],
+    ) {
+        let len = data.len();
+        let Ok(receive) = Receive::new(Protocol::Udp, source, destination, data) else {
             // Not STUN, DTLS or RTP: not for us.
             return;
         };
@@ -357,9 +488,11 @@ impl Driver {
                     self.drain().await;
                 }
             }
-            Command::AddCandidate(c) => {
-                self.rtc.add_remote_candidate(c);
-                self.drain().await;
+            Command::AddCandidate(c) => self.add_remote(c).await,
+            Command::Sdp(req) => self.on_sdp(req).await,
+            Command::ApplyAnswer { answer, sdp, reply } => {
+                let r = self.apply_answer(answer, &sdp).await;
+                let _ = reply.send(r);
             }
             Command::Close => self.end(DisconnectReason::LocalClosed).await,
         }

@@ -56,6 +56,12 @@ pub enum RtcError {
     #[error("the connection did not open within {0:?}")]
     ConnectTimeout(Duration),
 
+    /// [`crate::ice::IcePolicy::Relay`] and no TURN server gave a relayed candidate within
+    /// [`super::RtcConfig::connect_timeout`]: the text names each server and why (wrong
+    /// credentials, no answer, unresolvable name, none configured).
+    #[error("ICE policy relay: no TURN server gave a relayed candidate ({0})")]
+    NoRelayedCandidate(String),
+
     /// The connection ended before its channels opened.
     #[error("the connection ended before it opened: {0}")]
     ConnectFailed(DisconnectReason),

@@ -7,13 +7,26 @@
 //! [`RtcSender`].
 //!
 //! Offers and answers are the browser's `RTCSessionDescriptionInit` JSON
-//! (`{"type":"offer","sdp":"..."}`), so a browser can be either peer. All local candidates are in
-//! the SDP (no trickle needed); [`PeerConnection::add_remote_candidate`] takes trickled ones.
+//! (`{"type":"offer","sdp":"..."}`), so a browser can be either peer. Host candidates (the
+//! machine's own interface addresses, see [`RtcConfig::bind_ip`]) are in the SDP, written at
+//! once. With STUN/TURN servers in [`RtcConfig::ice`], server-reflexive (STUN Binding,
+//! RFC 8489) and relayed (TURN, RFC 8656, over UDP or TCP) candidates are gathered in the
+//! background and **trickled**: read them with [`PendingOffer::next_local_candidate`] (the
+//! offerer, before and while the answer is applied: see [`PendingOffer::trickle`]) or
+//! [`PeerConnection::next_local_candidate`] (the answerer), and hand them to the peer, whose
+//! [`PeerConnection::add_remote_candidate`] / [`PendingOffer::add_remote_candidate`] take them.
+//! Under [`crate::ice::IcePolicy::Relay`] only relayed candidates are offered or used, and the
+//! offer or answer waits for the first one (so its SDP carries it; at most the connect
+//! timeout, then [`RtcError::NoRelayedCandidate`]).
+//!
+//! Which path the traffic took (host, srflx, prflx or relay; docs/NAT.md) is
+//! [`PeerConnection::path`]. The best pair wins by ICE priority (RFC 8445 §5.1.2): host before
+//! server-reflexive before relayed, so TURN carries traffic only where nothing direct works.
 //!
 //! Built on str0m 0.25.0 (sans-IO WebRTC: ICE, DTLS 1.2, SCTP, DCEP per RFC 8831/8832), driven
-//! by one tokio task per connection that owns its UDP sockets. No STUN/TURN: candidates are the
-//! host's own interface addresses (see [`RtcConfig::bind_ip`]), so peers must reach each other
-//! directly (same machine, LAN, or public addresses).
+//! by one tokio task per connection that owns its UDP sockets and TCP streams to TURN servers.
+//! str0m does no address discovery: the STUN and TURN clients are ours (`gather`, on the
+//! sans-IO `turn-client-proto` crate).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), dat_social::rtc::RtcError> {
@@ -36,7 +49,11 @@ mod connection;
 mod description;
 mod driver;
 mod error;
+mod gather;
 mod local;
+mod path;
+mod sender;
+mod trickle;
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -44,13 +61,14 @@ use std::time::Duration;
 
 use str0m::channel::ChannelConfig;
 
-pub use connection::{
-    accept_offer, create_offer, warm_up, PeerConnection, PendingOffer, RtcSender,
-};
+pub use connection::{accept_offer, create_offer, warm_up, PeerConnection, PendingOffer};
 pub use description::MAX_DESCRIPTION_BYTES;
 pub use error::RtcError;
+pub use path::SelectedPath;
+pub use sender::RtcSender;
 /// Identifies a data channel within one [`PeerConnection`] (not the SCTP stream id).
 pub use str0m::channel::ChannelId;
+pub use trickle::{GatherStats, Trickle};
 
 /// Longest channel label accepted, in bytes (DCEP allows 65535; labels are short names).
 pub const MAX_LABEL_BYTES: usize = 1024;
@@ -84,6 +102,10 @@ pub struct RtcConfig {
     /// Most bytes that may wait to be sent on one connection before [`RtcSender::send`] fails
     /// with [`RtcError::QueueFull`]. Default 1 MiB.
     pub max_queued_bytes: usize,
+    /// STUN/TURN servers to gather server-reflexive and relayed candidates from, and the
+    /// policy (the browser's `iceServers` and `iceTransportPolicy`). Default: no servers,
+    /// policy `all`: host candidates only, as without this field.
+    pub ice: crate::ice::IceConfig,
 }
 
 impl Default for RtcConfig {
@@ -96,6 +118,7 @@ impl Default for RtcConfig {
             idle_timeout: Duration::from_secs(5),
             max_message_bytes: 64 * 1024,
             max_queued_bytes: 1024 * 1024,
+            ice: crate::ice::IceConfig::default(),
         }
     }
 }

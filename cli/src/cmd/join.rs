@@ -14,7 +14,7 @@ use super::friends::{self, LookArgs};
 use super::ice::IceArgs;
 use super::limits;
 use super::lobby::{print_player_event, print_warning, read_password, send_stdin_chat};
-use crate::event::Event;
+use crate::event::{Event, PathInfo};
 use crate::exit;
 use crate::output::{self, Output, Untrusted};
 
@@ -103,16 +103,20 @@ pub async fn run(home: &Home, args: JoinArgs, out: &Output) -> Result<u8> {
     let info = joined.info();
     let mut stop = output::shutdown_signal();
     let ms = started.elapsed().as_millis();
+    let path = info.path.as_ref().map(PathInfo::from);
+    let via = path.as_ref().map(|p| format!(", {}", p.text()));
     let text = format!(
-        "joined \"{}\" hosted by {} ({ms} ms)\n(type a line to chat, Ctrl-C to leave)",
+        "joined \"{}\" hosted by {} ({ms} ms{})\n(type a line to chat, Ctrl-C to leave)",
         Untrusted(&info.lobby_name),
         Untrusted(&info.host_name),
+        via.unwrap_or_default(),
     );
     let event = Event::Connected {
         peer: info.host,
         name: info.lobby_name,
         host_name: info.host_name,
         ms: ms as u64,
+        path,
     };
     out.event(&event, &text);
     let chat = joined.chat();

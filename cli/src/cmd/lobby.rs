@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use dat_social::lobby::{self, ChannelData, ChatMessage, HostEvent, PlayerEvent};
 use dat_social::relay::client::RelayState;
 
-use crate::event::Event;
+use crate::event::{Event, PathInfo};
 use crate::output::{self, Output, Untrusted};
 
 /// The lobby password: the first line of the file at `path` (`None`: no `--password-file`).
@@ -89,14 +89,28 @@ pub fn print_warning(message: String, out: &Output) {
 /// A host's lobby event as its `--json` [`Event`] and its line of text.
 fn host_event(event: &HostEvent) -> (Event, String) {
     match event {
-        HostEvent::PeerJoined { peer, name, peers } => (
-            Event::PeerJoined {
-                peer: peer.clone(),
-                name: name.clone(),
-                peers: *peers,
-            },
-            format!("* {} joined ({peers} players)", Untrusted(name)),
-        ),
+        HostEvent::PeerJoined {
+            peer,
+            name,
+            peers,
+            path,
+        } => {
+            let path = path.as_ref().map(PathInfo::from);
+            let via = path.as_ref().map(|p| format!(", {}", p.text()));
+            (
+                Event::PeerJoined {
+                    peer: peer.clone(),
+                    name: name.clone(),
+                    peers: *peers,
+                    path,
+                },
+                format!(
+                    "* {} joined ({peers} players{})",
+                    Untrusted(name),
+                    via.unwrap_or_default()
+                ),
+            )
+        }
         HostEvent::PeerLeft { peer, name, peers } => (
             Event::PeerLeft {
                 peer: peer.clone(),

@@ -13,6 +13,7 @@ fn the_event_name_comes_first_in_kebab_case() {
         peer: "dat://aa".into(),
         name: "bob".into(),
         peers: 2,
+        path: None,
     };
     let text = serde_json::to_string(&event).unwrap();
     assert!(text.starts_with(r#"{"event":"peer-joined","#), "{text}");
@@ -212,6 +213,10 @@ fn samples() -> Vec<Event> {
             peer: url('b'),
             name: s("bob"),
             peers: 1,
+            path: Some(PathInfo {
+                kind: PathKind::Relay,
+                relay: Some(s("198.51.100.1:3478")),
+            }),
         },
         Event::PeerLeft {
             peer: url('b'),
@@ -258,6 +263,10 @@ fn samples() -> Vec<Event> {
             name: s("friday"),
             host_name: s("alice"),
             ms: 16,
+            path: Some(PathInfo {
+                kind: PathKind::Host,
+                relay: None,
+            }),
         },
         Event::Rejected {
             reason: RejectReason::Full,
@@ -374,6 +383,7 @@ fn the_schema_refuses_what_the_cli_never_prints() {
         peer: url('b'),
         name: "bob".into(),
         peers: 1,
+        path: None,
     });
     assert!(schema.is_valid(&valid));
     let with = |key: &str, value: Value| {
@@ -397,4 +407,33 @@ fn the_schema_refuses_what_the_cli_never_prints() {
     for doc in broken {
         assert!(!schema.is_valid(&doc), "accepted {doc}");
     }
+}
+
+#[test]
+fn the_path_is_its_kind_and_for_relay_the_relay_address() {
+    let relayed = PathInfo {
+        kind: PathKind::Relay,
+        relay: Some("198.51.100.1:3478".into()),
+    };
+    assert_eq!(
+        serde_json::to_value(&relayed).unwrap(),
+        json!({"kind": "relay", "relay": "198.51.100.1:3478"})
+    );
+    assert_eq!(relayed.text(), "path relay via 198.51.100.1:3478");
+    let direct = PathInfo {
+        kind: PathKind::Srflx,
+        relay: None,
+    };
+    assert_eq!(
+        serde_json::to_value(&direct).unwrap(),
+        json!({"kind": "srflx"})
+    );
+    assert_eq!(direct.text(), "path srflx");
+    let joined = line(&Event::PeerJoined {
+        peer: "dat://aa".into(),
+        name: "bob".into(),
+        peers: 1,
+        path: Some(direct),
+    });
+    assert_eq!(joined["path"], json!({"kind": "srflx"}));
 }

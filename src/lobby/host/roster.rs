@@ -20,6 +20,9 @@ pub(super) struct Member<T> {
     pub name: String,
     /// The lobby task's handle on the player's connection.
     pub link: T,
+    /// The path its connection took, when its chat channel opened (boxed: it is large and
+    /// rides in every lobby report).
+    pub path: Option<Box<crate::rtc::SelectedPath>>,
 }
 
 /// What a change of the roster asks of the lobby task, in order.
@@ -84,7 +87,11 @@ impl<T> Roster<T> {
     /// A reserved slot's data channel opened: it becomes `member`.
     pub(super) fn joined(&mut self, member: Member<T>, now_ms: u64) {
         self.reserved = self.reserved.saturating_sub(1);
-        let (peer, name) = (member.url.clone(), member.name.clone());
+        let (peer, name, path) = (
+            member.url.clone(),
+            member.name.clone(),
+            member.path.as_deref().cloned(),
+        );
         self.players.insert(member.id, member);
         self.publish(now_ms);
         self.events
@@ -92,6 +99,7 @@ impl<T> Roster<T> {
                 peer,
                 name,
                 peers: self.players.len() as u32,
+                path,
             }));
     }
 
@@ -173,6 +181,7 @@ mod tests {
             url: url.into(),
             name: format!("p{id}"),
             link: (),
+            path: None,
         }
     }
 
@@ -216,7 +225,8 @@ mod tests {
             RosterEvent::Host(HostEvent::PeerJoined {
                 peer: "dat://a".into(),
                 name: "p7".into(),
-                peers: 1
+                peers: 1,
+                path: None,
             })
         );
         r.left(7, 20);

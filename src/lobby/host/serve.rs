@@ -22,6 +22,7 @@ use crate::keys::IdentityKey;
 use crate::lobby::chat::{wait_for_chat, ChannelEvent, ChannelLabels, ChatIn, ChatWait};
 use crate::lobby::handshake::{Admission, HostEvent, HostHandshake};
 use crate::lobby::signal_log::{LogError, Read, SignalLog};
+use crate::lobby::trickle::trickle_until;
 use crate::lobby::{rtc_config_for, Hello, LOBBY_PROTOCOL, MAX_CHAT_BYTES};
 use crate::net::{Connection, NetError, SharedCore};
 use crate::rtc::{self, ChannelId, PeerConnection, MAX_REMOTE_CANDIDATES};
@@ -307,7 +308,12 @@ impl Signalling<'_> {
         }
         handshake.handle_answer(answer, std::time::Instant::now());
         self.transmit(handshake)?;
-        let chat = wait_for_chat(&mut pc, None).await.map_err(|e| match e {
+        // Candidates keep trickling both ways until the chat channel is open.
+        let mut trickle = pc.trickle();
+        let deadline = crate::time::deadline_after(self.ctx.timeout);
+        let open = wait_for_chat(&mut pc, None);
+        let opened = trickle_until(open, &mut trickle, &mut self.signals, deadline).await;
+        let chat = opened.map_err(|e| match e {
             ChatWait::Disconnected(reason) => {
                 ServeError::Protocol(format!("data channel never opened: {reason}"))
             }
@@ -359,6 +365,7 @@ async fn play(
             id,
             url: peer.clone(),
             name: name.clone(),
+            path: pc.path().map(Box::new),
             link: Link {
                 sender: pc.sender(),
                 chat,

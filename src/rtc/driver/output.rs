@@ -11,7 +11,9 @@ use str0m::net::Transmit;
 use str0m::{Event, Output};
 
 use super::{Chan, Driver};
+use crate::rtc::gather::frame::{classify, PacketClass};
 use crate::rtc::{ChannelParams, DisconnectReason, RtcEvent};
+use crate::sync::lock;
 
 impl Driver {
     /// Polls str0m until it returns its next timeout: sends its datagrams, reports its events.
@@ -34,6 +36,25 @@ impl Driver {
     }
 
     pub(super) async fn transmit(&mut self, t: Transmit) {
+        self.note_path(&t);
+        if let Some(g) = &mut self.gather {
+            let now = Instant::now();
+            match g.wrap(t.source, t.destination, &t.contents, now) {
+                // Not from a relayed address: a host socket sends it.
+                None => {}
+                Some(wrapped) => {
+                    let mut outs: Vec<_> = wrapped.into_iter().collect();
+                    // A permission or channel bind the wrap asked for goes out too.
+                    while let Some(o) = g.poll_transmit(now) {
+                        outs.push(o);
+                    }
+                    for o in outs {
+                        self.send_out(o).await;
+                    }
+                    return;
+                }
+            }
+        }
         // str0m names the local candidate to send from; that is one of our sockets.
         let idx = self.addrs.iter().position(|a| *a == t.source).or_else(|| {
             self.addrs
@@ -44,21 +65,54 @@ impl Driver {
             tracing::debug!("no socket for {} -> {}", t.source, t.destination);
             return;
         };
+        // A candidate pair that cannot route is normal during ICE checks.
+        let _ = self.send_udp(idx, &t.contents, t.destination).await;
+    }
+
+    /// Sends one datagram from socket `idx` (waiting if its buffer is full) and counts it.
+    /// Failures are logged at debug and returned.
+    pub(super) async fn send_udp(
+        &self,
+        idx: usize,
+        data: &[u8],
+        to: std::net::SocketAddr,
+    ) -> io::Result<usize> {
         let sock = &self.sockets[idx];
-        let res = match sock.try_send_to(&t.contents, t.destination) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                sock.send_to(&t.contents, t.destination).await
-            }
+        let res = match sock.try_send_to(data, to) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => sock.send_to(data, to).await,
             r => r,
         };
-        match res {
+        match &res {
             Ok(n) => {
                 self.shared
                     .bytes_sent
-                    .fetch_add(n as u64, Ordering::Relaxed);
+                    .fetch_add(*n as u64, Ordering::Relaxed);
             }
-            // A candidate pair that cannot route is normal during ICE checks.
-            Err(e) => tracing::debug!("send to {} failed: {e}", t.destination),
+            Err(e) => tracing::debug!("send to {to} failed: {e}"),
+        }
+        res
+    }
+
+    /// Records the pair DTLS and SCTP go on as the connection's path (STUN checks probe
+    /// every pair and say nothing).
+    fn note_path(&mut self, t: &Transmit) {
+        if classify(&t.contents) == PacketClass::Stun {
+            return;
+        }
+        let relay_server = self.gather.as_ref().and_then(|g| g.relay_server(t.source));
+        let path = self
+            .remote_kinds
+            .path(t.source, t.destination, relay_server);
+        let mut current = lock(&self.shared.path);
+        if current.as_ref() != Some(&path) {
+            tracing::debug!(
+                "path {}: {} -> {} (relay {:?})",
+                path.kind,
+                path.local,
+                path.remote,
+                path.relay
+            );
+            *current = Some(path);
         }
     }
 
