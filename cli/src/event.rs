@@ -99,6 +99,19 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none")]
         path: Option<PathInfo>,
     },
+    /// `host`, `join`: a connection moved to another path after `peer-joined` / `connected`
+    /// reported the first one (ICE settled on a better candidate pair, e.g. `srflx` after
+    /// `relay` across two cone NATs, or the first pair failed).
+    PathChanged {
+        /// `host`: the player's identity URL; absent on `join` (the connection to the host).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        peer: Option<String>,
+        /// `host`: the player's name; absent on `join`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        /// The new path.
+        path: PathInfo,
+    },
     /// `host`: a player left or vanished.
     PeerLeft {
         /// The player's identity URL.

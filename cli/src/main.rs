@@ -87,7 +87,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+            // turn-client-proto warns on every refused ChannelBind, which is normal: a TURN
+            // server refuses to relay to the peer's private host candidates (ours does by
+            // default), and ICE uses the other candidates. RUST_LOG still shows them.
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,turn_client_proto=error".into()),
         )
         .with_writer(std::io::stderr)
         .init();

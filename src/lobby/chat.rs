@@ -99,6 +99,8 @@ pub(crate) enum ChannelEvent {
         /// The bytes.
         data: Vec<u8>,
     },
+    /// The connection's traffic moved to another candidate pair ([`RtcEvent::PathChanged`]).
+    Path(crate::rtc::SelectedPath),
     /// The chat channel closed or the connection ended: the player is gone.
     Gone,
     /// Nothing for the lobby (statistics, a message on an unknown channel, ...).
@@ -143,6 +145,7 @@ impl ChannelLabels {
             }
             RtcEvent::ChannelClosed { channel } if channel == chat => ChannelEvent::Gone,
             RtcEvent::Disconnected { .. } => ChannelEvent::Gone,
+            RtcEvent::PathChanged { path } => ChannelEvent::Path(path),
             _ => ChannelEvent::Ignored,
         }
     }

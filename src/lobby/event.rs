@@ -51,6 +51,17 @@ pub enum HostEvent {
         /// relay's address; docs/NAT.md); `None` if not known yet.
         path: Option<SelectedPath>,
     },
+    /// A player's connection moved to another path after it joined: ICE settled on a better
+    /// candidate pair than the first it nominated (e.g. `srflx` after `relay` across two cone
+    /// NATs), or the first one failed.
+    PeerPath {
+        /// The player's identity URL.
+        peer: String,
+        /// The player's name.
+        name: String,
+        /// The new path.
+        path: SelectedPath,
+    },
     /// A player left or vanished; `peers` is the new count.
     PeerLeft {
         /// The player's identity URL.
@@ -97,6 +108,9 @@ pub enum PlayerEvent {
     Message(ChatMessage),
     /// Bytes from the host on a data channel other than chat; `from` is the host's identity URL.
     Data(ChannelData),
+    /// The connection to the host moved to another path after [`super::join()`] returned (its
+    /// `path` was the first nominated; ICE settled on a better pair, or that one failed).
+    Path(SelectedPath),
     /// The data channel to the host closed: the host left, ended the lobby or vanished, or this
     /// player's connection failed. The player is no longer in the lobby: stop reading here.
     Disconnected,
@@ -121,6 +135,7 @@ impl PlayerEvent {
                 data,
             })),
             ChannelEvent::Gone => Some(PlayerEvent::Disconnected),
+            ChannelEvent::Path(path) => Some(PlayerEvent::Path(path)),
             ChannelEvent::Opened { .. } | ChannelEvent::Ignored => None,
         }
     }

@@ -268,6 +268,14 @@ pub enum RtcEvent {
         /// Its id.
         channel: ChannelId,
     },
+    /// The connection's traffic moved to another candidate pair after it connected: ICE found
+    /// a better pair than the one it first nominated (e.g. server-reflexive after relayed,
+    /// RFC 8445 §8.1.1 lets the controlling agent nominate again) or the first one failed.
+    /// [`PeerConnection::path`] returns the same from now on.
+    PathChanged {
+        /// The new path.
+        path: SelectedPath,
+    },
     /// The connection ended; no more events follow.
     Disconnected {
         /// Why.

@@ -111,6 +111,16 @@ fn host_event(event: &HostEvent) -> (Event, String) {
                 ),
             )
         }
+        HostEvent::PeerPath { peer, name, path } => {
+            let path = PathInfo::from(path);
+            let text = format!("* {} is now on {}", Untrusted(name), path.text());
+            let event = Event::PathChanged {
+                peer: Some(peer.clone()),
+                name: Some(name.clone()),
+                path,
+            };
+            (event, text)
+        }
         HostEvent::PeerLeft { peer, name, peers } => (
             Event::PeerLeft {
                 peer: peer.clone(),
@@ -138,6 +148,16 @@ fn player_event(event: &PlayerEvent) -> (Event, String) {
     match event {
         PlayerEvent::Message(chat) => message(chat),
         PlayerEvent::Data(data) => channel_data(data),
+        PlayerEvent::Path(path) => {
+            let path = PathInfo::from(path);
+            let text = format!("* the connection to the host is now on {}", path.text());
+            let event = Event::PathChanged {
+                peer: None,
+                name: None,
+                path,
+            };
+            (event, text)
+        }
         PlayerEvent::Disconnected => (
             Event::Disconnected,
             "* disconnected from the lobby".to_string(),

@@ -218,6 +218,14 @@ fn samples() -> Vec<Event> {
                 relay: Some(s("198.51.100.1:3478")),
             }),
         },
+        Event::PathChanged {
+            peer: Some(url('b')),
+            name: Some(s("bob")),
+            path: PathInfo {
+                kind: PathKind::Srflx,
+                relay: None,
+            },
+        },
         Event::PeerLeft {
             peer: url('b'),
             name: s("bob"),
@@ -436,4 +444,35 @@ fn the_path_is_its_kind_and_for_relay_the_relay_address() {
         path: Some(direct),
     });
     assert_eq!(joined["path"], json!({"kind": "srflx"}));
+}
+
+#[test]
+fn a_path_change_names_the_player_on_the_host_and_nobody_on_a_join() {
+    let path = PathInfo {
+        kind: PathKind::Srflx,
+        relay: None,
+    };
+    let host = line(&Event::PathChanged {
+        peer: Some("dat://aa".into()),
+        name: Some("bob".into()),
+        path: path.clone(),
+    });
+    assert_eq!(
+        host,
+        json!({"event": "path-changed", "peer": "dat://aa", "name": "bob", "path": {"kind": "srflx"}})
+    );
+    let join = line(&Event::PathChanged {
+        peer: None,
+        name: None,
+        path,
+    });
+    assert_eq!(
+        join,
+        json!({"event": "path-changed", "path": {"kind": "srflx"}})
+    );
+    let (_, schema) = schema();
+    let join_doc = json!({"event": "path-changed", "path": {"kind": "srflx"}});
+    assert!(schema.is_valid(&join_doc));
+    let half = json!({"event": "path-changed", "peer": url('b'), "path": {"kind": "srflx"}});
+    assert!(!schema.is_valid(&half), "a peer without its name");
 }

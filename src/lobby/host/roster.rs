@@ -103,6 +103,20 @@ impl<T> Roster<T> {
             }));
     }
 
+    /// Player `id`'s connection moved to `path`: recorded and announced. Nothing happens for
+    /// an id that is not a player.
+    pub(super) fn path(&mut self, id: u64, path: Box<crate::rtc::SelectedPath>) {
+        if let Some(player) = self.players.get_mut(&id) {
+            let event = HostEvent::PeerPath {
+                peer: player.url.clone(),
+                name: player.name.clone(),
+                path: (*path).clone(),
+            };
+            player.path = Some(path);
+            self.events.push_back(RosterEvent::Host(event));
+        }
+    }
+
     /// Player `id` left, vanished or was replaced: removed (its link dropped) and announced.
     /// Nothing happens for an id that is not a player.
     pub(super) fn left(&mut self, id: u64, now_ms: u64) {
@@ -239,6 +253,33 @@ mod tests {
         r.left(7, 30);
         assert!(events(&mut r).is_empty(), "a second leave changes nothing");
         assert_eq!(r.taken(), 0);
+    }
+
+    #[test]
+    fn a_path_change_is_recorded_and_told_without_publishing() {
+        let mut r = roster(8);
+        assert!(r.admit("dat://a", 1));
+        r.joined(member(7, "dat://a"), 10);
+        events(&mut r);
+        let path = crate::rtc::SelectedPath {
+            kind: crate::ice::PathKind::Srflx,
+            local: "10.0.0.2:5000".parse().unwrap(),
+            remote: "198.51.100.7:6000".parse().unwrap(),
+            relay: None,
+        };
+        r.path(7, Box::new(path.clone()));
+        assert_eq!(
+            events(&mut r),
+            vec![RosterEvent::Host(HostEvent::PeerPath {
+                peer: "dat://a".into(),
+                name: "p7".into(),
+                path: path.clone(),
+            })],
+            "session.json has no path: nothing is published"
+        );
+        assert_eq!(r.player(7).and_then(|p| p.path.as_deref()), Some(&path));
+        r.path(8, Box::new(path));
+        assert!(events(&mut r).is_empty(), "not a player: nothing happens");
     }
 
     #[test]

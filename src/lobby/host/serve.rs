@@ -399,6 +399,12 @@ async fn play(
                 });
             }
             ChannelEvent::Chat(data) => relay_chat(ctx, id, &data, &peer, &name).await,
+            ChannelEvent::Path(path) => {
+                let _ = ctx.reports.send(Report::Path {
+                    connection: id,
+                    path: Box::new(path),
+                });
+            }
             ChannelEvent::Gone => break,
             ChannelEvent::Ignored => {}
         }

@@ -72,6 +72,13 @@ pub(super) enum Report {
         /// The player, with the lobby's handle on its connection.
         member: Member<Link>,
     },
+    /// A player's connection moved to another candidate pair.
+    Path {
+        /// The player's connection.
+        connection: u64,
+        /// The new path (boxed: it is large).
+        path: Box<crate::rtc::SelectedPath>,
+    },
     /// A player's data channel closed.
     Left {
         /// The player's connection.
@@ -335,6 +342,7 @@ impl LobbyTask {
             Report::Release => self.roster.release(),
             Report::Joined { member } => self.roster.joined(member, now_ms()),
             Report::Left { connection } => self.roster.left(connection, now_ms()),
+            Report::Path { connection, path } => self.roster.path(connection, path),
             Report::Chat {
                 connection,
                 text,

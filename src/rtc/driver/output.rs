@@ -12,7 +12,7 @@ use str0m::{Event, Output};
 
 use super::{Chan, Driver};
 use crate::rtc::gather::frame::{classify, PacketClass};
-use crate::rtc::{ChannelParams, DisconnectReason, RtcEvent};
+use crate::rtc::{ChannelParams, DisconnectReason, RtcEvent, SelectedPath};
 use crate::sync::lock;
 
 impl Driver {
@@ -36,7 +36,12 @@ impl Driver {
     }
 
     pub(super) async fn transmit(&mut self, t: Transmit) {
-        self.note_path(&t);
+        if let Some(path) = self.note_path(&t) {
+            // Before `Connected` the owner reads the first path with `path()`.
+            if self.connected {
+                self.emit(RtcEvent::PathChanged { path }).await;
+            }
+        }
         if let Some(g) = &mut self.gather {
             let now = Instant::now();
             match g.wrap(t.source, t.destination, &t.contents, now) {
@@ -94,10 +99,10 @@ impl Driver {
     }
 
     /// Records the pair DTLS and SCTP go on as the connection's path (STUN checks probe
-    /// every pair and say nothing).
-    fn note_path(&mut self, t: &Transmit) {
+    /// every pair and say nothing); returns the new path when it changed.
+    fn note_path(&mut self, t: &Transmit) -> Option<SelectedPath> {
         if classify(&t.contents) == PacketClass::Stun {
-            return;
+            return None;
         }
         let relay_server = self.gather.as_ref().and_then(|g| g.relay_server(t.source));
         let path = self
@@ -112,8 +117,10 @@ impl Driver {
                 path.remote,
                 path.relay
             );
-            *current = Some(path);
+            *current = Some(path.clone());
+            return Some(path);
         }
+        None
     }
 
     pub(super) async fn on_rtc_event(&mut self, e: Event) {
