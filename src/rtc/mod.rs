@@ -86,8 +86,8 @@ pub struct RtcConfig {
     /// Where to bind the connection's UDP sockets. A specific address (the default,
     /// `127.0.0.1`) binds one socket there, which is the only candidate. The unspecified
     /// address (`0.0.0.0` or `::`, see [`RtcConfig::all_interfaces`]) binds one socket per
-    /// interface address of that family, loopback always included, each a host candidate:
-    /// what real use across machines needs.
+    /// interface address of that family (loopback only when there is no other), each a host
+    /// candidate: what real use across machines needs.
     pub bind_ip: IpAddr,
     /// How long the channels may take to open once the answer is applied (offerer), or the
     /// connection to come up once the answer is made (answerer). Default 10 s.
@@ -124,7 +124,8 @@ impl Default for RtcConfig {
 }
 
 impl RtcConfig {
-    /// The defaults, binding every IPv4 interface address (loopback included).
+    /// The defaults, binding every IPv4 interface address (loopback only when there is no
+    /// other).
     pub fn all_interfaces() -> Self {
         RtcConfig {
             bind_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
