@@ -234,6 +234,18 @@ async fn relay_only_connects(coturn: &Coturn, server: IceServer) {
     );
     joiner.close().await;
     host.close().await;
+    // Closing deletes each allocation on the server (Refresh with lifetime 0), rather than
+    // leaving it to expire 10 minutes later.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let deleted = |log: &str| log.matches(", lifetime=0").count() >= 2;
+    while !deleted(&coturn.log()) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let log = coturn.log();
+    assert!(
+        deleted(&log),
+        "coturn saw no deletion of both allocations:\n{log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -48,9 +48,11 @@ impl Driver {
         self.rtc.disconnect();
     }
 
-    /// Reports the end: every open channel closed, then `Disconnected`. Sockets and the `Rtc`
-    /// are released first, so a slow reader holds no network resources.
-    pub(super) async fn finish(self) {
+    /// Reports the end: every open channel closed, then `Disconnected`. TURN allocations are
+    /// deleted, then sockets and the `Rtc` released, so a slow reader holds no network
+    /// resources.
+    pub(super) async fn finish(mut self) {
+        self.release_allocations().await;
         let Driver {
             rtc,
             sockets,

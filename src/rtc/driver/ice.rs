@@ -294,6 +294,19 @@ impl Driver {
         }
     }
 
+    /// Deletes our TURN allocations on their servers as the connection ends (a Refresh with
+    /// lifetime 0 each, sent once, not awaited), so a relay's quota and ports are freed at once.
+    pub(super) async fn release_allocations(&mut self) {
+        let now = Instant::now();
+        let Some(g) = &mut self.gather else {
+            return;
+        };
+        g.release(now);
+        while let Some(out) = self.gather.as_mut().and_then(|g| g.poll_transmit(now)) {
+            self.send_out(out).await;
+        }
+    }
+
     /// Sends one message to a server: a UDP datagram from a host socket, or on a TCP stream.
     pub(super) async fn send_out(&mut self, out: Out) {
         if !out.tcp {

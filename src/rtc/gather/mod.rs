@@ -377,6 +377,15 @@ impl Gatherer {
         next
     }
 
+    /// The connection ends: every allocation is deleted on its server (the Refreshes are the
+    /// next [`Gather::poll_transmit`]s; nobody waits for their answers).
+    pub(crate) fn release(&mut self, now: Instant) {
+        let clock = self.clock;
+        for a in &mut self.allocs {
+            a.delete(&clock, now);
+        }
+    }
+
     /// Time passed: retransmissions, refreshes, keep-alives, and the gathering deadline.
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
         for b in self.bindings.iter_mut().chain(self.keepalives.iter_mut()) {

@@ -293,6 +293,16 @@ impl Allocation {
         }
     }
 
+    /// Deletes the allocation on the server (a Refresh with LIFETIME 0, RFC 8656 §7), so its
+    /// relayed port and the server's quota are freed now rather than when the lifetime runs
+    /// out. The Refresh is the next [`TurnAlloc::poll_transmit`]; nothing happens for an
+    /// allocation that never succeeded or already failed.
+    pub(crate) fn delete(&mut self, clock: &Clock, now: Instant) {
+        if !self.failed && self.relayed.is_some() {
+            let _ = self.client.delete(clock.to_turn(now));
+        }
+    }
+
     /// Gives up: a pending allocation at the gathering deadline, or a TCP stream that closed.
     pub(crate) fn fail(&mut self) {
         if !self.failed {
