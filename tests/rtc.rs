@@ -281,6 +281,10 @@ async fn a_peer_closing_is_seen_by_the_other_both_ways() {
     assert_eq!(closed, vec![host_open[0].0]);
     assert_eq!(reason, DisconnectReason::RemoteClosed);
     assert!(host.is_closed());
+    assert_eq!(
+        host.disconnect_reason(),
+        Some(DisconnectReason::RemoteClosed)
+    );
 
     // Host closes one channel, then the connection.
     let (mut joiner, mut host, host_open) = pair(
@@ -387,6 +391,18 @@ fn a_vanished_peer_without_goodbye_times_out() {
     rt.block_on(async {
         std::mem::forget(host);
         host_rt.shutdown_background();
+        assert_eq!(joiner.disconnect_reason(), None);
+        // The reason is known from the first end event on (a reader that hides
+        // `Disconnected`, as the lobby's player does, asks `disconnect_reason` after the chat
+        // channel's `ChannelClosed`).
+        for _ in 0..10 {
+            match next(&mut joiner).await {
+                RtcEvent::ChannelClosed { .. } => break,
+                RtcEvent::ChannelOpen { .. } => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(joiner.disconnect_reason(), Some(DisconnectReason::Timeout));
         let (_, reason) = until_disconnected(&mut joiner).await;
         assert_eq!(reason, DisconnectReason::Timeout);
     });

@@ -186,7 +186,9 @@ pub enum Event {
         /// Why.
         reason: RejectReason,
     },
-    /// `join`: the data channel to the host closed; the last event.
+    /// `join`: the data channel to the host closed; the last lobby event. When the host did not
+    /// close it (it went silent: its path died or it was killed), an `error` follows ("lost the
+    /// connection to the host") and the exit code is 3.
     Disconnected,
     /// `join --quick`: the lobby chosen, before joining it.
     Picked(LobbyInfo),

@@ -60,7 +60,7 @@ enum Command {
     Host(cmd::host::HostArgs),
     /// Join a lobby; each line on stdin is a chat message to the lobby.
     #[command(
-        after_help = "Example:\n  dat-social join 'dat://<host key>?peer=192.168.1.5:41234'\n\nExit codes: 3 host unreachable, 4 lobby full, 5 wrong password, 6 rejected, 7 timed out."
+        after_help = "Example:\n  dat-social join 'dat://<host key>?peer=192.168.1.5:41234'\n\nA connection to the host that goes silent for 5 s counts as lost (docs/NAT.md).\nExit codes: 3 host unreachable or lost, 4 lobby full, 5 wrong password, 6 rejected,\n7 timed out."
     )]
     Join(cmd::join::JoinArgs),
     /// Manage whom you follow: add, remove, list (with who is online and hosting).

@@ -450,6 +450,15 @@ impl PeerConnection {
         self.sender.is_closed()
     }
 
+    /// Why the connection ended ([`DisconnectReason::Timeout`]: nothing heard from the peer
+    /// for [`RtcConfig::idle_timeout`]), as soon as it is ending; `None` while it is up. Set
+    /// before the end's events ([`RtcEvent::ChannelClosed`], [`RtcEvent::Disconnected`]) are
+    /// queued, so a reader that saw them can ask here (e.g. through a wrapper that hides
+    /// `Disconnected`).
+    pub fn disconnect_reason(&self) -> Option<DisconnectReason> {
+        crate::sync::lock(&self.sender.shared.reason).clone()
+    }
+
     /// The next local candidate gathered from [`RtcConfig::ice`] servers, to send to the peer
     /// (see [`Trickle::next_local_candidate`]). `None` once gathering is over. Cancel-safe.
     pub async fn next_local_candidate(&mut self) -> Option<String> {

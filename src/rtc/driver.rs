@@ -102,6 +102,8 @@ pub(crate) struct Shared {
     pub local_addrs: Vec<SocketAddr>,
     /// The candidate pair traffic flows on, once connected.
     pub path: Mutex<Option<SelectedPath>>,
+    /// Why the connection ended, once it is ending (set before any end event is reported).
+    pub reason: Mutex<Option<DisconnectReason>>,
     /// STUN Binding transactions answered (srflx gathering; on loopback the mapped address is
     /// the socket's own, so this shows the round trip worked).
     pub bindings_answered: AtomicU64,
@@ -123,6 +125,7 @@ impl Shared {
             remote_addr: Mutex::new(None),
             local_addrs,
             path: Mutex::new(None),
+            reason: Mutex::new(None),
             bindings_answered: AtomicU64::new(0),
             srflx_found: AtomicU64::new(0),
             relayed_found: AtomicU64::new(0),

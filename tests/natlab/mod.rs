@@ -393,22 +393,16 @@ impl Lab {
         checked(Command::new("ip").args(["netns", "exec", netns, "sysctl", "-qw", setting]));
     }
 
+    /// Loads `ruleset` with `nft -f` in `netns` (from a file, so that the run is bounded by
+    /// [`COMMAND_TIMEOUT`] like every other command).
     fn nft(&self, netns: &str, ruleset: &str) {
-        use std::io::Write;
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", netns, "nft", "-f", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn nft (apt-get install nftables)");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(ruleset.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+        let file = tempfile::NamedTempFile::new().expect("a temp file for the ruleset");
+        std::fs::write(file.path(), ruleset).expect("write the ruleset");
+        let path = file.path().to_str().expect("a UTF-8 temp path");
+        let out = run_bounded(
+            Command::new("ip").args(["netns", "exec", netns, "nft", "-f", path]),
+            COMMAND_TIMEOUT,
+        );
         assert!(
             out.status.success(),
             "nft in {netns} failed: {}\n{ruleset}",
@@ -598,6 +592,8 @@ pub fn run_bounded(cmd: &mut Command, timeout: Duration) -> Output {
             break status;
         }
         if std::time::Instant::now() > deadline {
+            // The caller's assertion on the status quotes the stderr; this says why it failed.
+            eprintln!("{what} did not finish within {timeout:?}: killed");
             let _ = child.kill();
             break child.wait().expect("wait");
         }

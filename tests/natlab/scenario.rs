@@ -75,7 +75,13 @@ pub struct LabHost {
 /// Starts `host --listen 0.0.0.0:0 --relay <relay> --name natlab` (plus `extra`) as a new user
 /// on `at`, and waits for `hosting` and the relay's `connected`.
 pub fn host_lobby(relay: &LabRelay, at: &Host, extra: &[&str]) -> LabHost {
+    host_lobby_of(relay, at, 16, extra)
+}
+
+/// As [`host_lobby`], with `--max-peers max_peers` (e.g. 1, to see that a slot is freed).
+pub fn host_lobby_of(relay: &LabRelay, at: &Host, max_peers: u32, extra: &[&str]) -> LabHost {
     let user = User::new("host");
+    let max_peers = max_peers.to_string();
     let mut args = vec![
         "host",
         "--listen",
@@ -85,7 +91,7 @@ pub fn host_lobby(relay: &LabRelay, at: &Host, extra: &[&str]) -> LabHost {
         "--name",
         "natlab",
         "--max-peers",
-        "16",
+        &max_peers,
     ];
     args.extend_from_slice(extra);
     let mut proc = user.spawn_in(&at.netns, &args);
@@ -402,7 +408,7 @@ pub fn open_open_scenario() -> Option<ScenarioResult> {
 /// Host and player each behind a port-restricted cone NAT. Will assert (issue 10): joined, path
 /// `srflx` (or `prflx`: a direct path through both NATs, server-reflexive candidates from the
 /// relay's STUN), chat both ways. Fails today (host candidates only): the join ends after 15 s
-/// with "the connection did not open within 15s" (exit code 1), the host warns "data channel
+/// with "the connection did not open within 15s" (exit code 7), the host warns "data channel
 /// never opened: connect timeout".
 pub fn cone_cone_scenario() -> Option<ScenarioResult> {
     pair("cone", NatKind::Cone, NatKind::Cone)
@@ -450,4 +456,26 @@ pub fn full_lobby_scenario() -> Option<ScenarioResult> {
             ],
         ),
     )
+}
+
+/// Kills every path through `home`'s router, as a Wi-Fi loss or a NAT that forgot its mappings
+/// does: an nftables rule at the head of the router's forward chain drops all UDP and TCP it
+/// would pass between the home's hosts and the outside (both directions), established flows
+/// included. The home's hosts and their processes live on, unaware.
+pub fn cut_path(lab: &Lab, home: &Home) {
+    assert!(
+        home.wan.is_some(),
+        "cut_path needs a routing home (not Open)"
+    );
+    let args = [
+        "nft", "insert", "rule", "ip", "natlab", "forward", "meta", "l4proto", "{", "udp,", "tcp",
+        "}", "drop",
+    ];
+    let out = lab.exec(&home.router, &args, Duration::from_secs(20));
+    assert!(
+        out.status.success(),
+        "nft insert in {} failed: {}",
+        home.router,
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -74,19 +74,25 @@ pub fn run_js(
         .spawn()
         .expect("spawn node");
     let deadline = std::time::Instant::now() + timeout;
+    let mut timed_out = false;
     while child.try_wait().expect("try_wait").is_none() {
         if std::time::Instant::now() > deadline {
             let _ = child.kill();
+            timed_out = true;
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     let out = child.wait_with_output().expect("node output");
     let stdout = String::from_utf8_lossy(&out.stdout);
+    let how = if timed_out {
+        format!("did not finish within {timeout:?}: killed")
+    } else {
+        format!("failed ({})", out.status)
+    };
     assert!(
-        out.status.success(),
-        "node {script} failed ({}):\n{stdout}\n{}",
-        out.status,
+        !timed_out && out.status.success(),
+        "node {script} {how}:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     let line = stdout.lines().last().expect("a JSON line");

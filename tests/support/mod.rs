@@ -1,5 +1,6 @@
 //! Runs the real `dat-social` binary as separate processes on loopback, reading their `--json`
-//! event lines. Every wait is bounded.
+//! event lines. Every wait is bounded ([`WAIT`] unless a caller gives its own bound), and a wait
+//! that runs out panics naming the process and quoting its stderr so far.
 
 #![allow(dead_code)]
 
@@ -88,17 +89,21 @@ impl User {
             .spawn()
             .expect("spawn dat-social");
         let deadline = Instant::now() + WAIT;
-        loop {
-            if child.try_wait().expect("wait").is_some() {
-                break;
-            }
+        let mut timed_out = false;
+        while child.try_wait().expect("wait").is_none() {
             if Instant::now() > deadline {
                 let _ = child.kill();
-                panic!("dat-social {args:?} did not finish within {WAIT:?}");
+                timed_out = true;
+                break;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
         let out = child.wait_with_output().expect("output");
+        assert!(
+            !timed_out,
+            "dat-social {args:?} did not finish within {WAIT:?} (killed); stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         Output {
             status: out.status,
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -238,6 +243,10 @@ impl Proc {
                 Ok(v) => self.seen.push(v),
                 Err(_) => return None,
             }
+            // A process that prints without pause must not hold the wait past its bound.
+            if Instant::now() >= deadline {
+                return None;
+            }
         }
     }
 
@@ -300,11 +309,15 @@ impl Proc {
     pub fn drain(&mut self, timeout: Duration) -> Vec<Value> {
         let deadline = Instant::now() + timeout;
         let mut all = std::mem::take(&mut self.seen);
+        // Also bounded when the process never stops printing.
         while let Ok(v) = self
             .lines
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
         {
             all.push(v);
+            if Instant::now() >= deadline {
+                break;
+            }
         }
         all
     }

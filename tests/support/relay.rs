@@ -3,7 +3,8 @@
 //! ([`custodial_pair`], [`healthy_pair`], [`check_js_pair`]).
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use dat_social::relay::messages::SecretKey;
@@ -17,9 +18,14 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use super::js::run_js;
 use super::sys::expect_status_kib;
 
-/// A running `dat-social relay` on 127.0.0.1, killed (SIGKILL) on drop.
+/// Bound on the relay's start: from spawning it to its `listening` line.
+pub const START_WAIT: Duration = Duration::from_secs(30);
+
+/// A running `dat-social relay` on 127.0.0.1, killed (SIGKILL) on drop. Its stderr (its log)
+/// goes to a file, quoted when it fails to start and printed when a test panics while it runs.
 pub struct Relay {
     child: Child,
+    stderr: tempfile::NamedTempFile,
     /// The WebSocket URL it printed: `ws://127.0.0.1:PORT`, or `wss://…` with `--cert`.
     ws: String,
     /// The port of the WebSocket transport.
@@ -55,8 +61,10 @@ impl Relay {
         }
     }
 
-    /// One try: the relay once it printed `listening`, or the line it printed instead.
+    /// One try: the relay once it printed `listening`, or the line it printed instead and its
+    /// stderr. Panics (with its stderr) when it prints nothing within [`START_WAIT`].
     fn spawn(ws_port: u16, tcp_port: u16, extra: &[&str]) -> Result<Relay, String> {
+        let stderr = tempfile::NamedTempFile::new().expect("a temp file for the relay's stderr");
         let mut child = Command::new(env!("CARGO_BIN_EXE_dat-social"))
             .args(["relay", "--json", "--host", "127.0.0.1", "--turn-port", "0"])
             .args(["--port", &ws_port.to_string()])
@@ -64,25 +72,40 @@ impl Relay {
             .args(extra)
             .env("RUST_LOG", "dat_social=info")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr.reopen().expect("reopen the relay's stderr file"))
             .spawn()
             .expect("spawn dat-social relay");
-        let mut line = String::new();
-        let _ = BufReader::new(child.stdout.take().unwrap()).read_line(&mut line);
+        let first = first_line(child.stdout.take().unwrap(), START_WAIT);
+        let log = || std::fs::read_to_string(stderr.path()).unwrap_or_default();
+        let Some(line) = first else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "dat-social relay {extra:?} printed nothing within {START_WAIT:?} (killed); \
+                 stderr: {}",
+                log()
+            );
+        };
         let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
         let ws = v["ws"].as_str().filter(|_| v["event"] == "listening");
         let tcp = v["tcp"].as_str().and_then(|t| t.strip_prefix("tcp://"));
         let (Some(ws), Some(tcp)) = (ws, tcp) else {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(line);
+            return Err(format!("{line:?}; stderr: {}", log()));
         };
         Ok(Relay {
             ws_port: port_of(ws),
             tcp_port: port_of(tcp),
             ws: ws.to_string(),
             child,
+            stderr,
         })
+    }
+
+    /// The relay's stderr so far (its log, `RUST_LOG=dat_social=info`).
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.stderr.path()).unwrap_or_default()
     }
 
     /// The WebSocket URL, `ws://127.0.0.1:PORT` (`wss://` with `--cert`).
@@ -128,7 +151,25 @@ impl Drop for Relay {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- the relay's stderr ---\n{}", self.stderr());
+        }
     }
+}
+
+/// The first line `stdout` gives ("" when it closes first, e.g. the relay exited), or `None`
+/// when none comes within `timeout`. A thread reads it, then reads and drops the rest, so the
+/// process never blocks on a full pipe.
+fn first_line(stdout: ChildStdout, timeout: Duration) -> Option<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        let _ = reader.read_line(&mut line);
+        let _ = tx.send(line);
+        let _ = std::io::copy(&mut reader, &mut std::io::sink());
+    });
+    rx.recv_timeout(timeout).ok()
 }
 
 /// The port at the end of `…:PORT`.

@@ -20,7 +20,8 @@ pub struct HostArgs {
     /// The lobby's name (default: your profile name).
     #[arg(long)]
     name: Option<String>,
-    /// Most players the lobby admits (1-256).
+    /// Most players the lobby admits (1-256). A player whose connection goes silent for 5 s
+    /// (its path died, or it crashed) is dropped (`peer-left`) and its slot freed.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
     max_peers: u32,
     /// A file whose first line is the lobby password (the lobby is open without it).

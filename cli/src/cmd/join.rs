@@ -9,6 +9,7 @@ use clap::Args;
 use dat_social::home::Home;
 use dat_social::identity::DatUrl;
 use dat_social::lobby::{self, JoinError, JoinOptions, PlayerEvent};
+use dat_social::rtc::DisconnectReason;
 
 use super::friends::{self, LookArgs};
 use super::ice::IceArgs;
@@ -59,7 +60,8 @@ pub struct JoinArgs {
 }
 
 /// Joins, prints `connected` (or `rejected`, with its exit code), then the lobby's events
-/// until the host disconnects or Ctrl-C/SIGTERM.
+/// until the host disconnects or Ctrl-C/SIGTERM. A connection to the host lost rather than
+/// closed by the host ends with [`exit::HostLost`] (exit code 3) after `disconnected`.
 pub async fn run(home: &Home, args: JoinArgs, out: &Output) -> Result<u8> {
     let started = Instant::now();
     let identity = home.identity()?;
@@ -124,11 +126,13 @@ pub async fn run(home: &Home, args: JoinArgs, out: &Output) -> Result<u8> {
         let chat = chat.clone();
         async move { chat.say(&text).await }
     });
+    let mut lost = None;
     loop {
         tokio::select! {
             event = joined.next_event() => match event {
                 Some(PlayerEvent::Disconnected) | None => {
                     print_player_event(&PlayerEvent::Disconnected, out);
+                    lost = lost_reason(&mut joined).await;
                     break;
                 }
                 Some(event) => print_player_event(&event, out),
@@ -138,5 +142,25 @@ pub async fn run(home: &Home, args: JoinArgs, out: &Output) -> Result<u8> {
         }
     }
     joined.leave().await;
-    Ok(0)
+    match lost {
+        Some(reason) => Err(exit::HostLost(reason).into()),
+        None => Ok(0),
+    }
+}
+
+/// How long the end of the connection to the host may take to be recorded once its chat
+/// channel closed (a closing peer lingers 0.5 s for SCTP shutdown and DTLS close_notify).
+const END_WAIT: Duration = Duration::from_secs(2);
+
+/// Why the connection to the host ended, when the host did not close it: it went silent for
+/// the idle timeout (its path died, or it was killed: docs/NAT.md "When a path dies") or the
+/// connection failed. `None` when the host closed it (the lobby ended) or the reason is not
+/// known within [`END_WAIT`]. Reads the connection's last events, so its end is recorded.
+async fn lost_reason(joined: &mut lobby::Joined) -> Option<DisconnectReason> {
+    let rest = async { while joined.next_event().await.is_some() {} };
+    let _ = tokio::time::timeout(END_WAIT, rest).await;
+    match joined.peer_connection().disconnect_reason()? {
+        DisconnectReason::LocalClosed | DisconnectReason::RemoteClosed => None,
+        reason => Some(reason),
+    }
 }

@@ -15,6 +15,7 @@ impl Driver {
     pub(super) fn begin_end(&mut self, reason: DisconnectReason) {
         if self.ending.is_none() {
             tracing::debug!("connection ending: {reason}");
+            *crate::sync::lock(&self.shared.reason) = Some(reason.clone());
             self.ending = Some(reason);
             self.shared.closed.store(true, Ordering::Release);
             self.shared.drained.notify_waiters();
