@@ -5,7 +5,9 @@
 //! through the server under test).
 //!
 //! `cargo bench --bench turn` (release build, root, coturn installed). Environment:
-//! `ROUNDS` (default 3) rounds of one transfer through each server, alternating ours/coturn;
+//! `ROUNDS` (default 4) rounds of one transfer through each server (ours first in odd rounds,
+//! coturn first in even ones) and one direct (no TURN, the client's own ceiling); `IDLE`
+//! (default 0) idle allocations made on each server before the transfers;
 //! `MIB` (default 64) MiB per transfer in `MESSAGE` (default 16384) byte messages; `PINGS`
 //! (default 200) small-message round trips per connection; `DELAY_MS` (default 0) one-way
 //! delay per home router; `ALLOCS` (default `1000,5000`) allocation counts of the memory part;
@@ -222,12 +224,44 @@ where
     })
 }
 
-/// What one connection through a TURN server measured.
+/// What one connection measured.
 struct Sample {
     /// MiB/s of message payload, from the first send to the receiver's acknowledgement.
     mib_s: f64,
     /// Round trips of small messages, milliseconds.
     rtts: Vec<f64>,
+    /// CPU time the TURN server process spent (user + system, all threads) during the
+    /// transfer and pings, per MiB of payload; `None` on the direct path.
+    server_cpu_ms_per_mib: Option<f64>,
+    /// UDP datagrams the kernel dropped for a full receive buffer (`RcvbufErrors`) during the
+    /// run, in the public segment and both homes together.
+    drops: u64,
+}
+
+/// `RcvbufErrors` of `netns`'s UDP counters (`/proc/net/snmp`, per namespace).
+fn rcvbuf_errors(lab: &Lab, netns: &str) -> u64 {
+    let out = lab.exec(netns, &["cat", "/proc/net/snmp"], Duration::from_secs(10));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut udp = text.lines().filter(|l| l.starts_with("Udp:"));
+    let (names, values) = (udp.next().unwrap(), udp.next().unwrap());
+    let i = names
+        .split_whitespace()
+        .position(|n| n == "RcvbufErrors")
+        .unwrap();
+    values.split_whitespace().nth(i).unwrap().parse().unwrap()
+}
+
+/// CPU time of process `pid` so far (user + system, all threads), milliseconds, from
+/// `/proc/<pid>/stat` (clock ticks, usually 10 ms each).
+fn cpu_ms(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("the server runs");
+    // Fields after the command name in parentheses: utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // SAFETY: sysconf(3) reads a constant of the system.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    ticks as f64 * 1e3 / hz
 }
 
 /// What a transfer sends.
@@ -238,21 +272,28 @@ struct Plan {
     pings: usize,
 }
 
-/// The client's settings for `server`: relayed candidates only, one `turn:` URL over UDP with
-/// a fresh TURN REST credential, sockets bound on the home host's address.
-fn client_config(server: SocketAddr, ip: Ipv4Addr, name: &str) -> RtcConfig {
-    let cred = rest::mint(SECRET.as_bytes(), name, unix_now() + 3600).unwrap();
+/// The client's settings: with a TURN `server`, relayed candidates only and one `turn:` URL
+/// over UDP with a fresh TURN REST credential; without, host candidates only. Sockets bound on
+/// the home host's address.
+fn client_config(server: Option<SocketAddr>, ip: Ipv4Addr, name: &str) -> RtcConfig {
+    let ice = match server {
+        Some(server) => {
+            let cred = rest::mint(SECRET.as_bytes(), name, unix_now() + 3600).unwrap();
+            IceConfig {
+                servers: vec![IceServer {
+                    urls: vec![format!("turn:{server}?transport=udp")],
+                    username: Some(cred.username),
+                    credential: Some(cred.password),
+                }],
+                policy: IcePolicy::Relay,
+            }
+        }
+        None => IceConfig::default(),
+    };
     RtcConfig {
         bind_ip: ip.into(),
         connect_timeout: Duration::from_secs(15),
-        ice: IceConfig {
-            servers: vec![IceServer {
-                urls: vec![format!("turn:{server}?transport=udp")],
-                username: Some(cred.username),
-                credential: Some(cred.password),
-            }],
-            policy: IcePolicy::Relay,
-        },
+        ice,
         ..RtcConfig::default()
     }
 }
@@ -261,20 +302,25 @@ fn client_config(server: SocketAddr, ip: Ipv4Addr, name: &str) -> RtcConfig {
 /// send queue is full), waits for the acknowledgement, then times `plan.pings` echoes.
 async fn sender(
     cfg: RtcConfig,
-    server: SocketAddr,
+    server: Option<SocketAddr>,
     offer_tx: oneshot::Sender<String>,
     answer_rx: oneshot::Receiver<String>,
     plan: Plan,
 ) -> Sample {
     let (pending, offer) = rtc::create_offer(&cfg, &[("bench", Reliability::Reliable)])
         .await
-        .expect("an offer with a relayed candidate");
+        .expect("an offer");
     offer_tx.send(offer).unwrap();
     let answer = answer_rx.await.expect("the answer");
     let mut pc = pending.accept_answer(&answer).await.expect("channel open");
     let path = pc.path().expect("a path");
-    assert_eq!(path.kind, PathKind::Relay, "{path:?}");
-    assert_eq!(path.relay, Some(server), "{path:?}");
+    let kind = if server.is_some() {
+        PathKind::Relay
+    } else {
+        PathKind::Host
+    };
+    assert_eq!(path.kind, kind, "{path:?}");
+    assert_eq!(path.relay, server, "{path:?}");
     let channel = pc.channels()[0];
     let out = pc.sender();
     let message = vec![b'D'; plan.message];
@@ -299,6 +345,8 @@ async fn sender(
     Sample {
         mib_s: (count * plan.message) as f64 / secs / (1024.0 * 1024.0),
         rtts,
+        server_cpu_ms_per_mib: None,
+        drops: 0,
     }
 }
 
@@ -344,89 +392,151 @@ async fn receiver(
     }
 }
 
-/// One connection from `from` to `to` through `kind`'s server, and its transfer.
-fn transfer(kind: Kind, from: &Host, to: &Host, plan: Plan, round: usize) -> Sample {
-    let server = kind.addr();
-    let tx_cfg = client_config(server, from.ip, &format!("sender{round}"));
-    let rx_cfg = client_config(server, to.ip, &format!("receiver{round}"));
+/// A way from one home to another: through a TURN server, or direct (host candidates).
+struct Route<'a> {
+    label: &'static str,
+    server: Option<&'a Server>,
+    from: Host,
+    to: Host,
+}
+
+/// One connection along `route`, and its transfer.
+fn transfer(lab: &Lab, route: &Route, plan: Plan, round: usize) -> Sample {
+    let namespaces = [lab.public(), &route.from.netns, &route.to.netns];
+    let drops = || -> u64 { namespaces.iter().map(|ns| rcvbuf_errors(lab, ns)).sum() };
+    let drops_before = drops();
+    let server = route.server.map(|s| s.kind.addr());
+    let tx_cfg = client_config(server, route.from.ip, &format!("sender{round}"));
+    let rx_cfg = client_config(server, route.to.ip, &format!("receiver{round}"));
     let (offer_tx, offer_rx) = oneshot::channel();
     let (answer_tx, answer_rx) = oneshot::channel();
     let total = plan.bytes / plan.message * plan.message;
-    let rx = spawn_in(&to.netns, move || async move {
+    let cpu_before = route.server.map(|s| cpu_ms(s.proc.pid()));
+    let rx = spawn_in(&route.to.netns, move || async move {
         tokio::time::timeout(RUN_BOUND, receiver(rx_cfg, offer_rx, answer_tx, total)).await
     });
-    let tx = spawn_in(&from.netns, move || async move {
+    let tx = spawn_in(&route.from.netns, move || async move {
         tokio::time::timeout(RUN_BOUND, sender(tx_cfg, server, offer_tx, answer_rx, plan)).await
     });
-    let sample = tx
+    let mut sample = tx
         .join()
         .unwrap()
         .expect("the transfer ended within its bound");
     rx.join()
         .unwrap()
         .expect("the receiver ended within its bound");
+    sample.drops = drops() - drops_before;
+    if let (Some(s), Some(before)) = (route.server, cpu_before) {
+        let mib = total as f64 / (1024.0 * 1024.0);
+        sample.server_cpu_ms_per_mib = Some((cpu_ms(s.proc.pid()) - before) / mib);
+    }
     sample
 }
 
-/// Part 1: `rounds` transfers through each server, alternating ours / coturn.
-fn throughput(lab: &mut Lab, rounds: usize, plan: Plan, delay: Option<Duration>) {
+fn sorted(mut v: Vec<f64>) -> Vec<f64> {
+    v.sort_by(|x, y| x.partial_cmp(y).unwrap());
+    v
+}
+
+/// Part 1: `rounds` rounds of one transfer through our TURN, one through coturn (symmetric
+/// NAT to symmetric NAT) and one direct between two open homes (the client's own ceiling).
+///
+/// With `idle` > 0, each TURN server first gets `idle` more allocations from a third home that
+/// stay idle during the transfers: a relay serving other clients.
+fn throughput(lab: &mut Lab, rounds: usize, plan: Plan, delay: Option<Duration>, idle: usize) {
     let options = HomeOptions { hosts: 1, delay };
-    let a = lab
-        .add_home_with(NatKind::Symmetric, options)
-        .host()
-        .clone();
-    let b = lab
-        .add_home_with(NatKind::Symmetric, options)
-        .host()
-        .clone();
-    let ours = Server::start(lab, Kind::Ours, 1000);
-    let coturn = Server::start(lab, Kind::Coturn, 1000);
+    let mut host = |kind| lab.add_home_with(kind, options).host().clone();
+    let (a, b) = (host(NatKind::Symmetric), host(NatKind::Symmetric));
+    let (c, d) = (host(NatKind::Open), host(NatKind::Open));
+    let idler = lab.add_home(NatKind::Open, 1).host().clone();
+    let ours = Server::start(lab, Kind::Ours, idle + 64);
+    let coturn = Server::start(lab, Kind::Coturn, idle + 64);
+    let _idle: Vec<UdpSocket> = [&ours, &coturn]
+        .iter()
+        .flat_map(|s| allocations(&idler.netns, s.kind.addr(), 0, idle))
+        .collect();
+    let routes = [
+        Route {
+            label: "dat-social relay (TURN)",
+            server: Some(&ours),
+            from: a.clone(),
+            to: b.clone(),
+        },
+        Route {
+            label: "coturn (TURN)",
+            server: Some(&coturn),
+            from: a,
+            to: b,
+        },
+        Route {
+            label: "direct (no TURN, open homes)",
+            server: None,
+            from: c,
+            to: d,
+        },
+    ];
     println!(
-        "Throughput: {} MiB in {}-byte messages, reliable channel, symmetric NAT to symmetric NAT, \
-         {} ms one-way delay per router",
+        "Throughput: {} MiB in {}-byte messages on a reliable channel, {} ms one-way delay per router, \
+         {idle} idle allocations on each TURN server",
         plan.bytes >> 20,
         plan.message,
         delay.unwrap_or_default().as_millis()
     );
-    println!("| round | server | MiB/s | ping p50 ms | ping p99 ms |");
-    println!("|---|---|---:|---:|---:|");
-    let mut all: Vec<(Kind, Sample)> = Vec::new();
+    println!(
+        "| round | path | MiB/s | server CPU ms per MiB | UDP drops | ping p50 ms | ping p99 ms |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|");
+    let mut all: Vec<(usize, Sample)> = Vec::new();
     for round in 1..=rounds {
-        for server in [&ours, &coturn] {
-            let mut s = transfer(server.kind, &a, &b, plan, round);
-            s.rtts.sort_by(|x, y| x.partial_cmp(y).unwrap());
+        // Alternate which server goes first, so that a drift in load favours neither.
+        let mut order = [0, 1, 2];
+        if round % 2 == 0 {
+            order.swap(0, 1);
+        }
+        for i in order {
+            let route = &routes[i];
+            let mut s = transfer(lab, route, plan, round);
+            s.rtts = sorted(std::mem::take(&mut s.rtts));
             println!(
-                "| {round} | {} | {:.1} | {:.2} | {:.2} |",
-                server.kind.name(),
+                "| {round} | {} | {:.1} | {} | {} | {:.2} | {:.2} |",
+                route.label,
                 s.mib_s,
+                s.server_cpu_ms_per_mib
+                    .map_or("".into(), |c| format!("{c:.1}")),
+                s.drops,
                 percentile(&s.rtts, 50.0),
                 percentile(&s.rtts, 99.0)
             );
-            all.push((server.kind, s));
+            all.push((i, s));
         }
     }
-    println!("| server | runs | MiB/s median | min | max | ping p50 ms (all runs) |");
-    println!("|---|---:|---:|---:|---:|---:|");
-    for kind in [Kind::Ours, Kind::Coturn] {
-        let mut rates: Vec<f64> = all
+    println!("| path | runs | MiB/s median | min | max | server CPU ms per MiB, median | ping p50 ms (all runs) |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for (i, route) in routes.iter().enumerate() {
+        let runs: Vec<&Sample> = all
             .iter()
-            .filter(|(k, _)| *k == kind)
-            .map(|(_, s)| s.mib_s)
+            .filter(|(j, _)| *j == i)
+            .map(|(_, s)| s)
             .collect();
-        rates.sort_by(|x, y| x.partial_cmp(y).unwrap());
-        let mut rtts: Vec<f64> = all
-            .iter()
-            .filter(|(k, _)| *k == kind)
-            .flat_map(|(_, s)| s.rtts.iter().copied())
-            .collect();
-        rtts.sort_by(|x, y| x.partial_cmp(y).unwrap());
+        let rates = sorted(runs.iter().map(|s| s.mib_s).collect());
+        let cpu = sorted(
+            runs.iter()
+                .filter_map(|s| s.server_cpu_ms_per_mib)
+                .collect(),
+        );
+        let rtts = sorted(runs.iter().flat_map(|s| s.rtts.iter().copied()).collect());
         println!(
-            "| {} | {} | {:.1} | {:.1} | {:.1} | {:.2} |",
-            kind.name(),
+            "| {} | {} | {:.1} | {:.1} | {:.1} | {} | {:.2} |",
+            route.label,
             rates.len(),
             percentile(&rates, 50.0),
             rates[0],
             rates[rates.len() - 1],
+            if cpu.is_empty() {
+                String::new()
+            } else {
+                format!("{:.1}", percentile(&cpu, 50.0))
+            },
             percentile(&rtts, 50.0)
         );
     }
@@ -539,7 +649,13 @@ fn main() {
             pings: env_or("PINGS", 200),
         };
         let delay = Some(Duration::from_millis(env_or("DELAY_MS", 0))).filter(|d| !d.is_zero());
-        throughput(&mut lab, env_or("ROUNDS", 3), plan, delay);
+        throughput(
+            &mut lab,
+            env_or("ROUNDS", 4),
+            plan,
+            delay,
+            env_or("IDLE", 0),
+        );
     }
     if part.is_empty() || part == "memory" {
         let counts: Vec<usize> = std::env::var("ALLOCS")
