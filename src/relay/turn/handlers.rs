@@ -203,6 +203,7 @@ impl TurnServer {
         );
         alloc.allocate_answer = answer.clone();
         self.count(&p.authed.username, tuple.client.ip());
+        self.expiry_added(alloc.expires);
         self.allocations.insert(tuple, alloc);
         self.by_relayed.insert(relayed, tuple);
         self.stats.allocations += 1;
@@ -226,6 +227,7 @@ impl TurnServer {
             let lifetime = self.config.limits.lifetime(requested);
             if let Some(a) = self.allocations.get_mut(&tuple) {
                 a.expires = now + lifetime;
+                self.expiry_changed();
             }
             lifetime.as_secs() as u32
         };

@@ -2,6 +2,7 @@
 //! datagrams and time in; [`Transmit`]s and [`TurnEvent`]s out. Request handling itself is in
 //! `handlers`.
 
+use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -97,6 +98,11 @@ pub struct TurnServer {
     transmits: VecDeque<Transmit>,
     events: VecDeque<TurnEvent>,
     pub(crate) stats: TurnStats,
+    /// The earliest allocation expiry, cached because the driver asks for it after every
+    /// packet (a scan per packet made the relay's CPU per relayed byte grow with the number
+    /// of allocations: BENCHMARKS.md "TURN throughput"). `None`: not known since an
+    /// allocation was refreshed or removed; [`TurnServer::poll_timeout`] scans them again.
+    next_expiry: Cell<Option<Option<Instant>>>,
 }
 
 impl TurnServer {
@@ -114,6 +120,7 @@ impl TurnServer {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: TurnStats::default(),
+            next_expiry: Cell::new(Some(None)),
         }
     }
 
@@ -252,12 +259,35 @@ impl TurnServer {
     }
 
     /// When [`TurnServer::handle_timeout`] next has work: the earliest allocation expiry.
+    /// Constant time while no allocation is refreshed or removed (the value is cached), a scan
+    /// of the allocations after that.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.allocations.values().map(|a| a.expires).min()
+        if let Some(next) = self.next_expiry.get() {
+            return next;
+        }
+        let next = self.allocations.values().map(|a| a.expires).min();
+        self.next_expiry.set(Some(next));
+        next
+    }
+
+    /// Keeps the cached earliest expiry right when an allocation expiring at `expires` is added.
+    pub(crate) fn expiry_added(&self, expires: Instant) {
+        if let Some(next) = self.next_expiry.get() {
+            let earliest = next.map_or(expires, |n| n.min(expires));
+            self.next_expiry.set(Some(Some(earliest)));
+        }
+    }
+
+    /// Forgets the cached earliest expiry: an allocation's expiry moved, or it is gone.
+    pub(crate) fn expiry_changed(&self) {
+        self.next_expiry.set(None);
     }
 
     /// Removes the allocations whose lifetime passed at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        // Rarely called (when the earliest expiry comes): a fresh scan afterwards keeps a
+        // cached expiry that was too early from waking the driver again and again.
+        self.expiry_changed();
         let expired: Vec<FiveTuple> = self
             .allocations
             .iter()
@@ -326,6 +356,7 @@ impl TurnServer {
         let Some(a) = self.allocations.remove(&tuple) else {
             return;
         };
+        self.expiry_changed();
         self.by_relayed.remove(&a.relayed);
         self.uncount(&a.username, tuple.client.ip());
         self.push_event(TurnEvent::AllocationClosed {

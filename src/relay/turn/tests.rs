@@ -618,6 +618,45 @@ fn an_allocation_expires_and_is_cleaned_up_refresh_extends_it() {
     assert!(s.per_user.is_empty() && s.per_ip.is_empty());
 }
 
+/// `poll_timeout` is cached (the driver asks after every packet): the cache follows every
+/// allocation added, refreshed, deleted and expired.
+#[test]
+fn the_next_expiry_follows_creation_refresh_deletion_and_expiry() {
+    let (mut s, now) = server(|_| {});
+    let (a, b) = (tuple("203.0.113.5:5000"), tuple("203.0.113.6:5000"));
+    let (mut ca, mut cb) = (creds("alice", UNIX0 + 7200), creds("bob", UNIX0 + 7200));
+    let minutes = |m: u64| Duration::from_secs(60 * m);
+    allocate(&mut s, a, &mut ca, "198.51.100.1:50000", now);
+    assert_eq!(s.poll_timeout(), Some(now + minutes(10)));
+    let t1 = now + minutes(1);
+    allocate(&mut s, b, &mut cb, "198.51.100.1:50002", t1);
+    // The earlier one still comes first.
+    assert_eq!(s.poll_timeout(), Some(now + minutes(10)));
+    // A refreshes to an hour: B's expiry is next.
+    let t2 = now + minutes(2);
+    ask(
+        &mut s,
+        a,
+        &request(REFRESH, &[&Lifetime::new(3600)], Some(&ca)),
+        t2,
+    );
+    assert_eq!(s.poll_timeout(), Some(t1 + minutes(10)));
+    // B is deleted: A's hour.
+    ask(
+        &mut s,
+        b,
+        &request(REFRESH, &[&Lifetime::new(0)], Some(&cb)),
+        t2,
+    );
+    assert_eq!(s.allocation_count(), 1);
+    assert_eq!(s.poll_timeout(), Some(t2 + minutes(60)));
+    // An early timeout changes nothing; at the expiry nothing is left.
+    s.handle_timeout(t2);
+    assert_eq!(s.poll_timeout(), Some(t2 + minutes(60)));
+    s.handle_timeout(t2 + minutes(60));
+    assert_eq!((s.allocation_count(), s.poll_timeout()), (0, None));
+}
+
 #[test]
 fn permissions_and_channels_are_bounded() {
     let (mut s, now) = server(|c| {
