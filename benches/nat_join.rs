@@ -5,7 +5,9 @@
 //! prints, it asserts nothing about speed.
 //!
 //! `cargo bench --bench nat_join` (release build, root). Environment: `JOINS` sequential joins
-//! (default 30), `DELAY_MS` one-way delay per router (default 20).
+//! (default 30), `DELAY_MS` one-way delay per router (default 20), `TIMELINE=<dir>` to keep the
+//! last join's and the host's stderr there (run with `RUST_LOG=dat_social=debug` for the
+//! timestamped steps of both sides).
 //!
 //! Paths measured: `Open`/`Open` (public addresses, direct WebRTC; signalling through the
 //! relay, as a player holding only the relay's URL joins). Issue 10 adds the cone (srflx) and
@@ -58,11 +60,26 @@ fn measure(host: NatKind, player: NatKind, delay: Duration, joins: u64, join_arg
         }
         proc.signal("INT");
         proc.wait_exit(WAIT);
+        if let (Some(dir), true) = (std::env::var_os("TIMELINE"), i == joins) {
+            save_timeline(
+                std::path::Path::new(&dir),
+                &proc.stderr(),
+                &lobby.proc.stderr(),
+            );
+        }
         lobby.proc.expect("peer-left");
     }
     let label = format!("{}/{}", host.name(), player.name());
     summary(&format!("{label}, `ms` reported by join"), reported);
     summary(&format!("{label}, wall time from spawn to connected"), wall);
+}
+
+/// Writes the last join's stderr and the host's to `dir` (`join.log`, `host.log`): with
+/// `RUST_LOG=dat_social=debug` their timestamped `join:`/`host:` steps are the join's timeline.
+fn save_timeline(dir: &std::path::Path, join: &str, host: &str) {
+    std::fs::create_dir_all(dir).expect("TIMELINE dir");
+    std::fs::write(dir.join("join.log"), join).expect("join.log");
+    std::fs::write(dir.join("host.log"), host).expect("host.log");
 }
 
 fn main() {

@@ -247,7 +247,8 @@ pub async fn join_through(endpoint: &Endpoint, options: JoinOptions) -> Result<J
     let mut handshake = JoinHandshake::new(offer, log_pub, lobby_log, deadline.into_std());
     // Replies come after the offer: the lobby log is read from its length now.
     let from = lobby.status().length;
-    let mut signals = SignalLog::new(lobby.clone(), from, log_key, log.clone(), lobby_log);
+    let mut signals =
+        SignalLog::new(lobby.clone(), from, log_key, log.clone(), lobby_log).with_channel(channel);
     let answer = signal(&mut handshake, &mut signals, &mut pending, deadline).await?;
     step("got the answer");
     // Candidates keep trickling both ways while the answer is applied and ICE checks run.

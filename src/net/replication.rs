@@ -9,15 +9,18 @@
 //! Behaviour (the parts of JS `Peer` a live, full replica needs):
 //! - open: the channel handshake carries `caps.replicate(isInitiator, key, handshakeHash)`; the
 //!   remote's must equal `caps.replicate(!isInitiator, ...)`, else the connection is refused.
-//!   Then `sync` and `range { start: 0, length: contiguous }` are sent.
+//!   Then `range { start: 0, length: contiguous }` and `sync` are sent (JS sends `sync` first;
+//!   either order is valid, and ours lets a reader ask for blocks with its first upgrade).
 //! - uploader: `request` → `create_proof` → `data`, or `noData` (reason 1 not available,
 //!   2 invalid request). `want` → `range` of what we have.
 //! - downloader (eager, live): when the remote's `sync` says it is longer, it can upgrade us, and
-//!   it has acknowledged our length, request the upgrade (one at a time, as JS); request every
+//!   it has acknowledged our length, request the upgrade (one at a time, as JS; an empty replica
+//!   asks for block 0 in the same request, as JS `_requestRangeBlock` attaches an upgrade to a
+//!   block past its length, which saves the reader a round trip); request every
 //!   block below our length that we miss and the remote has announced (`range`/`bitfield`), with
 //!   at most [`DEFAULT_MAX_INFLIGHT`] requests in flight.
-//! - on every local change (append, or data verified from any peer) send `sync` with the new
-//!   length and `range` with the new contiguous length, so the remote can ask at once.
+//! - on every local change (append, or data verified from any peer) send `range` with the new
+//!   contiguous length and `sync` with the new length, so the remote can ask at once.
 //!
 //! - fork check (our addition; JS does the like in `core.checkConflict`): when a proof from the
 //!   remote fails to verify against our tree (once per remote length), and once per connection
@@ -168,7 +171,8 @@ pub struct ReplicationStats {
 /// What a request id was for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Inflight {
-    Upgrade,
+    /// An upgrade, with the block it also asked for (block 0 of an empty replica).
+    Upgrade(Option<u64>),
     Block(u64),
     /// A fork check (see the module docs).
     Check,
@@ -313,8 +317,10 @@ impl Replicator {
             return Ok(());
         }
         self.remote.opened = true;
-        self.send_sync(core, true);
+        // `range` before `sync`: a reader that learns our length already knows what we hold,
+        // so its first request can carry a block with the upgrade (see `update`).
         self.announce_range(core);
+        self.send_sync(core, true);
         Ok(())
     }
 
@@ -324,8 +330,8 @@ impl Replicator {
         if !self.remote.opened {
             return;
         }
-        self.send_sync(core, false);
         self.announce_range(core);
+        self.send_sync(core, false);
         self.update(core);
     }
 

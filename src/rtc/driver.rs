@@ -150,6 +150,9 @@ pub(crate) struct Setup {
     pub candidates: mpsc::Sender<String>,
 }
 
+/// Most DTLS datagrams held while str0m does not know the path yet (a handshake flight).
+const MAX_EARLY_DTLS: usize = 4;
+
 /// The state of one connection's task (see the module docs).
 pub(crate) struct Driver {
     rtc: Rtc,
@@ -175,6 +178,9 @@ pub(crate) struct Driver {
     timing: Timing,
     last_recv: Instant,
     remote: Option<SocketAddr>,
+    /// DTLS datagrams str0m refused because they came before it chose the path: (source,
+    /// destination, bytes), at most [`MAX_EARLY_DTLS`]; offered again after each input.
+    early_dtls: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
     /// Why the connection is ending, once it is.
     ending: Option<DisconnectReason>,
     close_deadline: Option<Instant>,
@@ -256,6 +262,7 @@ impl Driver {
             timing,
             last_recv: now,
             remote: None,
+            early_dtls: Vec::new(),
             ending: None,
             close_deadline: None,
             gather,
@@ -437,6 +444,7 @@ impl Driver {
         };
         let input = Input::Receive(now, receive);
         if !self.rtc.accepts(&input) {
+            self.hold_early_dtls(source, destination, data);
             tracing::trace!("ignoring a datagram from {source}");
             return;
         }
@@ -454,6 +462,41 @@ impl Driver {
             return;
         }
         self.drain().await;
+        self.replay_early_dtls(now).await;
+    }
+
+    /// Keeps a DTLS datagram (RFC 7983: first byte 20..=63) that str0m refused. The peer that
+    /// nominates first sends its ClientHello at once; when it overtakes the binding response
+    /// that completes our side's check, str0m does not know the path yet and refuses it, and
+    /// the handshake then waits for the DTLS retransmission, a whole second.
+    fn hold_early_dtls(&mut self, source: SocketAddr, destination: SocketAddr, data: &[u8]) {
+        let dtls = data.first().is_some_and(|b| (20..=63).contains(b));
+        if dtls && !self.connected && self.early_dtls.len() < MAX_EARLY_DTLS {
+            self.early_dtls.push((source, destination, data.to_vec()));
+        }
+    }
+
+    /// Offers the held DTLS datagrams to str0m again; those it still refuses stay held until
+    /// the connection is up.
+    async fn replay_early_dtls(&mut self, now: Instant) {
+        for (source, destination, data) in std::mem::take(&mut self.early_dtls) {
+            let Ok(receive) = Receive::new(Protocol::Udp, source, destination, &data) else {
+                continue;
+            };
+            let input = Input::Receive(now, receive);
+            if !self.rtc.accepts(&input) {
+                if !self.connected {
+                    self.early_dtls.push((source, destination, data));
+                }
+                continue;
+            }
+            tracing::debug!("a DTLS datagram from {source} that came early is taken now");
+            if let Err(e) = self.rtc.handle_input(input) {
+                self.end(DisconnectReason::Error(e.to_string())).await;
+                return;
+            }
+            self.drain().await;
+        }
     }
 
     async fn on_command(&mut self, c: Command) {

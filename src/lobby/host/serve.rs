@@ -24,7 +24,7 @@ use crate::lobby::handshake::{Admission, HostEvent, HostHandshake};
 use crate::lobby::signal_log::{LogError, Read, SignalLog};
 use crate::lobby::trickle::trickle_until;
 use crate::lobby::{rtc_config_for, Hello, LOBBY_PROTOCOL, MAX_CHAT_BYTES};
-use crate::net::{Connection, NetError, SharedCore};
+use crate::net::{AppChannel, Connection, NetError, SharedCore};
 use crate::rtc::{self, ChannelId, PeerConnection, MAX_REMOTE_CANDIDATES};
 use crate::signal::{RejectReason, SignalError};
 
@@ -147,7 +147,8 @@ async fn serve_inner(
     signalling: &mut Option<HostHandshake>,
 ) -> Result<(), ServeError> {
     let conn = &*inbound.connection;
-    let log_key = crate::keys::LogKey::from_bytes(read_hello(ctx, conn).await?);
+    let (log_key, channel) = read_hello(ctx, conn).await?;
+    let log_key = crate::keys::LogKey::from_bytes(log_key);
     let joiner_log = SharedCore::new(Core::in_memory_replica(log_key.into()));
     conn.replicate(joiner_log.clone()).await?;
     let handshake = signalling.insert(HostHandshake::new(
@@ -163,7 +164,8 @@ async fn serve_inner(
         ctx.lobby_key.clone(),
         ctx.lobby.clone(),
         log_key,
-    );
+    )
+    .with_channel(channel);
     let mut driver = Signalling {
         ctx,
         id: inbound.id,
@@ -183,13 +185,18 @@ async fn serve_inner(
     let (pc, chat) = admitted?;
     *signalling = None;
     let (peer, name) = driver.joiner.take().unwrap_or_default();
+    // Closes the lobby channel: nothing is read from it while the player plays.
+    drop(driver);
     play(ctx, inbound.id, pc, chat, peer, name).await;
     Ok(())
 }
 
 /// Opens the host's side of the lobby channel and reads the joiner's hello: its signalling
-/// log key.
-async fn read_hello(ctx: &Context, conn: &Connection) -> Result<[u8; 32], ServeError> {
+/// log key. The channel stays open for the signals mirrored on it ([`SignalLog::with_channel`]).
+async fn read_hello(
+    ctx: &Context,
+    conn: &Connection,
+) -> Result<([u8; 32], AppChannel), ServeError> {
     let mut channel = conn
         .open_app_channel(LOBBY_PROTOCOL, Some(ctx.lobby.key().as_ref()))
         .await?;
@@ -197,11 +204,10 @@ async fn read_hello(ctx: &Context, conn: &Connection) -> Result<[u8; 32], ServeE
         .await
         .map_err(|_| ServeError::Timeout("the joiner's hello"))?
         .ok_or(ServeError::Net(NetError::Closed))?;
-    // The hello is the channel's only message: close it so that nothing more is buffered.
-    drop(channel);
     let hello: Hello = serde_json::from_slice(&hello.payload)
         .map_err(|e| ServeError::Protocol(format!("bad hello: {e}")))?;
-    crate::identity::parse_key_hex(&hello.log).map_err(ServeError::Protocol)
+    let key = crate::identity::parse_key_hex(&hello.log).map_err(ServeError::Protocol)?;
+    Ok((key, channel))
 }
 
 /// The IO around one joiner's [`HostHandshake`].

@@ -51,6 +51,9 @@ impl Replicator {
         }
         match core.verify_and_apply(&data) {
             Ok(()) => self.stats.data_applied += 1,
+            // Asked ahead of the upgrade (`request_ahead`), answered before it: no fault of
+            // the peer; asked again once our length covers it.
+            Err(_) if matches!(kind, Inflight::Block(i) if i >= core.length()) => {}
             Err(e) => {
                 self.stats.data_invalid += 1;
                 self.invalid += 1;
@@ -59,8 +62,9 @@ impl Replicator {
                 if self.invalid >= MAX_INVALID {
                     return Err(ReplicationError::TooManyInvalid(self.invalid));
                 }
-                if let Inflight::Upgrade = kind {
+                if let Inflight::Upgrade(block) = kind {
                     self.upgrade_refused_at = Some(self.remote.length);
+                    self.unavailable.extend(block);
                 }
                 if let Inflight::Block(i) = kind {
                     self.unavailable.insert(i);
@@ -79,7 +83,10 @@ impl Replicator {
         };
         self.clear_inflight(kind);
         match kind {
-            Inflight::Upgrade => self.upgrade_refused_at = Some(self.remote.length),
+            Inflight::Upgrade(block) => {
+                self.upgrade_refused_at = Some(self.remote.length);
+                self.unavailable.extend(block);
+            }
             Inflight::Block(i) => {
                 self.unavailable.insert(i);
             }
@@ -90,7 +97,12 @@ impl Replicator {
 
     pub(super) fn clear_inflight(&mut self, kind: Inflight) {
         match kind {
-            Inflight::Upgrade => self.upgrade_inflight = false,
+            Inflight::Upgrade(block) => {
+                self.upgrade_inflight = false;
+                if let Some(i) = block {
+                    self.blocks_inflight.remove(&i);
+                }
+            }
             Inflight::Block(i) => {
                 self.blocks_inflight.remove(&i);
             }
@@ -150,6 +162,51 @@ impl Replicator {
         );
     }
 
+    /// With the upgrade of an empty replica in flight (block 0 riding on it), asks for the
+    /// remote's other blocks at once instead of a round trip later: each proved up to the root
+    /// of the remote's tree that covers it, a node the upgrade brings. A peer answers in order
+    /// (ours does); a block that arrives before the upgrade is asked again (see `on_data`).
+    fn request_ahead(&mut self, core: &mut dyn ReplicaCore) {
+        let theirs = self.remote.length;
+        if theirs >= crate::hypercore::flat_tree::MAX_INDEX / 2 {
+            return;
+        }
+        let roots = crate::hypercore::flat_tree::full_roots(2 * theirs);
+        let end = theirs.min(self.max_inflight as u64 + 1);
+        for index in 1..end {
+            if self.inflight.len() >= self.max_inflight {
+                break;
+            }
+            if core.has(index)
+                || self.blocks_inflight.contains(&index)
+                || self.unavailable.contains(&index)
+                || !self.remote.has(index)
+            {
+                continue;
+            }
+            let leaf = 2 * index;
+            let Some(&root) = roots.iter().find(|&&r| {
+                let (left, right) = crate::hypercore::flat_tree::spans(r);
+                left <= leaf && leaf <= right
+            }) else {
+                break;
+            };
+            let id = self.next_request_id();
+            self.inflight.insert(id, Inflight::Block(index));
+            self.blocks_inflight.insert(index);
+            let nodes = crate::hypercore::flat_tree::depth(root) as u64;
+            self.push(
+                msg_type::REQUEST,
+                &Request {
+                    id,
+                    fork: core.fork(),
+                    block: Some(RequestBlock { index, nodes }),
+                    ..Request::default()
+                },
+            );
+        }
+    }
+
     /// The downloader: issue the upgrade and block requests that are possible now.
     pub(super) fn update(&mut self, core: &mut dyn ReplicaCore) {
         if !self.remote.opened || !self.remote.uploading {
@@ -173,13 +230,24 @@ impl Replicator {
             && self.upgrade_refused_at != Some(self.remote.length)
         {
             let id = self.next_request_id();
-            self.inflight.insert(id, Inflight::Upgrade);
+            // An empty replica asks for block 0 with the upgrade (the shape of a fork check,
+            // which a proof from length 0 serves): the reader's first block comes a round trip
+            // sooner.
+            let block = (length == 0
+                && self.remote.has(0)
+                && !core.has(0)
+                && !self.blocks_inflight.contains(&0)
+                && !self.unavailable.contains(&0))
+            .then_some(0);
+            self.inflight.insert(id, Inflight::Upgrade(block));
+            self.blocks_inflight.extend(block);
             self.upgrade_inflight = true;
             self.push(
                 msg_type::REQUEST,
                 &Request {
                     id,
                     fork,
+                    block: block.map(|index| RequestBlock { index, nodes: 0 }),
                     upgrade: Some(RequestUpgrade {
                         start: length,
                         length: self.remote.length - length,
@@ -187,6 +255,9 @@ impl Replicator {
                     ..Request::default()
                 },
             );
+            if block.is_some() {
+                self.request_ahead(core);
+            }
         }
         // Blocks below our (verified) length that we miss and the remote announced.
         while self.cursor < length && core.has(self.cursor) {

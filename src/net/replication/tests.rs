@@ -250,3 +250,72 @@ fn a_bad_proof_is_the_cores_typed_error() {
     );
     assert_eq!(reader.length(), 0, "nothing of a bad proof is stored");
 }
+
+/// An empty replica of a writer with `n` blocks: the reader's first requests (after the
+/// writer's `sync` and `range`) and the writer's answers to them, not yet delivered.
+fn first_flight(n: u32) -> (Core, Replicator, Vec<(u64, Vec<u8>)>) {
+    let hash = [7u8; 64];
+    let mut writer = Core::in_memory(SigningKey::from_bytes(&[9; 32]));
+    for i in 0..n {
+        writer.append(&[format!("b{i}").as_bytes()]).unwrap();
+    }
+    let mut reader = Core::in_memory_replica(writer.key());
+    let mut a = Replicator::new(writer.key(), true, hash);
+    let mut b = Replicator::new(writer.key(), false, hash);
+    b.on_open(&mut reader, &a.local_handshake()).unwrap();
+    a.on_open(&mut writer, &b.local_handshake()).unwrap();
+    let _ = b.poll_transmit(); // the reader's sync of length 0: nothing for the writer to do
+    for (t, p) in a.poll_transmit() {
+        b.on_message(&mut reader, t, &p).unwrap();
+    }
+    let requests = b.poll_transmit();
+    for (t, p) in requests {
+        a.on_message(&mut writer, t, &p).unwrap();
+    }
+    (reader, b, a.poll_transmit())
+}
+
+#[test]
+fn an_empty_replica_gets_every_block_in_the_upgrades_round_trip() {
+    // 21 blocks: three roots (16 + 4 + 1 leaves), so proofs end at roots of every depth.
+    let (mut reader, mut b, answers) = first_flight(21);
+    let datas = answers.iter().filter(|(t, _)| *t == msg_type::DATA).count();
+    assert_eq!(
+        datas, 21,
+        "one request for the upgrade with block 0, one per other block"
+    );
+    for (t, p) in answers {
+        b.on_message(&mut reader, t, &p).unwrap();
+    }
+    assert_eq!(reader.length(), 21);
+    assert_eq!(reader.contiguous_length(), 21);
+    assert_eq!(b.stats().data_applied, 21);
+    assert_eq!(b.stats().data_invalid, 0);
+}
+
+#[test]
+fn blocks_asked_ahead_that_arrive_before_the_upgrade_are_asked_again_not_held_against_the_peer() {
+    let (mut reader, mut b, mut answers) = first_flight(5);
+    // The upgrade (with block 0) last, as a peer answering out of order might.
+    let upgrade = answers.remove(
+        answers
+            .iter()
+            .position(|(t, p)| {
+                *t == msg_type::DATA && Data::from_bytes(p).unwrap().upgrade.is_some()
+            })
+            .unwrap(),
+    );
+    answers.push(upgrade);
+    for (t, p) in answers {
+        b.on_message(&mut reader, t, &p).unwrap();
+    }
+    assert_eq!(reader.length(), 5);
+    assert_eq!(b.stats().data_invalid, 0);
+    let again: Vec<u64> = b
+        .poll_transmit()
+        .into_iter()
+        .filter(|(t, _)| *t == msg_type::REQUEST)
+        .map(|(_, p)| Request::from_bytes(&p).unwrap().block.unwrap().index)
+        .collect();
+    assert_eq!(again, vec![1, 2, 3, 4]);
+}
