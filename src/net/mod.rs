@@ -44,7 +44,7 @@ pub(crate) mod transport;
 #[cfg(feature = "native")]
 pub use peer::{
     AppChannel, AppMessage, ChannelState, Connection, ConnectionConfig, ConnectionEvent,
-    RemoteOpens, MAX_QUEUED_WRITE,
+    RemoteOpens, MAX_APP_UNREAD, MAX_QUEUED_WRITE,
 };
 pub use protomux::ChannelKey;
 pub use secret_stream::SessionInfo;
@@ -78,6 +78,11 @@ pub enum NetError {
     /// Nothing arrived from the peer for this long (it vanished without closing).
     #[error("connection idle for {0:?}: the peer sent nothing, not even keep-alives")]
     IdleTimeout(std::time::Duration),
+    /// The peer sent more on an application channel than its reader has taken, past
+    /// [`MAX_APP_UNREAD`] bytes: a reader busy elsewhere (e.g. a lobby host deciding on
+    /// admission) must not buffer a flood without bound.
+    #[error("the peer sent more than {0} bytes on an application channel before they were read")]
+    AppFlood(usize),
     /// `replicate` was called twice for the same core (hex key) on one connection.
     #[error("core {0} is already replicating on this connection")]
     AlreadyReplicating(String),

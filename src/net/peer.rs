@@ -11,7 +11,7 @@
 //! once). Everything that fails ends only this connection, with the error in
 //! [`Connection::closed`].
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,6 +33,12 @@ mod actor;
 /// Above this many bytes queued for the socket, we stop reading from the peer until the writer
 /// catches up (a peer that sends requests but never reads can't grow our memory without bound).
 pub const MAX_QUEUED_WRITE: usize = 8 * 1024 * 1024;
+
+/// Most bytes of messages received on one [`AppChannel`] and not yet taken by
+/// [`AppChannel::recv`]; past it the connection ends with [`NetError::AppFlood`]. Application
+/// channels carry small control messages (the lobby's hello and mirrored signals, each under
+/// 64 KiB), so 1 MiB is far above any honest backlog.
+pub const MAX_APP_UNREAD: usize = 1024 * 1024;
 
 /// Settings of a [`Connection`].
 #[derive(Debug, Clone)]
@@ -393,6 +399,8 @@ pub struct AppChannel {
     key: ChannelKey,
     cmd: mpsc::WeakUnboundedSender<Command>,
     messages: mpsc::UnboundedReceiver<AppMessage>,
+    /// Payload bytes in `messages` (bounded by [`MAX_APP_UNREAD`] in the actor).
+    unread: Arc<AtomicUsize>,
     state: watch::Receiver<ChannelState>,
 }
 
@@ -457,7 +465,10 @@ impl AppChannel {
 
     /// The next message; `None` once the channel is closed and everything was read.
     pub async fn recv(&mut self) -> Option<AppMessage> {
-        self.messages.recv().await
+        let message = self.messages.recv().await?;
+        self.unread
+            .fetch_sub(message.payload.len(), Ordering::AcqRel);
+        Some(message)
     }
 
     /// Closes the channel (the remote sees it closed).

@@ -69,18 +69,14 @@ fn interface_ips() -> Vec<IpAddr> {
 
 /// Binds one UDP socket on an ephemeral port per candidate address of `bind_ip`.
 ///
-/// Returns the sockets with their bound addresses (the host candidates), loopback last. An address that cannot
+/// Returns the sockets with their bound addresses (the host candidates). An address that cannot
 /// be bound is skipped with a warning. Errors: [`RtcError::Bind`] when no socket could be bound.
 pub(crate) async fn bind(bind_ip: IpAddr) -> Result<Vec<(UdpSocket, SocketAddr)>, RtcError> {
-    let mut ips = if bind_ip.is_unspecified() {
+    let ips = if bind_ip.is_unspecified() {
         candidate_ips(bind_ip, &interface_ips())
     } else {
         vec![bind_ip]
     };
-    // Loopback last: the earlier a host candidate is added, the higher its local preference
-    // (str0m), and ICE checks the pairs in priority order, one every 50 ms (its Ta). A peer on
-    // another machine is never on our loopback, so its checks first cost ~2 Ta per join.
-    ips.sort_by_key(|ip| ip.is_loopback());
     let mut out = Vec::with_capacity(ips.len());
     let mut last_err = None;
     for ip in ips {

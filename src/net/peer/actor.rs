@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, watch, Notify};
 
 use super::{
     AppChannel, AppMessage, ChannelState, Command, ConnectionConfig, ConnectionEvent,
-    MAX_QUEUED_WRITE,
+    MAX_APP_UNREAD, MAX_QUEUED_WRITE,
 };
 use crate::net::protomux::{ChannelId, ChannelKey, Mux, MuxEvent};
 use crate::net::replication::{Replicator, PROTOCOL};
@@ -98,6 +98,8 @@ struct CoreEntry {
 
 struct AppEntry {
     messages: mpsc::UnboundedSender<AppMessage>,
+    /// Payload bytes sent to `messages` and not yet received by the [`AppChannel`].
+    unread: Arc<AtomicUsize>,
     state: watch::Sender<ChannelState>,
 }
 
@@ -279,6 +281,10 @@ impl Actor {
         payload: &[u8],
     ) -> Result<(), NetError> {
         if let Some(app) = self.apps.get(&channel) {
+            let unread = app.unread.fetch_add(payload.len(), Ordering::AcqRel) + payload.len();
+            if unread > MAX_APP_UNREAD {
+                return Err(NetError::AppFlood(MAX_APP_UNREAD));
+            }
             let _ = app.messages.send(AppMessage {
                 message_type,
                 payload: payload.to_vec(),
@@ -412,10 +418,12 @@ impl Actor {
         let channel = self.mux.open(&key.protocol, key.id.as_deref(), &[])?;
         let (tx, rx) = mpsc::unbounded_channel();
         let (state_tx, state_rx) = watch::channel(ChannelState::Opening);
+        let unread = Arc::new(AtomicUsize::new(0));
         self.apps.insert(
             channel,
             AppEntry {
                 messages: tx,
+                unread: unread.clone(),
                 state: state_tx,
             },
         );
@@ -424,6 +432,7 @@ impl Actor {
             key,
             cmd: self.cmd_tx.clone(),
             messages: rx,
+            unread,
             state: state_rx,
         })
     }

@@ -88,3 +88,55 @@ async fn remote_opens_only_carry_the_remote_opens() {
         )))
     );
 }
+
+/// Both ends of one application channel, opened on each side of a fresh pair.
+async fn app_pair() -> (Connection, Connection, AppChannel, AppChannel) {
+    let (a, b) = pair().await;
+    let (sa, sb) = tokio::join!(
+        a.open_app_channel("test/app", None),
+        b.open_app_channel("test/app", None)
+    );
+    let (sa, sb) = (sa.unwrap(), sb.unwrap());
+    timeout(WAIT, sa.opened()).await.unwrap().unwrap();
+    timeout(WAIT, sb.opened()).await.unwrap().unwrap();
+    (a, b, sa, sb)
+}
+
+#[tokio::test]
+async fn an_app_channel_flood_nobody_reads_ends_the_connection() {
+    let (_a, b, sa, _sb) = app_pair().await;
+    let chunk = vec![7u8; 64 * 1024];
+    // 2 MiB, twice the bound, never read on b's side.
+    for _ in 0..32 {
+        if sa.send(&chunk).is_err() {
+            break;
+        }
+    }
+    let closed = timeout(WAIT, b.closed())
+        .await
+        .expect("b ends the connection");
+    let err = closed.expect_err("ended by an error");
+    assert!(matches!(*err, NetError::AppFlood(MAX_APP_UNREAD)), "{err}");
+}
+
+#[tokio::test]
+async fn a_reader_that_keeps_up_takes_more_than_the_bound() {
+    let (_a, b, sa, mut sb) = app_pair().await;
+    let chunk = vec![7u8; 64 * 1024];
+    let reader = tokio::spawn(async move {
+        let mut got = 0;
+        while got < 64 {
+            let m = timeout(WAIT, sb.recv()).await.unwrap().expect("open");
+            assert_eq!(m.payload.len(), 64 * 1024);
+            got += 1;
+        }
+        sb
+    });
+    // 4 MiB in all, at most a few hundred KiB ahead of the reader.
+    for _ in 0..64 {
+        sa.send(&chunk).unwrap();
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let _sb = timeout(WAIT, reader).await.unwrap().unwrap();
+    assert!(!b.is_closed(), "a reader that keeps up is never flooded");
+}
