@@ -19,6 +19,7 @@ fn players_in_open_homes_join_through_the_relay_and_chat_both_ways() {
     assert!(player.joined, "{player:#?}");
     assert!(player.ms.is_some(), "{player:#?}");
     assert!(player.chat_to_host && player.chat_from_host, "{player:#?}");
+    assert_eq!(player.path_kind(), Some("host"), "{player:#?}");
     // The host saw the player's data channel open.
     let joined = result
         .host_events

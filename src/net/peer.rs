@@ -35,9 +35,11 @@ mod actor;
 pub const MAX_QUEUED_WRITE: usize = 8 * 1024 * 1024;
 
 /// Most bytes of messages received on one [`AppChannel`] and not yet taken by
-/// [`AppChannel::recv`]; past it the connection ends with [`NetError::AppFlood`]. Application
-/// channels carry small control messages (the lobby's hello and mirrored signals, each under
-/// 64 KiB), so 1 MiB is far above any honest backlog.
+/// [`AppChannel::recv`]; a message that would go past it ends the connection with
+/// [`NetError::AppFlood`], unless nothing else is waiting (one message of any size, as the frame
+/// limit allows, may always wait alone). Application channels carry small control messages (the
+/// lobby's hello and mirrored signals, each under 64 KiB), so 1 MiB is far above any honest
+/// backlog.
 pub const MAX_APP_UNREAD: usize = 1024 * 1024;
 
 /// Settings of a [`Connection`].

@@ -398,50 +398,43 @@ pub fn pair(tag: &str, host: NatKind, player: NatKind) -> Option<ScenarioResult>
     run(tag, &Topology::new(host, &[(player, 1)]))
 }
 
-/// Both homes `Open` (public addresses, no NAT). Asserts today: the player joins and chat flows
-/// both ways (host candidates are public, so WebRTC connects directly). With issue 10's paths
-/// reported it will also assert path `host`.
+/// Both homes `Open` (public addresses, no NAT): host candidates are public, so the path is
+/// `host`.
 pub fn open_open_scenario() -> Option<ScenarioResult> {
     pair("open", NatKind::Open, NatKind::Open)
 }
 
-/// Host and player each behind a port-restricted cone NAT. Will assert (issue 10): joined, path
-/// `srflx` (or `prflx`: a direct path through both NATs, server-reflexive candidates from the
-/// relay's STUN), chat both ways. Fails today (host candidates only): the join ends after 15 s
-/// with "the connection did not open within 15s" (exit code 7), the host warns "data channel
-/// never opened: connect timeout".
+/// Host and player each behind a port-restricted cone NAT: a direct pair through both NATs
+/// (`srflx`, or `prflx`), from the relay's STUN; ICE may nominate the relayed pair first.
 pub fn cone_cone_scenario() -> Option<ScenarioResult> {
     pair("cone", NatKind::Cone, NatKind::Cone)
 }
 
-/// Host behind a cone NAT, player behind a symmetric one. Will assert: joined, path `relay`
-/// (the relay's TURN: no direct path exists, NAT.md's hole-punch table), chat both ways.
+/// Host behind a cone NAT, player behind a symmetric one: only the relay's TURN works
+/// (NAT.md's hole-punch table).
 pub fn cone_symmetric_scenario() -> Option<ScenarioResult> {
     pair("c-sym", NatKind::Cone, NatKind::Symmetric)
 }
 
-/// Both behind symmetric NATs. Will assert: joined, path `relay` (relay-to-relay through our
-/// TURN), chat both ways.
+/// Both behind symmetric NATs: relay-to-relay through our TURN.
 pub fn symmetric_symmetric_scenario() -> Option<ScenarioResult> {
     pair("sym", NatKind::Symmetric, NatKind::Symmetric)
 }
 
-/// The player's home drops all UDP to the outside. Will assert: joined, path `relay` with TURN
-/// over TCP to the relay's TURN port (the relay's address in the path), chat both ways.
+/// The player's home drops all UDP to the outside: TURN over TCP to the relay's TURN port.
 pub fn udp_blocked_scenario() -> Option<ScenarioResult> {
     pair("udpb", NatKind::Cone, NatKind::UdpBlocked)
 }
 
-/// Two players behind the same cone NAT, the host behind another. Will assert: all three
-/// connected (both players joined with path `srflx`/`prflx`, the host sees 2 peers), chat both
-/// ways for each.
+/// Two players behind the same cone NAT, the host behind another: all three connect, the
+/// players on direct pairs.
 pub fn same_nat_scenario() -> Option<ScenarioResult> {
     run("same", &Topology::new(NatKind::Cone, &[(NatKind::Cone, 2)]))
 }
 
-/// A full lobby of 8 players spread over the kinds, the host behind a cone NAT. Will assert:
-/// all 8 joined and chat both ways, each reporting its path: `host` for the open home, `srflx`
-/// or `prflx` for cone and full cone, `relay` for symmetric and UDP-blocked homes.
+/// A full lobby of 8 players spread over the kinds, the host behind a cone NAT: the open, cone
+/// and full-cone homes on direct pairs (`srflx`/`prflx`: the host's side is behind its NAT),
+/// the symmetric and UDP-blocked homes on `relay`.
 pub fn full_lobby_scenario() -> Option<ScenarioResult> {
     run(
         "lobby",

@@ -281,8 +281,10 @@ impl Actor {
         payload: &[u8],
     ) -> Result<(), NetError> {
         if let Some(app) = self.apps.get(&channel) {
-            let unread = app.unread.fetch_add(payload.len(), Ordering::AcqRel) + payload.len();
-            if unread > MAX_APP_UNREAD {
+            // One message of any size (the frame limit bounds it) may wait alone; more must
+            // fit in the bound together.
+            let before = app.unread.fetch_add(payload.len(), Ordering::AcqRel);
+            if before > 0 && before + payload.len() > MAX_APP_UNREAD {
                 return Err(NetError::AppFlood(MAX_APP_UNREAD));
             }
             let _ = app.messages.send(AppMessage {
