@@ -5,13 +5,15 @@
 //! prints, it asserts nothing about speed.
 //!
 //! `cargo bench --bench nat_join` (release build, root). Environment: `JOINS` sequential joins
-//! (default 30), `DELAY_MS` one-way delay per router (default 20), `TIMELINE=<dir>` to keep the
-//! last join's and the host's stderr there (run with `RUST_LOG=dat_social=debug` for the
-//! timestamped steps of both sides).
+//! (default 30), `DELAY_MS` one-way delay per router (default 20), `PATHS` the home kinds to
+//! measure, comma-separated (default `open,cone,symmetric`), `TIMELINE=<dir>` to keep the last
+//! join's and the host's stderr there (run with `RUST_LOG=dat_social=debug` for the timestamped
+//! steps of both sides).
 //!
-//! Paths measured: `Open`/`Open` (public addresses, direct WebRTC; signalling through the
-//! relay, as a player holding only the relay's URL joins). Issue 10 adds the cone (srflx) and
-//! TURN paths: call [`measure`] with other kinds (and `--ice-policy relay`) once they connect.
+//! Paths measured (signalling through the relay, as a player holding only the relay's URL
+//! joins): `open` (both homes public: host candidates), `cone` (both behind cone NATs: the
+//! join reports `connected` on the first pair ICE nominates, often the relayed one, and settles
+//! on srflx after), `symmetric` (both behind symmetric NATs: the relay's TURN).
 
 #[path = "../tests/natlab/mod.rs"]
 mod natlab;
@@ -96,5 +98,14 @@ fn main() {
     );
     println!("| path | n | p50 ms | p99 ms | min ms | max ms |");
     println!("|---|---|---|---|---|---|");
-    measure(NatKind::Open, NatKind::Open, delay, joins, &[]);
+    let paths = std::env::var("PATHS").unwrap_or_else(|_| "open,cone,symmetric".into());
+    for path in paths.split(',') {
+        let kind = match path.trim() {
+            "open" => NatKind::Open,
+            "cone" => NatKind::Cone,
+            "symmetric" => NatKind::Symmetric,
+            other => panic!("PATHS: unknown kind {other:?} (open, cone, symmetric)"),
+        };
+        measure(kind, kind, delay, joins, &[]);
+    }
 }
