@@ -39,6 +39,7 @@ fn signals() -> Vec<Signal> {
             name: "bob".into(),
             signature: sign_offer(&ident, &logs().0, &logs().1),
             pake: Some(b64(&[9; 33])),
+            chat_stream: Some(0),
         },
         Signal::Challenge {
             pake: b64(&[8; 33]),
@@ -47,6 +48,7 @@ fn signals() -> Vec<Signal> {
         Signal::Confirm { mac: b64(&[6; 32]) },
         Signal::Answer {
             sdp: r#"{"type":"answer","sdp":"v=0\r\n"}"#.into(),
+            chat_stream: Some(0),
         },
         Signal::Reject {
             reason: RejectReason::FriendsOnly,

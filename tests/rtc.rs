@@ -632,3 +632,86 @@ async fn an_answer_to_another_offer_is_refused_with_the_stacks_error() {
     );
     host.close().await;
 }
+
+/// The chat channel pre-negotiated on stream `id` (both sides list it).
+fn negotiated_chat(id: u16) -> rtc::NegotiatedChannel {
+    rtc::NegotiatedChannel {
+        label: "chat".into(),
+        reliability: Reliability::Reliable,
+        id,
+    }
+}
+
+/// Sends one message each way on the given channels and checks both arrive.
+async fn one_message_each_way(
+    joiner: &mut PeerConnection,
+    j_chat: ChannelId,
+    host: &mut PeerConnection,
+    h_chat: ChannelId,
+) {
+    joiner.send(j_chat, &numbered(0)).unwrap();
+    expect_numbered(host, h_chat, 1).await;
+    host.send(h_chat, &numbered(0)).unwrap();
+    expect_numbered(joiner, j_chat, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pre_negotiated_channel_opens_on_both_sides_and_carries_messages() {
+    let cfg = RtcConfig {
+        negotiated: vec![negotiated_chat(0)],
+        ..RtcConfig::default()
+    };
+    // No in-band channel at all: the negotiated one gives the offer its data section.
+    let (pending, offer) = rtc::create_offer(&cfg, &[]).await.unwrap();
+    let (answer, mut host) = rtc::accept_offer(&cfg, &offer).await.unwrap();
+    let mut joiner = pending.accept_answer(&answer).await.unwrap();
+    let j_open = wait_channels(&mut joiner, 1).await;
+    let h_open = wait_channels(&mut host, 1).await;
+    assert_eq!(
+        (j_open[0].1.as_str(), j_open[0].0),
+        ("chat", joiner.channels()[0])
+    );
+    assert_eq!(
+        (h_open[0].1.as_str(), h_open[0].2),
+        ("chat", Reliability::Reliable)
+    );
+    one_message_each_way(&mut joiner, j_open[0].0, &mut host, h_open[0].0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answerer_that_negotiates_nothing_gets_the_channel_in_band_instead() {
+    // A joiner offering chat pre-negotiated to a host that does not open it (one from before
+    // `chat_stream`): the joiner falls back to opening chat in band, as lobby::join does.
+    let joiner_cfg = RtcConfig {
+        negotiated: vec![negotiated_chat(0)],
+        ..RtcConfig::default()
+    };
+    let (pending, offer) = rtc::create_offer(&joiner_cfg, &[]).await.unwrap();
+    let (answer, mut host) = rtc::accept_offer(&RtcConfig::default(), &offer)
+        .await
+        .unwrap();
+    let mut joiner = pending.accept_answer(&answer).await.unwrap();
+    let unused = joiner.channels()[0];
+    let chat = joiner
+        .open_channel("chat", Reliability::Reliable)
+        .await
+        .unwrap();
+    assert_ne!(chat, unused);
+    let j_open = wait_channels(&mut joiner, 2).await;
+    assert!(j_open.iter().any(|c| c.0 == chat));
+    let h_open = wait_channels(&mut host, 1).await;
+    assert_eq!(h_open[0].1, "chat");
+    one_message_each_way(&mut joiner, chat, &mut host, h_open[0].0).await;
+}
+
+#[tokio::test]
+async fn negotiated_stream_ids_must_differ() {
+    let cfg = RtcConfig {
+        negotiated: vec![negotiated_chat(3), negotiated_chat(3)],
+        ..RtcConfig::default()
+    };
+    assert!(matches!(
+        rtc::create_offer(&cfg, &[]).await,
+        Err(RtcError::Negotiation(_))
+    ));
+}

@@ -55,11 +55,13 @@ pub(crate) enum ChatWait {
     TimedOut,
 }
 
-/// Waits for the [`CHAT_LABEL`] channel of a new connection to open (at most until `deadline`,
-/// if any); other events before it are dropped (their channels open again as
-/// [`RtcEvent::ChannelOpen`] only once, so a peer opens its other channels after chat).
+/// Waits for the [`CHAT_LABEL`] channel of a new connection to open (the one with id `want`,
+/// if given; at most until `deadline`, if any); other events before it are dropped (their
+/// channels open again as [`RtcEvent::ChannelOpen`] only once, so a peer opens its other
+/// channels after chat).
 pub(crate) async fn wait_for_chat(
     pc: &mut PeerConnection,
+    want: Option<ChannelId>,
     deadline: Option<Instant>,
 ) -> Result<ChannelId, ChatWait> {
     loop {
@@ -70,7 +72,9 @@ pub(crate) async fn wait_for_chat(
             None => pc.next_event().await,
         };
         match event {
-            Some(RtcEvent::ChannelOpen { channel, label, .. }) if label == CHAT_LABEL => {
+            Some(RtcEvent::ChannelOpen { channel, label, .. })
+                if label == CHAT_LABEL && want.is_none_or(|w| w == channel) =>
+            {
                 return Ok(channel)
             }
             Some(RtcEvent::Disconnected { reason }) => return Err(ChatWait::Disconnected(reason)),

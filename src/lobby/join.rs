@@ -12,7 +12,8 @@ use super::ice::LobbyIce;
 use super::signal_log::{LogError, Read, SignalLog};
 use super::trickle::{next_step, send_candidate, trickle_until, Step};
 use super::{
-    check_chat, rtc_config_for, ChatError, Hello, PlayerEvent, CHAT_LABEL, LOBBY_PROTOCOL,
+    check_chat, negotiated_chat, rtc_config_for, ChatError, Hello, PlayerEvent, CHAT_LABEL,
+    CHAT_STREAM, LOBBY_PROTOCOL,
 };
 use crate::archive::ArchiveError;
 use crate::endpoint::Endpoint;
@@ -229,16 +230,19 @@ pub async fn join_through(endpoint: &Endpoint, options: JoinOptions) -> Result<J
     channel.send(&hello).map_err(net)?;
 
     let ice = LobbyIce::new(options.ice.clone(), endpoint).config().await;
-    let cfg = rtc_config_for(local_ip, options.timeout, &ice);
+    let mut cfg = rtc_config_for(local_ip, options.timeout, &ice);
+    // Chat pre-negotiated, if the host goes along (its answer says so); else in band below.
+    cfg.negotiated = vec![negotiated_chat(CHAT_STREAM)];
     let _ = warm_up.await;
-    let (mut pending, offer) =
-        rtc::create_offer(&cfg, &[(CHAT_LABEL, Reliability::Reliable)]).await?;
+    let (mut pending, offer) = rtc::create_offer(&cfg, &[]).await?;
+    let negotiated = pending.channels()[0];
     step("created the offer");
     let offer = OfferParams {
         sdp: offer,
         identity: identity.signing_key(),
         name: options.name.clone(),
         password: options.password.as_deref(),
+        chat_stream: Some(CHAT_STREAM),
     };
     let (log_pub, lobby_log) = (
         crate::keys::LogKey::from_bytes(log_pub),
@@ -249,13 +253,20 @@ pub async fn join_through(endpoint: &Endpoint, options: JoinOptions) -> Result<J
     let from = lobby.status().length;
     let mut signals =
         SignalLog::new(lobby.clone(), from, log_key, log.clone(), lobby_log).with_channel(channel);
-    let answer = signal(&mut handshake, &mut signals, &mut pending, deadline).await?;
+    let (answer, chat_stream) =
+        signal(&mut handshake, &mut signals, &mut pending, deadline).await?;
     step("got the answer");
     // Candidates keep trickling both ways while the answer is applied and ICE checks run.
     let mut trickle = pending.trickle();
     let accept = pending.accept_answer(&answer);
     let mut pc = trickle_until(accept, &mut trickle, &mut signals, deadline).await?;
-    let chat = wait_for_chat(&mut pc, Some(deadline))
+    let chat = if chat_stream == Some(CHAT_STREAM) {
+        negotiated
+    } else {
+        // A host that opens no pre-negotiated chat: open it in band (DCEP) as hosts expect.
+        pc.open_channel(CHAT_LABEL, Reliability::Reliable).await?
+    };
+    let chat = wait_for_chat(&mut pc, Some(chat), Some(deadline))
         .await
         .map_err(|e| match e {
             ChatWait::Disconnected(reason) => JoinError::Unreachable {
@@ -281,12 +292,13 @@ pub async fn join_through(endpoint: &Endpoint, options: JoinOptions) -> Result<J
 
 /// Drives the joiner's handshake over the logs until the host answers: writes our signals and
 /// our trickled candidates, reads the host's, adds its trickled candidates to the pending offer.
+/// Returns the answer and the chat stream id it echoes.
 async fn signal(
     handshake: &mut JoinHandshake,
     signals: &mut SignalLog,
     pending: &mut rtc::PendingOffer,
     deadline: Instant,
-) -> Result<String, JoinError> {
+) -> Result<(String, Option<u16>), JoinError> {
     let mut local_open = true;
     loop {
         while let Some(signal) = handshake.poll_transmit() {
@@ -297,7 +309,7 @@ async fn signal(
                 JoinEvent::AddCandidate { candidate } => {
                     pending.add_remote_candidate(&candidate)?
                 }
-                JoinEvent::Answer { sdp } => return Ok(sdp),
+                JoinEvent::Answer { sdp, chat_stream } => return Ok((sdp, chat_stream)),
                 JoinEvent::Rejected { reason } => return Err(JoinError::Rejected(reason)),
                 JoinEvent::Protocol { message } => return Err(JoinError::Protocol(message)),
                 JoinEvent::TimedOut => return Err(JoinError::Timeout("the host's answer")),

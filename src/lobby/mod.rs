@@ -34,6 +34,20 @@ pub use join::{join, join_through, JoinError, JoinOptions, Joined, JoinedInfo, P
 
 /// Label of the reliable, ordered data channel that carries chat.
 pub const CHAT_LABEL: &str = "chat";
+/// The SCTP stream id a joiner asks to open its chat channel on, pre-negotiated (offer
+/// `chat_stream`, docs/PROTOCOL.md): with a host that echoes it, chat opens as soon as SCTP is
+/// up, one round trip before a DCEP open/ack would.
+pub const CHAT_STREAM: u16 = 0;
+
+/// The chat channel pre-negotiated on stream `id`.
+pub(crate) fn negotiated_chat(id: u16) -> crate::rtc::NegotiatedChannel {
+    crate::rtc::NegotiatedChannel {
+        label: CHAT_LABEL.to_owned(),
+        reliability: crate::rtc::Reliability::Reliable,
+        id,
+    }
+}
+
 /// Label of the unreliable, unordered data channel a game may use for state updates.
 pub const GAME_LABEL: &str = "game";
 /// The protomux protocol of the lobby's application channel; its id is the lobby log key and its

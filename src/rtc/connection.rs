@@ -48,6 +48,14 @@ pub fn warm_up() {
     });
 }
 
+/// First retransmission of an ICE connectivity check: 100 ms (str0m's default is 250 ms; the
+/// next ones double from there). Across two NATs the first check each side sends is dropped by
+/// the other side's NAT until that side has sent too, and str0m does no triggered checks
+/// (RFC 8445 §7.3.1.4), so the retransmission is what gets through: at 250 ms it cost cone↔cone
+/// joins a quarter of a second (BENCHMARKS.md). libwebrtc re-pings a pair that has not
+/// answered yet every 48 ms.
+const CHECK_RTO: Duration = Duration::from_millis(100);
+
 fn build_rtc(cfg: &RtcConfig) -> Rtc {
     let mut b = Rtc::builder()
         .set_crypto_provider(crypto())
@@ -55,6 +63,7 @@ fn build_rtc(cfg: &RtcConfig) -> Rtc {
     // Consent checks on the chosen pair run at most this far apart; they are what the idle
     // timeout listens for.
     b.set_max_stun_rto(cfg.keepalive());
+    b.set_initial_stun_rto(CHECK_RTO);
     b.build(Instant::now())
 }
 
@@ -152,16 +161,19 @@ pub async fn create_offer(
     cfg: &RtcConfig,
     channels: &[(&str, Reliability)],
 ) -> Result<(PendingOffer, String), RtcError> {
-    if channels.is_empty() {
+    if channels.is_empty() && cfg.negotiated.is_empty() {
         return Err(RtcError::NoChannels);
     }
-    for (label, _) in channels {
+    let labels = channels.iter().map(|(label, _)| *label);
+    for label in labels.chain(cfg.negotiated.iter().map(|n| n.label.as_str())) {
         check_label(label)?;
     }
+    check_negotiated(&cfg.negotiated)?;
     let (handles, trickle) = start(cfg, false).await?;
     let channels = channels
         .iter()
         .map(|(label, r)| r.channel_config(label))
+        .chain(cfg.negotiated.iter().map(NegotiatedChannel::channel_config))
         .collect();
     let (json, local) = request(&handles, |reply| SdpRequest::Offer { channels, reply }).await?;
     Ok((
@@ -307,9 +319,39 @@ pub async fn accept_offer(
     offer_json: &str,
 ) -> Result<(String, PeerConnection), RtcError> {
     let (offer, sdp) = description::parse_offer(offer_json)?;
+    for n in &cfg.negotiated {
+        check_label(&n.label)?;
+    }
+    check_negotiated(&cfg.negotiated)?;
     let (handles, trickle) = start(cfg, true).await?;
-    let json = request(&handles, |reply| SdpRequest::Answer { offer, sdp, reply }).await?;
+    let channels = cfg
+        .negotiated
+        .iter()
+        .map(NegotiatedChannel::channel_config)
+        .collect();
+    let json = request(&handles, |reply| SdpRequest::Answer {
+        offer,
+        sdp,
+        channels,
+        reply,
+    })
+    .await?;
     Ok((json, PeerConnection::new(handles, cfg, trickle)))
+}
+
+/// Negotiated stream ids must differ (str0m refuses a second channel on a stream id) and be
+/// valid SCTP stream ids (65535 is reserved).
+fn check_negotiated(list: &[NegotiatedChannel]) -> Result<(), RtcError> {
+    let mut seen = std::collections::HashSet::new();
+    for n in list {
+        if n.id == u16::MAX || !seen.insert(n.id) {
+            return Err(RtcError::Negotiation(format!(
+                "negotiated channel {:?}: stream id {} is reserved or taken twice",
+                n.label, n.id
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// One WebRTC connection to a peer: a handle to the task that owns its UDP sockets and WebRTC

@@ -153,6 +153,15 @@ pub(crate) struct Setup {
 /// Most DTLS datagrams held while str0m does not know the path yet (a handshake flight).
 const MAX_EARLY_DTLS: usize = 4;
 
+/// The pace of ICE connectivity checks while ICE is checking: one check at most every 10 ms
+/// (RFC 8445 §14.2's Ta, which may go down to 5 ms; str0m's own is 50 ms). str0m sends one
+/// check per timeout input, the pair that has waited longest first, and with host,
+/// server-reflexive and relayed candidates on both sides a dozen pairs queue up: at 50 ms the
+/// retransmission that gets a check through a freshly opened NAT waited half a second behind
+/// them (BENCHMARKS.md, "Join across the NAT lab"). Feeding the timeout this often while
+/// checking, and only then, makes that the pace.
+const CHECK_PACE: Duration = Duration::from_millis(10);
+
 /// The state of one connection's task (see the module docs).
 pub(crate) struct Driver {
     rtc: Rtc,
@@ -173,6 +182,10 @@ pub(crate) struct Driver {
     /// Channels that must open before the connection counts as up (the offerer's own).
     waiting: HashSet<ChannelId>,
     connected: bool,
+    /// ICE is checking pairs: str0m's timeout is fed every [`CHECK_PACE`].
+    ice_checking: bool,
+    /// When str0m last had `Input::Timeout`.
+    last_tick: Instant,
     /// Until the connection is up; `None` after.
     connect_deadline: Option<Instant>,
     timing: Timing,
@@ -188,8 +201,8 @@ pub(crate) struct Driver {
     gather: Option<Gatherer>,
     /// `IcePolicy::Relay`: only relayed candidates are added to str0m.
     relay_only: bool,
-    /// ICE servers still to resolve and dial (a task does it; this receives its result).
-    dial: Option<oneshot::Receiver<ice::Dialed>>,
+    /// ICE servers still to resolve and dial (a task does it; this receives its batches).
+    dial: Option<mpsc::Receiver<ice::Dialed>>,
     /// TCP streams to TURN servers.
     tcp: Vec<TcpLink>,
     /// Receive buffer for the TCP streams.
@@ -258,6 +271,8 @@ impl Driver {
             rtc_timeout: now,
             waiting: HashSet::new(),
             connected: false,
+            ice_checking: false,
+            last_tick: now,
             connect_deadline,
             timing,
             last_recv: now,
@@ -339,6 +354,9 @@ impl Driver {
     /// The earliest instant something is due: str0m's timer or one of our deadlines.
     fn next_wake(&mut self) -> Instant {
         let mut wake = self.rtc_timeout;
+        if self.ice_checking {
+            wake = wake.min(self.last_tick + CHECK_PACE);
+        }
         if let Some(d) = self.connect_deadline {
             wake = wake.min(d);
         }
@@ -359,7 +377,9 @@ impl Driver {
     async fn on_time(&mut self) {
         let now = Instant::now();
         self.gather_time(now).await;
-        if now >= self.rtc_timeout && self.rtc.is_alive() {
+        let paced = self.ice_checking && now >= self.last_tick + CHECK_PACE;
+        if (now >= self.rtc_timeout || paced) && self.rtc.is_alive() {
+            self.last_tick = now;
             if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
                 self.end(DisconnectReason::Error(e.to_string())).await;
                 return;

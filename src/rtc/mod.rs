@@ -106,6 +106,35 @@ pub struct RtcConfig {
     /// policy (the browser's `iceServers` and `iceTransportPolicy`). Default: no servers,
     /// policy `all`: host candidates only, as without this field.
     pub ice: crate::ice::IceConfig,
+    /// Data channels opened out of band on stream ids agreed in signalling (the browser's
+    /// `createDataChannel(label, {negotiated: true, id})`, RFC 8832 §4): no DCEP
+    /// open/ack round trip, they open on both sides as soon as SCTP is up. The offerer's go
+    /// into its offer ([`create_offer`], after its in-band channels), the answerer's are
+    /// opened when it answers ([`accept_offer`]); both sides must list the same ids, labels and
+    /// reliability. Default: none.
+    pub negotiated: Vec<NegotiatedChannel>,
+}
+
+/// A data channel both sides open themselves on an agreed SCTP stream id
+/// ([`RtcConfig::negotiated`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NegotiatedChannel {
+    /// The label [`RtcEvent::ChannelOpen`] reports.
+    pub label: String,
+    /// How it delivers.
+    pub reliability: Reliability,
+    /// The SCTP stream id, 0 to 65534, the same on both sides. In-band channels take even ids
+    /// on the DTLS client and odd ones on the server, skipping the ids taken here.
+    pub id: u16,
+}
+
+impl NegotiatedChannel {
+    fn channel_config(&self) -> ChannelConfig {
+        ChannelConfig {
+            negotiated: Some(self.id),
+            ..self.reliability.channel_config(&self.label)
+        }
+    }
 }
 
 impl Default for RtcConfig {
@@ -119,6 +148,7 @@ impl Default for RtcConfig {
             max_message_bytes: 64 * 1024,
             max_queued_bytes: 1024 * 1024,
             ice: crate::ice::IceConfig::default(),
+            negotiated: Vec::new(),
         }
     }
 }

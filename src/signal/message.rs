@@ -95,6 +95,12 @@ pub enum Signal {
         /// SPAKE2 `msg_a`, base64, when the joiner has a password.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pake: Option<String>,
+        /// The SCTP stream id on which the joiner opens its chat channel pre-negotiated (both
+        /// sides open it themselves, with no DCEP round trip), if the host does the same and
+        /// says so in its answer. Absent (as from joiners before this field): the joiner opens
+        /// chat in band.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        chat_stream: Option<u16>,
     },
     /// Host → joiner: SPAKE2 `msg_b` and the host's key confirmation, base64.
     Challenge {
@@ -112,6 +118,10 @@ pub enum Signal {
     Answer {
         /// The answer's session description JSON.
         sdp: String,
+        /// The offer's `chat_stream`, echoed when the host opened its chat channel
+        /// pre-negotiated on that stream id. Absent: the joiner opens chat in band.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        chat_stream: Option<u16>,
     },
     /// Host → joiner: no entry.
     Reject {

@@ -36,6 +36,9 @@ pub(crate) enum HostEvent {
     NeedAnswer {
         /// The offer's session description JSON.
         offer: String,
+        /// Open the chat channel pre-negotiated on this SCTP stream id (the joiner's offer
+        /// asked for it, at most [`MAX_CHAT_STREAM`]); `None`: the joiner opens it in band.
+        chat_stream: Option<u16>,
     },
     /// The joiner trickled an ICE candidate (`candidate:...` line or `RTCIceCandidateInit`
     /// JSON): add it to the peer connection (buffer it until there is one).
@@ -84,9 +87,15 @@ pub(crate) struct HostHandshake {
     timeout: Duration,
     deadline: Option<Instant>,
     state: State,
+    /// The offer's pre-negotiated chat stream id, once a valid offer asked for one.
+    chat_stream: Option<u16>,
     transmit: VecDeque<Signal>,
     events: VecDeque<HostEvent>,
 }
+
+/// Highest pre-negotiated chat stream id a host goes along with: 1023 (every WebRTC stack
+/// offers at least 1024 SCTP streams). Above it the joiner's chat opens in band.
+pub(crate) const MAX_CHAT_STREAM: u16 = 1023;
 
 impl HostHandshake {
     /// A machine for the joiner whose signalling log is `joiner_log`, in the lobby whose log
@@ -106,6 +115,7 @@ impl HostHandshake {
             timeout,
             deadline: Some(crate::time::later(now, timeout)),
             state: State::Offer,
+            chat_stream: None,
             transmit: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -133,8 +143,12 @@ impl HostHandshake {
                     name,
                     signature,
                     pake,
+                    chat_stream,
                 },
-            ) => self.offer(sdp, &identity, &name, &signature, pake),
+            ) => {
+                self.chat_stream = chat_stream.filter(|id| *id <= MAX_CHAT_STREAM);
+                self.offer(sdp, &identity, &name, &signature, pake)
+            }
             (State::Offer, other) => self.refuse(SignalError::Malformed(format!(
                 "expected an offer, got {other:?}"
             ))),
@@ -189,7 +203,10 @@ impl HostHandshake {
     pub(crate) fn handle_answer(&mut self, answer: String, _now: Instant) {
         if matches!(self.state, State::Answer) {
             self.state = State::Answered;
-            self.transmit.push_back(Signal::Answer { sdp: answer });
+            self.transmit.push_back(Signal::Answer {
+                sdp: answer,
+                chat_stream: self.chat_stream,
+            });
         }
     }
 
@@ -276,7 +293,10 @@ impl HostHandshake {
     fn need_answer(&mut self, offer: String) {
         self.deadline = None;
         self.state = State::Answer;
-        self.events.push_back(HostEvent::NeedAnswer { offer });
+        self.events.push_back(HostEvent::NeedAnswer {
+            offer,
+            chat_stream: self.chat_stream,
+        });
     }
 
     /// A protocol reject for a signal that broke the protocol.

@@ -22,6 +22,9 @@ pub(crate) enum JoinEvent {
     Answer {
         /// The answer's session description JSON.
         sdp: String,
+        /// The stream id of the pre-negotiated chat channel the host opened too; `None`: open
+        /// chat in band.
+        chat_stream: Option<u16>,
     },
     /// The host turned us away (or ended the lobby: [`RejectReason::Ended`]).
     Rejected {
@@ -47,6 +50,8 @@ pub(crate) struct OfferParams<'a> {
     pub name: String,
     /// The lobby password, if the joiner has one.
     pub password: Option<&'a [u8]>,
+    /// The stream id of a pre-negotiated chat channel, offered to the host.
+    pub chat_stream: Option<u16>,
 }
 
 /// The joiner's signalling with one host.
@@ -82,6 +87,7 @@ impl JoinHandshake {
             name: offer.name,
             signature: sign_offer(offer.identity, &lobby_log, &joiner_log),
             pake: msg_a,
+            chat_stream: offer.chat_stream,
         };
         JoinHandshake {
             pake,
@@ -102,7 +108,9 @@ impl JoinHandshake {
         }
         match signal {
             Signal::Challenge { pake, mac } => self.challenge(&pake, &mac),
-            Signal::Answer { sdp } => self.settle(JoinEvent::Answer { sdp }),
+            Signal::Answer { sdp, chat_stream } => {
+                self.settle(JoinEvent::Answer { sdp, chat_stream })
+            }
             Signal::Reject { reason } => self.settle(JoinEvent::Rejected { reason }),
             Signal::Candidate { candidate } => {
                 self.events.push_back(JoinEvent::AddCandidate { candidate })

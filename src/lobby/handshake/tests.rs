@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
 
+use super::host::MAX_CHAT_STREAM;
 use super::join::OfferParams;
 use super::*;
 use crate::keys::LogKey;
@@ -29,6 +30,15 @@ struct Pair {
 
 impl Pair {
     fn new(lobby_password: Option<&[u8]>, joiner_password: Option<&[u8]>) -> Pair {
+        Pair::offering(lobby_password, joiner_password, None)
+    }
+
+    /// As [`Pair::new`], the joiner offering a pre-negotiated chat on `chat_stream`.
+    fn offering(
+        lobby_password: Option<&[u8]>,
+        joiner_password: Option<&[u8]>,
+        chat_stream: Option<u16>,
+    ) -> Pair {
         let lobby_key = SigningKey::from_bytes(&[1; 32]);
         let log_key = SigningKey::from_bytes(&[2; 32]);
         let identity = SigningKey::from_bytes(&[3; 32]);
@@ -39,6 +49,7 @@ impl Pair {
             identity: &identity,
             name: "ann".into(),
             password: joiner_password,
+            chat_stream,
         };
         Pair {
             host: HostHandshake::new(
@@ -80,7 +91,7 @@ impl Pair {
                     HostEvent::NeedAdmission { .. } => {
                         self.host.handle_admission(self.admission, self.now)
                     }
-                    HostEvent::NeedAnswer { offer } => {
+                    HostEvent::NeedAnswer { offer, .. } => {
                         assert_eq!(offer, "offer-sdp");
                         self.host.handle_answer("answer-sdp".into(), self.now)
                     }
@@ -133,7 +144,8 @@ fn an_open_lobby_admits_and_answers() {
     assert_eq!(
         pair.join_events,
         vec![JoinEvent::Answer {
-            sdp: "answer-sdp".into()
+            sdp: "answer-sdp".into(),
+            chat_stream: None,
         }]
     );
     match &pair.host_events[0] {
@@ -174,7 +186,8 @@ fn the_right_password_is_challenged_confirmed_and_answered() {
     assert_eq!(
         pair.join_events,
         vec![JoinEvent::Answer {
-            sdp: "answer-sdp".into()
+            sdp: "answer-sdp".into(),
+            chat_stream: None,
         }]
     );
     assert!(pair.host.is_answered());
@@ -258,6 +271,7 @@ fn an_offer_with_a_bad_signature_or_pake_is_a_protocol_rejection() {
         name: "mallory".into(),
         signature: "00".repeat(64),
         pake: None,
+        chat_stream: None,
     };
     assert_protocol_reject(garbage_first(forged), "signature");
 
@@ -270,6 +284,7 @@ fn an_offer_with_a_bad_signature_or_pake_is_a_protocol_rejection() {
         name: "ann".into(),
         signature: crate::signal::message::sign_offer(&pair.identity, &lobby_pub, &log_pub),
         pake: Some("!!".into()),
+        chat_stream: None,
     };
     assert_protocol_reject(garbage_first(bad_pake), "base64");
 }
@@ -335,7 +350,8 @@ fn trickled_candidates_become_requests_to_add_them() {
         vec![
             added(&candidate),
             JoinEvent::Answer {
-                sdp: "answer-sdp".into()
+                sdp: "answer-sdp".into(),
+                chat_stream: None,
             },
             added(&candidate)
         ]
@@ -399,4 +415,44 @@ fn waits_end_at_their_deadline() {
             waiting_for: "the password confirmation"
         })
     ));
+}
+
+#[test]
+fn a_pre_negotiated_chat_stream_is_echoed_in_the_answer() {
+    let mut pair = Pair::offering(None, None, Some(0));
+    pair.pump();
+    assert!(pair.host_events.iter().any(|e| matches!(
+        e,
+        HostEvent::NeedAnswer {
+            chat_stream: Some(0),
+            ..
+        }
+    )));
+    assert_eq!(
+        pair.join_events,
+        vec![JoinEvent::Answer {
+            sdp: "answer-sdp".into(),
+            chat_stream: Some(0),
+        }]
+    );
+}
+
+#[test]
+fn a_chat_stream_above_the_limit_falls_back_to_in_band() {
+    let mut pair = Pair::offering(None, None, Some(MAX_CHAT_STREAM + 1));
+    pair.pump();
+    assert!(pair.host_events.iter().any(|e| matches!(
+        e,
+        HostEvent::NeedAnswer {
+            chat_stream: None,
+            ..
+        }
+    )));
+    assert_eq!(
+        pair.join_events,
+        vec![JoinEvent::Answer {
+            sdp: "answer-sdp".into(),
+            chat_stream: None,
+        }]
+    );
 }

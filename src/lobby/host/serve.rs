@@ -23,7 +23,7 @@ use crate::lobby::chat::{wait_for_chat, ChannelEvent, ChannelLabels, ChatIn, Cha
 use crate::lobby::handshake::{Admission, HostEvent, HostHandshake};
 use crate::lobby::signal_log::{LogError, Read, SignalLog};
 use crate::lobby::trickle::trickle_until;
-use crate::lobby::{rtc_config_for, Hello, LOBBY_PROTOCOL, MAX_CHAT_BYTES};
+use crate::lobby::{negotiated_chat, rtc_config_for, Hello, LOBBY_PROTOCOL, MAX_CHAT_BYTES};
 use crate::net::{AppChannel, Connection, NetError, SharedCore};
 use crate::rtc::{self, ChannelId, PeerConnection, MAX_REMOTE_CANDIDATES};
 use crate::signal::{RejectReason, SignalError};
@@ -242,7 +242,9 @@ impl Signalling<'_> {
                         let admission = self.admission(identity, name).await;
                         handshake.handle_admission(admission, std::time::Instant::now());
                     }
-                    HostEvent::NeedAnswer { offer } => return self.answer(handshake, &offer).await,
+                    HostEvent::NeedAnswer { offer, chat_stream } => {
+                        return self.answer(handshake, &offer, chat_stream).await
+                    }
                     HostEvent::AddCandidate { candidate } => {
                         if self.candidates.len() < MAX_REMOTE_CANDIDATES {
                             self.candidates.push(candidate);
@@ -295,17 +297,20 @@ impl Signalling<'_> {
         decision
     }
 
-    /// Answers the offer, writes the answer, and waits for the chat channel to open.
+    /// Answers the offer (opening the chat channel pre-negotiated on `chat_stream`, if the
+    /// joiner asked), writes the answer, and waits for the chat channel to open.
     async fn answer(
         &mut self,
         handshake: &mut HostHandshake,
         offer: &str,
+        chat_stream: Option<u16>,
     ) -> Result<(PeerConnection, ChannelId), ServeError> {
-        let cfg = rtc_config_for(
+        let mut cfg = rtc_config_for(
             self.local_ip,
             self.ctx.timeout,
             &self.ctx.ice.config().await,
         );
+        cfg.negotiated = chat_stream.map(negotiated_chat).into_iter().collect();
         let (answer, mut pc) = rtc::accept_offer(&cfg, offer).await?;
         for candidate in self.candidates.drain(..) {
             if let Err(e) = pc.add_remote_candidate(&candidate) {
@@ -317,7 +322,7 @@ impl Signalling<'_> {
         // Candidates keep trickling both ways until the chat channel is open.
         let mut trickle = pc.trickle();
         let deadline = crate::time::deadline_after(self.ctx.timeout);
-        let open = wait_for_chat(&mut pc, None);
+        let open = wait_for_chat(&mut pc, None, None);
         let opened = trickle_until(open, &mut trickle, &mut self.signals, deadline).await;
         let chat = opened.map_err(|e| match e {
             ChatWait::Disconnected(reason) => {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use str0m::Candidate;
 use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
+use tokio::sync::mpsc;
 
 use super::Driver;
 use crate::ice::{IceServer, IceTransport};
@@ -29,12 +29,14 @@ const DIAL_TIMEOUT: Duration = Duration::from_secs(3);
 /// Most reasons kept for why servers gave nothing.
 const MAX_FAILURES_KEPT: usize = 4;
 
-/// The dialed servers: where to send, and the TCP streams to TURN servers.
+/// Dialed servers, in batches: where to send, and the TCP streams to TURN servers.
 pub(crate) struct Dialed {
     pub targets: Vec<ServerTarget>,
     pub streams: Vec<TcpStream>,
     /// URLs that could not be used, with why.
     pub failures: Vec<String>,
+    /// No batch follows.
+    pub last: bool,
 }
 
 /// A TCP stream to a TURN server.
@@ -44,14 +46,16 @@ pub(crate) struct TcpLink {
 }
 
 /// Resolves every `stun:`/`turn:` URL of `servers` (names with the system resolver, keeping
-/// addresses of a family some host socket has), connects TCP for `?transport=tcp`, and sends
-/// the result. TLS URLs (`stuns:`, `turns:`) are skipped: not supported.
+/// addresses of a family some host socket has) and sends the UDP ones at once, then connects
+/// TCP for `?transport=tcp` and sends those: a TCP connect (one round trip to the server) must
+/// not hold up the server-reflexive and UDP-relayed candidates, which the other side's checks
+/// wait for. TLS URLs (`stuns:`, `turns:`) are skipped: not supported.
 pub(crate) fn spawn_dial(
     servers: Vec<IceServer>,
     hosts: &[SocketAddr],
     timeout: Duration,
-) -> oneshot::Receiver<Dialed> {
-    let (tx, rx) = oneshot::channel();
+) -> mpsc::Receiver<Dialed> {
+    let (tx, rx) = mpsc::channel(2);
     let (v4, v6) = (
         hosts.iter().any(|h| h.is_ipv4()),
         hosts.iter().any(|h| h.is_ipv6()),
@@ -74,7 +78,7 @@ pub(crate) fn spawn_dial(
             !tls
         });
         urls.truncate(MAX_URLS);
-        let dials = urls.into_iter().map(|(url, server)| async move {
+        let lookups = urls.into_iter().map(|(url, server)| async move {
             let found = tokio::time::timeout(per_step, tokio::net::lookup_host(url.authority()))
                 .await
                 .map_err(|_| format!("{url}: DNS lookup timed out"))?
@@ -87,55 +91,77 @@ pub(crate) fn spawn_dial(
                     server.credential.clone().unwrap_or_default(),
                 )
             });
-            let stream = if turn.is_some() && url.transport == IceTransport::Tcp {
-                let s = tokio::time::timeout(per_step, TcpStream::connect(found))
-                    .await
-                    .map_err(|_| format!("{url}: TCP connect timed out"))?
-                    .map_err(|e| format!("{url}: TCP connect: {e}"))?;
-                let _ = s.set_nodelay(true);
-                Some(s)
-            } else {
-                None
-            };
-            Ok::<_, String>((found, turn, stream))
+            let tcp = turn.is_some() && url.transport == IceTransport::Tcp;
+            Ok::<_, String>((url, found, turn, tcp))
         });
-        let mut dialed = Dialed {
+        let mut udp = Dialed {
             targets: Vec::new(),
             streams: Vec::new(),
             failures,
+            last: false,
         };
-        for r in futures_util::future::join_all(dials).await {
+        let mut tcp = Vec::new();
+        for r in futures_util::future::join_all(lookups).await {
             match r {
-                Ok((addr, turn, stream)) => {
-                    let tcp_local = stream.as_ref().and_then(|s| s.local_addr().ok());
-                    if let Some(s) = stream {
-                        if tcp_local.is_some() && dialed.streams.len() < MAX_ALLOCATIONS {
-                            dialed.streams.push(s);
-                        } else {
-                            continue;
-                        }
-                    }
-                    dialed.targets.push(ServerTarget {
-                        addr,
-                        turn,
-                        tcp_local,
-                    });
-                }
-                Err(e) => dialed.failures.push(e),
+                Ok((url, addr, turn, true)) => tcp.push((url, addr, turn)),
+                Ok((_, addr, turn, false)) => udp.targets.push(ServerTarget {
+                    addr,
+                    turn,
+                    tcp_local: None,
+                }),
+                Err(e) => udp.failures.push(e),
             }
         }
-        let _ = tx.send(dialed);
+        udp.last = tcp.is_empty();
+        if tx.send(udp).await.is_err() || tcp.is_empty() {
+            return;
+        }
+        let connects = tcp.into_iter().map(|(url, addr, turn)| async move {
+            let s = tokio::time::timeout(per_step, TcpStream::connect(addr))
+                .await
+                .map_err(|_| format!("{url}: TCP connect timed out"))?
+                .map_err(|e| format!("{url}: TCP connect: {e}"))?;
+            let _ = s.set_nodelay(true);
+            Ok::<_, String>((addr, turn, s))
+        });
+        let mut streams = Dialed {
+            targets: Vec::new(),
+            streams: Vec::new(),
+            failures: Vec::new(),
+            last: true,
+        };
+        for r in futures_util::future::join_all(connects).await {
+            match r {
+                Ok((addr, turn, s)) => {
+                    let Ok(local) = s.local_addr() else { continue };
+                    if streams.streams.len() >= MAX_ALLOCATIONS {
+                        continue;
+                    }
+                    streams.streams.push(s);
+                    streams.targets.push(ServerTarget {
+                        addr,
+                        turn,
+                        tcp_local: Some(local),
+                    });
+                }
+                Err(e) => streams.failures.push(e),
+            }
+        }
+        let _ = tx.send(streams).await;
     });
     rx
 }
 
-/// The dial result, once it is in (the receiver is then taken).
-pub(crate) async fn dialed(rx: &mut Option<oneshot::Receiver<Dialed>>) -> Option<Dialed> {
+/// The next batch of dialed servers; the receiver is dropped after the last one (or when the
+/// dialing task ended early).
+pub(crate) async fn dialed(rx: &mut Option<mpsc::Receiver<Dialed>>) -> Option<Dialed> {
     let r = match rx {
-        Some(rx) => rx.await.ok(),
+        Some(rx) => rx.recv().await,
         None => std::future::pending().await,
     };
-    *rx = None;
+    if r.as_ref().is_none_or(|d| d.last) {
+        *rx = None;
+    }
     r
 }
 
@@ -170,7 +196,7 @@ impl Driver {
         }
         let now = Instant::now();
         if let Some(g) = &mut self.gather {
-            g.start(&d.targets, &self.addrs, now);
+            g.start(&d.targets, &self.addrs, d.last, now);
         }
         self.pump_gather(now).await;
     }
@@ -260,6 +286,10 @@ impl Driver {
                     self.shared.relayed_found.fetch_add(1, Ordering::Relaxed);
                     self.add_local(c).await;
                 }
+            }
+            GatherEvent::StreamUnused(local) => {
+                tracing::debug!("TURN over TCP from {local} not needed: UDP works");
+                self.tcp.retain(|l| l.local != local);
             }
             GatherEvent::Failed(why) => {
                 tracing::debug!("gathering: {why}");

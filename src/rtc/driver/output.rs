@@ -165,7 +165,10 @@ impl Driver {
                 tracing::debug!("the peer closed the connection");
                 self.begin_end(DisconnectReason::RemoteClosed);
             }
-            Event::IceConnectionStateChange(s) => tracing::debug!("ICE state {s:?}"),
+            Event::IceConnectionStateChange(s) => {
+                tracing::debug!("ICE state {s:?}");
+                self.ice_checking = s == str0m::IceConnectionState::Checking;
+            }
             _ => {}
         }
     }

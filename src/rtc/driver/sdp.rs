@@ -25,10 +25,12 @@ pub(crate) enum SdpRequest {
         channels: Vec<ChannelConfig>,
         reply: oneshot::Sender<Result<(String, OfferChannels), RtcError>>,
     },
-    /// Answer this offer (`sdp` is its text): replies with the answer JSON.
+    /// Answer this offer (`sdp` is its text) and open these pre-negotiated channels: replies
+    /// with the answer JSON.
     Answer {
         offer: SdpOffer,
         sdp: String,
+        channels: Vec<ChannelConfig>,
         reply: oneshot::Sender<Result<String, RtcError>>,
     },
 }
@@ -86,8 +88,13 @@ impl Driver {
                 self.drain().await;
                 let _ = reply.send(r);
             }
-            SdpRequest::Answer { offer, sdp, reply } => {
-                let r = self.make_answer(offer, &sdp);
+            SdpRequest::Answer {
+                offer,
+                sdp,
+                channels,
+                reply,
+            } => {
+                let r = self.make_answer(offer, &sdp, channels);
                 self.drain().await;
                 let _ = reply.send(r);
             }
@@ -117,7 +124,12 @@ impl Driver {
         ))
     }
 
-    fn make_answer(&mut self, offer: SdpOffer, sdp: &str) -> Result<String, RtcError> {
+    fn make_answer(
+        &mut self,
+        offer: SdpOffer,
+        sdp: &str,
+        channels: Vec<ChannelConfig>,
+    ) -> Result<String, RtcError> {
         let answer = match catch_unwind(AssertUnwindSafe(|| self.rtc.sdp_api().accept_offer(offer)))
         {
             Ok(Ok(a)) => a,
@@ -125,6 +137,12 @@ impl Driver {
             Err(_) => return Err(RtcError::Negotiation("the offer crashed the parser".into())),
         };
         self.remote_described(sdp);
+        // Pre-negotiated channels need no DCEP: each opens when SCTP is up (the offerer's
+        // in-band ones still arrive as it opens them).
+        for config in channels {
+            let id = self.rtc.direct_api().create_data_channel(config.clone());
+            self.chans.insert(id, Chan::new(&config));
+        }
         Ok(description::to_json(Kind::Answer, &answer.to_sdp_string()))
     }
 

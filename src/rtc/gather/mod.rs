@@ -21,7 +21,7 @@ mod turn;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use binding::{Binding, BindingState};
 use clock::Clock;
@@ -35,6 +35,14 @@ pub(crate) const MAX_ALLOCATIONS: usize = 4;
 
 /// Most remote candidate addresses an allocation is asked to permit.
 pub(crate) const MAX_REMOTES: usize = 96;
+
+/// How long a TURN-over-TCP allocation waits while the same server may still answer over UDP:
+/// 300 ms. A server that answers over UDP drops it (TURN over UDP works, so its TCP twin would
+/// only add a relayed candidate); one that stays silent that long, or an allocation over UDP
+/// that fails, starts it. Every relayed candidate is paired with every remote candidate on both
+/// sides, and the checks of the pairs a second allocation adds delay the ones that matter
+/// (BENCHMARKS.md, "Join across the NAT lab"); a network that blocks UDP pays this on its join.
+pub(crate) const TCP_HOLD: Duration = Duration::from_millis(300);
 
 /// A resolved STUN or TURN server, ready to use.
 #[derive(Debug, Clone)]
@@ -83,6 +91,9 @@ pub(crate) enum GatherEvent {
     },
     /// A server gave nothing: the text says which and why (for logs and errors).
     Failed(String),
+    /// The TCP stream whose local address this is will not be used (its server answers over
+    /// UDP): close it.
+    StreamUnused(SocketAddr),
     /// Gathering is over; no more candidates come.
     Done,
 }
@@ -113,9 +124,14 @@ pub(crate) struct Gatherer {
     bindings: Vec<Binding>,
     keepalives: Vec<Binding>,
     allocs: Vec<Allocation>,
+    /// TURN-over-TCP servers held back (until the instant), see [`TCP_HOLD`].
+    held: Vec<(ServerTarget, Instant)>,
+    /// Servers that have answered over UDP.
+    heard: Vec<SocketAddr>,
     remotes: Vec<SocketAddr>,
     events: VecDeque<GatherEvent>,
     deadline: Instant,
+    /// The last batch of servers is in ([`Gatherer::start`]).
     started: bool,
     done: bool,
 }
@@ -130,6 +146,8 @@ impl Gatherer {
             bindings: Vec::new(),
             keepalives: Vec::new(),
             allocs: Vec::new(),
+            held: Vec::new(),
+            heard: Vec::new(),
             remotes: Vec::new(),
             events: VecDeque::new(),
             deadline,
@@ -141,8 +159,16 @@ impl Gatherer {
     /// Starts on the resolved servers: a Binding from every host socket of the server's family
     /// to every UDP server (a TURN server answers Binding too), and an Allocate per TURN server
     /// (UDP from the host socket that fits the server best, or on the dialed TCP stream).
-    pub(crate) fn start(&mut self, servers: &[ServerTarget], hosts: &[SocketAddr], now: Instant) {
-        self.started = true;
+    /// Called once per batch of servers; `last` says no batch follows (gathering can only be
+    /// over after it).
+    pub(crate) fn start(
+        &mut self,
+        servers: &[ServerTarget],
+        hosts: &[SocketAddr],
+        last: bool,
+        now: Instant,
+    ) {
+        self.started |= last;
         for s in servers {
             if s.tcp_local.is_none() && !self.relay_only {
                 for &h in hosts.iter().filter(|h| h.is_ipv4() == s.addr.is_ipv4()) {
@@ -155,33 +181,82 @@ impl Gatherer {
                     }
                 }
             }
-            let Some((user, pass)) = &s.turn else {
-                continue;
-            };
-            if self.allocs.len() >= MAX_ALLOCATIONS {
-                self.events.push_back(GatherEvent::Failed(format!(
-                    "TURN server {}: more than {MAX_ALLOCATIONS} allocations",
-                    s.addr
-                )));
+            if s.turn.is_none() {
                 continue;
             }
-            let local = match s.tcp_local {
-                Some(l) => Some(l),
-                None => best_host(hosts, s.addr),
-            };
-            let Some(local) = local else {
-                continue;
-            };
-            let tcp = s.tcp_local.is_some();
-            tracing::debug!(
-                "TURN allocate on {} over {} from {local}",
-                s.addr,
-                if tcp { "TCP" } else { "UDP" }
-            );
-            self.allocs
-                .push(Allocation::new(local, s.addr, tcp, user, pass));
+            if let Some(tcp) = s.tcp_local {
+                if self.heard.contains(&s.addr) {
+                    self.events.push_back(GatherEvent::StreamUnused(tcp));
+                    continue;
+                }
+                if self.allocs.iter().any(|a| !a.tcp && a.server == s.addr) {
+                    self.held.push((s.clone(), now + TCP_HOLD));
+                    continue;
+                }
+            }
+            self.allocate(s, hosts);
         }
         self.check_done(now);
+    }
+
+    /// Starts a TURN allocation on `s`, from the host socket that fits it best or on its TCP
+    /// stream, within [`MAX_ALLOCATIONS`].
+    fn allocate(&mut self, s: &ServerTarget, hosts: &[SocketAddr]) {
+        let Some((user, pass)) = &s.turn else {
+            return;
+        };
+        if self.allocs.len() >= MAX_ALLOCATIONS {
+            self.events.push_back(GatherEvent::Failed(format!(
+                "TURN server {}: more than {MAX_ALLOCATIONS} allocations",
+                s.addr
+            )));
+            return;
+        }
+        let Some(local) = s.tcp_local.or_else(|| best_host(hosts, s.addr)) else {
+            return;
+        };
+        let tcp = s.tcp_local.is_some();
+        tracing::debug!(
+            "TURN allocate on {} over {} from {local}",
+            s.addr,
+            if tcp { "TCP" } else { "UDP" }
+        );
+        self.allocs
+            .push(Allocation::new(local, s.addr, tcp, user, pass));
+    }
+
+    /// A server answered over UDP: its held TCP streams are not needed.
+    fn heard_from(&mut self, server: SocketAddr) {
+        if self.heard.contains(&server) {
+            return;
+        }
+        self.heard.push(server);
+        let events = &mut self.events;
+        self.held.retain(|(s, _)| {
+            let drop = s.addr == server;
+            if let (true, Some(tcp)) = (drop, s.tcp_local) {
+                events.push_back(GatherEvent::StreamUnused(tcp));
+            }
+            !drop
+        });
+    }
+
+    /// Held TCP servers whose hold is over, or whose allocation over UDP failed, allocate now.
+    fn release_held(&mut self, now: Instant) {
+        let allocs = &self.allocs;
+        let (due, keep): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.held)
+                .into_iter()
+                .partition(|(s, until)| {
+                    now >= *until
+                        || allocs
+                            .iter()
+                            .any(|a| !a.tcp && a.server == s.addr && a.failed)
+                });
+        self.held = keep;
+        for (s, _) in due {
+            self.allocate(&s, &[]);
+        }
     }
 
     /// The TURN server behind our relayed address `relayed`.
@@ -214,6 +289,7 @@ impl Gatherer {
         if !from_server {
             return Incoming::NotOurs;
         }
+        self.heard_from(from);
         let class = frame::classify(data);
         if class == frame::PacketClass::Stun {
             let mine = self
@@ -371,6 +447,9 @@ impl Gatherer {
             consider(a.poll_timeout(&clock, now));
             consider(a.keepalive_at);
         }
+        for (_, until) in &self.held {
+            consider(Some(*until));
+        }
         if !self.done {
             consider(Some(self.deadline));
         }
@@ -402,7 +481,9 @@ impl Gatherer {
                     .push(Binding::keepalive(a.local(), a.server, now));
             }
         }
+        self.release_held(now);
         if !self.done && now >= self.deadline {
+            self.held.clear();
             for a in self.allocs.iter_mut().filter(|a| a.relayed.is_none()) {
                 a.fail();
             }
@@ -412,6 +493,7 @@ impl Gatherer {
 
     /// Collects outcomes into events and checks whether gathering is over.
     fn after_input(&mut self, now: Instant) {
+        self.release_held(now);
         let mut i = 0;
         while i < self.bindings.len() {
             match self.bindings[i].state() {
@@ -474,8 +556,9 @@ impl Gatherer {
         if self.done || !self.started && now < self.deadline {
             return;
         }
-        let settled =
-            self.bindings.is_empty() && self.allocs.iter().all(|a| a.relayed.is_some() || a.failed);
+        let settled = self.bindings.is_empty()
+            && self.held.is_empty()
+            && self.allocs.iter().all(|a| a.relayed.is_some() || a.failed);
         if settled || now >= self.deadline {
             self.done = true;
             self.bindings.clear();
