@@ -74,6 +74,10 @@ pub struct DatUrl {
     pub peer: Option<String>,
     /// `relay=url`: a relay through which the core's owner can be reached.
     pub relay: Option<String>,
+    /// `lobby=<64 hex>`: the key of the lobby log of the session the owner hosts (an invite's
+    /// hint, not authenticated): a joiner starts signalling on it while it reads the owner's
+    /// `session.json`, and goes on only if `session.json` names the same lobby.
+    pub lobby: Option<CoreKey>,
 }
 
 impl DatUrl {
@@ -83,6 +87,7 @@ impl DatUrl {
             key: key.into(),
             peer: None,
             relay: None,
+            lobby: None,
         }
     }
 
@@ -236,6 +241,10 @@ impl fmt::Display for DatUrl {
         }
         if let Some(relay) = &self.relay {
             write!(f, "{sep}relay={relay}")?;
+            sep = '&';
+        }
+        if let Some(lobby) = &self.lobby {
+            write!(f, "{sep}lobby={}", lobby.to_hex())?;
         }
         Ok(())
     }
@@ -244,7 +253,8 @@ impl fmt::Display for DatUrl {
 impl FromStr for DatUrl {
     type Err = IdentityError;
 
-    /// Parses `dat://<64 hex>[/][?peer=host:port][&relay=url]`. Hex is case-insensitive. Unknown
+    /// Parses `dat://<64 hex>[/][?peer=host:port][&relay=url][&lobby=<64 hex>]`. Hex is
+    /// case-insensitive. Unknown
     /// query parameters are ignored (forward compatibility); hints are checked strictly
     /// ([`check_peer`], [`check_relay`]). Only the key's syntax is checked here; see
     /// [`DatUrl::check_key`] for whether it can be anyone's key.
@@ -273,6 +283,10 @@ impl FromStr for DatUrl {
                 "relay" => {
                     check_relay(value).map_err(|r| bad(&r))?;
                     out.relay = Some(value.to_string());
+                }
+                "lobby" => {
+                    let key = parse_key_hex(value).map_err(|r| bad(&format!("lobby: {r}")))?;
+                    out.lobby = Some(CoreKey::from_bytes(key));
                 }
                 _ => {}
             }
@@ -361,6 +375,26 @@ mod tests {
         assert_eq!(text.parse::<DatUrl>().unwrap(), url);
         let upper = format!("dat://{}/", "AB".repeat(32));
         assert_eq!(upper.parse::<DatUrl>().unwrap().key, key);
+    }
+
+    #[test]
+    fn an_invite_round_trips_with_its_lobby_hint() {
+        let mut url = DatUrl::new(CoreKey::from_bytes([0xab; 32]));
+        url.relay = Some("ws://relay.example:49443".into());
+        url.lobby = Some(CoreKey::from_bytes([0xcd; 32]));
+        let text = url.to_string();
+        assert_eq!(
+            text,
+            format!(
+                "dat://{}?relay=ws://relay.example:49443&lobby={}",
+                "ab".repeat(32),
+                "cd".repeat(32)
+            )
+        );
+        assert_eq!(text.parse::<DatUrl>().unwrap(), url);
+        let bad = format!("dat://{}?lobby=abcd", "ab".repeat(32));
+        let err = bad.parse::<DatUrl>().unwrap_err().to_string();
+        assert!(err.contains("lobby"), "{err}");
     }
 
     #[test]

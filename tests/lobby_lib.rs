@@ -160,3 +160,35 @@ async fn huge_durations_are_refused_or_saturate_never_panic() {
     joined.leave().await;
     host.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invite_names_its_lobby_and_a_stale_lobby_hint_still_joins() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::new(dir.path().join("host"));
+    let (identity, _) = home.init("host").unwrap();
+    let options = HostOptions {
+        listen: "127.0.0.1:0".into(),
+        ..HostOptions::default()
+    };
+    let mut host = Host::start(&home, identity, options).await.unwrap();
+    let invite: dat_social::identity::DatUrl = host.info().invite.parse().unwrap();
+    let lobby: dat_social::identity::DatUrl = host.info().lobby.parse().unwrap();
+    assert_eq!(invite.lobby, Some(lobby.key), "the invite's lobby= hint");
+
+    // An invite from an earlier session of the same host: the hint names a lobby that is
+    // gone; the joiner finds the live one in session.json and joins it.
+    let mut stale = invite.clone();
+    stale.lobby = Some(dat_social::keys::CoreKey::from_bytes([7; 32]));
+    let player_home = Home::new(dir.path().join("ann"));
+    let (ann, _) = player_home.init("ann").unwrap();
+    let options = JoinOptions {
+        url: stale,
+        name: "ann".into(),
+        timeout: Duration::from_secs(10),
+        ..JoinOptions::default()
+    };
+    let joined = lobby::join(&ann, options).await.unwrap();
+    assert_eq!(joined.info().host, invite.base());
+    let peers = next_event!(host, HostEvent::PeerJoined { peers, .. } => peers);
+    assert_eq!(peers, 1);
+}

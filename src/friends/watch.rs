@@ -415,12 +415,18 @@ async fn sleep_until_ms(at: Option<u64>) {
     }
 }
 
-/// A friend's URL with the route as a hint, to join their lobby along it.
+/// A friend's URL with the route and their lobby's key as hints, to join their lobby along it.
 pub fn join_url(lobby: &LiveLobby) -> DatUrl {
     let mut url = DatUrl::new(lobby.host);
     match &lobby.route {
         Route::Tcp(addr) => url.peer = Some(addr.clone()),
         Route::Relay(relay) => url.relay = Some(relay.to_string()),
     }
+    url.lobby = lobby
+        .session
+        .url
+        .parse::<DatUrl>()
+        .ok()
+        .map(|lobby_url| lobby_url.key);
     url
 }

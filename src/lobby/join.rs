@@ -20,6 +20,7 @@ use crate::endpoint::Endpoint;
 use crate::hypercore::Core;
 use crate::ice::IceConfig;
 use crate::identity::{DatUrl, Identity};
+use crate::keys::CoreKey;
 use crate::net::{Connection, NetError, SharedCore};
 use crate::remote::{self, ReachError, RemoteError};
 use crate::rtc::{self, ChannelId, PeerConnection, Reliability};
@@ -169,16 +170,18 @@ pub async fn join(identity: &Identity, options: JoinOptions) -> Result<Joined, J
 /// with [`Endpoint::reach`] (so that a relay route goes through the endpoint's session to that
 /// relay, shared with whatever else it does).
 ///
+/// With a `lobby=` hint in the URL (an invite's), signalling on that lobby starts at once,
+/// while the host's `session.json` is read; the join goes on only if `session.json` names the
+/// same lobby (else it starts over on the lobby `session.json` names).
+///
 /// Errors: see [`JoinError`]; every wait is bounded by `options.timeout`.
 pub async fn join_through(endpoint: &Endpoint, options: JoinOptions) -> Result<Joined, JoinError> {
-    let identity = endpoint.identity();
     let started = Instant::now();
     let deadline = crate::time::tokio_later(started, options.timeout);
     // The crypto backend's one-time setup costs tens of ms of CPU: do it while the network
     // round trips run, not on the path to the offer.
-    let warm_up = tokio::task::spawn_blocking(rtc::warm_up);
-    let step =
-        |what: &str| tracing::debug!(ms = started.elapsed().as_secs_f64() * 1e3, "join: {what}");
+    drop(tokio::task::spawn_blocking(rtc::warm_up));
+    let step = |what: &str| step(started, what);
     let route = remote::Route::pick(&options.url, options.peer.clone(), options.relay.clone())
         .map_err(|e| JoinError::Protocol(e.to_string()))?
         .ok_or(JoinError::NoAddress)?;
@@ -188,99 +191,54 @@ pub async fn join_through(endpoint: &Endpoint, options: JoinOptions) -> Result<J
         .await?;
     let (conn, local_ip) = (connected.connection, connected.local_ip);
     step("connected and authenticated");
-    let net = |e: NetError| JoinError::Unreachable {
-        addr: addr.clone(),
-        source: e.into(),
-    };
-
     if let Some(own) = &options.archive {
-        conn.replicate(own.clone()).await.map_err(net)?;
+        conn.replicate(own.clone())
+            .await
+            .map_err(|e| unreachable(&addr, e))?;
     }
-    // The host's archive: its session.json names the lobby log.
-    let (files, _host_archive) =
-        remote::read_archive(&conn, options.url.identity(), deadline).await?;
-    step("read the host's archive");
-    let host_name = files.profile.map(|p| p.name).unwrap_or_default();
-    let host_url = options.url.base();
-    let session = files
-        .session
-        .filter(|s| s.ended.is_none() && s.is_live(now_ms()))
-        .ok_or_else(|| JoinError::NotHosting(host_url.clone()))?;
-    let lobby_url: DatUrl = session
-        .url
-        .parse()
-        .map_err(|e| JoinError::Protocol(format!("session.json url: {e}")))?;
-    let lobby_key = *lobby_url.key.as_bytes();
-    let lobby = SharedCore::new(Core::in_memory_replica(lobby_url.key));
-    conn.replicate(lobby.clone()).await.map_err(net)?;
-
-    // Our signalling log, announced on the lobby channel.
-    let log_key = SigningKey::generate(&mut rand::rngs::OsRng);
-    let log_pub = log_key.verifying_key().to_bytes();
-    let log = SharedCore::new(Core::in_memory(log_key.clone()));
-    conn.replicate(log.clone()).await.map_err(net)?;
-    let channel = conn
-        .open_app_channel(LOBBY_PROTOCOL, Some(&lobby_key))
-        .await
-        .map_err(net)?;
-    let hello = serde_json::to_vec(&Hello {
-        log: hex::encode(log_pub),
-    })
-    .expect("hello serializes");
-    channel.send(&hello).map_err(net)?;
-
-    let ice = LobbyIce::new(options.ice.clone(), endpoint).config().await;
-    let mut cfg = rtc_config_for(local_ip, options.timeout, &ice);
-    // Chat pre-negotiated, if the host goes along (its answer says so); else in band below.
-    cfg.negotiated = vec![negotiated_chat(CHAT_STREAM)];
-    let _ = warm_up.await;
-    let (mut pending, offer) = rtc::create_offer(&cfg, &[]).await?;
-    let negotiated = pending.channels()[0];
-    step("created the offer");
-    let offer = OfferParams {
-        sdp: offer,
-        identity: identity.signing_key(),
-        name: options.name.clone(),
-        password: options.password.as_deref(),
-        chat_stream: Some(CHAT_STREAM),
+    let ctx = Signalling {
+        conn: &conn,
+        endpoint,
+        options: &options,
+        local_ip,
+        addr: &addr,
+        deadline,
+        started,
     };
-    let (log_pub, lobby_log) = (
-        crate::keys::LogKey::from_bytes(log_pub),
-        crate::keys::LogKey::from_core(lobby_url.key),
-    );
-    let mut handshake = JoinHandshake::new(offer, log_pub, lobby_log, deadline.into_std());
-    // Replies come after the offer: the lobby log is read from its length now.
-    let from = lobby.status().length;
-    let mut signals =
-        SignalLog::new(lobby.clone(), from, log_key, log.clone(), lobby_log).with_channel(channel);
-    let (answer, chat_stream) =
-        signal(&mut handshake, &mut signals, &mut pending, deadline).await?;
-    step("got the answer");
-    // Candidates keep trickling both ways while the answer is applied and ICE checks run.
-    let mut trickle = pending.trickle();
-    let accept = pending.accept_answer(&answer);
-    let mut pc = trickle_until(accept, &mut trickle, &mut signals, deadline).await?;
-    let chat = if chat_stream == Some(CHAT_STREAM) {
-        negotiated
-    } else {
-        // A host that opens no pre-negotiated chat: open it in band (DCEP) as hosts expect.
-        pc.open_channel(CHAT_LABEL, Reliability::Reliable).await?
+    // The host's archive: its session.json names the lobby log (and says it is live).
+    let archive = host_session(&conn, &options.url, deadline);
+    let (lobby, (pc, chat)) = match options.url.lobby {
+        None => {
+            let lobby = archive.await?;
+            step("read the host's archive");
+            let connected = ctx.connect(lobby.key).await?;
+            (lobby, connected)
+        }
+        Some(hint) => {
+            // The invite names the lobby: connect on it while the archive is read, and keep
+            // the connection only if session.json names the same lobby.
+            let hinted = ctx.connect(hint);
+            tokio::pin!(archive, hinted);
+            let (lobby, done) = tokio::select! {
+                lobby = &mut archive => (lobby?, None),
+                connected = &mut hinted => (archive.await?, Some(connected)),
+            };
+            step("read the host's archive");
+            let connected = match done {
+                // A stale invite (an earlier lobby of this host): start over on the real one.
+                _ if lobby.key != hint => ctx.connect(lobby.key).await?,
+                Some(connected) => connected?,
+                None => hinted.await?,
+            };
+            (lobby, connected)
+        }
     };
-    let chat = wait_for_chat(&mut pc, Some(chat), Some(deadline))
-        .await
-        .map_err(|e| match e {
-            ChatWait::Disconnected(reason) => JoinError::Unreachable {
-                addr: addr.clone(),
-                source: ReachError::DataChannel(reason),
-            },
-            ChatWait::TimedOut => JoinError::Timeout("the data channel to open"),
-        })?;
     step("data channel open");
     Ok(Joined {
         info: JoinedInfo {
-            host: host_url,
-            host_name,
-            lobby_name: session.name,
+            host: options.url.base(),
+            host_name: lobby.host_name,
+            lobby_name: lobby.name,
             path: pc.path(),
         },
         pc,
@@ -288,6 +246,168 @@ pub async fn join_through(endpoint: &Endpoint, options: JoinOptions) -> Result<J
         labels: ChannelLabels::default(),
         _conn: conn,
     })
+}
+
+/// Logs a step of the join with its time since `started`, in ms (`RUST_LOG=dat_social=debug`).
+fn step(started: Instant, what: &str) {
+    let ms = started.elapsed().as_secs_f64() * 1e3;
+    tracing::debug!(ms, "join: {what}");
+}
+
+fn unreachable(addr: &str, e: NetError) -> JoinError {
+    JoinError::Unreachable {
+        addr: addr.to_string(),
+        source: e.into(),
+    }
+}
+
+/// What the host's archive says of the lobby it hosts.
+struct HostedLobby {
+    /// The lobby log's key (`session.json` `url`).
+    key: CoreKey,
+    /// The lobby's name.
+    name: String,
+    /// The host's profile name.
+    host_name: String,
+}
+
+/// Reads the host's archive; its `session.json` must be live.
+async fn host_session(
+    conn: &Connection,
+    url: &DatUrl,
+    deadline: Instant,
+) -> Result<HostedLobby, JoinError> {
+    let (files, _host_archive) = remote::read_archive(conn, url.identity(), deadline).await?;
+    let session = files
+        .session
+        .filter(|s| s.ended.is_none() && s.is_live(now_ms()))
+        .ok_or_else(|| JoinError::NotHosting(url.base()))?;
+    let lobby_url: DatUrl = session
+        .url
+        .parse()
+        .map_err(|e| JoinError::Protocol(format!("session.json url: {e}")))?;
+    Ok(HostedLobby {
+        key: lobby_url.key,
+        name: session.name,
+        host_name: files.profile.map(|p| p.name).unwrap_or_default(),
+    })
+}
+
+/// What signalling on one lobby needs.
+struct Signalling<'a> {
+    conn: &'a Connection,
+    endpoint: &'a Endpoint,
+    options: &'a JoinOptions,
+    local_ip: std::net::IpAddr,
+    addr: &'a str,
+    deadline: Instant,
+    /// When the join started (for the timestamps of its steps).
+    started: Instant,
+}
+
+/// An offer the host answered.
+struct Offered {
+    pending: rtc::PendingOffer,
+    answer: String,
+    /// The chat stream id the answer echoes.
+    chat_stream: Option<u16>,
+    /// The pre-negotiated chat channel of the offer.
+    negotiated: ChannelId,
+    signals: SignalLog,
+}
+
+impl Signalling<'_> {
+    /// Connects over WebRTC through the lobby whose log key is `lobby_key`: the offer, the
+    /// host's answer, ICE and DTLS, and the chat channel open.
+    async fn connect(&self, lobby_key: CoreKey) -> Result<(PeerConnection, ChannelId), JoinError> {
+        let Offered {
+            mut pending,
+            answer,
+            chat_stream,
+            negotiated,
+            mut signals,
+        } = self.offer(lobby_key).await?;
+        step(self.started, "got the answer");
+        // Candidates keep trickling both ways while the answer is applied and ICE checks run.
+        let mut trickle = pending.trickle();
+        let accept = pending.accept_answer(&answer);
+        let mut pc = trickle_until(accept, &mut trickle, &mut signals, self.deadline).await?;
+        let chat = if chat_stream == Some(CHAT_STREAM) {
+            negotiated
+        } else {
+            // A host that opens no pre-negotiated chat: open it in band (DCEP) as hosts expect.
+            pc.open_channel(CHAT_LABEL, Reliability::Reliable).await?
+        };
+        let chat = wait_for_chat(&mut pc, Some(chat), Some(self.deadline))
+            .await
+            .map_err(|e| match e {
+                ChatWait::Disconnected(reason) => JoinError::Unreachable {
+                    addr: self.addr.to_string(),
+                    source: ReachError::DataChannel(reason),
+                },
+                ChatWait::TimedOut => JoinError::Timeout("the data channel to open"),
+            })?;
+        Ok((pc, chat))
+    }
+
+    /// Signals on the lobby whose log key is `lobby_key`: replicates the lobby log and our
+    /// signalling log, says hello on the lobby channel, makes the offer and runs the handshake
+    /// to the host's answer.
+    async fn offer(&self, lobby_key: CoreKey) -> Result<Offered, JoinError> {
+        let net = |e| unreachable(self.addr, e);
+        let lobby = SharedCore::new(Core::in_memory_replica(lobby_key));
+        self.conn.replicate(lobby.clone()).await.map_err(net)?;
+        // Our signalling log, announced on the lobby channel.
+        let log_key = SigningKey::generate(&mut rand::rngs::OsRng);
+        let log_pub = log_key.verifying_key().to_bytes();
+        let log = SharedCore::new(Core::in_memory(log_key.clone()));
+        self.conn.replicate(log.clone()).await.map_err(net)?;
+        let channel = self
+            .conn
+            .open_app_channel(LOBBY_PROTOCOL, Some(lobby_key.as_bytes()))
+            .await
+            .map_err(net)?;
+        let hello = serde_json::to_vec(&Hello {
+            log: hex::encode(log_pub),
+        })
+        .expect("hello serializes");
+        channel.send(&hello).map_err(net)?;
+
+        let ice = LobbyIce::new(self.options.ice.clone(), self.endpoint)
+            .config()
+            .await;
+        let mut cfg = rtc_config_for(self.local_ip, self.options.timeout, &ice);
+        // Chat pre-negotiated, if the host goes along (its answer says so); else in band.
+        cfg.negotiated = vec![negotiated_chat(CHAT_STREAM)];
+        let _ = tokio::task::spawn_blocking(rtc::warm_up).await;
+        let (mut pending, offer) = rtc::create_offer(&cfg, &[]).await?;
+        let negotiated = pending.channels()[0];
+        let offer = OfferParams {
+            sdp: offer,
+            identity: self.endpoint.identity().signing_key(),
+            name: self.options.name.clone(),
+            password: self.options.password.as_deref(),
+            chat_stream: Some(CHAT_STREAM),
+        };
+        let (log_pub, lobby_log) = (
+            crate::keys::LogKey::from_bytes(log_pub),
+            crate::keys::LogKey::from_core(lobby_key),
+        );
+        let mut handshake = JoinHandshake::new(offer, log_pub, lobby_log, self.deadline.into_std());
+        // Replies come after the offer: the lobby log is read from its length now.
+        let from = lobby.status().length;
+        let mut signals = SignalLog::new(lobby.clone(), from, log_key, log.clone(), lobby_log)
+            .with_channel(channel);
+        let (answer, chat_stream) =
+            signal(&mut handshake, &mut signals, &mut pending, self.deadline).await?;
+        Ok(Offered {
+            pending,
+            answer,
+            chat_stream,
+            negotiated,
+            signals,
+        })
+    }
 }
 
 /// Drives the joiner's handshake over the logs until the host answers: writes our signals and

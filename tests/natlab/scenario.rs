@@ -1,7 +1,7 @@
 //! Issue 10's scenarios as its user runs them, across the lab: `dat-social relay` on the public
 //! segment, `dat-social host --relay ws://…` in one home, `dat-social join <invite>` in others,
-//! each player holding only the relay's URL (the invite is `dat://<host>?relay=ws://…`, no
-//! address hint). Results come back as data ([`ScenarioResult`]: joined or not, exit code,
+//! each player holding the invite `host` printed (`dat://<host>?peer=…&relay=ws://…&lobby=…`,
+//! whose `peer=` address, inside the host's home, no other home can reach). Results come back as data ([`ScenarioResult`]: joined or not, exit code,
 //! error, the `connected` event and its path, chat both ways, every event), so a test asserts on
 //! exactly what it means and a failure message shows everything that happened.
 
@@ -67,8 +67,9 @@ pub struct LabHost {
     pub proc: Proc,
     /// Its `hosting` event.
     pub hosting: Value,
-    /// The invite a player gets when they hold only the relay's URL:
-    /// `dat://<host key>?relay=ws://…`.
+    /// The invite `host` printed, as its user passes it on:
+    /// `dat://<host key>?peer=<its address in its home>&relay=ws://…&lobby=<lobby key>`. Across
+    /// the NATs the `peer=` address is unreachable; a join tries the `relay=` route first.
     pub invite: String,
 }
 
@@ -99,7 +100,14 @@ pub fn host_lobby_of(relay: &LabRelay, at: &Host, max_peers: u32, extra: &[&str]
     proc.expect_where(WAIT, "relay connected", |e| {
         e["event"] == "relay" && e["state"] == "connected"
     });
-    let invite = format!("{}?relay={}", user.url(), relay.ws);
+    let invite = hosting["invite"]
+        .as_str()
+        .expect("the hosting event's invite")
+        .to_string();
+    assert!(
+        invite.contains("relay=") && invite.contains("lobby="),
+        "{invite}"
+    );
     LabHost {
         user,
         proc,

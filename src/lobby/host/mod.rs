@@ -310,6 +310,8 @@ impl Host {
         let mut invite = identity.url();
         invite.peer = Some(advertised(listen).to_string());
         invite.relay = options.relay.as_ref().map(|r| r.url.to_string());
+        // Joiners holding the invite start signalling on the lobby at once (lobby::join).
+        invite.lobby = Some(lobby.key());
         let acceptor = endpoint.acceptor().await?;
         // On the relay (repeated after every reconnect) and, with `lan`, on the local network.
         let publications = endpoint.publish(archive.discovery_key()).await?;
