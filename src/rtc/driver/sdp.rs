@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::channel::{ChannelConfig, ChannelId};
+use str0m::Input;
 use tokio::sync::oneshot;
 
 use super::{Chan, Driver};
@@ -17,6 +18,10 @@ use crate::rtc::{DisconnectReason, RtcError};
 
 /// The channels an offer opens, with their ids.
 pub(crate) type OfferChannels = Vec<(ChannelId, ChannelConfig)>;
+
+/// Timeout inputs fed to str0m as the answer is applied: the answerer's checks that came
+/// earlier (one per pair it checked, up to three here) and then our own first check.
+const EARLY_CHECK_INPUTS: usize = 4;
 
 /// A description to make once the policy allows.
 pub(crate) enum SdpRequest {
@@ -173,6 +178,16 @@ impl Driver {
             self.timing.connect_timeout,
         ));
         self.remote_described(sdp);
+        // The answerer's checks that arrived before its answer wait in str0m's ICE agent, which
+        // answers one of them per timeout input before it sends any check of its own (and then
+        // waits a pace): feed a few inputs now so our first check is not held up by them.
+        let now = Instant::now();
+        for _ in 0..EARLY_CHECK_INPUTS {
+            self.rtc
+                .handle_input(Input::Timeout(now))
+                .map_err(|e| RtcError::Negotiation(e.to_string()))?;
+        }
+        self.last_tick = now;
         self.drain().await;
         Ok(())
     }
