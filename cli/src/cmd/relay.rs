@@ -305,10 +305,10 @@ pub async fn run(args: RelayArgs, out: &Output) -> Result<u8> {
     }
     let turn_config = args.turn.config(ip)?;
     let turn = match turn_config {
-        Some(c) => Some(TurnDriver::bind(c).await?),
+        Some(c) => Some(TurnThread::start(c).await?),
         None => None,
     };
-    let ice = relay_ice(&args, turn.as_ref().map(TurnDriver::info))?;
+    let ice = relay_ice(&args, turn.as_ref().map(|t| &t.info))?;
     let config = RelayConfig {
         ice,
         ws: Some(SocketAddr::new(ip, args.port)),
@@ -324,7 +324,7 @@ pub async fn run(args: RelayArgs, out: &Output) -> Result<u8> {
     if let Some(t) = &tcp {
         text.push_str(&format!(" and {t}"));
     }
-    let info = turn.as_ref().map(|t| t.info().clone());
+    let info = turn.as_ref().map(|t| t.info.clone());
     if let Some(i) = &info {
         let urls: Vec<String> = i.urls().iter().map(|u| u.to_string()).collect();
         text.push_str(&format!(
@@ -346,20 +346,69 @@ pub async fn run(args: RelayArgs, out: &Output) -> Result<u8> {
             .map(|i| i.urls().iter().map(|u| u.to_string()).collect()),
     };
     out.event(&event, &text);
-    // The TURN server stops with the relay: it gets its own stop signal once the relay's run
-    // returns.
-    let (turn_stop, turn_stopped) = tokio::sync::oneshot::channel::<()>();
-    let turn_task = turn.map(|t| {
-        tokio::spawn(t.run(async move {
-            let _ = turn_stopped.await;
-        }))
-    });
+    // The TURN server stops with the relay, once the relay's run returns.
     let served = server.run(stop).await;
-    let _ = turn_stop.send(());
-    if let Some(task) = turn_task {
-        task.await.context("the TURN server task")??;
+    if let Some(turn) = turn {
+        turn.stop().await?;
     }
     served?;
     out.event(&Event::Stopped, "relay stopped");
     Ok(0)
+}
+
+/// The TURN server on a thread of its own, with a current-thread runtime: each relayed datagram
+/// is read, handled and sent on that one thread, with no hand-off between the relay's worker
+/// threads per burst (coturn, too, handles a packet on the thread that read it). BENCHMARKS.md,
+/// "TURN", measured the difference.
+struct TurnThread {
+    /// Where it listens and the URLs it serves.
+    info: TurnInfo,
+    stop: tokio::sync::oneshot::Sender<()>,
+    done: tokio::sync::oneshot::Receiver<Result<(), dat_social::relay::turn::TurnError>>,
+}
+
+impl TurnThread {
+    /// Starts the thread and binds the server's sockets there (a socket belongs to the runtime
+    /// it was bound in). Errors: the thread or its runtime could not start, or binding failed.
+    async fn start(config: TurnDriverConfig) -> Result<TurnThread> {
+        let (ready_tx, ready) = tokio::sync::oneshot::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (done_tx, done) = tokio::sync::oneshot::channel();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("the TURN server's runtime")?;
+        std::thread::Builder::new()
+            .name("turn".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let driver = match TurnDriver::bind(config).await {
+                        Ok(d) => d,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    let _ = ready_tx.send(Ok(driver.info().clone()));
+                    let ran = driver
+                        .run(async move {
+                            let _ = stopped.await;
+                        })
+                        .await;
+                    let _ = done_tx.send(ran);
+                })
+            })
+            .context("the TURN server's thread")?;
+        let info = ready.await.context("the TURN server's thread ended")??;
+        Ok(TurnThread { info, stop, done })
+    }
+
+    /// Stops the server and waits for it (its allocations are released).
+    async fn stop(self) -> Result<()> {
+        let _ = self.stop.send(());
+        match self.done.await {
+            Ok(ran) => ran.context("the TURN server"),
+            Err(_) => anyhow::bail!("the TURN server's thread ended unexpectedly"),
+        }
+    }
 }
