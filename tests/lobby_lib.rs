@@ -22,6 +22,17 @@ async fn player(dir: &std::path::Path, name: &str, host: &Host) -> (Joined, Stri
     (lobby::join(&identity, options).await.unwrap(), url)
 }
 
+/// A lobby hosted on 127.0.0.1 by a new user in `dir`/host.
+async fn loopback_host(dir: &std::path::Path) -> Host {
+    let home = Home::new(dir.join("host"));
+    let (identity, _) = home.init("host").unwrap();
+    let options = HostOptions {
+        listen: "127.0.0.1:0".into(),
+        ..HostOptions::default()
+    };
+    Host::start(&home, identity, options).await.unwrap()
+}
+
 /// The next event of `$src` that matches `$pat`, mapped to `$val`, within 10 s.
 macro_rules! next_event {
     ($src:expr, $pat:pat => $val:expr) => {
@@ -41,13 +52,7 @@ macro_rules! next_event {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn game_data_flows_on_an_unreliable_channel_to_one_player_or_all() {
     let dir = tempfile::tempdir().unwrap();
-    let home = Home::new(dir.path().join("host"));
-    let (identity, _) = home.init("host").unwrap();
-    let options = HostOptions {
-        listen: "127.0.0.1:0".into(),
-        ..HostOptions::default()
-    };
-    let mut host = Host::start(&home, identity, options).await.unwrap();
+    let mut host = loopback_host(dir.path()).await;
     let (mut ann, ann_url) = player(dir.path(), "ann", &host).await;
     let (mut ben, ben_url) = player(dir.path(), "ben", &host).await;
     for _ in 0..2 {
@@ -164,13 +169,7 @@ async fn huge_durations_are_refused_or_saturate_never_panic() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invite_names_its_lobby_and_a_stale_lobby_hint_still_joins() {
     let dir = tempfile::tempdir().unwrap();
-    let home = Home::new(dir.path().join("host"));
-    let (identity, _) = home.init("host").unwrap();
-    let options = HostOptions {
-        listen: "127.0.0.1:0".into(),
-        ..HostOptions::default()
-    };
-    let mut host = Host::start(&home, identity, options).await.unwrap();
+    let mut host = loopback_host(dir.path()).await;
     let invite: dat_social::identity::DatUrl = host.info().invite.parse().unwrap();
     let lobby: dat_social::identity::DatUrl = host.info().lobby.parse().unwrap();
     assert_eq!(invite.lobby, Some(lobby.key), "the invite's lobby= hint");
