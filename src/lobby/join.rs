@@ -194,7 +194,7 @@ pub async fn join_through(endpoint: &Endpoint, options: JoinOptions) -> Result<J
     if let Some(own) = &options.archive {
         conn.replicate(own.clone())
             .await
-            .map_err(|e| unreachable(&addr, e))?;
+            .map_err(|e| lost(&addr, e))?;
     }
     let ctx = Signalling {
         conn: &conn,
@@ -254,7 +254,8 @@ fn step(started: Instant, what: &str) {
     tracing::debug!(ms, "join: {what}");
 }
 
-fn unreachable(addr: &str, e: NetError) -> JoinError {
+/// The connection to the host at `addr` failed.
+fn lost(addr: &str, e: NetError) -> JoinError {
     JoinError::Unreachable {
         addr: addr.to_string(),
         source: e.into(),
@@ -354,7 +355,7 @@ impl Signalling<'_> {
     /// signalling log, says hello on the lobby channel, makes the offer and runs the handshake
     /// to the host's answer.
     async fn offer(&self, lobby_key: CoreKey) -> Result<Offered, JoinError> {
-        let net = |e| unreachable(self.addr, e);
+        let net = |e| lost(self.addr, e);
         let lobby = SharedCore::new(Core::in_memory_replica(lobby_key));
         self.conn.replicate(lobby.clone()).await.map_err(net)?;
         // Our signalling log, announced on the lobby channel.
