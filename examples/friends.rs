@@ -7,9 +7,10 @@
 //!
 //! Runs until Ctrl-C; prints one line per event.
 
-use dat_social::friends::{
-    join_url, Discovery, DiscoveryOptions, FriendEvent, Watcher, WatcherOptions,
-};
+use std::sync::Arc;
+
+use dat_social::endpoint::{Endpoint, EndpointOptions};
+use dat_social::friends::{join_url, FriendEvent, Watcher, WatcherOptions};
 use dat_social::home::Home;
 
 #[tokio::main]
@@ -19,14 +20,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let relay = args.next().map(|r| r.parse()).transpose()?;
     let home = Home::new(dir);
     let identity = home.identity()?;
-    let options = WatcherOptions {
-        discovery: Discovery::new(DiscoveryOptions {
-            relay,
-            ..DiscoveryOptions::default()
-        }),
-        ..WatcherOptions::default()
+    // One endpoint: every friend is looked up and reached through its one relay session.
+    let options = EndpointOptions {
+        relays: relay.into_iter().collect(),
+        ..EndpointOptions::default()
     };
-    let mut watcher = Watcher::start(&home, &identity, options).await?;
+    let endpoint = Arc::new(Endpoint::bind(identity, options).await?);
+    let mut watcher = Watcher::start(&home, endpoint, WatcherOptions::default()).await?;
     loop {
         let event = tokio::select! {
             event = watcher.next_event() => event,

@@ -132,6 +132,8 @@ fn numeric_options_out_of_range_are_usage_errors_naming_the_option() {
             "--look-timeout",
         ),
         (vec!["sessions", "--look-timeout", "301"], "--look-timeout"),
+        // Watching the replicas on disk would never show a change.
+        (vec!["sessions", "--watch", "--offline"], "--offline"),
     ];
     for (args, option) in cases {
         let out = bob.run(&args);

@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use dat_social::discovery::{Discovery, DiscoveryOptions, Hints};
+use dat_social::discovery::Hints;
 use dat_social::endpoint::{Accepted, Endpoint, EndpointOptions};
 use dat_social::identity::Identity;
 use dat_social::keys::IdentityKey;
@@ -178,11 +178,11 @@ async fn a_key_alone_is_found_through_the_relay_and_one_session_serves_every_hos
     }
 }
 
-/// The friends path: a [`Discovery`] keyed with the user's identity looks three friends up on
-/// the relay and reaches each of them over one relay session (a watcher following a hundred
-/// friends through one relay holds one session, not a hundred).
+/// The friends path (`friends::refresh` and the watcher run it): an endpoint that only dials
+/// looks three friends up on the relay and reaches each of them over one relay session (a
+/// watcher following a hundred friends through one relay holds one session, not a hundred).
 #[tokio::test]
-async fn a_keyed_discovery_looks_up_and_reaches_many_users_over_one_session() {
+async fn an_endpoint_looks_up_and_reaches_many_users_over_one_session() {
     let relay = Relay::start();
     let url: RelayUrl = relay.ws().parse().unwrap();
     let mut hosts = Vec::new();
@@ -202,17 +202,16 @@ async fn a_keyed_discovery_looks_up_and_reaches_many_users_over_one_session() {
         let served = serve(host.clone());
         hosts.push((host, key, served, published));
     }
-    let me = Identity::generate();
-    let discovery = Discovery::new(DiscoveryOptions {
-        relay: Some(url.clone()),
-        ..DiscoveryOptions::default()
-    })
-    .keyed(me.signing_key());
+    let options = EndpointOptions {
+        relays: vec![url.clone()],
+        ..EndpointOptions::default()
+    };
+    let me = Endpoint::bind(Identity::generate(), options).await.unwrap();
     let mut connections = Vec::new();
     for (_, key, _, _) in &hosts {
         let until = deadline();
         let route = loop {
-            let routes = discovery.routes(*key, &Hints::default()).await;
+            let routes = me.routes(*key, &Hints::default()).await;
             if let Some(route) = routes.into_iter().next() {
                 break route;
             }
@@ -223,12 +222,12 @@ async fn a_keyed_discovery_looks_up_and_reaches_many_users_over_one_session() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
         assert_eq!(route, Route::Relay(url.clone()));
-        let (conn, _) = discovery.reach(&me, &route, *key, until).await.unwrap();
+        let conn = me.reach(&route, *key, until).await.unwrap().connection;
         assert_eq!(conn.remote_public_key(), *key);
         connections.push(conn);
     }
     assert_eq!(
-        discovery.pool().len(),
+        me.discovery().pool().len(),
         1,
         "one session for three lookups and three connects"
     );

@@ -16,4 +16,4 @@ pub use lookup::{
     AddressLookup, HintLookup, LanLookup, LookupError, Publication, Record, RelayLookup, Target,
 };
 pub use pool::RelayPool;
-pub use routes::{default_lookups, Discovery, DiscoveryOptions, Hints};
+pub use routes::{default_lookups, Discovery, Hints};

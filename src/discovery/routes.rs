@@ -3,7 +3,7 @@
 //!
 //! 1. address hints seen before: the `peer=` of the user's invite and the address they were
 //!    last reached at ([`Hints::peer`]);
-//! 2. the local network, with [`super::mdns`] (when [`DiscoveryOptions::lan`]): hosts that
+//! 2. the local network, with [`super::mdns`] (when the endpoint's `lan` is on): hosts that
 //!    announce the archive's discovery key there;
 //! 3. the relays: the configured relay and the one the friend was last reached through. A
 //!    friend who hosts with `--relay` listens there on their key and announces their archive's
@@ -17,6 +17,7 @@ use std::sync::Arc;
 use ed25519_dalek::SigningKey;
 use tokio::time::Instant;
 
+
 use super::lookup::{
     AddressLookup, HintLookup, LanLookup, LookupError, Publication, Record, RelayLookup, Target,
 };
@@ -25,7 +26,7 @@ use crate::endpoint::dial;
 use crate::identity::Identity;
 use crate::keys::IdentityKey;
 use crate::net::Connection;
-use crate::relay::client::{ClientOptions, RelayUrl};
+use crate::relay::client::RelayUrl;
 use crate::remote::{RemoteError, Route};
 
 /// Addresses seen before for one user (e.g. [`crate::friends::FriendNotes`]).
@@ -37,42 +38,20 @@ pub struct Hints {
     pub relay: Option<String>,
 }
 
-/// Where to look for friends.
-#[derive(Clone, Debug, Default)]
-pub struct DiscoveryOptions {
-    /// A relay to reach friends through (besides the ones their notes name).
-    pub relay: Option<RelayUrl>,
-    /// Contact nobody: no routes at all (show what is on disk).
-    pub offline: bool,
-    /// Also look on the local network with multicast DNS (sends multicast on every interface
-    /// that is up).
-    pub lan: bool,
-}
-
 /// The discovery interface: candidate routes to a user, and the relay sessions to reach them
 /// through. Clones share the lookups and the sessions: one session per relay and key, however
-/// many users are looked up or reached through it.
+/// many users are looked up or reached through it. Built by [`crate::endpoint::Endpoint`],
+/// whose lookups publish and resolve with its identity.
 #[derive(Clone)]
 pub struct Discovery {
-    offline: bool,
     lookups: Arc<Vec<Box<dyn AddressLookup>>>,
     pool: RelayPool,
-    /// The options of the standard lookups, to rebuild them with a key
-    /// ([`Discovery::keyed`]); `None` for custom lookups.
-    standard: Option<DiscoveryOptions>,
-}
-
-impl Default for Discovery {
-    fn default() -> Self {
-        Discovery::new(DiscoveryOptions::default())
-    }
 }
 
 impl std::fmt::Debug for Discovery {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let names: Vec<&str> = self.lookups.iter().map(|l| l.name()).collect();
         f.debug_struct("Discovery")
-            .field("offline", &self.offline)
             .field("lookups", &names)
             .field("pool", &self.pool)
             .finish()
@@ -80,50 +59,11 @@ impl std::fmt::Debug for Discovery {
 }
 
 impl Discovery {
-    /// Discovery with these sources; it publishes nothing (see [`Discovery::with_lookups`]).
-    pub fn new(options: DiscoveryOptions) -> Self {
-        let pool = RelayPool::new(ClientOptions::default());
-        Discovery::standard(pool, options, None)
-    }
-
-    /// The standard lookups of `options` over `pool`, publishing and looking up with `key`.
-    fn standard(pool: RelayPool, options: DiscoveryOptions, key: Option<SigningKey>) -> Self {
-        let relays = options.relay.clone().into_iter().collect();
-        let lookups = default_lookups(pool.clone(), relays, options.lan, key);
-        Discovery {
-            offline: options.offline,
-            standard: Some(options),
-            ..Discovery::with_lookups(pool, lookups)
-        }
-    }
-
-    /// The same sources and sessions, with relay lookups made on `key`'s own relay sessions
-    /// (the ones [`Discovery::reach`] with that identity uses), so that looking users up and
-    /// reaching them takes one session per relay, not two. Custom lookups are kept as they are.
-    pub fn keyed(&self, key: &SigningKey) -> Discovery {
-        match &self.standard {
-            Some(options) => {
-                Discovery::standard(self.pool.clone(), options.clone(), Some(key.clone()))
-            }
-            None => self.clone(),
-        }
-    }
-
-    /// Discovery that finds nobody (offline reads of the replicas).
-    pub fn offline() -> Self {
-        Discovery::new(DiscoveryOptions {
-            offline: true,
-            ..DiscoveryOptions::default()
-        })
-    }
-
     /// Discovery over `lookups`, asked in this order, reaching relays through `pool`.
     pub fn with_lookups(pool: RelayPool, lookups: Vec<Box<dyn AddressLookup>>) -> Self {
         Discovery {
-            offline: false,
             lookups: Arc::new(lookups),
             pool,
-            standard: None,
         }
     }
 
@@ -137,9 +77,6 @@ impl Discovery {
     /// nothing (logged at debug level). Takes as long as the slowest source when nothing
     /// answers: up to the LAN lookup (1.5 s) or one relay lookup (3 s) per relay.
     pub async fn routes(&self, key: IdentityKey, hints: &Hints) -> Vec<Route> {
-        if self.offline {
-            return Vec::new();
-        }
         let target = Target::new(key, hints.clone());
         let found =
             futures_util::future::join_all(self.lookups.iter().map(|l| l.resolve(&target))).await;

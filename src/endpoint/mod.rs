@@ -265,6 +265,13 @@ impl Endpoint {
         self.discovery.publish(&record).await
     }
 
+    /// The candidate routes to the owner of `key`, best first, from every lookup (`hints` are
+    /// the addresses seen before); see [`Discovery::routes`]. Never fails: a lookup that errs
+    /// adds nothing.
+    pub async fn routes(&self, key: IdentityKey, hints: &Hints) -> Vec<Route> {
+        self.discovery.routes(key, hints).await
+    }
+
     /// Reaches the owner of `key`: resolves routes through every lookup (`hints` are the
     /// addresses seen before) and tries them in order until one authenticates as `key`.
     ///
@@ -277,7 +284,7 @@ impl Endpoint {
         hints: &Hints,
         deadline: Instant,
     ) -> Result<Connected, RemoteError> {
-        let routes = self.discovery.routes(key, hints).await;
+        let routes = self.routes(key, hints).await;
         let mut last = None;
         for route in routes {
             match self.reach(&route, key, deadline).await {

@@ -24,7 +24,7 @@ use crate::identity::{DatUrl, Identity};
 use crate::keys::IdentityKey;
 use crate::schema::{Profile, MAX_FRIENDS};
 
-pub use crate::discovery::{Discovery, DiscoveryOptions, Hints};
+pub use crate::discovery::Hints;
 pub use local::{FriendNotes, LocalFriends, LocalStore, MAX_ALIAS_CHARS};
 pub use replica::{OpenState, Replica, FORK_CHECK_WAIT, MAX_REPLICA_BYTES};
 pub use status::{

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{Discovery, Friend, FriendsError, LocalStore, OpenState, Replica};
+use super::{Friend, FriendsError, LocalStore, OpenState, Replica};
 use crate::archive::Files;
+use crate::endpoint::Endpoint;
 use crate::home::Home;
 use crate::hypercore::Core;
 use crate::identity::{DatUrl, Identity};
@@ -15,11 +16,9 @@ use crate::keys::IdentityKey;
 use crate::remote::Route;
 use crate::schema::{now_ms, Profile, Session};
 
-/// How [`refresh`] looks.
+/// How [`refresh`] looks (where it looks is the endpoint's: its relays, the LAN).
 #[derive(Clone, Debug)]
 pub struct RefreshOptions {
-    /// Where to find friends.
-    pub discovery: Discovery,
     /// How long reaching and syncing one friend may take. Default 5 s.
     pub timeout: Duration,
     /// Friends contacted at once. Default 64.
@@ -29,7 +28,6 @@ pub struct RefreshOptions {
 impl Default for RefreshOptions {
     fn default() -> Self {
         RefreshOptions {
-            discovery: Discovery::default(),
             timeout: Duration::from_secs(5),
             concurrency: 64,
         }
@@ -208,7 +206,8 @@ pub fn read_offline(home: &Home, identity: &Identity) -> Result<Vec<FriendStatus
         .collect())
 }
 
-/// Looks at every friend once: reaches each along the routes `options.discovery` gives, brings
+/// Looks at every friend once: reaches each along the routes `endpoint` finds (with its
+/// lookups and relay sessions: one session per relay for the whole look), brings
 /// their replica up to date, and returns their status in friend-list order. Friends who can't
 /// be reached are reported offline with their last verified files. Each friend takes at most
 /// `options.timeout`; `options.concurrency` at once. `friends.json` is rewritten only when a
@@ -218,24 +217,19 @@ pub fn read_offline(home: &Home, identity: &Identity) -> Result<Vec<FriendStatus
 /// is in their [`FriendStatus::error`].
 pub async fn refresh(
     home: &Home,
-    identity: &Identity,
+    endpoint: &Arc<Endpoint>,
     options: &RefreshOptions,
 ) -> Result<Vec<FriendStatus>, FriendsError> {
-    let friends = super::list(home, identity)?;
+    let friends = super::list(home, endpoint.identity())?;
     let replicas = ReplicaStore::open(home)?;
     let limit = Arc::new(tokio::sync::Semaphore::new(options.concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
-    // One relay session per relay for every lookup and connect of this look.
-    let options = RefreshOptions {
-        discovery: options.discovery.keyed(identity.signing_key()),
-        ..options.clone()
-    };
     for (index, friend) in friends.into_iter().enumerate() {
-        let (identity, replicas, limit) = (identity.clone(), replicas.clone(), limit.clone());
+        let (endpoint, replicas, limit) = (endpoint.clone(), replicas.clone(), limit.clone());
         let options = options.clone();
         tasks.spawn(async move {
             let _permit = limit.acquire_owned().await;
-            let status = look(&identity, friend, &replicas, &options).await;
+            let status = look(&endpoint, friend, &replicas, &options).await;
             (index, status)
         });
     }
@@ -300,7 +294,7 @@ impl ReplicaStore {
 }
 
 async fn look(
-    identity: &Identity,
+    endpoint: &Endpoint,
     friend: Friend,
     replicas: &ReplicaStore,
     options: &RefreshOptions,
@@ -309,21 +303,8 @@ async fn look(
     let deadline = crate::time::deadline_after(options.timeout);
     let mut online = None;
     let mut errors = Vec::new();
-    for route in options
-        .discovery
-        .routes(friend.key, &friend.notes.hints())
-        .await
-    {
-        match fetch(
-            &options.discovery,
-            identity,
-            &route,
-            &replica,
-            friend.key,
-            deadline,
-        )
-        .await
-        {
+    for route in endpoint.routes(friend.key, &friend.notes.hints()).await {
+        match fetch(endpoint, &route, &replica, friend.key, deadline).await {
             Ok(_conn) => {
                 online = Some(route);
                 break;
@@ -349,7 +330,7 @@ async fn look(
         online,
         replica_state,
         error,
-        identity,
+        endpoint.identity(),
     ))
 }
 
@@ -379,17 +360,16 @@ fn status(
     }
 }
 
-/// Reaches `key` along `route` (relays through `discovery`'s shared sessions) and syncs
+/// Reaches `key` along `route` (relays through `endpoint`'s shared sessions) and syncs
 /// `replica` from it.
 pub(crate) async fn fetch(
-    discovery: &Discovery,
-    identity: &Identity,
+    endpoint: &Endpoint,
     route: &Route,
     replica: &Replica,
     key: IdentityKey,
     deadline: Instant,
 ) -> Result<crate::net::Connection, FriendsError> {
-    let (conn, _) = discovery.reach(identity, route, key, deadline).await?;
+    let conn = endpoint.reach(route, key, deadline).await?.connection;
     let mut events = conn.take_events().ok_or(crate::net::NetError::Closed)?;
     replica.sync(&conn, &mut events, deadline).await?;
     Ok(conn)

@@ -2,7 +2,7 @@
 //! their archive as it grows, and turns what it sees into typed [`FriendEvent`]s: friends coming
 //! online and going away, profile changes, and lobbies going up, changing and down.
 //!
-//! One task per friend reaches them (routes from [`Discovery`]), syncs their replica, then
+//! One task per friend reaches them (routes and connections from the [`Endpoint`]), syncs their replica, then
 //! follows it live until the connection ends, and tries again with back-off. One task drives the
 //! sans-IO [`FriendsView`] (what every friend last published, and which lobbies are live: see
 //! [`super`]); it feeds it every update and the time, and wakes exactly when a heartbeat goes
@@ -17,9 +17,10 @@ use tokio::sync::mpsc;
 
 use super::status::{fetch, note_route, url_of, ReplicaStore};
 use super::view::{FriendsView, Update};
-use super::{Discovery, Friend, FriendsError, LiveLobby, LocalStore, Replica};
+use super::{Friend, FriendsError, LiveLobby, LocalStore, Replica};
+use crate::endpoint::Endpoint;
 use crate::home::Home;
-use crate::identity::{DatUrl, Identity};
+use crate::identity::DatUrl;
 use crate::keys::IdentityKey;
 use crate::remote::Route;
 use crate::schema::{now_ms, Profile};
@@ -30,11 +31,9 @@ const SAVE_NOTES_EVERY: Duration = Duration::from_secs(2);
 /// Friends reached (connect and first sync) at once.
 const REACHING_AT_ONCE: usize = 64;
 
-/// How a [`Watcher`] follows.
+/// How a [`Watcher`] follows (where it looks is the endpoint's: its relays, the LAN).
 #[derive(Clone, Debug)]
 pub struct WatcherOptions {
-    /// Where to find friends.
-    pub discovery: Discovery,
     /// First wait before trying an unreachable friend again; doubles up to `retry_max`.
     /// Default 250 ms.
     pub retry_min: Duration,
@@ -51,7 +50,6 @@ pub struct WatcherOptions {
 impl Default for WatcherOptions {
     fn default() -> Self {
         WatcherOptions {
-            discovery: Discovery::default(),
             retry_min: Duration::from_millis(250),
             retry_max: Duration::from_secs(2),
             timeout: Duration::from_secs(5),
@@ -129,30 +127,27 @@ pub struct Watcher {
 }
 
 impl Watcher {
-    /// Starts following every friend of `identity`'s profile, and those added later.
+    /// Starts following every friend in the profile of `endpoint`'s identity, and those added
+    /// later, reaching them through `endpoint` (its lookups, and one relay session per relay
+    /// however many friends are followed through it).
     ///
     /// Errors: the user's own data can't be read (identity, archive, `friends.json`).
     pub async fn start(
         home: &Home,
-        identity: &Identity,
+        endpoint: Arc<Endpoint>,
         options: WatcherOptions,
     ) -> Result<Watcher, FriendsError> {
-        let friends = super::list(home, identity)?;
+        let friends = super::list(home, endpoint.identity())?;
         let replicas = ReplicaStore::open(home)?;
         let (events_tx, events) = mpsc::unbounded_channel();
         let (updates_tx, updates) = mpsc::unbounded_channel();
         let mut tasks = tokio::task::JoinSet::new();
-        // One relay session per relay for every lookup and connect of the watcher.
-        let options = WatcherOptions {
-            discovery: options.discovery.keyed(identity.signing_key()),
-            ..options
-        };
         let ctx = Arc::new(FriendCtx {
-            identity: identity.clone(),
+            me: endpoint.identity().url().base(),
+            endpoint,
             replicas,
-            options: options.clone(),
+            options,
             updates: updates_tx,
-            me: identity.url().base(),
             reaching: tokio::sync::Semaphore::new(REACHING_AT_ONCE),
         });
         let view = FriendsView::new(ctx.me.clone());
@@ -174,7 +169,7 @@ impl Watcher {
 }
 
 struct FriendCtx {
-    identity: Identity,
+    endpoint: Arc<Endpoint>,
     replicas: ReplicaStore,
     options: WatcherOptions,
     updates: mpsc::UnboundedSender<Update>,
@@ -206,7 +201,7 @@ async fn follow_list(home: Home, ctx: Arc<FriendCtx>, initial: Vec<Friend>) {
             keep
         });
         tokio::time::sleep(ctx.options.list_poll).await;
-        match super::list(&home, &ctx.identity) {
+        match super::list(&home, ctx.endpoint.identity()) {
             Ok(friends) => wanted = friends,
             Err(e) => tracing::warn!("cannot re-read the friend list: {e}"),
         }
@@ -223,7 +218,7 @@ async fn follow(ctx: Arc<FriendCtx>, key: IdentityKey, mut notes: super::FriendN
     }
     let mut wait = ctx.options.retry_min;
     loop {
-        let routes = ctx.options.discovery.routes(key, &notes.hints()).await;
+        let routes = ctx.endpoint.routes(key, &notes.hints()).await;
         let reached = match routes.is_empty() {
             true => false,
             false => match open_replica(&ctx, key, false) {
@@ -252,15 +247,7 @@ async fn try_routes(
     for route in routes {
         let permit = ctx.reaching.acquire().await;
         let deadline = crate::time::deadline_after(ctx.options.timeout);
-        let fetched = fetch(
-            &ctx.options.discovery,
-            &ctx.identity,
-            &route,
-            replica,
-            key,
-            deadline,
-        )
-        .await;
+        let fetched = fetch(&ctx.endpoint, &route, replica, key, deadline).await;
         drop(permit);
         let conn = match fetched {
             Ok(conn) => conn,

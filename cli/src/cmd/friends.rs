@@ -1,14 +1,15 @@
 //! `dat-social friends add|remove|list`: the friend list and their replicas; and how to look for
 //! friends and their live lobbies (shared with `sessions` and `join --friend/--quick`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use dat_social::friends::{
-    self, join_url, pick_quick, Discovery, DiscoveryOptions, FriendStatus, LiveLobby,
-    RefreshOptions,
+    self, join_url, pick_quick, FriendStatus, LiveLobby, RefreshOptions,
 };
+use dat_social::endpoint::{Endpoint, EndpointOptions};
 use dat_social::home::Home;
 use dat_social::identity::{DatUrl, Identity};
 use dat_social::schema::now_ms;
@@ -64,22 +65,16 @@ pub struct LookArgs {
 }
 
 impl LookArgs {
-    /// Where to look: the relay, the LAN, or nowhere (`--offline`). Errors: a bad relay URL.
-    pub fn discovery(&self) -> Result<Discovery> {
-        Ok(Discovery::new(DiscoveryOptions {
-            relay: self.relay.as_deref().map(str::parse).transpose()?,
-            offline: self.offline,
+    /// The endpoint to look through, as `identity`: hints, the relay (one session for every
+    /// friend) and the LAN as asked; no listener. Errors: a bad relay URL.
+    pub async fn endpoint(&self, identity: Identity) -> Result<Arc<Endpoint>> {
+        let relay = self.relay.as_deref().map(str::parse).transpose()?;
+        let options = EndpointOptions {
+            relays: relay.into_iter().collect(),
             lan: self.lan,
-        }))
-    }
-
-    /// The options of one look at every friend.
-    fn refresh_options(&self) -> Result<RefreshOptions> {
-        Ok(RefreshOptions {
-            discovery: self.discovery()?,
-            timeout: Duration::from_secs(self.look_timeout),
-            ..RefreshOptions::default()
-        })
+            ..EndpointOptions::default()
+        };
+        Ok(Arc::new(Endpoint::bind(identity, options).await?))
     }
 
     /// Every friend's status: one look at them all, or with `--offline` what the replicas on
@@ -88,7 +83,12 @@ impl LookArgs {
         if self.offline {
             return Ok(friends::read_offline(home, identity)?);
         }
-        Ok(friends::refresh(home, identity, &self.refresh_options()?).await?)
+        let options = RefreshOptions {
+            timeout: Duration::from_secs(self.look_timeout),
+            ..RefreshOptions::default()
+        };
+        let endpoint = self.endpoint(identity.clone()).await?;
+        Ok(friends::refresh(home, &endpoint, &options).await?)
     }
 }
 

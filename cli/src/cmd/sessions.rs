@@ -20,7 +20,8 @@ pub struct SessionsArgs {
     #[command(flatten)]
     look: LookArgs,
     /// Keep running and print lobbies as they go up, change and go down (Ctrl-C to stop).
-    #[arg(long)]
+    /// Not with --offline, which reads the replicas on disk once.
+    #[arg(long, conflicts_with = "offline")]
     watch: bool,
 }
 
@@ -40,11 +41,11 @@ pub async fn run(home: &Home, args: SessionsArgs, out: &Output) -> Result<u8> {
         return Ok(0);
     }
     let options = WatcherOptions {
-        discovery: args.look.discovery()?,
         timeout: Duration::from_secs(args.look.look_timeout),
         ..WatcherOptions::default()
     };
-    let mut watcher = Watcher::start(home, &identity, options).await?;
+    let endpoint = args.look.endpoint(identity).await?;
+    let mut watcher = Watcher::start(home, endpoint, options).await?;
     let mut stop = output::shutdown_signal();
     out.event(
         &Event::Watching,
