@@ -6,10 +6,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
-use dat_social::friends::{
-    self, join_url, pick_quick, FriendStatus, LiveLobby, RefreshOptions,
-};
 use dat_social::endpoint::{Endpoint, EndpointOptions};
+use dat_social::friends::{self, join_url, pick_quick, FriendStatus, LiveLobby, RefreshOptions};
 use dat_social::home::Home;
 use dat_social::identity::{DatUrl, Identity};
 use dat_social::schema::now_ms;
