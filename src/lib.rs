@@ -15,6 +15,7 @@
 #![warn(unreachable_pub)]
 
 pub mod archive;
+pub mod dht;
 #[cfg(feature = "native")]
 pub mod discovery;
 #[cfg(feature = "native")]

@@ -11,9 +11,7 @@ mod fuzz_common;
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 
-use dat_social::net::hyperdht::{
-    ns_peer_handshake, HolepunchInfo, NoisePayload, RelayThroughInfo, UdxInfo,
-};
+use dat_social::dht::{ns_peer_handshake, HolepunchInfo, NoisePayload, RelayThroughInfo, UdxInfo};
 use dat_social::net::noise::{HandshakeOutcome, NoiseIk, NoiseXx};
 use ed25519_dalek::SigningKey;
 use fuzz_common::{fuzz, mutated_from, raw, tamper, Tamper};

@@ -17,7 +17,6 @@ use std::sync::Arc;
 use ed25519_dalek::SigningKey;
 use tokio::time::Instant;
 
-
 use super::lookup::{
     AddressLookup, HintLookup, LanLookup, LookupError, Publication, Record, RelayLookup, Target,
 };

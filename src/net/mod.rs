@@ -5,8 +5,6 @@
 //!
 //! Bottom up:
 //! - [`noise`]: sans-IO Noise XX and IK with ed25519 DH (`noise-handshake` + `noise-curve-ed`).
-//! - [`hyperdht`]: hyperdht's `noisePayload` codec, namespaces and announce records (what a
-//!   non-custodial relay client needs without a DHT).
 //! - [`secret_stream`]: framing, the handshake exchange and libsodium secretstream encryption.
 //! - [`protomux`]: sans-IO channel multiplexer (open/reject/close, batches, pairing).
 //! - [`replication`]: sans-IO hypercore replication of one core with one peer.
@@ -29,7 +27,6 @@
 
 #![warn(missing_docs)]
 
-pub mod hyperdht;
 pub mod noise;
 #[cfg(feature = "native")]
 pub(crate) mod peer;

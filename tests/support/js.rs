@@ -9,8 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-/// Every npm module a test or bench script loads (`hyperdht/testnet` comes with
-/// `@hyperswarm/dht-relay`).
+/// Every npm module a test or bench script loads.
 const MODULES: &[&str] = &[
     "hypercore",
     "@hyperswarm/secret-stream",
@@ -18,6 +17,9 @@ const MODULES: &[&str] = &[
     "@hyperswarm/dht-relay",
     "ws",
     "hyperdht/testnet",
+    "hyperdht/lib/messages.js",
+    "dht-rpc",
+    "udx-native",
 ];
 
 /// `tests/js`, after checking (once) that node runs and resolves every pinned package there.

@@ -29,7 +29,7 @@ enum IkStep {
 /// `initialise(NS.PEER_HANDSHAKE, remotePublicKey)`), and as a non-custodial
 /// `@hyperswarm/dht-relay` 0.4.3 client runs it (`lib/handshake.js`) with the messages the relay
 /// carries. Unlike [`super::NoiseXx`] the messages carry payloads (hyperdht: an encoded
-/// `noisePayload`, see [`crate::net::hyperdht::NoisePayload`]).
+/// `noisePayload`, see [`crate::dht::NoisePayload`]).
 ///
 /// The initiator calls [`NoiseIk::write_message`] then [`NoiseIk::read_message`]; the
 /// responder the other way round. [`NoiseIk::outcome`] is `Some` after the second message.
@@ -43,7 +43,7 @@ pub struct NoiseIk {
 impl NoiseIk {
     /// The initiator's side: `static_key` is our ed25519 identity, `remote_public_key` the
     /// responder's (32 bytes, known in advance), `prologue` any bytes both sides agree on
-    /// (hyperdht: [`crate::net::hyperdht::ns_peer_handshake`], 32 bytes).
+    /// (hyperdht: [`crate::dht::ns_peer_handshake`], 32 bytes).
     pub fn initiator(
         static_key: &SigningKey,
         remote_public_key: [u8; PKLEN],

@@ -13,7 +13,7 @@
 
 use ed25519_dalek::{Signature, VerifyingKey};
 
-use crate::net::hyperdht;
+use crate::dht as hyperdht;
 use crate::relay::messages::PublicKey;
 
 /// The hyperdht `noisePayload` the relay hands a client to embed in its Noise message

@@ -16,7 +16,7 @@
 use tracing::debug;
 
 use super::{Base, ClientEvent, Live, Query};
-use crate::net::hyperdht::{self, NoisePayload};
+use crate::dht::{self as hyperdht, NoisePayload};
 use crate::net::noise::{HandshakeOutcome, NoiseIk};
 use crate::net::secret_stream::stream_id;
 use crate::relay::messages::{NoiseReceive, NoiseReply, NoiseReplyStep, NoiseSend, SignRequest};

@@ -2,7 +2,7 @@
 //! on behalf of the custodial end.
 
 use super::*;
-use crate::net::hyperdht;
+use crate::dht as hyperdht;
 use crate::net::noise::{HandshakeOutcome, NoiseIk};
 use crate::net::secret_stream::{from_handshake, Decryptor, Encryptor, FrameDecoder};
 

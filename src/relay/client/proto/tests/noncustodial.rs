@@ -4,7 +4,7 @@
 use ed25519_dalek::{Signature, SigningKey, Verifier};
 
 use super::{addr, harness, ClientEvent};
-use crate::net::hyperdht::{self, NoisePayload};
+use crate::dht::{self as hyperdht, NoisePayload};
 use crate::net::noise::NoiseIk;
 use crate::relay::messages::{
     Connection, Listening, NoiseReceive, NoiseReplyStep, NoiseSend, Open, SignRequest,

@@ -2,7 +2,7 @@
 //! handshake as the client (with the key in its custody) against the server's client, then
 //! speaks the secret-stream with the server on the client's behalf (a bridged pair).
 
-use crate::net::hyperdht;
+use crate::dht as hyperdht;
 use crate::net::noise::NoiseIk;
 use crate::relay::messages::{
     Connect, NoiseReceive, NoiseReply, NoiseReplyStep, NoiseSend, PublicKey, StreamHandshake,

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use crate::net::hyperdht;
+use crate::dht as hyperdht;
 use crate::net::noise::NoiseIk;
 use crate::relay::messages::{Incoming, NoiseReceive, NoiseReply, NoiseReplyStep, StreamHandshake};
 use crate::relay::server::network::{Network, ServerRef};

@@ -13,9 +13,10 @@ use std::net::{Ipv6Addr, SocketAddrV4, SocketAddrV6};
 use blake2::digest::consts::U32;
 use blake2::{Blake2b, Digest};
 
-use super::noise::keyed_hash32;
+use super::wire::{count, get_ipv4, get_ipv4_array, put_ipv4, put_ipv4_array};
 use crate::hypercore::crypto::namespace;
 use crate::hypercore::encoding::{DecodeError, Decoder, Encoder};
+use crate::net::noise::keyed_hash32;
 
 /// BLAKE2b with a 32-byte output (libsodium `crypto_generichash` with its default length).
 type Blake2b256 = Blake2b<U32>;
@@ -302,48 +303,6 @@ impl NoisePayload {
         }
         Ok(p)
     }
-}
-
-/// An array count whose elements take at least `elem` bytes each: refused when the rest of the
-/// input cannot hold that many (so a hostile count never allocates).
-fn count(d: &mut Decoder<'_>, elem: usize) -> Result<usize, DecodeError> {
-    let at = d.position();
-    let n = d.uint()?;
-    let remaining = d.remaining();
-    if n > (remaining / elem) as u64 {
-        return Err(DecodeError::OutOfBounds {
-            at,
-            needed: n.saturating_mul(elem as u64),
-            remaining,
-        });
-    }
-    Ok(n as usize)
-}
-
-/// compact-encoding `ipv4Address`: 4 address bytes (network order) + `uint16` LE port.
-fn put_ipv4(e: &mut Encoder, a: &SocketAddrV4) {
-    e.raw(&a.ip().octets()).uint16(a.port());
-}
-
-fn put_ipv4_array(e: &mut Encoder, addrs: &[SocketAddrV4]) {
-    e.uint(addrs.len() as u64);
-    for a in addrs {
-        put_ipv4(e, a);
-    }
-}
-
-fn get_ipv4(d: &mut Decoder<'_>) -> Result<SocketAddrV4, DecodeError> {
-    let ip: [u8; 4] = d.take(4)?.try_into().expect("4 bytes");
-    Ok(SocketAddrV4::new(ip.into(), d.uint16()?))
-}
-
-fn get_ipv4_array(d: &mut Decoder<'_>) -> Result<Vec<SocketAddrV4>, DecodeError> {
-    let n = count(d, 6)?;
-    let mut out = Vec::with_capacity(n);
-    for _ in 0..n {
-        out.push(get_ipv4(d)?);
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -1,0 +1,21 @@
+//! The Hyperswarm DHT (HyperDHT), wire-compatible with npm `hyperdht` 6.34.0 and `dht-rpc`
+//! 6.27.0: how a user is found by public key and reached through NATs with no server of ours.
+//!
+//! Bottom up (see docs/ARCHITECTURE.md and `../shared/reference/HYPERDHT.md`):
+//! - [`rpc`]: the dht-rpc datagrams (requests, responses, node ids) every DHT node exchanges.
+//! - [`messages`]: hyperdht's messages carried in them (handshake and holepunch routing,
+//!   records, announces, mutable values).
+//! - the Noise payload, namespaces and announce signable ([`NoisePayload`],
+//!   [`announce_signable`]), which the relay also uses.
+//!
+//! Every codec here is sans-IO and builds for `wasm32-unknown-unknown`; decoders never panic.
+
+pub mod messages;
+mod payload;
+pub mod rpc;
+mod wire;
+
+pub use payload::{
+    announce_signable, firewall, holepunch_secret, ns_peer_handshake, ns_peer_holepunch,
+    server_target, HolepunchInfo, NoisePayload, RelayThroughInfo, UdxInfo,
+};
