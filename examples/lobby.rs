@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use dat_social::home::Home;
 use dat_social::lobby::{
-    self, ChannelData, ChatMessage, HostEvent, HostOptions, JoinOptions, GAME_LABEL,
+    self, ChannelData, ChatMessage, HostEvent, HostNetwork, HostOptions, JoinOptions, GAME_LABEL,
 };
 use dat_social::rtc::Reliability;
 
@@ -21,11 +21,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (host_id, _) = host_home.init("host")?;
     let (player_id, _) = player_home.init("player")?;
 
-    let options = HostOptions {
+    // The host's endpoint: TCP on loopback (add `relay` or `lan` to be found further away).
+    let network = HostNetwork {
         listen: "127.0.0.1:0".into(),
-        ..HostOptions::default()
+        ..HostNetwork::default()
     };
-    let mut host = lobby::Host::start(&host_home, host_id, options).await?;
+    let endpoint = std::sync::Arc::new(network.bind(host_id).await?);
+    let mut host = lobby::Host::start(&host_home, endpoint, HostOptions::default()).await?;
     println!("hosting: {}", host.info().invite);
 
     let url = host.info().invite.parse()?;

@@ -239,7 +239,7 @@ async fn an_endpoint_looks_up_and_reaches_many_users_over_one_session() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_show_and_a_join_through_one_endpoint_share_its_relay_session() {
     use dat_social::home::Home;
-    use dat_social::lobby::{self, Host, HostOptions, HostRelay, JoinOptions};
+    use dat_social::lobby::{self, Host, HostNetwork, HostOptions, HostRelay, JoinOptions};
 
     let relay = Relay::start();
     let url: RelayUrl = relay.ws().parse().unwrap();
@@ -247,16 +247,19 @@ async fn a_show_and_a_join_through_one_endpoint_share_its_relay_session() {
     let home = Home::new(dir.path().join("host"));
     let (identity, _) = home.init("hostess").unwrap();
     let host_key = identity.public_key();
-    let options = HostOptions {
+    let network = HostNetwork {
         listen: "127.0.0.1:0".into(),
         relay: Some(HostRelay {
             url: url.clone(),
             custodial: false,
             client: fast_relay(),
         }),
-        ..HostOptions::default()
+        ..HostNetwork::default()
     };
-    let host = Host::start(&home, identity, options).await.unwrap();
+    let endpoint = std::sync::Arc::new(network.bind(identity).await.unwrap());
+    let host = Host::start(&home, endpoint, HostOptions::default())
+        .await
+        .unwrap();
 
     let (player, _) = Home::new(dir.path().join("ann")).init("ann").unwrap();
     let options = EndpointOptions {

@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
+use dat_social::endpoint::Endpoint;
 use dat_social::home::Home;
 use dat_social::lobby::{
-    self, ChannelData, ChatMessage, Host, HostEvent, HostOptions, JoinOptions, Joined, PlayerEvent,
-    GAME_LABEL,
+    self, ChannelData, ChatMessage, Host, HostEvent, HostNetwork, HostOptions, JoinOptions, Joined,
+    PlayerEvent, GAME_LABEL,
 };
 use dat_social::rtc::Reliability;
 
@@ -22,15 +23,22 @@ async fn player(dir: &std::path::Path, name: &str, host: &Host) -> (Joined, Stri
     (lobby::join(&identity, options).await.unwrap(), url)
 }
 
+/// An endpoint of `identity` listening on 127.0.0.1 only.
+async fn loopback(identity: dat_social::identity::Identity) -> std::sync::Arc<Endpoint> {
+    let network = HostNetwork {
+        listen: "127.0.0.1:0".into(),
+        ..HostNetwork::default()
+    };
+    std::sync::Arc::new(network.bind(identity).await.unwrap())
+}
+
 /// A lobby hosted on 127.0.0.1 by a new user in `dir`/host.
 async fn loopback_host(dir: &std::path::Path) -> Host {
     let home = Home::new(dir.join("host"));
     let (identity, _) = home.init("host").unwrap();
-    let options = HostOptions {
-        listen: "127.0.0.1:0".into(),
-        ..HostOptions::default()
-    };
-    Host::start(&home, identity, options).await.unwrap()
+    Host::start(&home, loopback(identity).await, HostOptions::default())
+        .await
+        .unwrap()
 }
 
 /// The next event of `$src` that matches `$pat`, mapped to `$val`, within 10 s.
@@ -125,7 +133,7 @@ async fn game_data_flows_on_an_unreliable_channel_to_one_player_or_all() {
 }
 
 /// A library user's durations can't panic the lobby: a heartbeat outside 1 ms..=1 day is an
-/// error from `Host::start`, and a join timeout of `Duration::MAX` waits as long as the host
+/// error from `Host::start` (so is an endpoint without a TCP listener), and a join timeout of `Duration::MAX` waits as long as the host
 /// needs instead of overflowing its deadline.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn huge_durations_are_refused_or_saturate_never_panic() {
@@ -134,23 +142,30 @@ async fn huge_durations_are_refused_or_saturate_never_panic() {
     let (identity, _) = home.init("host").unwrap();
     for heartbeat in [Duration::ZERO, Duration::from_secs(86_401), Duration::MAX] {
         let options = HostOptions {
-            listen: "127.0.0.1:0".into(),
             heartbeat,
             ..HostOptions::default()
         };
-        match Host::start(&home, identity.clone(), options).await {
+        match Host::start(&home, loopback(identity.clone()).await, options).await {
             Err(lobby::LobbyError::Heartbeat(h)) => assert_eq!(h, heartbeat),
             Err(e) => panic!("heartbeat {heartbeat:?}: unexpected error {e}"),
             Ok(_) => panic!("heartbeat {heartbeat:?} was accepted"),
         }
     }
+    // A host needs a TCP listener: an endpoint that only dials is refused, not half-started.
+    let dialer = std::sync::Arc::new(Endpoint::dialer(identity.clone()));
+    match Host::start(&home, dialer, HostOptions::default()).await {
+        Err(lobby::LobbyError::NoListener) => {}
+        Err(e) => panic!("an endpoint without a listener: unexpected error {e}"),
+        Ok(_) => panic!("an endpoint without a listener was accepted"),
+    }
     let options = HostOptions {
-        listen: "127.0.0.1:0".into(),
         heartbeat: Duration::from_secs(86_400),
         admission_timeout: Duration::MAX,
         ..HostOptions::default()
     };
-    let mut host = Host::start(&home, identity, options).await.unwrap();
+    let mut host = Host::start(&home, loopback(identity).await, options)
+        .await
+        .unwrap();
     let guest = Home::new(dir.path().join("guest"));
     let (guest_id, _) = guest.init("guest").unwrap();
     let options = JoinOptions {

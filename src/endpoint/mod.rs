@@ -197,6 +197,11 @@ impl Endpoint {
         self.local_addr
     }
 
+    /// The relays the endpoint listens and publishes on ([`EndpointOptions::relays`]).
+    pub fn relays(&self) -> &[RelayUrl] {
+        &self.options.relays
+    }
+
     /// The lookups and relay sessions, e.g. to reach along a route chosen elsewhere
     /// ([`Discovery::reach`]).
     pub fn discovery(&self) -> &Discovery {

@@ -89,8 +89,8 @@ pub enum HostEvent {
         /// What happened, for a person to read.
         message: String,
     },
-    /// The relay the host listens through ([`super::HostOptions::relay`]) changed state:
-    /// `Connected` (reachable through it, every listen confirmed) or `Reconnecting` (it went
+    /// A relay the host listens through (its endpoint's, e.g. [`super::HostNetwork::relay`])
+    /// changed state: `Connected` (reachable through it, every listen confirmed) or `Reconnecting` (it went
     /// away; the client retries with back-off and listens again).
     Relay {
         /// The relay URL.

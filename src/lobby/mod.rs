@@ -29,7 +29,7 @@ mod trickle;
 use serde::{Deserialize, Serialize};
 
 pub use event::{ChannelData, ChatMessage, HostEvent, PlayerEvent};
-pub use host::{Host, HostChat, HostOptions, HostRelay, HostingInfo, LobbyError};
+pub use host::{Host, HostChat, HostNetwork, HostOptions, HostRelay, HostingInfo, LobbyError};
 pub use join::{join, join_through, JoinError, JoinOptions, Joined, JoinedInfo, PlayerChat};
 
 /// Label of the reliable, ordered data channel that carries chat.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::Args;
 use dat_social::home::Home;
-use dat_social::lobby::{self, HostOptions};
+use dat_social::lobby::{self, HostNetwork, HostOptions};
 
 use super::ice::IceArgs;
 use super::limits;
@@ -64,8 +64,9 @@ pub struct HostArgs {
 /// and `ended` once `session.json` is marked ended.
 pub async fn run(home: &Home, args: HostArgs, out: &Output) -> Result<u8> {
     let identity = home.identity()?;
-    let options = host_options(args)?;
-    let mut lobby = lobby::Host::start(home, identity, options).await?;
+    let (network, options) = host_options(args)?;
+    let endpoint = std::sync::Arc::new(network.bind(identity).await?);
+    let mut lobby = lobby::Host::start(home, endpoint, options).await?;
     let info = lobby.info();
     let mut stop = output::shutdown_signal();
     let text = format!(
@@ -101,9 +102,9 @@ pub async fn run(home: &Home, args: HostArgs, out: &Output) -> Result<u8> {
     Ok(0)
 }
 
-/// The library's options from the command line. Errors: a bad relay URL, an unreadable
-/// password file.
-fn host_options(args: HostArgs) -> Result<HostOptions> {
+/// The library's options from the command line: where the lobby is reachable, and the lobby.
+/// Errors: a bad relay URL, an unreadable password file.
+fn host_options(args: HostArgs) -> Result<(HostNetwork, HostOptions)> {
     let relay = match args.relay {
         Some(url) => Some(lobby::HostRelay {
             url: url.parse()?,
@@ -112,18 +113,21 @@ fn host_options(args: HostArgs) -> Result<HostOptions> {
         }),
         None => None,
     };
-    Ok(HostOptions {
+    let network = HostNetwork {
+        listen: args.listen,
+        relay,
+        lan: args.lan,
+    };
+    let options = HostOptions {
         name: args.name,
         max_peers: args.max_peers,
         password: read_password(&args.password_file)?,
-        listen: args.listen,
         heartbeat: Duration::from_secs(args.heartbeat),
-        relay,
         friends_only: args.friends_only,
-        lan: args.lan,
         ice: args.ice.config(),
         ..HostOptions::default()
-    })
+    };
+    Ok((network, options))
 }
 
 #[cfg(test)]
@@ -144,12 +148,12 @@ mod tests {
         let file = dir.path().join("ice.json");
         std::fs::write(&file, r#"[{"urls": "stun:192.0.2.1:3478"}]"#).unwrap();
         let argv = ["t", "--ice-servers", file.to_str().unwrap()];
-        let options = host_options(Cli::try_parse_from(argv).unwrap().host).unwrap();
+        let (_, options) = host_options(Cli::try_parse_from(argv).unwrap().host).unwrap();
         assert_eq!(options.ice.servers.len(), 1);
         assert_eq!(options.ice.servers[0].urls, vec!["stun:192.0.2.1:3478"]);
         assert_eq!(options.ice.policy, IcePolicy::All);
         let argv = ["t", "--ice-policy", "relay"];
-        let options = host_options(Cli::try_parse_from(argv).unwrap().host).unwrap();
+        let (_, options) = host_options(Cli::try_parse_from(argv).unwrap().host).unwrap();
         assert_eq!(options.ice.policy, IcePolicy::Relay);
         assert!(options.ice.servers.is_empty());
     }

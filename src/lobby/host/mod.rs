@@ -5,14 +5,15 @@
 //! signalling for that joiner (`crate::lobby::handshake`) and its player's data channels, and
 //! reports to the lobby. A connection's failure ends only that connection. The user's
 //! commands (`task::HostCommand`) and the connection tasks' reports (`task::Report`) are
-//! separate types; friends-only admission is `policy`, chat delivery `chat`, and where
-//! connections come from (TCP, relay) `listen`.
+//! separate types; friends-only admission is `policy`, chat delivery `chat`, and what the host
+//! adds to its endpoint's connections (limits, the router of protocols) `listen`.
 //!
-//! Joiners arrive over TCP (always) and, with [`HostOptions::relay`], through a
-//! `@hyperswarm/dht-relay` relay where the host listens on its identity key (non-custodial by
-//! default: the host runs the Noise handshakes and the relay carries only ciphertext; custodial
-//! on request: the relay holds the key and runs them). Both kinds end up as a
-//! [`crate::net::Connection`] and are served by the same code.
+//! The host knows no transport: joiners arrive through its [`Endpoint`]'s acceptor, over TCP
+//! and through every relay the endpoint listens on (with [`HostNetwork::relay`], a
+//! `@hyperswarm/dht-relay` relay where the host listens on its identity key: non-custodial by
+//! default, the host runs the Noise handshakes and the relay carries only ciphertext; custodial
+//! on request, the relay holds the key and runs them). Every kind ends up as a
+//! [`crate::net::Connection`] and is served by the same code.
 //!
 //! Anyone can connect, so connections that are not players yet are kept cheap and bounded
 //! (docs/PROTOCOL.md, "What a host accepts from peers it has not admitted"): a short handshake
@@ -118,27 +119,70 @@ pub struct HostOptions {
     pub max_peers: u32,
     /// The password players must know; `None`: an open lobby.
     pub password: Option<Vec<u8>>,
-    /// TCP address to listen on, `host:port`. Default `0.0.0.0:0` (every interface, any port).
-    pub listen: String,
     /// Period of `session.json` heartbeats, [`MIN_HEARTBEAT`] to [`MAX_HEARTBEAT`] (1 ms to
     /// 1 day; the CLI takes whole seconds). Default 300 s.
     pub heartbeat: Duration,
     /// How long a joiner may take from connecting to an open data channel. Default 15 s.
     pub admission_timeout: Duration,
-    /// Also listen through this relay, on the host's identity key. `None` (default): TCP only.
-    pub relay: Option<HostRelay>,
     /// Admit mutual friends only: players the host's `profile.json` lists and whose own
     /// profile (fetched from them while they join) lists the host. Others are rejected with
     /// [`crate::signal::RejectReason::FriendsOnly`]. Default `false`.
     pub friends_only: bool,
+    /// STUN/TURN servers of the user's own (`--ice-servers`) and the ICE policy
+    /// (`--ice-policy`). The servers the endpoint's relays give are added to these for each
+    /// joiner. Default: none of the user's, every path.
+    pub ice: IceConfig,
+}
+
+/// Where a lobby is reachable: what [`HostNetwork::bind`] builds the host's [`Endpoint`] from
+/// (a library user may bind one of their own instead, and share it).
+#[derive(Clone, Debug)]
+pub struct HostNetwork {
+    /// TCP address to listen on, `host:port`. Default `0.0.0.0:0` (every interface, any port).
+    pub listen: String,
+    /// Also listen through this relay, on the host's identity key. `None` (default): TCP only.
+    pub relay: Option<HostRelay>,
     /// Also announce the archive on the local network (multicast DNS, its discovery key and
     /// the TCP port), so that friends looking there find the lobby with no relay or address.
     /// Default `false`.
     pub lan: bool,
-    /// STUN/TURN servers of the user's own (`--ice-servers`) and the ICE policy
-    /// (`--ice-policy`). The servers the relay of [`HostOptions::relay`] gives are added to
-    /// these for each joiner. Default: none of the user's, every path.
-    pub ice: IceConfig,
+}
+
+impl Default for HostNetwork {
+    fn default() -> Self {
+        HostNetwork {
+            listen: "0.0.0.0:0".to_string(),
+            relay: None,
+            lan: false,
+        }
+    }
+}
+
+impl HostNetwork {
+    /// The host's endpoint, as `identity`: TCP on [`HostNetwork::listen`], the relay of
+    /// [`HostNetwork::relay`] (custodial or not), announcing on the LAN with
+    /// [`HostNetwork::lan`].
+    ///
+    /// Errors: [`LobbyError::Listen`] (the address is invalid or taken).
+    pub async fn bind(&self, identity: Identity) -> Result<Endpoint, LobbyError> {
+        let (relays, relay_client) = match &self.relay {
+            Some(r) => (
+                vec![r.url.clone()],
+                ClientOptions {
+                    custodial: r.custodial,
+                    ..r.client.clone()
+                },
+            ),
+            None => (Vec::new(), ClientOptions::default()),
+        };
+        let options = EndpointOptions {
+            listen: Some(self.listen.clone()),
+            relays,
+            lan: self.lan,
+            relay_client,
+        };
+        Ok(Endpoint::bind(identity, options).await?)
+    }
 }
 
 /// Listening through a relay (`host --relay URL [--custodial]`).
@@ -161,12 +205,9 @@ impl Default for HostOptions {
             name: None,
             max_peers: 8,
             password: None,
-            listen: "0.0.0.0:0".to_string(),
             heartbeat: Duration::from_secs(300),
             admission_timeout: Duration::from_secs(15),
             friends_only: false,
-            lan: false,
-            relay: None,
             ice: IceConfig::default(),
         }
     }
@@ -200,7 +241,10 @@ pub enum LobbyError {
     /// endpoint's error is the source.
     #[error("relay: {0}")]
     Relay(#[source] EndpointError),
-    /// The archive could not be announced on the local network ([`HostOptions::lan`]).
+    /// The endpoint has no TCP listener (a host needs one: `EndpointOptions::listen`).
+    #[error("the endpoint has no TCP listener; a host needs one")]
+    NoListener,
+    /// The archive could not be announced on the local network ([`HostNetwork::lan`]).
     #[error(transparent)]
     Lan(#[from] crate::discovery::LookupError),
 }
@@ -251,23 +295,26 @@ struct Context {
 }
 
 impl Host {
-    /// Starts hosting: takes the archive's write lock, binds `options.listen`, writes
-    /// `session.json`, and serves joiners until [`Host::shutdown`].
-    ///
-    /// With [`HostOptions::relay`] it also listens through the relay; it does not wait for the
+    /// Starts hosting on `endpoint` (bound as the archive's owner, e.g. by
+    /// [`HostNetwork::bind`]): takes the archive's write lock, writes `session.json`, publishes
+    /// the archive through the endpoint's lookups and serves joiners arriving through every
+    /// listener of the endpoint (TCP, relays) until [`Host::shutdown`]. It does not wait for a
     /// relay (which may be down and come back): [`HostEvent::Relay`] reports its state.
     ///
-    /// Errors: [`LobbyError::Home`] (no identity, archive busy or corrupt),
-    /// [`LobbyError::Listen`], [`LobbyError::Archive`] (an invalid name or max_peers),
-    /// [`LobbyError::Relay`] (the relay client stopped at once), [`LobbyError::Heartbeat`].
+    /// Errors: [`LobbyError::Heartbeat`], [`LobbyError::NoListener`], [`LobbyError::Home`] (no
+    /// identity, archive busy or corrupt), [`LobbyError::Archive`] (an invalid name or
+    /// max_peers), [`LobbyError::Relay`] (the endpoint's listeners are taken, or a relay client
+    /// stopped at once), [`LobbyError::Lan`].
     pub async fn start(
         home: &Home,
-        identity: Identity,
+        endpoint: Arc<Endpoint>,
         options: HostOptions,
     ) -> Result<Host, LobbyError> {
         if !(MIN_HEARTBEAT..=MAX_HEARTBEAT).contains(&options.heartbeat) {
             return Err(LobbyError::Heartbeat(options.heartbeat));
         }
+        let listen = endpoint.local_addr().ok_or(LobbyError::NoListener)?;
+        let identity = endpoint.identity().clone();
         let lock = home.lock_archive()?;
         // The crypto backend's one-time setup, now rather than on the first joiner's path.
         tokio::task::spawn_blocking(crate::rtc::warm_up);
@@ -297,10 +344,6 @@ impl Host {
             ended: None,
         };
         session.validate().map_err(ArchiveError::from)?;
-        let endpoint = bind(&identity, &options).await?;
-        let listen = endpoint
-            .local_addr()
-            .expect("a host's endpoint always listens on TCP");
         write_session(&archive, &session)?;
 
         let (commands, command_rx) = mpsc::unbounded_channel();
@@ -309,7 +352,7 @@ impl Host {
         let (shutdown_tx, shutdown) = watch::channel(false);
         let mut invite = identity.url();
         invite.peer = Some(advertised(listen).to_string());
-        invite.relay = options.relay.as_ref().map(|r| r.url.to_string());
+        invite.relay = endpoint.relays().first().map(|r| r.to_string());
         // Joiners holding the invite start signalling on the lobby at once (lobby::join).
         invite.lobby = Some(lobby.key());
         let acceptor = endpoint.acceptor().await?;
@@ -418,29 +461,6 @@ impl Host {
 
 fn write_session(archive: &SharedCore, session: &Session) -> Result<(), ArchiveError> {
     archive.with_core(|core| archive::put_session(core, session).map(|_| ()))
-}
-
-/// The host's endpoint: TCP on [`HostOptions::listen`], and the relay of
-/// [`HostOptions::relay`] (custodial or not), announcing on the LAN with [`HostOptions::lan`].
-/// Errors: [`LobbyError::Listen`].
-async fn bind(identity: &Identity, options: &HostOptions) -> Result<Endpoint, LobbyError> {
-    let (relays, relay_client) = match &options.relay {
-        Some(r) => (
-            vec![r.url.clone()],
-            ClientOptions {
-                custodial: r.custodial,
-                ..r.client.clone()
-            },
-        ),
-        None => (Vec::new(), ClientOptions::default()),
-    };
-    let endpoint_options = EndpointOptions {
-        listen: Some(options.listen.clone()),
-        relays,
-        lan: options.lan,
-        relay_client,
-    };
-    Ok(Endpoint::bind(identity.clone(), endpoint_options).await?)
 }
 
 impl From<EndpointError> for LobbyError {

@@ -159,7 +159,7 @@ pub(super) struct LobbyTask {
 /// The receiving ends of the lobby task's inputs.
 pub(super) struct Inputs {
     /// The host's endpoint (its relay sessions live as long as it does).
-    pub endpoint: Endpoint,
+    pub endpoint: Arc<Endpoint>,
     /// Connections arriving over TCP and through the relay.
     pub acceptor: Acceptor,
     /// The archive's announcements (relay, LAN), withdrawn when the lobby ends.
