@@ -8,8 +8,9 @@
 //! Features: without `native` (on by default) the crate is the sans-IO protocol core, which
 //! builds for `wasm32-unknown-unknown`: [`identity`], [`hypercore`] (in memory), [`archive`],
 //! [`schema`], [`signal`], the [`net`] codecs (Noise, secret-stream framing and crypto, protomux,
-//! replication) and the [`relay`] codec. `native` adds the tokio drivers, WebRTC, LAN discovery
-//! and the file system; `relay-server` adds `relay::server`. See `Cargo.toml` for the list.
+//! replication), the [`dht`] codecs, the [`udx`] stream core and the [`relay`] codec. `native`
+//! adds the tokio drivers, WebRTC, LAN discovery and the file system; `relay-server` adds
+//! `relay::server`. See `Cargo.toml` for the list.
 
 #![warn(missing_docs)]
 #![warn(unreachable_pub)]
@@ -42,3 +43,4 @@ pub mod signal;
 mod sync;
 #[cfg(feature = "native")]
 pub mod time;
+pub mod udx;
