@@ -5,7 +5,9 @@
 //!   padded full-size packets, so the data_offset skip is on this path);
 //! - echo of writes of 900, 1000 and 1100 bytes (the sizes whose probes broke the `udx` crate);
 //! - the same transfer through a proxy that drops 3 % of packets and reorders 10 %;
-//! - END both ways with a clean close, MESSAGE datagrams both ways, DESTROY both ways.
+//! - END both ways with a clean close, MESSAGE datagrams both ways, DESTROY both ways;
+//! - `@hyperswarm/secret-stream` and protomux over the stream, either side initiating (our
+//!   `Connection` on `UdxStream` as a byte stream), messages up to 1 MiB echoed.
 //!
 //! Needs node and `npm ci --prefix tests/js`; fails (never skips) without them.
 
@@ -161,12 +163,12 @@ async fn writes_around_the_mtu_probe_sizes_echo_exactly() {
         .enumerate()
     {
         let chunk = pattern(size, i as u32 + 1);
-        stream.write(&chunk).await.unwrap();
+        stream.writer().write(&chunk).await.unwrap();
         sent.extend_from_slice(&chunk);
         // One write at a time, as the probe check needs distinct packets.
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
-    stream.end().unwrap();
+    stream.writer().end().unwrap();
     let (got, _, error) = timeout(WAIT, stream.read_to_close()).await.unwrap();
     assert_eq!(error, None);
     assert!(
@@ -243,7 +245,10 @@ async fn messages_go_both_ways_beside_the_stream() {
     let mut echoes = Vec::new();
     let done = timeout(WAIT, async {
         for i in 0..count {
-            stream.send_message(format!("r{i}").as_bytes()).unwrap();
+            stream
+                .writer()
+                .send_message(format!("r{i}").as_bytes())
+                .unwrap();
         }
         while let Some(e) = stream.next_event().await {
             match e {
@@ -255,7 +260,7 @@ async fn messages_go_both_ways_beside_the_stream() {
                         from_js.push(m);
                     }
                 }
-                StreamEvent::End => stream.end().unwrap(),
+                StreamEvent::End => stream.writer().end().unwrap(),
                 StreamEvent::Closed(e) => return e,
                 _ => {}
             }
@@ -299,10 +304,60 @@ async fn our_destroy_resets_the_js_stream() {
     let mut js = JsPeer::start(&[("MODE", "echo".into())]).await;
     let to = js.addr;
     let stream = rust_stream(&mut js, to, None).await;
-    stream.write(b"before the reset").await.unwrap();
+    stream.writer().write(b"before the reset").await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    stream.destroy().unwrap();
+    stream.writer().destroy().unwrap();
     let report = js.report().await;
     assert_eq!(report["error"], "ECONNRESET", "{report}");
     assert_eq!(report["received"], 16);
+}
+
+/// secret-stream and protomux over UDX, with JS on the other end: the handshake authenticates
+/// both keys, and messages of every size echo through (each one secret-stream frame, split
+/// over many UDX packets).
+async fn secret_stream_over_udx(rust_initiates: bool) {
+    use dat_social::net::Connection;
+    let initiator = if rust_initiates { "0" } else { "1" };
+    let mut js = JsPeer::start(&[("MODE", "secret".into()), ("INITIATOR", initiator.into())]).await;
+    let to = js.addr;
+    let stream = rust_stream(&mut js, to, None).await;
+    let me = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+    let conn = timeout(WAIT, Connection::connect(stream, &me, rust_initiates))
+        .await
+        .unwrap()
+        .expect("the secret-stream handshake over UDX");
+    let remote = timeout(WAIT, js.lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let remote: Value = serde_json::from_str(&remote).unwrap();
+    assert_eq!(remote["remote"], hex::encode(me.verifying_key().to_bytes()));
+    let mut lobby = conn
+        .open_app_channel("dat-social/lobby", Some(b"room-1"))
+        .await
+        .unwrap();
+    lobby.opened().await.unwrap();
+    let mut sent = 0;
+    for size in [1usize, 900, 1153, 65_536, 1 << 20] {
+        let msg = pattern(size, size as u32);
+        lobby.send(&msg).unwrap();
+        sent += size;
+        let echo = timeout(WAIT, lobby.recv()).await.unwrap().unwrap();
+        assert_eq!(echo.payload.len(), size + 5);
+        assert!(echo.payload.starts_with(b"echo:") && echo.payload[5..] == msg[..]);
+    }
+    conn.close();
+    let report = js.report().await;
+    assert_eq!(report["received"], sent as u64, "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_stream_over_udx_with_js_rust_initiating() {
+    secret_stream_over_udx(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_stream_over_udx_with_js_js_initiating() {
+    secret_stream_over_udx(false).await;
 }

@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use std::future::Future;
 use tokio::net::UdpSocket;
+
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -58,12 +60,18 @@ pub struct UdxSocket {
     local_addr: SocketAddr,
 }
 
-/// One stream's handle: read its events; write, end and send datagrams through its
-/// [`UdxWriter`] (it derefs to one; [`UdxStream::writer`] gives a clone to write from
-/// another task while this one reads).
+/// One stream's handle: its events, or the stream as bytes (`AsyncRead` / `AsyncWrite`, e.g.
+/// under secret-stream); [`UdxStream::writer`] writes, ends and sends datagrams from another
+/// task while this one reads.
 pub struct UdxStream {
     writer: UdxWriter,
     events: mpsc::UnboundedReceiver<StreamEvent>,
+    /// As a byte stream ([`tokio::io::AsyncRead`]): what the last `Data` event left unread.
+    unread: Vec<u8>,
+    /// The stream ended or closed (reads give EOF).
+    eof: bool,
+    /// As a byte stream ([`tokio::io::AsyncWrite`]): told when the last write has room.
+    room: Option<oneshot::Receiver<()>>,
 }
 
 /// The writing half of a [`UdxStream`]; clones write to the same stream.
@@ -116,11 +124,21 @@ impl UdxSocket {
                 commands: self.commands.clone(),
             },
             events,
+            unread: Vec::new(),
+            eof: false,
+            room: None,
         })
     }
 }
 
 impl UdxStream {
+    /// Connects to stream `remote_id` at `remote` (as [`UdxWriter::connect`]).
+    ///
+    /// Errors: [`SocketClosed`].
+    pub fn connect(&self, remote_id: u32, remote: SocketAddr) -> Result<(), SocketClosed> {
+        self.writer.connect(remote_id, remote)
+    }
+
     /// A writer for this stream, to write from another task.
     pub fn writer(&self) -> UdxWriter {
         self.writer.clone()
@@ -146,12 +164,85 @@ impl UdxStream {
     }
 }
 
-impl std::ops::Deref for UdxStream {
-    type Target = UdxWriter;
-
-    fn deref(&self) -> &UdxWriter {
-        &self.writer
+/// The stream as bytes (e.g. under secret-stream): datagrams are skipped, the remote's END
+/// reads as EOF, a reset or timeout as an error (`ConnectionReset`, `TimedOut`).
+impl tokio::io::AsyncRead for UdxStream {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::task::Poll;
+        loop {
+            if !self.unread.is_empty() {
+                let n = self.unread.len().min(buf.remaining());
+                buf.put_slice(&self.unread[..n]);
+                self.unread.drain(..n);
+                return Poll::Ready(Ok(()));
+            }
+            if self.eof {
+                return Poll::Ready(Ok(()));
+            }
+            match std::task::ready!(self.events.poll_recv(cx)) {
+                Some(StreamEvent::Data(d)) => self.unread = d,
+                Some(StreamEvent::Message(_)) => {}
+                Some(StreamEvent::End) | Some(StreamEvent::Closed(None)) | None => self.eof = true,
+                Some(StreamEvent::Closed(Some(e))) => {
+                    self.eof = true;
+                    let kind = match e {
+                        StreamError::Reset => std::io::ErrorKind::ConnectionReset,
+                        StreamError::TimedOut => std::io::ErrorKind::TimedOut,
+                    };
+                    return Poll::Ready(Err(std::io::Error::new(kind, e)));
+                }
+            }
+        }
     }
+}
+
+/// Writes are accepted whole and queued; the next write (or a flush) waits while more than
+/// [`HIGH_WATERMARK`] bytes are unacknowledged. Shutdown ends this side (END).
+impl tokio::io::AsyncWrite for UdxStream {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::task::ready!(self.as_mut().poll_flush(cx))?;
+        let (room, wait) = oneshot::channel();
+        let command = Command::Write {
+            local_id: self.writer.local_id,
+            data: data.to_vec(),
+            room,
+        };
+        self.writer.send(command).map_err(closed)?;
+        self.room = Some(wait);
+        std::task::Poll::Ready(Ok(data.len()))
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if let Some(wait) = self.room.as_mut() {
+            let r = std::task::ready!(std::pin::Pin::new(wait).poll(cx));
+            self.room = None;
+            r.map_err(|_| closed(SocketClosed))?;
+        }
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::ready!(self.as_mut().poll_flush(cx))?;
+        std::task::Poll::Ready(self.writer.end().map_err(closed))
+    }
+}
+
+fn closed(e: SocketClosed) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::BrokenPipe, e)
 }
 
 impl UdxWriter {

@@ -7,6 +7,10 @@
 //   message   sends COUNT datagrams (stream.send) "m<i>" and echoes each one it receives as
 //             "echo:<payload>"; ends after COUNT received.
 //   destroy   writes BYTES bytes, then destroys the stream.
+//   secret    runs @hyperswarm/secret-stream 6.9.2 on the stream (initiator when INITIATOR=1)
+//             with protomux 3.12.1 on top: prints {"remote": <hex key>} once open; on channel
+//             dat-social/lobby (id "room-1") echoes every message as "echo:<message>"; ends when
+//             the remote does.
 // On close prints {"received": n, "sha256": hex, "messages": [...], "error": code|null}.
 'use strict'
 const crypto = require('crypto')
@@ -43,7 +47,33 @@ let received = 0
 const messages = []
 let error = null
 
+// After connect: an initiator writes its first handshake message at once.
+function startSecret() {
+  const SecretStream = require('@hyperswarm/secret-stream')
+  const Protomux = require('protomux')
+  const secret = new SecretStream(process.env.INITIATOR === '1', stream)
+  const mux = Protomux.from(secret)
+  const channel = mux.createChannel({ protocol: 'dat-social/lobby', id: Buffer.from('room-1') })
+  const text = channel.addMessage({
+    encoding: require('compact-encoding').raw,
+    onmessage: (m) => {
+      received += m.length
+      hash.update(m)
+      text.send(Buffer.concat([Buffer.from('echo:'), m]))
+    }
+  })
+  channel.open()
+  secret.opened.then((ok) => {
+    if (ok) console.log(JSON.stringify({ remote: secret.remotePublicKey.toString('hex') }))
+  })
+  secret.on('error', (e) => {
+    error = e.code || String(e)
+  })
+  secret.on('end', () => secret.end())
+}
+
 stream.on('data', (d) => {
+  if (MODE === 'secret') return
   received += d.length
   hash.update(d)
   if (MODE === 'echo') stream.write(d)
@@ -74,6 +104,7 @@ rl.once('line', async (line) => {
   const remote = JSON.parse(line)
   stream.connect(socket, remote.id, remote.port, '127.0.0.1')
   console.log(JSON.stringify({ connected: true }))
+  if (MODE === 'secret') startSecret()
   if (MODE === 'transfer' || MODE === 'destroy') {
     const data = pattern(BYTES, SEED)
     for (let i = 0; i < data.length; i += WRITE) {
