@@ -156,3 +156,47 @@ fn dht_messages() {
         },
     );
 }
+
+/// A live node (persistent, some requests of its own in flight and a lookup running) fed
+/// hostile datagrams from a few addresses, with time passing: nothing panics, and every
+/// datagram it sends is a dht-rpc message.
+#[test]
+fn dht_node_datagrams() {
+    use dat_social::dht::node::{NodeConfig, RpcNode};
+    use dat_social::dht::rpc::{command, node_id};
+    use std::time::{Duration, Instant};
+
+    fuzz(
+        "dht_node_datagrams",
+        1_000,
+        proptest::collection::vec((0u8..4, raw_or_mutated(200, rpc_seeds())), 1..30),
+        |datagrams| {
+            let mut now = Instant::now();
+            let me = addr(9);
+            let config = NodeConfig {
+                id: Some(node_id(&me)),
+                secrets: [[1; 32], [2; 32]],
+            };
+            let mut node = RpcNode::new(now, config, [0; 32], 0x1234);
+            node.request(now, addr(1), true, command::PING, None, None, None);
+            node.query(
+                now,
+                [3; 32],
+                true,
+                command::FIND_NODE,
+                None,
+                &[addr(2), addr(3)],
+            );
+            for (from, bytes) in &datagrams {
+                node.handle_datagram(now, addr(*from), bytes);
+                now += Duration::from_millis(300);
+                node.handle_timeout(now);
+                while let Some((_, out)) = node.poll_transmit() {
+                    prop_assert!(Message::decode(&out).is_ok());
+                }
+                while node.poll_event().is_some() {}
+            }
+            Ok(())
+        },
+    );
+}

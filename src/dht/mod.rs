@@ -5,16 +5,26 @@
 //! - [`rpc`]: the dht-rpc datagrams (requests, responses, node ids) every DHT node exchanges.
 //! - [`messages`]: hyperdht's messages carried in them (handshake and holepunch routing,
 //!   records, announces, mutable values).
+//! - [`table`]: the Kademlia routing table; [`node`]: a dht-rpc node as a sans-IO state
+//!   machine (answers dht-rpc's commands, requests with retries, iterative lookups);
+//!   [`DhtNode`] (feature `native`): its tokio driver.
 //! - the Noise payload, namespaces and announce signable ([`NoisePayload`],
 //!   [`announce_signable`]), which the relay also uses.
 //!
-//! Every codec here is sans-IO and builds for `wasm32-unknown-unknown`; decoders never panic.
+//! Everything but the driver is sans-IO and builds for `wasm32-unknown-unknown`; decoders never
+//! panic.
 
+#[cfg(feature = "native")]
+mod driver;
 pub mod messages;
+pub mod node;
 mod payload;
 pub mod rpc;
+pub mod table;
 mod wire;
 
+#[cfg(feature = "native")]
+pub use driver::{DhtError, DhtNode};
 pub use payload::{
     announce_signable, firewall, holepunch_secret, ns_peer_handshake, ns_peer_holepunch,
     server_target, HolepunchInfo, NoisePayload, RelayThroughInfo, UdxInfo,

@@ -1,0 +1,131 @@
+//! Our dht-rpc node (`dat_social::dht::DhtNode`) among JS dht-rpc 6.27.0 nodes on loopback
+//! (`tests/js/dht_rpc_peer.js`):
+//!
+//! - JS nodes bootstrap from ours alone: they find each other through it, their lookups walk
+//!   through it, and its id (the hash of its address) is accepted by JS;
+//! - ours joins a JS network: pings each node, and a FIND_NODE lookup returns them with ids
+//!   verified; a node that is gone times out.
+//!
+//! Needs node and `npm ci --prefix tests/js`; fails (never skips) without them.
+
+mod support;
+
+use std::net::SocketAddrV4;
+use std::process::Stdio;
+use std::time::Duration;
+
+use dat_social::dht::rpc::node_id;
+use dat_social::dht::{DhtError, DhtNode};
+use serde_json::Value;
+use support::js::{js_dir, run_js};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::time::timeout;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn addrs(v: &Value) -> Vec<SocketAddrV4> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().parse().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn js_nodes_bootstrap_from_ours_and_find_each_other() {
+    let ours = DhtNode::bind("127.0.0.1:0".parse().unwrap(), true, &[])
+        .await
+        .unwrap();
+    let at = ours.local_addr().to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        run_js(
+            "dht_rpc_peer.js",
+            &[],
+            &[("MODE", "join"), ("BOOTSTRAP", &at)],
+            WAIT,
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        out["ourId"],
+        hex::encode(ours.id().unwrap()),
+        "JS accepted our id: {out}"
+    );
+    let persistent = addrs(&out["persistent"]);
+    // Both persistent JS nodes are in our table (they sent verified ids), and the lookup from
+    // an ephemeral one, which knew only us, reached them.
+    let table: Vec<SocketAddrV4> = ours.table().await.unwrap().iter().map(|n| n.addr).collect();
+    for p in &persistent {
+        assert!(table.contains(p), "{p} not in our table {table:?}");
+    }
+    let found = addrs(&out["found"]);
+    for p in persistent.iter().chain([&ours.local_addr()]) {
+        assert!(found.contains(p), "the JS lookup missed {p}: {found:?}");
+    }
+    // Every JS node's table holds us; the persistent ones hold each other too.
+    let tables: Vec<u64> = serde_json::from_value(out["tables"].clone()).unwrap();
+    assert!(tables.iter().all(|n| *n >= 1), "{out}");
+    assert!(tables[..2].iter().all(|n| *n >= 2), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ours_joins_a_js_network_pings_and_looks_up() {
+    let mut js = tokio::process::Command::new("node")
+        .current_dir(js_dir())
+        .arg("dht_rpc_peer.js")
+        .env("MODE", "testnet")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node");
+    let mut lines = BufReader::new(js.stdout.take().unwrap()).lines();
+    let first = timeout(WAIT, lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let nodes = addrs(&serde_json::from_str::<Value>(&first).unwrap()["nodes"]);
+    let ours = DhtNode::bind("127.0.0.1:0".parse().unwrap(), false, &nodes[..1])
+        .await
+        .unwrap();
+    // The first node, bootstrapped from nobody, stays ephemeral (no id), as in hyperdht's
+    // testnet; the others answer with the id of their address.
+    for (i, n) in nodes.iter().enumerate() {
+        let pong = timeout(WAIT, ours.ping(*n)).await.unwrap().unwrap();
+        let id = (i > 0).then(|| node_id(n));
+        assert_eq!(pong.id, id, "{n}");
+        assert_eq!(pong.to.ip(), ours.local_addr().ip());
+        assert_eq!(
+            pong.to.port(),
+            ours.local_addr().port(),
+            "it sees us where we are"
+        );
+        assert_eq!(
+            pong.token, None,
+            "dht-rpc answers its own commands without a token"
+        );
+    }
+    let replies = timeout(WAIT, ours.find_node([0x42; 32], &nodes[..1]))
+        .await
+        .unwrap()
+        .unwrap();
+    let found: Vec<SocketAddrV4> = replies.iter().map(|r| r.node.addr).collect();
+    for n in &nodes[1..] {
+        assert!(found.contains(n), "the lookup missed {n}: {found:?}");
+    }
+    // Closest first.
+    let d: Vec<[u8; 32]> = replies
+        .iter()
+        .map(|r| std::array::from_fn(|i| r.node.id[i] ^ 0x42))
+        .collect();
+    assert!(d.windows(2).all(|w| w[0] <= w[1]));
+    // A node that is gone: every retry unanswered.
+    drop(js.stdin.take());
+    let _ = timeout(WAIT, js.wait()).await;
+    match timeout(WAIT, ours.ping(nodes[1])).await.unwrap() {
+        Err(DhtError::Timeout(a)) => assert_eq!(a, nodes[1]),
+        other => panic!("a stopped node answered: {other:?}"),
+    }
+}

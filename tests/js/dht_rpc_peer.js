@@ -1,0 +1,51 @@
+// dht-rpc 6.27.0 nodes on 127.0.0.1, for tests/dht_rpc_js.rs. By MODE:
+//   join      BOOTSTRAP=host:port (our node): starts 2 persistent and 2 ephemeral JS nodes that
+//             bootstrap from it only, waits until they are fully bootstrapped, pings our node,
+//             runs a findNode walk from an ephemeral one, and prints {"persistent": [addr...],
+//             "ourId": hex, "found": [addr...], "tables": [n...]}; then exits.
+//   testnet   starts a bootstrap node and 4 persistent nodes, prints {"nodes": [addr...]}
+//             (the bootstrap first), and runs until stdin closes.
+'use strict'
+const DHT = require('dht-rpc')
+
+const addr = (n) => `127.0.0.1:${n.address().port}`
+
+async function join() {
+  const bootstrap = [process.env.BOOTSTRAP]
+  const persistent = [0, 1].map(() => new DHT({ bootstrap, ephemeral: false, firewalled: false, host: '127.0.0.1' }))
+  const ephemeral = [0, 1].map(() => new DHT({ bootstrap, ephemeral: true, host: '127.0.0.1' }))
+  const all = [...persistent, ...ephemeral]
+  for (const n of all) await n.fullyBootstrapped()
+  const [host, port] = process.env.BOOTSTRAP.split(':')
+  const pong = await ephemeral[0].ping({ host, port: Number(port) })
+  const found = []
+  for await (const reply of ephemeral[1].findNode(Buffer.alloc(32, 0x42))) {
+    if (reply.from.id) found.push(`${reply.from.host}:${reply.from.port}`)
+  }
+  console.log(JSON.stringify({
+    persistent: persistent.map(addr),
+    ourId: pong.from.id ? pong.from.id.toString('hex') : null,
+    found,
+    tables: all.map((n) => n.toArray().length)
+  }))
+  for (const n of all) await n.destroy()
+}
+
+async function testnet() {
+  const boot = new DHT({ ephemeral: false, firewalled: false, bootstrap: [], host: '127.0.0.1' })
+  await boot.ready()
+  const bootstrap = [addr(boot)]
+  const nodes = [0, 1, 2, 3].map(() => new DHT({ bootstrap, ephemeral: false, firewalled: false, host: '127.0.0.1' }))
+  for (const n of nodes) await n.fullyBootstrapped()
+  console.log(JSON.stringify({ nodes: [boot, ...nodes].map(addr) }))
+  process.stdin.resume()
+  process.stdin.on('end', async () => {
+    for (const n of [boot, ...nodes]) await n.destroy()
+    process.exit(0)
+  })
+}
+
+;(process.env.MODE === 'testnet' ? testnet() : join()).catch((e) => {
+  console.error(e)
+  process.exit(1)
+})
