@@ -33,9 +33,13 @@ fn addrs(v: &Value) -> Vec<SocketAddrV4> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn js_nodes_bootstrap_from_ours_and_find_each_other() {
-    let ours = DhtNode::bind("127.0.0.1:0".parse().unwrap(), true, &[])
-        .await
-        .unwrap();
+    let ours = DhtNode::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        Some([127, 0, 0, 1].into()),
+        &[],
+    )
+    .await
+    .unwrap();
     let at = ours.local_addr().to_string();
     let out = tokio::task::spawn_blocking(move || {
         run_js(
@@ -87,7 +91,7 @@ async fn ours_joins_a_js_network_pings_and_looks_up() {
         .unwrap()
         .unwrap();
     let nodes = addrs(&serde_json::from_str::<Value>(&first).unwrap()["nodes"]);
-    let ours = DhtNode::bind("127.0.0.1:0".parse().unwrap(), false, &nodes[..1])
+    let ours = DhtNode::bind("127.0.0.1:0".parse().unwrap(), None, &nodes[..1])
         .await
         .unwrap();
     // The first node, bootstrapped from nobody, stays ephemeral (no id), as in hyperdht's
@@ -128,4 +132,42 @@ async fn ours_joins_a_js_network_pings_and_looks_up() {
         Err(DhtError::Timeout(a)) => assert_eq!(a, nodes[1]),
         other => panic!("a stopped node answered: {other:?}"),
     }
+}
+
+/// `dat-social dht-node --bootstrapper` as a real process is the bootstrap node of a private
+/// JS network: the JS nodes join through it alone and find each other; SIGTERM stops it with
+/// `stopped`. Without an address to take its id from, it refuses to start (usage, exit 2).
+#[test]
+fn the_dht_node_command_bootstraps_a_private_js_network() {
+    let user = support::User::new("node");
+    let mut node = user.spawn(&[
+        "dht-node",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--bootstrapper",
+    ]);
+    let started = node.expect("dht-node");
+    assert_eq!(started["bootstrap"], serde_json::json!([]));
+    let address = started["address"].as_str().unwrap().to_string();
+    let at: SocketAddrV4 = address.parse().unwrap();
+    assert_eq!(started["id"], hex::encode(node_id(&at)));
+    let out = run_js(
+        "dht_rpc_peer.js",
+        &[],
+        &[("MODE", "join"), ("BOOTSTRAP", &address)],
+        WAIT,
+    );
+    assert_eq!(out["ourId"], started["id"], "{out}");
+    let found = addrs(&out["found"]);
+    for p in addrs(&out["persistent"]) {
+        assert!(found.contains(&p), "the JS lookup missed {p}: {found:?}");
+    }
+    node.signal("TERM");
+    node.expect("stopped");
+    assert!(node.wait_exit(support::WAIT).success());
+    let refused = user.run(&["dht-node", "--port", "0", "--bootstrapper"]);
+    assert_eq!(refused.code(), 2, "{}", refused.stderr);
+    assert!(refused.stderr.contains("--public-ip"), "{}", refused.stderr);
 }

@@ -278,7 +278,16 @@ pub enum Event {
         /// `null` with `--no-turn`.
         turn_urls: Option<Vec<String>>,
     },
-    /// `relay`: the relay stopped; the last event.
+    /// `dht-node`: the node runs; others join through `address`.
+    DhtNode {
+        /// Where other nodes reach it, `ip:port`.
+        address: String,
+        /// Its node id (BLAKE2b-256 of the address), 64 hex digits; `null` when ephemeral.
+        id: Option<String>,
+        /// The nodes it joined through, `ip:port` (empty for a bootstrapper).
+        bootstrap: Vec<String>,
+    },
+    /// `relay`, `dht-node`: it stopped; the last event.
     Stopped,
     /// Any command: it failed (the exit code says how); also written on stderr as text.
     Error {

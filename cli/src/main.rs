@@ -81,6 +81,12 @@ enum Command {
         after_help = "Examples:\n  dat-social relay --port 49443 --tcp-port 49444 --json\n  dat-social relay --port 443 --cert fullchain.pem --key privkey.pem   (wss://)"
     )]
     Relay(cmd::relay::RelayArgs),
+    /// Run a persistent Hyperswarm DHT node until Ctrl-C (a bootstrap node for a private network).
+    #[command(
+        name = "dht-node",
+        after_help = "Examples:\n  dat-social dht-node --host 203.0.113.5 --port 49737 --bootstrapper --json\n  dat-social dht-node --public-ip 203.0.113.6 --bootstrap 203.0.113.5:49737\n\nSo far the node speaks dht-rpc (routing, lookups); hyperdht's records and connections come next."
+    )]
+    DhtNode(cmd::dht_node::DhtNodeArgs),
 }
 
 fn main() -> ExitCode {
@@ -133,6 +139,7 @@ async fn run(cli: Cli, out: &Output) -> Result<u8> {
         Command::Host(args) => cmd::host::run(&home, args, out).await,
         Command::Join(args) => cmd::join::run(&home, args, out).await,
         Command::Relay(args) => cmd::relay::run(args, out).await,
+        Command::DhtNode(args) => cmd::dht_node::run(args, out).await,
         Command::Friends(command) => cmd::friends::run(&home, command, out).await,
         Command::Sessions(args) => cmd::sessions::run(&home, args, out).await,
         Command::Check(args) => cmd::check::run(&home, args, out),

@@ -60,15 +60,16 @@ pub struct DhtNode {
 }
 
 impl DhtNode {
-    /// Binds `addr` (IPv4) and starts a node. `persistent`: announce the id of the bound
-    /// address (right only where others reach us at exactly that address: a public IP, a
-    /// private network, loopback); otherwise ephemeral. `bootstrap`: nodes to look ourselves
-    /// up from at once (joining the network). Requires a tokio runtime.
+    /// Binds `addr` (IPv4) and starts a node. `public_ip`: be persistent, with the id of
+    /// `public_ip` and the bound port (others must reach us at exactly that address: a public
+    /// IP, a private network, loopback); `None`: ephemeral. `bootstrap`: nodes to look
+    /// ourselves up from at once (joining the network; empty for the first node of a private
+    /// network). Requires a tokio runtime.
     ///
     /// Errors: [`DhtError::Bind`], [`DhtError::NotIpv4`].
     pub async fn bind(
         addr: SocketAddr,
-        persistent: bool,
+        public_ip: Option<std::net::Ipv4Addr>,
         bootstrap: &[SocketAddrV4],
     ) -> Result<DhtNode, DhtError> {
         let SocketAddr::V4(_) = addr else {
@@ -85,7 +86,7 @@ impl DhtNode {
         rng.fill_bytes(&mut secrets[1]);
         let mut table_id = [0u8; 32];
         rng.fill_bytes(&mut table_id);
-        let id = persistent.then(|| node_id(&local));
+        let id = public_ip.map(|ip| node_id(&SocketAddrV4::new(ip, local.port())));
         let now = std::time::Instant::now();
         let mut node = RpcNode::new(
             now,

@@ -25,6 +25,18 @@ mod wire;
 
 #[cfg(feature = "native")]
 pub use driver::{DhtError, DhtNode};
+
+/// The public Hyperswarm bootstrap nodes (hyperdht 6.34.0 `lib/constants.js`, by the IP
+/// addresses it suggests for node1..node3.hyperdht.org): where a node joins the public network
+/// unless told otherwise.
+pub const PUBLIC_BOOTSTRAP: [&str; 3] = [
+    "88.99.3.86:49737",
+    "142.93.90.113:49737",
+    "138.68.147.8:49737",
+];
+
+/// hyperdht's default port: 49737.
+pub const DEFAULT_PORT: u16 = 49737;
 pub use payload::{
     announce_signable, firewall, holepunch_secret, ns_peer_handshake, ns_peer_holepunch,
     server_target, HolepunchInfo, NoisePayload, RelayThroughInfo, UdxInfo,

@@ -3,6 +3,7 @@
 //! exit code. [`lobby`] holds what `host` and `join` share.
 
 pub mod check;
+pub mod dht_node;
 pub mod friends;
 pub mod host;
 mod ice;

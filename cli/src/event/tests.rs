@@ -364,6 +364,11 @@ fn samples() -> Vec<Event> {
                 s("turn:198.51.100.1:3478?transport=udp"),
             ]),
         },
+        Event::DhtNode {
+            address: s("127.0.0.1:49737"),
+            id: Some("e".repeat(64)),
+            bootstrap: vec![s("127.0.0.1:49738")],
+        },
         Event::Stopped,
         Event::Error {
             message: s("no identity"),
