@@ -11,14 +11,12 @@
 mod support;
 
 use std::net::SocketAddrV4;
-use std::process::Stdio;
 use std::time::Duration;
 
 use dat_social::dht::rpc::node_id;
 use dat_social::dht::{DhtError, DhtNode};
 use serde_json::Value;
-use support::js::{js_dir, run_js};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use support::js::run_js;
 use tokio::time::timeout;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -75,16 +73,10 @@ async fn js_nodes_bootstrap_from_ours_and_find_each_other() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ours_joins_a_js_network_pings_and_looks_up() {
-    let mut js = tokio::process::Command::new("node")
-        .current_dir(js_dir())
-        .arg("dht_rpc_peer.js")
-        .env("MODE", "testnet")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node");
-    let mut lines = BufReader::new(js.stdout.take().unwrap()).lines();
+    let support::net::JsPeer {
+        child: mut js,
+        mut lines,
+    } = support::net::JsPeer::spawn_env("dht_rpc_peer.js", &[], &[("MODE", "testnet")]);
     let first = timeout(WAIT, lines.next_line())
         .await
         .unwrap()
@@ -140,14 +132,7 @@ async fn ours_joins_a_js_network_pings_and_looks_up() {
 #[test]
 fn the_dht_node_command_bootstraps_a_private_js_network() {
     let user = support::User::new("node");
-    let mut node = user.spawn(&[
-        "dht-node",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--bootstrapper",
-    ]);
+    let mut node = user.spawn(support::DHT_BOOTSTRAPPER);
     let started = node.expect("dht-node");
     assert_eq!(started["bootstrap"], serde_json::json!([]));
     let address = started["address"].as_str().unwrap().to_string();

@@ -162,7 +162,7 @@ fn dht_messages() {
 /// datagram it sends is a dht-rpc message.
 #[test]
 fn dht_node_datagrams() {
-    use dat_social::dht::node::{NodeConfig, RpcNode};
+    use dat_social::dht::node::{NodeConfig, Outgoing, RpcNode};
     use dat_social::dht::rpc::{command, node_id};
     use std::time::{Duration, Instant};
 
@@ -178,7 +178,7 @@ fn dht_node_datagrams() {
                 secrets: [[1; 32], [2; 32]],
             };
             let mut node = RpcNode::new(now, config, [0; 32], 0x1234);
-            node.request(now, addr(1), true, command::PING, None, None, None);
+            node.request(now, Outgoing::internal(addr(1), command::PING));
             node.query(
                 now,
                 [3; 32],

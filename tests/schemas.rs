@@ -302,14 +302,7 @@ fn every_json_line_the_binary_prints_validates_against_the_events_schema() {
     assert!(p.interrupt("dave host", relayed).success());
     assert!(p.interrupt("relay", relay).success());
     // A DHT node: the first of a private network.
-    let mut dht = dave.spawn(&[
-        "dht-node",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--bootstrapper",
-    ]);
+    let mut dht = dave.spawn(support::DHT_BOOTSTRAPPER);
     p.expect("dht-node", &mut dht, "dht-node");
     assert!(p.interrupt("dht-node", dht).success());
 

@@ -14,21 +14,20 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::time::Duration;
 
 use dat_social::udx::{StreamError, StreamEvent, UdxSocket, UdxStream, UdxWriter};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::UdpSocket;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use tokio::time::timeout;
 
 const WAIT: Duration = Duration::from_secs(60);
 const RUST_ID: u32 = 42;
 
-/// The JS side: its process, its address and stream id.
+/// The JS side (`udx_peer.js`): its process, its address and stream id.
 struct JsPeer {
     child: Child,
     lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
@@ -38,18 +37,9 @@ struct JsPeer {
 
 impl JsPeer {
     async fn start(env: &[(&str, String)]) -> JsPeer {
-        let dir = support::js::js_dir();
-        let mut child = Command::new("node")
-            .current_dir(&dir)
-            .arg("udx_peer.js")
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn node");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let support::net::JsPeer { child, mut lines } =
+            support::net::JsPeer::spawn_env("udx_peer.js", &[], &env);
         let first = timeout(WAIT, lines.next_line()).await.unwrap().unwrap();
         let v: Value = serde_json::from_str(&first.expect("udx_peer.js printed nothing")).unwrap();
         JsPeer {

@@ -9,7 +9,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::node::{NodeConfig, NodeEvent, QueryId, Reply, RpcNode};
+use super::node::{NodeConfig, NodeEvent, Outgoing, QueryId, Reply, RpcNode};
 use super::rpc::{command, node_id, Response};
 use super::table::Node;
 
@@ -211,7 +211,7 @@ async fn run(socket: UdpSocket, mut node: RpcNode, mut commands: mpsc::Unbounded
                 match c {
                     None => return,
                     Some(Command::Ping { to, reply }) => {
-                        match node.request(now, to, true, command::PING, None, None, None) {
+                        match node.request(now, Outgoing::internal(to, command::PING)) {
                             Some(tid) => { pings.insert(tid, reply); }
                             None => { let _ = reply.send(Err(DhtError::Busy)); }
                         }

@@ -9,7 +9,7 @@
 
 use std::net::SocketAddrV4;
 
-use super::wire::{count, get_ipv4, get_ipv4_array, put_ipv4, put_ipv4_array};
+use super::wire::{bit, count, get_ipv4, get_ipv4_array, optional, put_ipv4, put_ipv4_array};
 use crate::hypercore::encoding::{CompactEncoding, DecodeError, Decoder, Encoder};
 
 /// hyperdht's application commands (`COMMANDS` in `lib/constants.js`), sent as non-internal
@@ -383,24 +383,6 @@ impl CompactEncoding for MutableGetResponse {
             signature: d.fixed64()?,
         })
     }
-}
-
-/// Bit `value` when `set`.
-fn bit(set: bool, value: u64) -> u64 {
-    if set {
-        value
-    } else {
-        0
-    }
-}
-
-/// Reads a field present when `present`.
-fn optional<'a, T>(
-    d: &mut Decoder<'a>,
-    present: bool,
-    read: impl FnOnce(&mut Decoder<'a>) -> Result<T, DecodeError>,
-) -> Result<Option<T>, DecodeError> {
-    present.then(|| read(d)).transpose()
 }
 
 fn put_optional_ipv4(e: &mut Encoder, a: &Option<SocketAddrV4>) {

@@ -88,6 +88,37 @@ pub enum NodeEvent {
     },
 }
 
+/// A request to send ([`RpcNode::request`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    /// Where to.
+    pub to: SocketAddrV4,
+    /// A dht-rpc command ([`command`]) rather than an application one.
+    pub internal: bool,
+    /// The command number.
+    pub command: u64,
+    /// The key it is about.
+    pub target: Option<[u8; 32]>,
+    /// Its argument.
+    pub value: Option<Vec<u8>>,
+    /// A token `to` gave us (writes need one).
+    pub token: Option<[u8; 32]>,
+}
+
+impl Outgoing {
+    /// dht-rpc's own `command` (PING, FIND_NODE...) to `to`, with no target, value or token.
+    pub fn internal(to: SocketAddrV4, command: u64) -> Outgoing {
+        Outgoing {
+            to,
+            internal: true,
+            command,
+            target: None,
+            value: None,
+            token: None,
+        }
+    }
+}
+
 /// What a request of ours is for.
 #[derive(Debug, Clone, Copy)]
 enum Purpose {
@@ -295,43 +326,13 @@ impl RpcNode {
         }
     }
 
-    /// Sends a request to `to`; its response or timeout comes as an event with the returned
-    /// tid. `None` when [`MAX_INFLIGHT`] requests are already in flight.
-    #[allow(clippy::too_many_arguments)]
-    pub fn request(
-        &mut self,
-        now: Instant,
-        to: SocketAddrV4,
-        internal: bool,
-        command: u64,
-        target: Option<[u8; 32]>,
-        value: Option<Vec<u8>>,
-        token: Option<[u8; 32]>,
-    ) -> Option<u16> {
-        self.send(
-            now,
-            to,
-            internal,
-            command,
-            target,
-            value,
-            token,
-            Purpose::User,
-        )
+    /// Sends `req`; its response or timeout comes as an event with the returned tid. `None`
+    /// when [`MAX_INFLIGHT`] requests are already in flight.
+    pub fn request(&mut self, now: Instant, req: Outgoing) -> Option<u16> {
+        self.send(now, req, Purpose::User)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn send(
-        &mut self,
-        now: Instant,
-        to: SocketAddrV4,
-        internal: bool,
-        command: u64,
-        target: Option<[u8; 32]>,
-        value: Option<Vec<u8>>,
-        token: Option<[u8; 32]>,
-        purpose: Purpose,
-    ) -> Option<u16> {
+    fn send(&mut self, now: Instant, req: Outgoing, purpose: Purpose) -> Option<u16> {
         if self.inflight.len() >= MAX_INFLIGHT {
             return None;
         }
@@ -340,15 +341,16 @@ impl RpcNode {
             tid = tid.wrapping_add(1);
         }
         self.next_tid = tid.wrapping_add(1);
+        let to = req.to;
         let bytes = Request {
             tid,
             to,
             id: self.config.id,
-            token,
-            internal,
-            command,
-            target,
-            value,
+            token: req.token,
+            internal: req.internal,
+            command: req.command,
+            target: req.target,
+            value: req.value,
         }
         .encode();
         self.transmits.push_back((to, bytes.clone()));
@@ -456,19 +458,15 @@ impl RpcNode {
         }
         let (internal, command, value) = (query.internal, query.command, query.value.clone());
         for to in next {
-            if self
-                .send(
-                    now,
-                    to,
-                    internal,
-                    command,
-                    Some(target),
-                    value.clone(),
-                    None,
-                    Purpose::Query(q),
-                )
-                .is_some()
-            {
+            let req = Outgoing {
+                to,
+                internal,
+                command,
+                target: Some(target),
+                value: value.clone(),
+                token: None,
+            };
+            if self.send(now, req, Purpose::Query(q)).is_some() {
                 if let Some(query) = self.queries.get_mut(&q) {
                     query.inflight += 1;
                 }
@@ -588,7 +586,7 @@ mod tests {
             let next = addr(nodes[i + 1].0);
             nodes[i]
                 .1
-                .request(now, next, true, command::PING, None, None, None);
+                .request(now, Outgoing::internal(next, command::PING));
         }
         pump(now, &mut nodes);
         let q = nodes[0]
@@ -634,7 +632,7 @@ mod tests {
             assert_eq!(r.error == error::INVALID_TOKEN, !ok, "{r:?}");
         }
         let tid = a
-            .request(now, addr(3), true, command::PING, None, None, None)
+            .request(now, Outgoing::internal(addr(3), command::PING))
             .unwrap();
         let mut sends = 0;
         while a.poll_event().is_none() {

@@ -20,7 +20,7 @@ use std::net::SocketAddrV4;
 use blake2::digest::consts::U32;
 use blake2::{Blake2b, Digest};
 
-use super::wire::{get_ipv4, get_ipv4_array, put_ipv4, put_ipv4_array};
+use super::wire::{bit, get_ipv4, get_ipv4_array, optional, put_ipv4, put_ipv4_array};
 use crate::hypercore::encoding::{DecodeError, Decoder, Encoder};
 
 /// The protocol version in the low 4 bits of byte 0.
@@ -185,15 +185,6 @@ impl Head {
     }
 }
 
-/// Reads a field present when `present`.
-fn optional<'a, T>(
-    d: &mut Decoder<'a>,
-    present: bool,
-    read: impl FnOnce(&mut Decoder<'a>) -> Result<T, DecodeError>,
-) -> Result<Option<T>, DecodeError> {
-    present.then(|| read(d)).transpose()
-}
-
 /// Writes byte 0, the flags byte (JS writes it raw; every flag fits), tid, to, id and token.
 fn put_head(
     e: &mut Encoder,
@@ -211,15 +202,6 @@ fn put_head(
     }
     if let Some(token) = token {
         e.fixed32(token);
-    }
-}
-
-/// Bit `bit` when `set`.
-fn flag(set: bool, bit: u8) -> u8 {
-    if set {
-        bit
-    } else {
-        0
     }
 }
 
@@ -243,11 +225,12 @@ impl Request {
 
     /// The datagram's bytes (`_encodeRequest`).
     pub fn encode(&self) -> Vec<u8> {
-        let flags = flag(self.id.is_some(), 1)
-            | flag(self.token.is_some(), 2)
-            | flag(self.internal, 4)
-            | flag(self.target.is_some(), 8)
-            | flag(self.value.is_some(), 16);
+        // Every flag fits the one byte JS writes.
+        let flags = (bit(self.id.is_some(), 1)
+            | bit(self.token.is_some(), 2)
+            | bit(self.internal, 4)
+            | bit(self.target.is_some(), 8)
+            | bit(self.value.is_some(), 16)) as u8;
         let mut e = Encoder::with_capacity(12 + 96 + self.value.as_ref().map_or(0, Vec::len));
         put_head(
             &mut e,
@@ -288,11 +271,11 @@ impl Response {
 
     /// The datagram's bytes (`_sendReply`).
     pub fn encode(&self) -> Vec<u8> {
-        let flags = flag(self.id.is_some(), 1)
-            | flag(self.token.is_some(), 2)
-            | flag(!self.closer_nodes.is_empty(), 4)
-            | flag(self.error > 0, 8)
-            | flag(self.value.is_some(), 16);
+        let flags = (bit(self.id.is_some(), 1)
+            | bit(self.token.is_some(), 2)
+            | bit(!self.closer_nodes.is_empty(), 4)
+            | bit(self.error > 0, 8)
+            | bit(self.value.is_some(), 16)) as u8;
         let extra = self.closer_nodes.len() * 6 + self.value.as_ref().map_or(0, Vec::len);
         let mut e = Encoder::with_capacity(12 + 96 + extra);
         put_head(

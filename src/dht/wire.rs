@@ -46,3 +46,21 @@ pub(crate) fn get_ipv4_array(d: &mut Decoder<'_>) -> Result<Vec<SocketAddrV4>, D
     }
     Ok(out)
 }
+
+/// Reads a field that is present when `present` (a flag bit said so).
+pub(crate) fn optional<'a, T>(
+    d: &mut Decoder<'a>,
+    present: bool,
+    read: impl FnOnce(&mut Decoder<'a>) -> Result<T, DecodeError>,
+) -> Result<Option<T>, DecodeError> {
+    present.then(|| read(d)).transpose()
+}
+
+/// Flag bit `value` when `set`, else 0.
+pub(crate) fn bit(set: bool, value: u64) -> u64 {
+    if set {
+        value
+    } else {
+        0
+    }
+}

@@ -29,6 +29,16 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_dat-social");
 /// Default bound on any wait.
 pub const WAIT: Duration = Duration::from_secs(20);
 
+/// `dat-social dht-node` as the first node of a private network on loopback (any free port).
+pub const DHT_BOOTSTRAPPER: &[&str] = &[
+    "dht-node",
+    "--host",
+    "127.0.0.1",
+    "--port",
+    "0",
+    "--bootstrapper",
+];
+
 /// A user with a data directory of their own.
 pub struct User {
     pub dir: tempfile::TempDir,

@@ -73,10 +73,16 @@ pub struct JsPeer {
 impl JsPeer {
     /// Starts `node <script> <args>` in tests/js.
     pub fn spawn(script: &str, args: &[&str]) -> Self {
+        Self::spawn_env(script, args, &[])
+    }
+
+    /// Starts `node <script> <args>` in tests/js with extra environment `env`.
+    pub fn spawn_env(script: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
         let dir = js_dir();
         let mut child = Command::new("node")
             .arg(dir.join(script))
             .args(args)
+            .envs(env.iter().copied())
             .current_dir(&dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
