@@ -156,3 +156,32 @@ fn the_dht_node_command_bootstraps_a_private_js_network() {
     assert_eq!(refused.code(), 2, "{}", refused.stderr);
     assert!(refused.stderr.contains("--public-ip"), "{}", refused.stderr);
 }
+
+/// hyperdht's records on our node: two JS hyperdht nodes whose only persistent peer is ours
+/// announce a topic and a server's own key through it, find both (LOOKUP, FIND_PEER), and no
+/// longer find the topic after unannouncing it. Signatures and tokens are JS's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn js_hyperdht_announces_and_looks_up_through_our_node() {
+    let ours = DhtNode::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        Some([127, 0, 0, 1].into()),
+        &[],
+    )
+    .await
+    .unwrap();
+    let at = ours.local_addr().to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        run_js(
+            "dht_rpc_peer.js",
+            &[],
+            &[("MODE", "hyperdht"), ("BOOTSTRAP", &at)],
+            WAIT,
+        )
+    })
+    .await
+    .unwrap();
+    let key = out["announced"].clone();
+    assert_eq!(out["lookup"], serde_json::json!([key]), "{out}");
+    assert_eq!(out["findPeer"], key, "{out}");
+    assert_eq!(out["afterUnannounce"], serde_json::json!([]), "{out}");
+}

@@ -6,7 +6,8 @@
 //! - [`messages`]: hyperdht's messages carried in them (handshake and holepunch routing,
 //!   records, announces, mutable values).
 //! - [`table`]: the Kademlia routing table; [`node`]: a dht-rpc node as a sans-IO state
-//!   machine (answers dht-rpc's commands, requests with retries, iterative lookups);
+//!   machine (answers dht-rpc's commands and, persistent, hyperdht's record commands from its
+//!   [`store`]; requests with retries, iterative lookups);
 //!   [`DhtNode`] (feature `native`): its tokio driver.
 //! - the Noise payload, namespaces and announce signable ([`NoisePayload`],
 //!   [`announce_signable`]), which the relay also uses.
@@ -20,6 +21,7 @@ pub mod messages;
 pub mod node;
 mod payload;
 pub mod rpc;
+pub mod store;
 pub mod table;
 mod wire;
 

@@ -3,9 +3,11 @@
 //! routing table, sends requests with retries, and runs iterative lookups.
 //!
 //! - Requests it answers: PING, PING_NAT (to the port asked), FIND_NODE (closer nodes),
-//!   DOWN_HINT, DELAYED_PING (at most 10 s, at most [`MAX_DELAYED`] pending). Application
-//!   commands (hyperdht's) are answered `UNKNOWN_COMMAND` for now, as an ephemeral JS node
-//!   does. A request whose token is not one we issued to its address gets `INVALID_TOKEN`.
+//!   DOWN_HINT, DELAYED_PING (at most 10 s, at most [`MAX_DELAYED`] pending). Of hyperdht's
+//!   commands a persistent node serves FIND_PEER, LOOKUP, ANNOUNCE and UNANNOUNCE from its
+//!   [`Store`]; the others (mutable and immutable values, plugins) and every one on an
+//!   ephemeral node are answered `UNKNOWN_COMMAND`, as an ephemeral JS node does. A request
+//!   whose token is not one we issued to its address gets `INVALID_TOKEN`.
 //! - Replies carry our id when we are persistent ([`NodeConfig::id`]), the closer nodes when
 //!   the request has a target, and (for `INVALID_TOKEN`; later hyperdht's commands) a token for
 //!   the requester's address: BLAKE2b-256 of its host as text, keyed with a secret that rotates
@@ -19,7 +21,9 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddrV4;
 use std::time::{Duration, Instant};
 
+use super::messages::command as hyperdht;
 use super::rpc::{command, error, node_id, Message, Request, Response};
+use super::store::Store;
 use super::table::{distance, Added, Node, Table, K};
 use crate::net::noise::keyed_hash32;
 
@@ -86,6 +90,37 @@ pub enum NodeEvent {
         /// Their replies.
         closest: Vec<Reply>,
     },
+}
+
+/// How a request is answered: `error` (0 none), `value`, a fresh `token` for the requester,
+/// and the `closer` nodes to the target.
+#[derive(Debug, Clone)]
+struct Answer {
+    error: u64,
+    value: Option<Vec<u8>>,
+    token: bool,
+    closer: bool,
+}
+
+impl Default for Answer {
+    /// A plain answer: no error, value or token; closer nodes when there is a target.
+    fn default() -> Self {
+        Answer {
+            error: 0,
+            value: None,
+            token: false,
+            closer: true,
+        }
+    }
+}
+
+impl Answer {
+    fn error(code: u64) -> Answer {
+        Answer {
+            error: code,
+            ..Answer::default()
+        }
+    }
 }
 
 /// A request to send ([`RpcNode::request`]).
@@ -162,6 +197,8 @@ pub struct RpcNode {
     delayed: Vec<(Instant, SocketAddrV4, Vec<u8>)>,
     transmits: VecDeque<(SocketAddrV4, Vec<u8>)>,
     events: VecDeque<NodeEvent>,
+    /// What others announced here (persistent nodes only).
+    store: Store,
     /// The clock's origin for [`Node::seen_ms`].
     epoch: Instant,
 }
@@ -171,6 +208,7 @@ impl RpcNode {
     /// else random); `first_tid` is the first transaction id (random, as dht-rpc).
     pub fn new(now: Instant, config: NodeConfig, table_id: [u8; 32], first_tid: u16) -> RpcNode {
         RpcNode {
+            store: Store::default(),
             epoch: now,
             table: Table::new(config.id.unwrap_or(table_id)),
             secrets: config.secrets,
@@ -233,18 +271,23 @@ impl RpcNode {
     fn on_request(&mut self, now: Instant, from: SocketAddrV4, r: Request) {
         if let Some(token) = r.token {
             if token != self.token(&from, 0) && token != self.token(&from, 1) {
-                self.reply(from, &r, error::INVALID_TOKEN, None, false);
+                // With a fresh token, as dht-rpc, so that the requester can retry.
+                let answer = Answer {
+                    token: true,
+                    ..Answer::error(error::INVALID_TOKEN)
+                };
+                self.reply(from, &r, answer);
                 return;
             }
         }
         self.learn(now, from, r.id);
         if !r.internal {
-            self.reply(from, &r, error::UNKNOWN_COMMAND, None, false);
+            self.on_app_request(now, from, r);
             return;
         }
         match r.command {
             command::PING | command::FIND_NODE | command::DOWN_HINT => {
-                self.reply(from, &r, 0, None, false)
+                self.reply(from, &r, Answer::default())
             }
             command::PING_NAT => {
                 let port = r
@@ -253,7 +296,7 @@ impl RpcNode {
                     .filter(|v| v.len() >= 2)
                     .map(|v| u16::from_le_bytes([v[0], v[1]]));
                 if let Some(port) = port.filter(|p| *p != 0) {
-                    self.reply(SocketAddrV4::new(*from.ip(), port), &r, 0, None, false);
+                    self.reply(SocketAddrV4::new(*from.ip(), port), &r, Answer::default());
                 }
             }
             command::DELAYED_PING => {
@@ -264,27 +307,71 @@ impl RpcNode {
                     .map(|v| u32::from_le_bytes([v[0], v[1], v[2], v[3]]));
                 let delay = Duration::from_millis(u64::from(ms.unwrap_or(0)));
                 if delay <= MAX_PING_DELAY && self.delayed.len() < MAX_DELAYED {
-                    let bytes = self.response(from, &r, 0, None, false);
+                    let bytes = self.response(from, &r, Answer::default());
                     self.delayed.push((now + delay, from, bytes));
                 }
             }
-            _ => self.reply(from, &r, error::UNKNOWN_COMMAND, None, false),
+            _ => self.reply(from, &r, Answer::error(error::UNKNOWN_COMMAND)),
+        }
+    }
+
+    /// hyperdht's commands: a persistent node serves its storage ones (FIND_PEER, LOOKUP,
+    /// ANNOUNCE, UNANNOUNCE; [`Store`]); anything else, or an ephemeral node, answers
+    /// `UNKNOWN_COMMAND`, as hyperdht does. A write without a target or token, or that does not
+    /// verify, gets no answer (as JS).
+    fn on_app_request(&mut self, now: Instant, from: SocketAddrV4, r: Request) {
+        let (Some(id), Some(target)) = (self.config.id, r.target) else {
+            self.reply(from, &r, Answer::error(error::UNKNOWN_COMMAND));
+            return;
+        };
+        let read = |value| Answer {
+            value,
+            token: true,
+            ..Answer::default()
+        };
+        match r.command {
+            hyperdht::FIND_PEER => {
+                let value = self.store.find_peer(now, &target);
+                self.reply(from, &r, read(value));
+            }
+            hyperdht::LOOKUP => {
+                let value = self.store.lookup(now, &target);
+                self.reply(from, &r, read(value));
+            }
+            hyperdht::ANNOUNCE | hyperdht::UNANNOUNCE => {
+                let (Some(token), Some(value)) = (r.token, r.value.as_deref()) else {
+                    return;
+                };
+                let add = r.command == hyperdht::ANNOUNCE;
+                if self
+                    .store
+                    .announce(now, add, &target, &id, &token, from, value)
+                    .is_ok()
+                {
+                    let done = Answer {
+                        closer: false,
+                        ..Answer::default()
+                    };
+                    self.reply(from, &r, done);
+                }
+            }
+            _ => self.reply(from, &r, Answer::error(error::UNKNOWN_COMMAND)),
         }
     }
 
     /// Our response to `r` from `to`.
-    fn response(
-        &self,
-        to: SocketAddrV4,
-        r: &Request,
-        error: u64,
-        value: Option<Vec<u8>>,
-        token: bool,
-    ) -> Vec<u8> {
-        // As dht-rpc: closer nodes whenever the request has a target, errors included.
-        let closer_nodes = match &r.target {
-            Some(t) => self.table.closest(t, K).iter().map(|n| n.addr).collect(),
-            None => Vec::new(),
+    fn response(&self, to: SocketAddrV4, r: &Request, answer: Answer) -> Vec<u8> {
+        let Answer {
+            error,
+            value,
+            token,
+            closer,
+        } = answer;
+        // As dht-rpc: closer nodes whenever the request has a target (errors included), unless
+        // the handler says not (hyperdht's writes).
+        let closer_nodes = match (&r.target, closer) {
+            (Some(t), true) => self.table.closest(t, K).iter().map(|n| n.addr).collect(),
+            _ => Vec::new(),
         };
         Response {
             tid: r.tid,
@@ -298,15 +385,8 @@ impl RpcNode {
         .encode()
     }
 
-    fn reply(
-        &mut self,
-        to: SocketAddrV4,
-        r: &Request,
-        error: u64,
-        value: Option<Vec<u8>>,
-        token: bool,
-    ) {
-        let bytes = self.response(to, r, error, value, token);
+    fn reply(&mut self, to: SocketAddrV4, r: &Request, answer: Answer) {
+        let bytes = self.response(to, r, answer);
         self.transmits.push_back((to, bytes));
     }
 

@@ -3,6 +3,11 @@
 //             bootstrap from it only, waits until they are fully bootstrapped, pings our node,
 //             runs a findNode walk from an ephemeral one, and prints {"persistent": [addr...],
 //             "ourId": hex, "found": [addr...], "tables": [n...]}; then exits.
+//   hyperdht  BOOTSTRAP=host:port (our node, the only persistent one): two hyperdht 6.34.0
+//             nodes join through it; one announces a topic and its own key (as a server
+//             does), the other looks both up; then the first unannounces the topic and the
+//             second looks again. Prints {"announced": hex key, "lookup": [hex keys],
+//             "findPeer": hex key|null, "afterUnannounce": [hex keys]}.
 //   testnet   starts a bootstrap node and 4 persistent nodes, prints {"nodes": [addr...]}
 //             (the bootstrap first), and runs until stdin closes.
 'use strict'
@@ -45,7 +50,40 @@ async function testnet() {
   })
 }
 
-;(process.env.MODE === 'testnet' ? testnet() : join()).catch((e) => {
+async function hyperdht() {
+  const HyperDHT = require('hyperdht')
+  const bootstrap = [process.env.BOOTSTRAP]
+  const a = new HyperDHT({ bootstrap, host: '127.0.0.1' })
+  const b = new HyperDHT({ bootstrap, host: '127.0.0.1' })
+  await a.ready()
+  await b.ready()
+  const keyPair = HyperDHT.keyPair(Buffer.alloc(32, 3))
+  const topic = Buffer.alloc(32, 0x77)
+  const keys = async (q) => {
+    const out = []
+    for await (const r of q) for (const p of r.peers) out.push(p.publicKey.toString('hex'))
+    return [...new Set(out)]
+  }
+  await a.announce(topic, keyPair, []).finished()
+  const self = require('hypercore-crypto').hash(keyPair.publicKey)
+  await a.announce(self, keyPair, []).finished()
+  const lookup = await keys(b.lookup(topic))
+  let peer = null
+  for await (const r of b.findPeer(keyPair.publicKey)) if (r.peer) peer = r
+  await a.unannounce(topic, keyPair)
+  const afterUnannounce = await keys(b.lookup(topic))
+  console.log(JSON.stringify({
+    announced: keyPair.publicKey.toString('hex'),
+    lookup,
+    findPeer: peer ? peer.peer.publicKey.toString('hex') : null,
+    afterUnannounce
+  }))
+  await a.destroy()
+  await b.destroy()
+}
+
+const MODES = { join, testnet, hyperdht }
+;(MODES[process.env.MODE] || join)().catch((e) => {
   console.error(e)
   process.exit(1)
 })
