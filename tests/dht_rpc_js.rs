@@ -158,10 +158,11 @@ fn the_dht_node_command_bootstraps_a_private_js_network() {
 }
 
 /// hyperdht's records on our node: two JS hyperdht nodes whose only persistent peer is ours
-/// announce a topic and a server's own key through it, find both (LOOKUP, FIND_PEER), and no
-/// longer find the topic after unannouncing it. Signatures and tokens are JS's.
+/// announce a topic and a server's own key through it, find both (LOOKUP, FIND_PEER), no
+/// longer find the topic after unannouncing it, and put and get an immutable and a mutable
+/// value through it. Signatures and tokens are JS's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn js_hyperdht_announces_and_looks_up_through_our_node() {
+async fn js_hyperdht_announces_looks_up_and_stores_values_through_our_node() {
     let ours = DhtNode::bind(
         "127.0.0.1:0".parse().unwrap(),
         Some([127, 0, 0, 1].into()),
@@ -184,4 +185,10 @@ async fn js_hyperdht_announces_and_looks_up_through_our_node() {
     assert_eq!(out["lookup"], serde_json::json!([key]), "{out}");
     assert_eq!(out["findPeer"], key, "{out}");
     assert_eq!(out["afterUnannounce"], serde_json::json!([]), "{out}");
+    assert_eq!(out["immutable"], "an immutable value", "{out}");
+    assert_eq!(
+        out["mutable"],
+        serde_json::json!({"seq": 2, "value": "mutable, seq 2"}),
+        "{out}"
+    );
 }

@@ -40,6 +40,6 @@ pub const PUBLIC_BOOTSTRAP: [&str; 3] = [
 /// hyperdht's default port: 49737.
 pub const DEFAULT_PORT: u16 = 49737;
 pub use payload::{
-    announce_signable, firewall, holepunch_secret, ns_peer_handshake, ns_peer_holepunch,
-    server_target, HolepunchInfo, NoisePayload, RelayThroughInfo, UdxInfo,
+    announce_signable, firewall, holepunch_secret, mutable_signable, ns_peer_handshake,
+    ns_peer_holepunch, server_target, HolepunchInfo, NoisePayload, RelayThroughInfo, UdxInfo,
 };

@@ -4,9 +4,9 @@
 //!
 //! - Requests it answers: PING, PING_NAT (to the port asked), FIND_NODE (closer nodes),
 //!   DOWN_HINT, DELAYED_PING (at most 10 s, at most [`MAX_DELAYED`] pending). Of hyperdht's
-//!   commands a persistent node serves FIND_PEER, LOOKUP, ANNOUNCE and UNANNOUNCE from its
-//!   [`Store`]; the others (mutable and immutable values, plugins) and every one on an
-//!   ephemeral node are answered `UNKNOWN_COMMAND`, as an ephemeral JS node does. A request
+//!   commands a persistent node serves records and values from its [`Store`] (FIND_PEER,
+//!   LOOKUP, ANNOUNCE, UNANNOUNCE, MUTABLE_PUT/GET, IMMUTABLE_PUT/GET); plugins, and every one
+//!   on an ephemeral node, are answered `UNKNOWN_COMMAND`, as an ephemeral JS node does. A request
 //!   whose token is not one we issued to its address gets `INVALID_TOKEN`.
 //! - Replies carry our id when we are persistent ([`NodeConfig::id`]), the closer nodes when
 //!   the request has a target, and (for `INVALID_TOKEN`; later hyperdht's commands) a token for
@@ -23,8 +23,9 @@ use std::time::{Duration, Instant};
 
 use super::messages::command as hyperdht;
 use super::rpc::{command, error, node_id, Message, Request, Response};
-use super::store::Store;
+use super::store::{PutOutcome, Store};
 use super::table::{distance, Added, Node, Table, K};
+use crate::hypercore::encoding::Decoder;
 use crate::net::noise::keyed_hash32;
 
 /// How long a request waits for its response before it is sent again: 1 s (dht-rpc's).
@@ -315,10 +316,9 @@ impl RpcNode {
         }
     }
 
-    /// hyperdht's commands: a persistent node serves its storage ones (FIND_PEER, LOOKUP,
-    /// ANNOUNCE, UNANNOUNCE; [`Store`]); anything else, or an ephemeral node, answers
-    /// `UNKNOWN_COMMAND`, as hyperdht does. A write without a target or token, or that does not
-    /// verify, gets no answer (as JS).
+    /// hyperdht's commands: a persistent node serves its storage ones from the [`Store`];
+    /// anything else, or an ephemeral node, answers `UNKNOWN_COMMAND`, as hyperdht does. A
+    /// write without a target or token, or that does not verify, gets no answer (as JS).
     fn on_app_request(&mut self, now: Instant, from: SocketAddrV4, r: Request) {
         let (Some(id), Some(target)) = (self.config.id, r.target) else {
             self.reply(from, &r, Answer::error(error::UNKNOWN_COMMAND));
@@ -353,6 +353,34 @@ impl RpcNode {
                         ..Answer::default()
                     };
                     self.reply(from, &r, done);
+                }
+            }
+            hyperdht::MUTABLE_GET => {
+                let Some(seq) = r.value.as_deref().and_then(|v| Decoder::new(v).uint().ok()) else {
+                    return;
+                };
+                let value = self.store.mutable_get(now, &target, seq);
+                self.reply(from, &r, read(value));
+            }
+            hyperdht::IMMUTABLE_GET => {
+                let value = self.store.immutable_get(now, &target);
+                self.reply(from, &r, read(value));
+            }
+            hyperdht::MUTABLE_PUT | hyperdht::IMMUTABLE_PUT => {
+                let (Some(_token), Some(value)) = (r.token, r.value.as_deref()) else {
+                    return;
+                };
+                let outcome = if r.command == hyperdht::MUTABLE_PUT {
+                    self.store.mutable_put(now, &target, value)
+                } else if self.store.immutable_put(now, &target, value) {
+                    PutOutcome::Stored
+                } else {
+                    PutOutcome::Ignored
+                };
+                match outcome {
+                    PutOutcome::Stored => self.reply(from, &r, read(None)),
+                    PutOutcome::Refused(code) => self.reply(from, &r, Answer::error(code)),
+                    PutOutcome::Ignored => {}
                 }
             }
             _ => self.reply(from, &r, Answer::error(error::UNKNOWN_COMMAND)),

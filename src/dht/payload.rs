@@ -26,6 +26,7 @@ const CMD_PEER_HANDSHAKE: usize = 0;
 const CMD_PEER_HOLEPUNCH: usize = 1;
 const CMD_ANNOUNCE: usize = 4;
 const CMD_UNANNOUNCE: usize = 5;
+const CMD_MUTABLE_PUT: usize = 6;
 
 /// A hyperdht namespace: `blake2b256(blake2b256("hyperswarm/dht") ‖ command)` (hypercore-crypto
 /// `namespace('hyperswarm/dht', …)`), 32 bytes.
@@ -42,6 +43,17 @@ pub fn ns_peer_handshake() -> [u8; 32] {
 /// `NS.PEER_HOLEPUNCH` (32 bytes): hashed with the handshake hash into the holepunch secret.
 pub fn ns_peer_holepunch() -> [u8; 32] {
     ns(CMD_PEER_HOLEPUNCH)
+}
+
+/// What a mutable value's signature covers: `NS.MUTABLE_PUT ‖ blake2b256(mutableSignable)`, 64
+/// bytes (hyperdht `signMutable` / `verifyMutable`), for the value `value` at `seq`.
+pub fn mutable_signable(seq: u64, value: &[u8]) -> [u8; 64] {
+    let mut signable = Encoder::new();
+    signable.uint(seq).buffer(value);
+    let mut out = [0u8; 64];
+    out[..32].copy_from_slice(&ns(CMD_MUTABLE_PUT));
+    out[32..].copy_from_slice(&Blake2b256::digest(signable.as_slice()));
+    out
 }
 
 /// `crypto_generichash(NS.PEER_HOLEPUNCH, key = handshakeHash)`: the 32-byte holepunch secret of

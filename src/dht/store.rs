@@ -1,8 +1,10 @@
 //! What a persistent hyperdht node stores for others (hyperdht 6.34.0 `lib/persistent.js`):
 //! signed announce records per topic, and the "forward" record of a server that announced its
-//! own key (its target is the hash of the key; the node becomes that server's relay). Sans-IO
-//! and bounded: at most [`MAX_TOPICS`] topics (new ones are refused when full), [`PER_TOPIC`]
-//! records each (the oldest is replaced), every record forgotten after [`MAX_AGE`].
+//! own key (its target is the hash of the key; the node becomes that server's relay), and
+//! mutable and immutable values. Sans-IO and bounded: at most [`MAX_TOPICS`] topics (new ones
+//! are refused when full), [`PER_TOPIC`] records each (the oldest is replaced), every record
+//! forgotten after [`MAX_AGE`]; at most [`MAX_VALUES`] mutable and as many immutable values,
+//! each kept [`VALUE_MAX_AGE`].
 //!
 //! Announces are checked as JS does: an Ed25519 signature by the record's key over the announce
 //! signable, which binds the topic, this node's id and the token this node gave the announcer's
@@ -16,8 +18,10 @@ use blake2::digest::consts::U32;
 use blake2::{Blake2b, Digest};
 use ed25519_dalek::{Signature, VerifyingKey};
 
-use super::messages::{Announce, LookupRawReply, Peer};
-use super::payload::announce_signable;
+use super::messages::{
+    error, Announce, LookupRawReply, MutableGetResponse, MutablePutRequest, Peer,
+};
+use super::payload::{announce_signable, mutable_signable};
 use crate::hypercore::encoding::CompactEncoding;
 
 /// Most topics stored: 65,536 (hyperdht's records cache `maxSize`).
@@ -26,6 +30,10 @@ pub const MAX_TOPICS: usize = 65_536;
 pub const PER_TOPIC: usize = 20;
 /// How long a record lives without being announced again: 20 minutes (hyperdht's `maxAge`).
 pub const MAX_AGE: Duration = Duration::from_secs(20 * 60);
+/// Most mutable values, and most immutable values: 32,768 each (hyperdht's).
+pub const MAX_VALUES: usize = 32_768;
+/// How long a value is kept: 48 hours (hyperdht's).
+pub const VALUE_MAX_AGE: Duration = Duration::from_secs(48 * 3600);
 
 #[derive(Debug, Clone)]
 struct Stored {
@@ -40,6 +48,21 @@ pub struct Store {
     topics: HashMap<[u8; 32], Vec<Stored>>,
     /// Servers that announced themselves: target → (the announcing node, record).
     forwards: HashMap<[u8; 32], (SocketAddrV4, Stored)>,
+    /// hash(public key) → (seq, encoded `mutableGetResponse`, stored at).
+    mutables: HashMap<[u8; 32], (u64, Vec<u8>, Instant)>,
+    /// hash(value) → (value, stored at).
+    immutables: HashMap<[u8; 32], (Vec<u8>, Instant)>,
+}
+
+/// What became of a MUTABLE_PUT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// Stored: answer with an empty reply.
+    Stored,
+    /// Refused with this hyperdht error ([`super::messages::error`]: SEQ_REUSED, SEQ_TOO_LOW).
+    Refused(u64),
+    /// Malformed, unsigned, for another target, or the store is full: no answer (as JS).
+    Ignored,
 }
 
 /// Why an announce was not stored.
@@ -162,6 +185,70 @@ impl Store {
         self.topics.len()
     }
 
+    /// MUTABLE_PUT of `value` (a `mutablePutRequest`) at `target`, which must be the hash of its
+    /// key; its signature must cover (seq, value). A lower seq than stored, or the same seq
+    /// with another value, is refused.
+    pub fn mutable_put(&mut self, now: Instant, target: &[u8; 32], value: &[u8]) -> PutOutcome {
+        let Ok(p) = MutablePutRequest::from_bytes(value) else {
+            return PutOutcome::Ignored;
+        };
+        if hash(&p.public_key) != *target {
+            return PutOutcome::Ignored;
+        }
+        let signable = mutable_signable(p.seq, &p.value);
+        let verified = VerifyingKey::from_bytes(&p.public_key)
+            .and_then(|k| k.verify_strict(&signable, &Signature::from_bytes(&p.signature)));
+        if verified.is_err() {
+            return PutOutcome::Ignored;
+        }
+        self.expire(now);
+        if let Some((seq, stored, _)) = self.mutables.get(target) {
+            let existing = MutableGetResponse::from_bytes(stored).map(|r| r.value);
+            if *seq == p.seq && existing.is_ok_and(|v| v != p.value) {
+                return PutOutcome::Refused(error::SEQ_REUSED);
+            }
+            if p.seq < *seq {
+                return PutOutcome::Refused(error::SEQ_TOO_LOW);
+            }
+        } else if self.mutables.len() >= MAX_VALUES {
+            return PutOutcome::Ignored;
+        }
+        let stored = MutableGetResponse {
+            seq: p.seq,
+            value: p.value,
+            signature: p.signature,
+        }
+        .to_bytes();
+        self.mutables.insert(*target, (p.seq, stored, now));
+        PutOutcome::Stored
+    }
+
+    /// MUTABLE_GET: the stored `mutableGetResponse` at `target` if its seq is at least `seq`.
+    pub fn mutable_get(&mut self, now: Instant, target: &[u8; 32], seq: u64) -> Option<Vec<u8>> {
+        self.expire(now);
+        let (stored_seq, bytes, _) = self.mutables.get(target)?;
+        (*stored_seq >= seq).then(|| bytes.clone())
+    }
+
+    /// IMMUTABLE_PUT: stores `value` when `target` is its hash. Whether it was stored.
+    pub fn immutable_put(&mut self, now: Instant, target: &[u8; 32], value: &[u8]) -> bool {
+        if hash(value) != *target {
+            return false;
+        }
+        self.expire(now);
+        if !self.immutables.contains_key(target) && self.immutables.len() >= MAX_VALUES {
+            return false;
+        }
+        self.immutables.insert(*target, (value.to_vec(), now));
+        true
+    }
+
+    /// IMMUTABLE_GET: the value whose hash is `target`.
+    pub fn immutable_get(&mut self, now: Instant, target: &[u8; 32]) -> Option<Vec<u8>> {
+        self.expire(now);
+        self.immutables.get(target).map(|(v, _)| v.clone())
+    }
+
     fn expire(&mut self, now: Instant) {
         let live = |s: &Stored| now.saturating_duration_since(s.at) < MAX_AGE;
         self.topics.retain(|_, list| {
@@ -169,6 +256,9 @@ impl Store {
             !list.is_empty()
         });
         self.forwards.retain(|_, (_, s)| live(s));
+        let kept = |at: &Instant| now.saturating_duration_since(*at) < VALUE_MAX_AGE;
+        self.mutables.retain(|_, (_, _, at)| kept(at));
+        self.immutables.retain(|_, (_, at)| kept(at));
     }
 }
 
@@ -238,5 +328,57 @@ mod tests {
             s.announce(now, true, &topic, &[9; 32], &token, from, &[1, 2]),
             Err(AnnounceError::Malformed)
         );
+    }
+
+    #[test]
+    fn mutable_values_keep_the_highest_seq_and_immutable_ones_their_hash() {
+        let mut s = Store::default();
+        let now = Instant::now();
+        let key = SigningKey::from_bytes(&[2; 32]);
+        let pk = key.verifying_key().to_bytes();
+        let target = hash(&pk);
+        let put = |seq: u64, value: &[u8]| {
+            MutablePutRequest {
+                public_key: pk,
+                seq,
+                value: value.to_vec(),
+                signature: key.sign(&mutable_signable(seq, value)).to_bytes(),
+            }
+            .to_bytes()
+        };
+        assert_eq!(
+            s.mutable_put(now, &target, &put(5, b"five")),
+            PutOutcome::Stored
+        );
+        assert_eq!(
+            s.mutable_put(now, &target, &put(5, b"other")),
+            PutOutcome::Refused(error::SEQ_REUSED)
+        );
+        assert_eq!(
+            s.mutable_put(now, &target, &put(4, b"four")),
+            PutOutcome::Refused(error::SEQ_TOO_LOW)
+        );
+        assert_eq!(
+            s.mutable_put(now, &[0; 32], &put(6, b"six")),
+            PutOutcome::Ignored
+        );
+        let mut forged = put(6, b"six");
+        let last = forged.len() - 1;
+        forged[last] ^= 1;
+        assert_eq!(
+            s.mutable_put(now, &target, &forged),
+            PutOutcome::Ignored,
+            "bad signature"
+        );
+        let got = MutableGetResponse::from_bytes(&s.mutable_get(now, &target, 5).unwrap()).unwrap();
+        assert_eq!((got.seq, got.value.as_slice()), (5, &b"five"[..]));
+        assert_eq!(s.mutable_get(now, &target, 6), None, "older than asked");
+        assert!(!s.immutable_put(now, &[0; 32], b"value"));
+        assert!(s.immutable_put(now, &hash(b"value"), b"value"));
+        assert_eq!(
+            s.immutable_get(now, &hash(b"value")).as_deref(),
+            Some(&b"value"[..])
+        );
+        assert_eq!(s.immutable_get(now + VALUE_MAX_AGE, &hash(b"value")), None);
     }
 }

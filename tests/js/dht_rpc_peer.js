@@ -6,8 +6,10 @@
 //   hyperdht  BOOTSTRAP=host:port (our node, the only persistent one): two hyperdht 6.34.0
 //             nodes join through it; one announces a topic and its own key (as a server
 //             does), the other looks both up; then the first unannounces the topic and the
-//             second looks again. Prints {"announced": hex key, "lookup": [hex keys],
-//             "findPeer": hex key|null, "afterUnannounce": [hex keys]}.
+//             second looks again; the first puts an immutable value and a mutable one (seq 2),
+//             the second gets both. Prints {"announced": hex key, "lookup": [hex keys],
+//             "findPeer": hex key|null, "afterUnannounce": [hex keys], "immutable": text|null,
+//             "mutable": {"seq", "value"}|null}.
 //   testnet   starts a bootstrap node and 4 persistent nodes, prints {"nodes": [addr...]}
 //             (the bootstrap first), and runs until stdin closes.
 'use strict'
@@ -72,11 +74,17 @@ async function hyperdht() {
   for await (const r of b.findPeer(keyPair.publicKey)) if (r.peer) peer = r
   await a.unannounce(topic, keyPair)
   const afterUnannounce = await keys(b.lookup(topic))
+  const { hash } = await a.immutablePut(Buffer.from('an immutable value'))
+  const immutable = await b.immutableGet(hash)
+  await a.mutablePut(keyPair, Buffer.from('mutable, seq 2'), { seq: 2 })
+  const mutable = await b.mutableGet(keyPair.publicKey)
   console.log(JSON.stringify({
     announced: keyPair.publicKey.toString('hex'),
     lookup,
     findPeer: peer ? peer.peer.publicKey.toString('hex') : null,
-    afterUnannounce
+    afterUnannounce,
+    immutable: immutable ? immutable.value.toString() : null,
+    mutable: mutable ? { seq: mutable.seq, value: mutable.value.toString() } : null
   }))
   await a.destroy()
   await b.destroy()
