@@ -84,7 +84,7 @@ enum Command {
     /// Run a persistent Hyperswarm DHT node until Ctrl-C (a bootstrap node for a private network).
     #[command(
         name = "dht-node",
-        after_help = "Examples:\n  dat-social dht-node --host 203.0.113.5 --port 49737 --bootstrapper --json\n  dat-social dht-node --public-ip 203.0.113.6 --bootstrap 203.0.113.5:49737\n\nSo far the node speaks dht-rpc (routing, lookups); hyperdht's records and connections come next."
+        after_help = "Examples:\n  dat-social dht-node --host 203.0.113.5 --port 49737 --bootstrapper --json\n  dat-social dht-node --public-ip 203.0.113.6 --bootstrap 203.0.113.5:49737\n\nIt routes lookups and stores hyperdht's records and values; connections come next (docs/DHT.md)."
     )]
     DhtNode(cmd::dht_node::DhtNodeArgs),
 }
