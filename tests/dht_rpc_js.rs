@@ -29,26 +29,26 @@ fn addrs(v: &Value) -> Vec<SocketAddrV4> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn js_nodes_bootstrap_from_ours_and_find_each_other() {
-    let ours = DhtNode::bind(
-        "127.0.0.1:0".parse().unwrap(),
-        Some([127, 0, 0, 1].into()),
-        &[],
-    )
-    .await
-    .unwrap();
+/// Our persistent node on loopback, and the report of `dht_rpc_peer.js` run in `mode` with it
+/// as the only bootstrap node.
+async fn js_through_ours(mode: &'static str) -> (DhtNode, Value) {
+    let loopback = Some([127, 0, 0, 1].into());
+    let ours = DhtNode::bind("127.0.0.1:0".parse().unwrap(), loopback, &[])
+        .await
+        .unwrap();
     let at = ours.local_addr().to_string();
     let out = tokio::task::spawn_blocking(move || {
-        run_js(
-            "dht_rpc_peer.js",
-            &[],
-            &[("MODE", "join"), ("BOOTSTRAP", &at)],
-            WAIT,
-        )
+        let env = [("MODE", mode), ("BOOTSTRAP", at.as_str())];
+        run_js("dht_rpc_peer.js", &[], &env, WAIT)
     })
     .await
     .unwrap();
+    (ours, out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn js_nodes_bootstrap_from_ours_and_find_each_other() {
+    let (ours, out) = js_through_ours("join").await;
     assert_eq!(
         out["ourId"],
         hex::encode(ours.id().unwrap()),
@@ -163,24 +163,7 @@ fn the_dht_node_command_bootstraps_a_private_js_network() {
 /// value through it. Signatures and tokens are JS's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn js_hyperdht_announces_looks_up_and_stores_values_through_our_node() {
-    let ours = DhtNode::bind(
-        "127.0.0.1:0".parse().unwrap(),
-        Some([127, 0, 0, 1].into()),
-        &[],
-    )
-    .await
-    .unwrap();
-    let at = ours.local_addr().to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        run_js(
-            "dht_rpc_peer.js",
-            &[],
-            &[("MODE", "hyperdht"), ("BOOTSTRAP", &at)],
-            WAIT,
-        )
-    })
-    .await
-    .unwrap();
+    let (_ours, out) = js_through_ours("hyperdht").await;
     let key = out["announced"].clone();
     assert_eq!(out["lookup"], serde_json::json!([key]), "{out}");
     assert_eq!(out["findPeer"], key, "{out}");

@@ -21,7 +21,7 @@ use ed25519_dalek::{Signature, VerifyingKey};
 use super::messages::{
     error, Announce, LookupRawReply, MutableGetResponse, MutablePutRequest, Peer,
 };
-use super::payload::{announce_signable, mutable_signable};
+use super::payload::{announce_signable, mutable_signable, server_target};
 use crate::hypercore::encoding::CompactEncoding;
 
 /// Most topics stored: 65,536 (hyperdht's records cache `maxSize`).
@@ -37,8 +37,7 @@ pub const VALUE_MAX_AGE: Duration = Duration::from_secs(48 * 3600);
 
 #[derive(Debug, Clone)]
 struct Stored {
-    public_key: [u8; 32],
-    record: Vec<u8>,
+    record: Peer,
     at: Instant,
 }
 
@@ -122,20 +121,19 @@ impl Store {
         key.verify_strict(&signable, &Signature::from_bytes(&signature))
             .map_err(|_| AnnounceError::Signature)?;
         self.expire(now);
-        let is_self = hash(&peer.public_key) == *target;
+        let is_self = server_target(&peer.public_key) == *target;
         if !add {
             if is_self {
                 self.forwards.remove(target);
             }
             if let Some(list) = self.topics.get_mut(target) {
-                list.retain(|s| s.public_key != peer.public_key);
+                list.retain(|s| s.record.public_key != peer.public_key);
             }
             return Ok(());
         }
         peer.relay_addresses.truncate(3);
         let stored = Stored {
-            public_key: peer.public_key,
-            record: peer.to_bytes(),
+            record: peer,
             at: now,
         };
         if is_self {
@@ -146,7 +144,7 @@ impl Store {
             return Err(AnnounceError::Full);
         }
         let list = self.topics.entry(*target).or_default();
-        list.retain(|s| s.public_key != stored.public_key);
+        list.retain(|s| s.record.public_key != stored.record.public_key);
         if list.len() >= PER_TOPIC {
             list.remove(0);
         }
@@ -163,12 +161,12 @@ impl Store {
             .get(topic)
             .into_iter()
             .flatten()
-            .filter_map(|s| Peer::from_bytes(&s.record).ok())
+            .map(|s| s.record.clone())
             .take(PER_TOPIC)
             .collect();
         if peers.len() < PER_TOPIC {
             if let Some((_, s)) = self.forwards.get(topic) {
-                peers.extend(Peer::from_bytes(&s.record).ok());
+                peers.push(s.record.clone());
             }
         }
         (!peers.is_empty()).then(|| LookupRawReply { peers, bump: 0 }.to_bytes())
@@ -177,7 +175,7 @@ impl Store {
     /// The FIND_PEER answer for `target`: the forward record, if a server announced itself.
     pub fn find_peer(&mut self, now: Instant, target: &[u8; 32]) -> Option<Vec<u8>> {
         self.expire(now);
-        self.forwards.get(target).map(|(_, s)| s.record.clone())
+        self.forwards.get(target).map(|(_, s)| s.record.to_bytes())
     }
 
     /// Topics stored.
@@ -192,7 +190,7 @@ impl Store {
         let Ok(p) = MutablePutRequest::from_bytes(value) else {
             return PutOutcome::Ignored;
         };
-        if hash(&p.public_key) != *target {
+        if server_target(&p.public_key) != *target {
             return PutOutcome::Ignored;
         }
         let signable = mutable_signable(p.seq, &p.value);
@@ -316,7 +314,7 @@ mod tests {
         );
         assert_eq!(s.lookup(now, &topic), None);
         // A server's own key: the forward record, found by FIND_PEER and LOOKUP; it expires.
-        let own = hash(&key.verifying_key().to_bytes());
+        let own = server_target(&key.verifying_key().to_bytes());
         let value = announce(&key, true, &own, &token);
         assert_eq!(
             s.announce(now, true, &own, &[9; 32], &token, from, &value),
@@ -336,7 +334,7 @@ mod tests {
         let now = Instant::now();
         let key = SigningKey::from_bytes(&[2; 32]);
         let pk = key.verifying_key().to_bytes();
-        let target = hash(&pk);
+        let target = server_target(&pk);
         let put = |seq: u64, value: &[u8]| {
             MutablePutRequest {
                 public_key: pk,

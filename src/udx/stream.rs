@@ -94,6 +94,8 @@ pub struct Stream {
     remote_acked: u32,
     /// Packets `remote_acked..seq`, in order.
     sent: VecDeque<Sent>,
+    /// Payload bytes in `sent` (kept, not summed: the driver asks on every loop).
+    sent_bytes: usize,
     /// Bytes written and not yet in a packet.
     queued: VecDeque<u8>,
     end_wanted: bool,
@@ -136,6 +138,7 @@ impl Stream {
             seq: 0,
             remote_acked: 0,
             sent: VecDeque::new(),
+            sent_bytes: 0,
             queued: VecDeque::new(),
             end_wanted: false,
             end_queued: false,
@@ -185,7 +188,7 @@ impl Stream {
 
     /// Bytes written and not yet acknowledged.
     pub fn buffered(&self) -> usize {
-        self.queued.len() + self.sent.iter().map(|p| p.payload.len()).sum::<usize>()
+        self.queued.len() + self.sent_bytes
     }
 
     /// Ends this side after the bytes written so far (a half-close: the remote still writes).
@@ -359,6 +362,7 @@ impl Stream {
             f |= flags::END;
             self.end_queued = true;
         }
+        self.sent_bytes += payload.len();
         self.sent.push_back(Sent {
             flags: f,
             payload,
@@ -469,6 +473,7 @@ impl Stream {
         let mut acked_any = false;
         for _ in 0..newly.min(self.sent.len()) {
             let p = self.sent.pop_front().expect("counted");
+            self.sent_bytes -= p.payload.len();
             if p.transmits == 1 {
                 if let Some(at) = p.sent_at {
                     self.rtt_sample(now.saturating_duration_since(at));
